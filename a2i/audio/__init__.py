@@ -1,0 +1,1 @@
+"""Audio I/O, features and effects shared by every method."""

@@ -1,0 +1,74 @@
+"""Exceptions raised for user-facing problems (bad files, missing checkpoints, missing data).
+
+Every error names the offending file or config field and says how to fix it, so that a user
+reading one line of a traceback knows what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class A2IError(Exception):
+    """Base class of every error a2i raises for user input."""
+
+
+class AudioDecodeError(A2IError, ValueError):
+    """An audio file could not be read: it is empty, truncated, not audio, or holds NaN/inf."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read audio file '{self.path}': {reason}")
+
+
+class ImageDecodeError(A2IError, ValueError):
+    """An image file could not be read."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read image file '{self.path}': {reason}")
+
+
+class CheckpointNotFoundError(A2IError, FileNotFoundError):
+    """A published checkpoint was asked for but is not available offline.
+
+    a2i never falls back to random weights silently: a missing checkpoint stops the run with
+    the checkpoint's name, the config field that asked for it, and how to provide it.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str,
+        field: str,
+        *,
+        library: str,
+        download: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.field = field
+        how = download or f"download '{checkpoint}' on a connected machine"
+        message = (
+            f"checkpoint '{checkpoint}' (asked for by config field '{field}', loaded through "
+            f"{library}) is not available offline. To provide it: {how}; then either point "
+            f"'{field}' at the local directory or file, or copy it into the cache directory "
+            "($HF_HOME / $TORCH_HOME / $A2I_CACHE, see README 'Published checkpoints'). "
+            f"To train without it, choose an architecture preset such as 'tiny' instead."
+        )
+        if cause:
+            message += f" (underlying error: {cause})"
+        super().__init__(message)
+
+
+class DatasetNotFoundError(A2IError, FileNotFoundError):
+    """A dataset root or manifest is missing."""
+
+    def __init__(self, root: str | Path, remedy: str) -> None:
+        self.root = str(root)
+        super().__init__(f"dataset not found at '{self.root}': {remedy}")
+
+
+class ConfigError(A2IError, ValueError):
+    """A combination of config values cannot work (the message names the fields)."""
