@@ -30,9 +30,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "a2i"))
 
 
+ASSETS_DIR = Path(__file__).parent / "assets"
+"""Small a2i-trained weights shipped with the package (tiny presets); see README 'Tiny weights'."""
+
+
 def resolve_local(pretrained: str) -> Path | None:
-    """Return an existing local path for ``pretrained`` (as given, or inside the a2i cache)."""
-    for candidate in (Path(pretrained).expanduser(), cache_dir() / pretrained):
+    """An existing local path for ``pretrained``: as given, in the a2i cache, or a shipped asset."""
+    for candidate in (Path(pretrained).expanduser(), cache_dir() / pretrained, ASSETS_DIR / pretrained):
         if candidate.exists():
             return candidate
     return None

@@ -57,7 +57,15 @@ def peak_normalize(waveform: Tensor, peak: float = 0.99) -> Tensor:
 
 
 def loudness(waveform: Tensor, sample_rate: int) -> float:
-    """Integrated loudness in LUFS (ITU-R BS.1770 via pyloudnorm); ``-inf`` for silence."""
+    """Integrated loudness in LUFS (ITU-R BS.1770 via pyloudnorm) of one ``(T,)`` clip.
+
+    Returns ``-inf`` for silence. A batch is rejected: pyloudnorm would read ``(B, T)`` as
+    ``T`` channels.
+    """
+    if waveform.ndim != 1:
+        raise ValueError(
+            f"loudness() measures one (T,) clip, got shape {tuple(waveform.shape)}; loop over rows"
+        )
     samples = waveform.detach().cpu().double().numpy()
     minimum = int(MIN_LOUDNESS_SECONDS * sample_rate)
     if samples.shape[-1] < minimum:
@@ -68,11 +76,13 @@ def loudness(waveform: Tensor, sample_rate: int) -> float:
 
 
 def normalize_loudness(waveform: Tensor, sample_rate: int, target_lufs: float = -23.0) -> Tensor:
-    """Scale a waveform to ``target_lufs`` integrated loudness.
+    """Scale a ``(T,)`` waveform, or each row of a ``(B, T)`` batch, to ``target_lufs``.
 
     Silence (or audio quieter than the BS.1770 absolute gate) has no measurable loudness; it is
     returned unchanged instead of being multiplied by an infinite gain.
     """
+    if waveform.ndim == 2:
+        return torch.stack([normalize_loudness(row, sample_rate, target_lufs) for row in waveform])
     measured = loudness(waveform, sample_rate)
     if not np.isfinite(measured):
         return waveform.clone()
@@ -90,9 +100,10 @@ def reverberate(
 
     The decay reaches -60 dB after ``rt60`` seconds. ``wet`` blends the reverberant signal
     with the dry one; the output keeps the input's RMS so reverb does not change loudness.
+    A batch is reverberated in one room (the same impulse response), each row keeping its RMS.
 
     Args:
-        waveform: ``(T,)`` mono signal.
+        waveform: ``(T,)`` mono signal or ``(B, T)`` batch.
         sample_rate: Sample rate in Hz.
         rt60: Reverberation time in seconds.
         wet: Fraction of reverberant signal in ``[0, 1]``.
@@ -100,14 +111,14 @@ def reverberate(
     """
     if rt60 <= 0 or not 0.0 <= wet <= 1.0:
         raise ConfigError(f"reverberate() needs rt60 > 0 and 0 <= wet <= 1 (got {rt60}, {wet})")
-    length = int(rt60 * sample_rate)
+    length = max(1, int(rt60 * sample_rate))  # at least one tap: an empty response has no norm
     t = torch.arange(length, dtype=torch.float32) / sample_rate
     decay = torch.exp(-6.907755 * t / rt60)  # ln(1000): -60 dB at rt60
     impulse = torch.randn(length, generator=generator) * decay
-    impulse = impulse / impulse.norm()
-    wet_signal = AF.fftconvolve(waveform.float(), impulse.to(waveform.device))[
-        : waveform.shape[-1]
-    ]
+    impulse = (impulse / impulse.norm()).to(device=waveform.device, dtype=waveform.dtype)
+    impulse = impulse.expand(*waveform.shape[:-1], length)
+    wet_signal = AF.fftconvolve(waveform, impulse)[..., : waveform.shape[-1]]
     out = (1.0 - wet) * waveform + wet * wet_signal
-    rms_in, rms_out = waveform.pow(2).mean().sqrt(), out.pow(2).mean().sqrt()
-    return out if rms_out == 0 else out * (rms_in / rms_out)
+    rms_in = waveform.pow(2).mean(dim=-1, keepdim=True).sqrt()
+    rms_out = out.pow(2).mean(dim=-1, keepdim=True).sqrt()
+    return torch.where(rms_out > 0, out * (rms_in / rms_out.clamp_min(1e-12)), out)

@@ -1,0 +1,214 @@
+"""Spectral front ends: waveform batch ``(B, T)`` in, time × frequency features out.
+
+Each front end is an ``nn.Module`` (so it follows the encoder to its device) built on torchaudio
+transforms, with an ``output_shape`` helper so encoders can size their layers from the clip
+length without running a forward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import Tensor, nn
+from torchaudio.compliance import kaldi
+
+from a2i.errors import ConfigError
+
+PINK_NOISE_LOG_SPEC_MEAN = -0.71
+PINK_NOISE_LOG_SPEC_STD = 0.83
+"""Statistics of :class:`LogSpectrogram` (default settings) on pink noise at -23 LUFS, 16 kHz.
+
+A fixed, reproducible reference (``tests/audio/test_features.py`` recomputes it) rather than
+dataset statistics, which a2i cannot ship for every dataset; pass ``mean``/``std`` measured on
+your data to override.
+"""
+
+
+def _check_batch(waveform: Tensor, name: str) -> None:
+    if waveform.ndim != 2:
+        raise ValueError(
+            f"{name} expects a (B, T) waveform batch, got shape {tuple(waveform.shape)}"
+        )
+
+
+class LogSpectrogram(nn.Module):
+    """Log-magnitude STFT image, the Sound2Scene / Sound2Vision audio encoder input.
+
+    Sound2Vision §4.1 feeds a 1004 × 257 log-spectrogram computed from 10 s of 16 kHz audio:
+    a 512-point STFT with hop 159 and no centre padding gives ``(160000 - 512) // 159 + 1 =
+    1004`` frames of ``512 // 2 + 1 = 257`` bins.
+
+    Normalisation subtracts and divides by *fixed* constants. Per-clip standardisation would
+    erase the clip's loudness, and Sound2Vision §5.1's volume control (a louder input yields a
+    more prominent object) relies on the encoder seeing it: with fixed constants a gain of
+    ``g`` dB shifts every unclipped bin by ``g · ln(10) / 20 / std``.
+
+    Args:
+        n_fft: FFT size (and Hann window length).
+        hop_length: Samples between frames.
+        eps: Floor added before the log, so silence maps to ``log(eps)`` instead of ``-inf``.
+        normalize: Standardise with ``mean`` and ``std``.
+        mean: Subtracted from the log-magnitude when ``normalize``.
+        std: Divides the centred log-magnitude when ``normalize``.
+    """
+
+    def __init__(
+        self,
+        n_fft: int = 512,
+        hop_length: int = 159,
+        eps: float = 1e-7,
+        normalize: bool = True,
+        mean: float = PINK_NOISE_LOG_SPEC_MEAN,
+        std: float = PINK_NOISE_LOG_SPEC_STD,
+    ) -> None:
+        super().__init__()
+        if n_fft < 2 or hop_length < 1 or eps <= 0 or std <= 0:
+            raise ConfigError(
+                "LogSpectrogram needs n_fft >= 2, hop_length >= 1, eps > 0 and std > 0 "
+                f"(got n_fft={n_fft}, hop_length={hop_length}, eps={eps}, std={std})"
+            )
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.eps = eps
+        self.normalize = normalize
+        self.mean = mean
+        self.std = std
+        self.stft = torchaudio.transforms.Spectrogram(
+            n_fft=n_fft, hop_length=hop_length, window_fn=torch.hann_window, power=1.0, center=False
+        )
+
+    def output_shape(self, num_samples: int) -> tuple[int, int, int]:
+        """``(1, frames, freq_bins)`` for a clip of ``num_samples`` samples."""
+        if num_samples < self.n_fft:
+            raise ConfigError(
+                f"LogSpectrogram needs at least n_fft={self.n_fft} samples per clip "
+                f"(got {num_samples}); lengthen the clip or lower n_fft"
+            )
+        return 1, (num_samples - self.n_fft) // self.hop_length + 1, self.n_fft // 2 + 1
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """``(B, T)`` waveform → ``(B, 1, frames, freq_bins)`` log-magnitude image."""
+        _check_batch(waveform, type(self).__name__)
+        self.output_shape(waveform.shape[-1])
+        features = torch.log(self.stft(waveform.float()) + self.eps).transpose(-1, -2)
+        if self.normalize:
+            features = (features - self.mean) / self.std
+        return features.unsqueeze(1)
+
+
+class LogMel(nn.Module):
+    """Log mel power spectrogram as a one-channel time × mel image.
+
+    Args:
+        sample_rate: Input sample rate in Hz (sets the mel filter frequencies).
+        n_fft: FFT size.
+        hop_length: Samples between frames (160 = 10 ms at 16 kHz).
+        n_mels: Number of mel bands.
+        eps: Floor added to the power before the log.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop_length: int = 160,
+        n_mels: int = 128,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if eps <= 0 or n_mels < 1 or hop_length < 1:
+            raise ConfigError(
+                f"LogMel needs eps > 0, n_mels >= 1, hop_length >= 1 "
+                f"(got {eps}, {n_mels}, {hop_length})"
+            )
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.eps = eps
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.0
+        )
+
+    def output_shape(self, num_samples: int) -> tuple[int, int, int]:
+        """``(1, frames, n_mels)`` for a clip of ``num_samples`` samples (centred frames)."""
+        return 1, num_samples // self.hop_length + 1, self.n_mels
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """``(B, T)`` waveform → ``(B, 1, frames, n_mels)``."""
+        _check_batch(waveform, type(self).__name__)
+        return torch.log(self.mel(waveform.float()) + self.eps).transpose(-1, -2).unsqueeze(1)
+
+
+class KaldiFbank(nn.Module):
+    """AST's front end: Kaldi log-mel filterbank, padded/cropped and standardised.
+
+    Matches ``transformers.ASTFeatureExtractor`` (and the AST reference code): Kaldi fbank with
+    a Hanning window, 25 ms frames every 10 ms, zero-padded or cropped to ``target_length``
+    frames, then ``(fbank - mean) / (2 · std)`` with the AudioSet statistics (the factor 2 is
+    AST's choice, kept so published AST weights see the inputs they were trained on).
+
+    Args:
+        sample_rate: Input sample rate in Hz.
+        num_mel_bins: Mel bands.
+        target_length: Frames after padding/cropping (1024 ≈ 10.24 s).
+        mean: Subtracted statistic (AudioSet).
+        std: Standard deviation statistic (AudioSet).
+        frame_length_ms: Analysis window length.
+        frame_shift_ms: Hop between frames.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        num_mel_bins: int = 128,
+        target_length: int = 1024,
+        mean: float = -4.2677393,
+        std: float = 4.5689974,
+        frame_length_ms: float = 25.0,
+        frame_shift_ms: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if target_length < 1 or std <= 0:
+            raise ConfigError(
+                f"KaldiFbank needs target_length >= 1 and std > 0 (got {target_length}, {std})"
+            )
+        self.sample_rate = sample_rate
+        self.num_mel_bins = num_mel_bins
+        self.target_length = target_length
+        self.mean = mean
+        self.std = std
+        self.frame_length_ms = frame_length_ms
+        self.frame_shift_ms = frame_shift_ms
+
+    def output_shape(self, num_samples: int) -> tuple[int, int]:
+        """``(target_length, num_mel_bins)``, whatever the clip length."""
+        return self.target_length, self.num_mel_bins
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        """``(B, T)`` waveform in ``[-1, 1]`` → ``(B, target_length, num_mel_bins)``."""
+        _check_batch(waveform, type(self).__name__)
+        window = int(self.sample_rate * self.frame_length_ms / 1000)
+        if waveform.shape[-1] < window:
+            raise ConfigError(
+                f"KaldiFbank needs at least one {self.frame_length_ms} ms frame "
+                f"({window} samples), got clips of {waveform.shape[-1]} samples"
+            )
+        banks = [
+            kaldi.fbank(
+                clip[None].float(),
+                sample_frequency=self.sample_rate,
+                num_mel_bins=self.num_mel_bins,
+                frame_length=self.frame_length_ms,
+                frame_shift=self.frame_shift_ms,
+                window_type="hanning",
+                dither=0.0,
+            )
+            for clip in waveform
+        ]
+        fbank = torch.stack([self._fit_frames(bank) for bank in banks])
+        return (fbank - self.mean) / (2.0 * self.std)
+
+    def _fit_frames(self, bank: Tensor) -> Tensor:
+        missing = self.target_length - bank.shape[0]
+        if missing > 0:
+            return nn.functional.pad(bank, (0, 0, 0, missing))
+        return bank[: self.target_length]

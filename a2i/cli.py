@@ -1,0 +1,182 @@
+"""The ``a2i`` command: LightningCLI for ``fit | validate | test | predict`` plus ``a2i world``.
+
+Models and datamodules are chosen in YAML with ``class_path``/``init_args`` (subclass mode), so a new
+method or dataset needs no change here. ``predict`` gains flags for writing images and for the
+inference controls (see :class:`A2ITrainer.predict`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from a2i.callbacks import ImageFolderWriter, ImageLogger
+from a2i.controls import Controls
+from a2i.data.base import AudioVisualDataModule
+from a2i.data.folder import AudioFolderDataModule
+from a2i.errors import A2IError, ConfigError
+from a2i.methods.base import A2IMethod
+
+WORLD_HELP = "materialise the embedded synthetic audio-visual world to disk (a2i world --help)"
+
+
+class A2ITrainer(L.Trainer):
+    """A Lightning ``Trainer`` whose ``predict`` also writes images and applies controls."""
+
+    prediction_writer: ImageFolderWriter | None = None
+
+    def predict(  # type: ignore[override]
+        self,
+        model: L.LightningModule | None = None,
+        dataloaders: Any = None,
+        datamodule: L.LightningDataModule | None = None,
+        return_predictions: bool | None = None,
+        ckpt_path: str | None = None,
+        weights_only: bool | None = None,
+        audio_dir: str | None = None,
+        output_dir: str | None = None,
+        overwrite: bool = False,
+        gain_db: float = 0.0,
+        mix_with: list[str] | None = None,
+        mix_gains_db: list[float] | None = None,
+        image: str | None = None,
+        image_weight: float = 0.5,
+        num_seeds: int = 1,
+        seed: int = 0,
+    ) -> Any:
+        """Generate images; with ``output_dir`` they are written as PNGs + grid + manifest.
+
+        Args:
+            model: The method (its ``controls`` are set from the arguments below).
+            dataloaders: Explicit dataloaders (instead of a datamodule).
+            datamodule: Where inputs come from; replaced by ``audio_dir`` when that is given.
+            return_predictions: Keep predictions in memory (default: only without ``output_dir``).
+            ckpt_path: Checkpoint to load before predicting.
+            weights_only: Passed to Lightning's checkpoint loading.
+            audio_dir: Predict on every audio file under this folder (recursively).
+            output_dir: Write one PNG per input (and seed), ``grid.png`` and ``manifest.jsonl``.
+            overwrite: Replace files that already exist in ``output_dir``.
+            gain_db: Volume change of every input in dB.
+            mix_with: Audio files mixed into every input.
+            mix_gains_db: Gain of each ``mix_with`` file in dB.
+            image: Image to blend with the audio features (``λ·z_V + (1−λ)·z_A``).
+            image_weight: λ of that blend.
+            num_seeds: Images per input.
+            seed: First noise seed.
+        """
+        if isinstance(model, A2IMethod):
+            model.controls = Controls(
+                gain_db=gain_db,
+                mix_with=list(mix_with or []),
+                mix_gains_db=list(mix_gains_db or []),
+                image=image,
+                image_weight=image_weight,
+                num_seeds=num_seeds,
+                seed=seed,
+            )
+        if audio_dir is not None:
+            if model is None or not hasattr(model, "sample_rate"):
+                raise ConfigError("--audio_dir needs a method with an audio encoder (sample_rate)")
+            batch_size = datamodule.batch_size if isinstance(datamodule, AudioVisualDataModule) else 16
+            datamodule = AudioFolderDataModule(
+                audio_dir=audio_dir,
+                batch_size=batch_size,
+                sample_rate=model.sample_rate,
+                clip_seconds=model.clip_seconds,
+            )
+        if output_dir is not None:
+            self.prediction_writer = ImageFolderWriter(output_dir, overwrite=overwrite)
+            self.callbacks.append(self.prediction_writer)
+            return_predictions = bool(return_predictions)
+        return super().predict(
+            model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only
+        )
+
+
+class A2ICLI(LightningCLI):
+    """LightningCLI with a2i's defaults: TensorBoard logs under ``runs/``, image grids, seed 0."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Always log image grids during validation (``--image_logger.max_images``)."""
+        parser.add_lightning_class_args(ImageLogger, "image_logger")
+
+    def after_predict(self) -> None:
+        """Report failed inputs and exit non-zero when any input failed."""
+        writer = self.trainer.prediction_writer
+        if writer is None:
+            return
+        ok = sum(r["status"] == "ok" for r in writer.rows)
+        kept = sum(r["status"] == "exists" for r in writer.rows)
+        print(
+            f"a2i predict: {ok} images written, {kept} kept (already existed), "
+            f"{len(writer.failures)} failed → {writer.output_dir} (manifest: {writer.manifest_path})"
+        )
+        for failure in writer.failures:
+            print(f"  failed: {failure['input']}: {failure['error']}", file=sys.stderr)
+        if writer.failures:
+            sys.exit(1)
+
+
+def world_main(argv: list[str]) -> None:
+    """``a2i world``: write the synthetic world as wav + png + manifest.jsonl."""
+    from a2i.synth.materialize import materialize_world
+
+    parser = argparse.ArgumentParser(prog="a2i world", description=WORLD_HELP)
+    parser.add_argument("--out", required=True, help="destination folder (must be empty or new)")
+    parser.add_argument("--train", type=int, default=1000, help="training clips")
+    parser.add_argument("--val", type=int, default=100, help="validation clips")
+    parser.add_argument("--test", type=int, default=200, help="test clips")
+    parser.add_argument("--image_size", type=int, default=64, help="image side in pixels (64 or 32)")
+    parser.add_argument("--seed", type=int, default=0, help="world seed")
+    parser.add_argument("--mp4", action="store_true", help="also export each clip as an mp4 video")
+    parser.add_argument("--audio_only", action="store_true", help="write wavs only (prediction inputs)")
+    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    args = parser.parse_args(argv)
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
+    materialize_world(
+        args.out,
+        sizes={k: v for k, v in sizes.items() if v > 0},
+        image_size=args.image_size,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        mp4=args.mp4,
+        audio_only=args.audio_only,
+    )
+    print(f"a2i world: wrote {sum(sizes.values())} clips to {args.out}")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``a2i`` command."""
+    argv = sys.argv[1:] if args is None else list(args)
+    try:
+        if argv and argv[0] == "world":
+            world_main(argv[1:])
+            return
+        A2ICLI(
+            A2IMethod,
+            AudioVisualDataModule,
+            trainer_class=A2ITrainer,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=0,
+            trainer_defaults={
+                "default_root_dir": "runs",
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                    "init_args": {"save_dir": "runs"},
+                },
+            },
+            parser_kwargs={"epilog": f"other command:\n  world  {WORLD_HELP}"},
+            args=argv,
+        )
+    except A2IError as error:
+        print(f"a2i: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Image I/O: read any image as a ``(3, H, W)`` float tensor, write PNGs atomically, make grids."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from a2i.errors import ImageDecodeError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def read_image(path: str | Path, size: int | None = None) -> Tensor:
+    """RGB image in ``[0, 1]`` as ``(3, H, W)``, optionally resized to ``size``×``size``."""
+    try:
+        with Image.open(path) as handle:
+            array = np.asarray(handle.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise ImageDecodeError(path, "file does not exist") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise ImageDecodeError(path, f"not a readable image ({error})") from None
+    image = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    if size is not None and image.shape[-2:] != (size, size):
+        image = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True)[0]
+    return image.clamp(0, 1)
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """``(3, H, W)`` in ``[0, 1]`` → ``(H, W, 3)`` uint8."""
+    array = image.detach().float().clamp(0, 1).mul(255).round().byte()
+    return array.permute(1, 2, 0).cpu().numpy()
+
+
+def write_png(path: str | Path, image: Tensor, *, overwrite: bool = False) -> None:
+    """Write a PNG atomically (temp file + rename): a killed run never leaves half an image."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"'{path}' exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def image_grid(images: Tensor, nrow: int = 8, padding: int = 2) -> Tensor:
+    """``(N, 3, H, W)`` → one ``(3, H', W')`` contact sheet."""
+    return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)

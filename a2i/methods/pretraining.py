@@ -1,0 +1,205 @@
+"""Stage-1 training on images only: the image generator (and, for tiny presets, its encoder and VAE).
+
+Sound2Vision §3 trains its generator on an image-only dataset, conditioned on the features of a
+frozen, self-supervised image encoder (§3.2: SwAV ResNet-50 + IC-GAN; §6.1: ViT + LDM); the audio
+encoder comes later (stage 2, :mod:`a2i.methods.sound2vision`). The papers start from published
+stage-1 weights. In the synthetic world a2i trains them itself: with ``train_image_encoder=True``
+the tiny encoder learns jointly with the generator (an autoencoder whose bottleneck is the
+conditioning space), then both are exported as safetensors and frozen for stage 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from a2i.errors import ConfigError
+from a2i.generators.autoencoder import KLAutoencoder
+from a2i.interfaces import IMAGE, AdversarialGenerator, ImageEncoder, ImageGenerator
+from a2i.methods.base import A2IMethod
+from a2i.pretrained import save_module
+
+
+def export_weights(modules: dict[str, torch.nn.Module], export_dir: str, overwrite: bool) -> None:
+    """Write each module's state dict to ``export_dir/<name>.safetensors`` (atomic, no clobbering)."""
+    out = Path(export_dir)
+    targets = {name: out / f"{name}.safetensors" for name in modules}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"refusing to overwrite exported weights {existing}; "
+            "set model.init_args.overwrite_export=true or choose another export_dir"
+        )
+    for name, module in modules.items():
+        save_module(module, targets[name])
+
+
+class GeneratorPretraining(A2IMethod):
+    """Train an :class:`ImageGenerator` to draw images from image-encoder features.
+
+    Args:
+        image_encoder: Gives the conditioning features (frozen unless ``train_image_encoder``).
+        generator: The generator to train; :class:`AdversarialGenerator` s are trained with
+            alternating discriminator/generator Adam steps (BigGAN/IC-GAN), others minimise
+            their ``training_losses`` (LDM: eq. 4 of Sound2Vision §6.1).
+        lr: Generator learning rate (BigGAN/IC-GAN: 1e-4; LDM fine-tuning: 1e-4).
+        discriminator_lr: Discriminator learning rate for adversarial generators (BigGAN: 4e-4).
+        betas: Adam betas (BigGAN/IC-GAN use (0.0, 0.999)).
+        train_image_encoder: Train the encoder jointly (tiny presets in the synthetic world);
+            the papers keep a published self-supervised encoder fixed.
+        export_dir: Where to write ``image_encoder.safetensors`` and ``generator.safetensors``
+            at the end of ``fit`` (the files stage 2 loads through ``pretrained``).
+        overwrite_export: Replace existing exported files.
+        save_frozen: See :class:`A2IMethod`.
+    """
+
+    def __init__(
+        self,
+        image_encoder: ImageEncoder,
+        generator: ImageGenerator,
+        lr: float = 1e-4,
+        discriminator_lr: float = 4e-4,
+        betas: tuple[float, float] = (0.0, 0.999),
+        train_image_encoder: bool = False,
+        export_dir: str | None = None,
+        overwrite_export: bool = False,
+        save_frozen: bool = False,
+    ) -> None:
+        super().__init__(save_frozen=save_frozen)
+        self.save_config(locals())
+        self.image_encoder = image_encoder
+        self.generator = generator
+        if not train_image_encoder:
+            self.image_encoder.freeze()
+        self.adversarial = isinstance(generator, AdversarialGenerator)
+        self.automatic_optimization = not self.adversarial
+
+    def condition(self, image: Tensor) -> Tensor:
+        """Encoder features of ``image`` (gradients flow only if the encoder trains)."""
+        return self.image_encoder(image)
+
+    def configure_optimizers(self) -> Any:
+        """Adam over the generator (and encoder if trained); a second one for a discriminator."""
+        betas = tuple(self.hparams.betas)
+        encoder = [] if self.image_encoder.frozen else list(self.image_encoder.parameters())
+        if not self.adversarial:
+            params = encoder + [p for p in self.generator.parameters() if p.requires_grad]
+            return torch.optim.Adam(params, lr=self.hparams.lr, betas=betas)
+        gen = torch.optim.Adam(
+            encoder + self.generator.generator_parameters(), lr=self.hparams.lr, betas=betas
+        )
+        disc = torch.optim.Adam(
+            self.generator.discriminator.parameters(),
+            lr=self.hparams.discriminator_lr,
+            betas=betas,
+        )
+        return [gen, disc]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """One stage-1 update; adversarial generators alternate D then G."""
+        image = batch[IMAGE]
+        if not self.adversarial:
+            losses = self.generator.training_losses(image, self.condition(image))
+            self._log_losses("train", losses, image.shape[0])
+            return losses["loss"]
+        gen_opt, disc_opt = self.optimizers()
+        with torch.no_grad():
+            detached = self.condition(image)
+        d_losses = self.generator.discriminator_loss(image, detached)
+        disc_opt.zero_grad(set_to_none=True)
+        self.manual_backward(d_losses["loss"])
+        disc_opt.step()
+        g_losses = self.generator.generator_loss(image, self.condition(image))
+        gen_opt.zero_grad(set_to_none=True)
+        self.manual_backward(g_losses["loss"])
+        gen_opt.step()
+        self._log_losses("train", {**g_losses, **{f"d_{k}": v for k, v in d_losses.items()}}, len(image))
+        return g_losses["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Validation loss (generator objective, or reconstruction L1 for adversarial ones)."""
+        image = batch[IMAGE]
+        condition = self.condition(image)
+        if self.adversarial:
+            seed = torch.Generator(device=image.device).manual_seed(batch_idx)
+            recon = self.generator.generate(condition, generator=seed)
+            losses = {"loss": (recon - image).abs().mean()}
+        else:
+            losses = self.generator.training_losses(image, condition)
+        self._log_losses("val", losses, image.shape[0])
+
+    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Real images next to the generator's drawing from their features (seed 0)."""
+        image = batch[IMAGE][:8]
+        seed = torch.Generator(device=image.device).manual_seed(0)
+        return {"real": image, "generated": self.generator.generate(self.condition(image), seed)}
+
+    def on_fit_end(self) -> None:
+        """Export the trained parts as safetensors (rank 0 only)."""
+        if self.hparams.export_dir is None or self.global_rank != 0:
+            return
+        parts: dict[str, torch.nn.Module] = {"generator": self.generator}
+        if not self.image_encoder.frozen:
+            parts["image_encoder"] = self.image_encoder
+        export_weights(parts, self.hparams.export_dir, self.hparams.overwrite_export)
+
+    def _log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
+        for name, value in losses.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name == "loss", batch_size=batch_size,
+                     sync_dist=stage != "train")
+
+
+class AutoencoderPretraining(A2IMethod):
+    """Train the latent space of a latent diffusion model (the VAE) on images only.
+
+    LDMs (Rombach et al. 2022) train the autoencoder first and freeze it; a published LDM ships its
+    VAE, the tiny world's LDM gets one from this module.
+
+    Args:
+        autoencoder: The VAE to train.
+        lr: Adam learning rate.
+        export_dir: Where to write ``vae.safetensors`` at the end of ``fit``.
+        overwrite_export: Replace an existing exported file.
+    """
+
+    def __init__(
+        self,
+        autoencoder: KLAutoencoder,
+        lr: float = 1e-3,
+        export_dir: str | None = None,
+        overwrite_export: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_config(locals())
+        self.autoencoder = autoencoder
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the autoencoder."""
+        return torch.optim.Adam(self.autoencoder.parameters(), lr=self.hparams.lr)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Reconstruction + KL step."""
+        losses = self.autoencoder.training_losses(batch[IMAGE])
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=len(batch[IMAGE]))
+        return losses["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Validation reconstruction loss."""
+        losses = self.autoencoder.training_losses(batch[IMAGE])
+        self.log("val/loss", losses["loss"], batch_size=len(batch[IMAGE]), sync_dist=True)
+
+    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Real images and their reconstructions."""
+        image = batch[IMAGE][:8]
+        return {"real": image, "reconstructed": self.autoencoder.decode(self.autoencoder.encode(image))}
+
+    def on_fit_end(self) -> None:
+        """Export the VAE as safetensors (rank 0 only)."""
+        if self.hparams.export_dir is not None and self.global_rank == 0:
+            export_weights(
+                {"vae": self.autoencoder}, self.hparams.export_dir, self.hparams.overwrite_export
+            )

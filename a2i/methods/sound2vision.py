@@ -1,0 +1,179 @@
+"""Sound2Vision (Sung-Bin et al., journal extension of Sound2Scene, CVPR 2023).
+
+Stage 2 of the method (§3.1): an audio encoder learns to land in the feature space of a frozen
+image encoder, so that a frozen generator trained on that space (stage 1, §3.2 GAN / §6.1 LDM;
+see :mod:`a2i.methods.pretraining`) draws images from sound. Only the audio encoder trains;
+the image encoder and the generator are frozen, kept in eval mode, left out of the optimizer and
+(by default) out of the checkpoint.
+
+Inference (§5): audio → ``z^A`` → generator, with the controls of :mod:`a2i.controls` — volume,
+waveform mixing, interpolation ``λ·z^V + (1−λ)·z^A`` with an image (§5.2), several seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from a2i.controls import seeded
+from a2i.errors import ConfigError
+from a2i.image import read_image
+from a2i.interfaces import (
+    AUDIO,
+    IMAGE,
+    KEY,
+    AudioEncoder,
+    ImageEncoder,
+    ImageGenerator,
+    check_embedding_match,
+)
+from a2i.losses.alignment import AlignmentLoss, AlignmentLossName
+from a2i.methods.base import A2IMethod
+
+
+class Sound2Vision(A2IMethod):
+    """Align an audio encoder to a frozen image-feature space and generate with a frozen generator.
+
+    Args:
+        audio_encoder: Trainable encoder with a pooled output of the image-feature size
+            (§3.2: ResNet-18 over a 10 s log-spectrogram, average pooling, one linear layer).
+        image_encoder: Frozen image encoder (§3.2: SwAV ResNet-50, 2048-d; §6.1: ViT/CLIP).
+        generator: Frozen generator conditioned on image features (IC-GAN or LDM).
+        loss: ``nce_l2`` = L_total (eq. 2, the paper's), ``nce_cosine`` = L_nce, ``l2`` =
+            plain regression (the Table 2 ablation).
+        temperature: Softmax temperature of the InfoNCE variants (eq. 1 has none: 1.0).
+        lr: Adam learning rate (§4.1: 1e-3).
+        weight_decay: Adam weight decay (§4.1: 1e-5).
+        save_frozen: See :class:`A2IMethod`.
+    """
+
+    def __init__(
+        self,
+        audio_encoder: AudioEncoder,
+        image_encoder: ImageEncoder,
+        generator: ImageGenerator,
+        loss: AlignmentLossName = "nce_l2",
+        temperature: float = 1.0,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        save_frozen: bool = False,
+    ) -> None:
+        super().__init__(save_frozen=save_frozen)
+        self.save_config(locals())
+        check_embedding_match(
+            audio_encoder.embed_dim, image_encoder.embed_dim, "audio_encoder", "image_encoder"
+        )
+        check_embedding_match(
+            image_encoder.embed_dim, generator.condition_dim, "image_encoder", "generator"
+        )
+        if audio_encoder.output == "sequence":
+            raise ConfigError("Sound2Vision needs an audio encoder with a pooled output")
+        self.audio_encoder = audio_encoder
+        self.image_encoder = image_encoder.freeze()
+        self.generator = generator.freeze()
+        self.loss = AlignmentLoss(loss, temperature)
+        # Mean norm of the image features: unit-norm audio features are rescaled to it so the
+        # generator sees conditions of the magnitude it was trained on (1.0 for unit-norm encoders).
+        self.register_buffer("image_feature_norm", torch.ones(()))
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate the audio encoder expects."""
+        return self.audio_encoder.sample_rate
+
+    @property
+    def clip_seconds(self) -> float:
+        """Clip duration the audio encoder expects."""
+        return self.audio_encoder.clip_seconds
+
+    def audio_features(self, waveform: Tensor) -> Tensor:
+        """``z^A``: pooled audio-encoder output ``(B, D)``."""
+        return self.audio_encoder(waveform).pooled
+
+    @torch.no_grad()
+    def image_features(self, image: Tensor) -> Tensor:
+        """``z^V``: frozen image-encoder output ``(B, D)``."""
+        return self.image_encoder(image)
+
+    def condition_from_audio(self, waveform: Tensor) -> Tensor:
+        """Generator condition for audio: direction of ``z^A`` at the image features' scale."""
+        return F.normalize(self.audio_features(waveform), dim=-1) * self.image_feature_norm
+
+    @torch.no_grad()
+    def generate(self, condition: Tensor, seeds: list[int]) -> Tensor:
+        """``(B, S, 3, H, W)``: one image per seed for every condition row."""
+        images = [self.generator.generate(condition, seeded(s, condition.device)) for s in seeds]
+        return torch.stack(images, dim=1)
+
+    @torch.no_grad()
+    def generate_from_audio(
+        self, waveform: Tensor, seeds: list[int], image: Tensor | None = None, image_weight: float = 0.5
+    ) -> Tensor:
+        """Sound → images, optionally blended with an image: ``λ·z^V + (1−λ)·z^A`` (§5.2)."""
+        condition = self.condition_from_audio(waveform)
+        if image is not None:
+            visual = self.image_features(image).expand_as(condition)
+            condition = image_weight * visual + (1.0 - image_weight) * condition
+        return self.generate(condition, seeds)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the audio encoder only (§4.1)."""
+        return torch.optim.Adam(
+            self.audio_encoder.parameters(),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+        )
+
+    def _shared_step(self, batch: dict[str, Any], stage: str) -> Tensor:
+        audio_z = self.audio_features(batch[AUDIO])
+        image_z = self.image_features(batch[IMAGE])
+        loss = self.loss(audio_z, image_z)
+        batch_size = audio_z.shape[0]
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train")
+        if stage != "train":
+            a, v = F.normalize(audio_z, dim=-1), F.normalize(image_z, dim=-1)
+            top1 = (torch.cdist(a, v).argmin(dim=1) == torch.arange(batch_size, device=a.device))
+            self.log(f"{stage}/retrieval_top1", top1.float().mean(), batch_size=batch_size, sync_dist=True)
+            self.log(f"{stage}/feature_distance", (a - v).norm(dim=-1).mean(), batch_size=batch_size,
+                     sync_dist=True)
+        else:
+            with torch.no_grad():
+                norm = image_z.norm(dim=-1).mean()
+                self.image_feature_norm.lerp_(norm, 0.01 if self.global_step else 1.0)
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Alignment loss between audio and (frozen) image features."""
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Alignment loss and in-batch audio→image retrieval."""
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Same measures as validation on the test split."""
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Images for every input under :attr:`controls` (see :mod:`a2i.methods.base`)."""
+        controls = self.controls
+        waveform = controls.apply_to_waveforms(batch[AUDIO], self.sample_rate)
+        image = None
+        if controls.image is not None:
+            size = self.image_encoder.image_size
+            image = read_image(controls.image, size).to(waveform)[None]
+        images = self.generate_from_audio(waveform, controls.seeds, image, controls.image_weight)
+        errors = batch.get("error", [""] * len(batch[KEY]))
+        return {"key": batch[KEY], "images": images, "seeds": controls.seeds, "error": errors}
+
+    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Ground-truth frames, images drawn from their audio, and from the frames' own features."""
+        audio, image = batch[AUDIO][:8], batch[IMAGE][:8]
+        return {
+            "frame": image,
+            "from_audio": self.generate(self.condition_from_audio(audio), [0])[:, 0],
+            "from_image": self.generate(self.image_features(image), [0])[:, 0],
+        }

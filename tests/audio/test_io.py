@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from a2i.audio.io import AUDIO_EXTENSIONS, audio_info, fit_length, read_audio, write_audio
+from a2i.errors import AudioDecodeError, ConfigError
+
+RATE = 16000
+SECONDS = 0.5
+AAC_SLACK = 2 * 1024  # AAC returns its priming frame and pads the last frame to 1024 samples
+
+
+def tone(
+    seconds: float = SECONDS, rate: int = RATE, frequency: float = 440.0, amplitude: float = 0.3
+) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def encode_with_pyav(
+    path: Path,
+    container_format: str,
+    audio_codec: str | None,
+    *,
+    video_codec: str | None = None,
+    rate: int = RATE,
+) -> np.ndarray:
+    """Encode the test tone (and a few tiny video frames) with FFmpeg; return the tone."""
+    signal = tone(SECONDS, rate)
+    with av.open(str(path), "w", format=container_format) as container:
+        video = None
+        if video_codec:
+            video = container.add_stream(video_codec, rate=10)
+            video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = None
+        if audio_codec:
+            audio = container.add_stream(audio_codec, rate=rate)
+            audio.layout = "mono"
+        if video is not None:
+            for shade in range(3):
+                pixels = np.full((32, 32, 3), shade * 60, np.uint8)
+                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                for packet in video.encode(frame):
+                    container.mux(packet)
+            for packet in video.encode(None):
+                container.mux(packet)
+        if audio is not None:
+            step = audio.codec_context.frame_size or 1024
+            for start in range(0, len(signal), step):
+                chunk = signal[None, start : start + step]
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                frame.sample_rate, frame.pts = rate, start
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+            for packet in audio.encode(None):
+                container.mux(packet)
+    return signal
+
+
+def dominant_frequency(waveform: torch.Tensor, rate: int) -> float:
+    spectrum = torch.fft.rfft(waveform).abs()
+    return float(torch.fft.rfftfreq(waveform.shape[-1], 1 / rate)[spectrum.argmax()])
+
+
+def rms(waveform: torch.Tensor | np.ndarray) -> float:
+    return float(torch.as_tensor(waveform).pow(2).mean().sqrt())
+
+
+def test_extensions_are_lowercase_with_dot() -> None:
+    assert all(ext.startswith(".") and ext == ext.lower() for ext in AUDIO_EXTENSIONS)
+    assert {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".aac"} == set(
+        AUDIO_EXTENSIONS
+    )
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_lossless_soundfile_formats_round_trip(tmp_path: Path, suffix: str) -> None:
+    signal = tone(SECONDS)
+    sf.write(tmp_path / f"a{suffix}", signal, RATE)
+    waveform = read_audio(tmp_path / f"a{suffix}", RATE)
+    assert waveform.dtype == torch.float32 and waveform.shape == (len(signal),)
+    torch.testing.assert_close(waveform, torch.from_numpy(signal), atol=1e-4, rtol=0)
+
+
+def test_ogg_vorbis(tmp_path: Path) -> None:
+    signal = tone(SECONDS)
+    sf.write(tmp_path / "a.ogg", signal, RATE)
+    waveform = read_audio(tmp_path / "a.ogg", RATE)
+    assert waveform.shape == (len(signal),)
+    assert dominant_frequency(waveform, RATE) == pytest.approx(440, abs=4)
+    assert rms(waveform) == pytest.approx(rms(signal), rel=0.1)
+
+
+# (suffix, container, audio codec, video codec, lossless, length tolerance in samples)
+PYAV_CASES = [
+    (".mp3", "mp3", "libmp3lame", None, False, 0),
+    (".m4a", "mp4", "aac", None, False, AAC_SLACK),
+    (".aac", "adts", "aac", None, False, AAC_SLACK),
+    (".mp4", "mp4", "aac", "h264", False, AAC_SLACK),
+    (".mkv", "matroska", "pcm_s16le", "mpeg4", True, 0),
+]
+
+
+@pytest.mark.parametrize(("suffix", "fmt", "acodec", "vcodec", "lossless", "slack"), PYAV_CASES)
+def test_pyav_formats(
+    tmp_path: Path,
+    suffix: str,
+    fmt: str,
+    acodec: str,
+    vcodec: str | None,
+    lossless: bool,
+    slack: int,
+) -> None:
+    path = tmp_path / f"clip{suffix}"
+    signal = encode_with_pyav(path, fmt, acodec, video_codec=vcodec)
+    waveform = read_audio(path, RATE)
+    assert waveform.dtype == torch.float32 and waveform.ndim == 1
+    assert len(signal) <= waveform.shape[0] <= len(signal) + slack
+    if lossless:
+        torch.testing.assert_close(waveform, torch.from_numpy(signal), atol=1e-4, rtol=0)
+    else:
+        assert dominant_frequency(waveform, RATE) == pytest.approx(440, abs=4)
+        assert rms(waveform) == pytest.approx(rms(signal), rel=0.15)
+
+
+def test_webm_opus_track_is_resampled(tmp_path: Path) -> None:
+    path = tmp_path / "clip.webm"
+    encode_with_pyav(path, "webm", "libopus", video_codec="libvpx", rate=48000)
+    waveform = read_audio(path, RATE)
+    assert abs(waveform.shape[0] - SECONDS * RATE) <= 0.02 * RATE  # opus pre-skip granularity
+    assert dominant_frequency(waveform, RATE) == pytest.approx(440, abs=4)
+
+
+def test_stereo_is_averaged_and_resampled(tmp_path: Path) -> None:
+    left, right = tone(1.0, 22050), tone(1.0, 22050, frequency=1000.0, amplitude=0.1)
+    sf.write(tmp_path / "stereo.wav", np.stack([left, right], axis=1), 22050, subtype="FLOAT")
+    native = read_audio(tmp_path / "stereo.wav", 22050)
+    torch.testing.assert_close(native, torch.from_numpy((left + right) / 2))
+    resampled = read_audio(tmp_path / "stereo.wav", RATE)
+    assert resampled.shape == (RATE,)
+    assert dominant_frequency(resampled, RATE) == pytest.approx(440, abs=2)
+
+
+def test_mislabelled_file_falls_back_to_ffmpeg(tmp_path: Path) -> None:
+    path = tmp_path / "actually_aac.wav"
+    encode_with_pyav(path, "adts", "aac")
+    assert dominant_frequency(read_audio(path, RATE), RATE) == pytest.approx(440, abs=4)
+
+
+def _truncated_wav(path: Path) -> None:
+    sf.write(path, tone(SECONDS), RATE)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _nan_wav(path: Path) -> None:
+    signal = tone(SECONDS)
+    signal[10] = np.nan
+    sf.write(path, signal, RATE, subtype="FLOAT")
+
+
+def _inf_wav(path: Path) -> None:
+    signal = tone(SECONDS)
+    signal[-1] = np.inf
+    sf.write(path, signal, RATE, subtype="FLOAT")
+
+
+def _truncated_flac(path: Path) -> None:
+    sf.write(path, tone(SECONDS), RATE)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _truncated_mkv(path: Path) -> None:
+    encode_with_pyav(path, "matroska", "pcm_s16le", video_codec="mpeg4")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+BAD_FILES = [
+    ("missing.wav", lambda path: None, "does not exist"),
+    ("empty.wav", lambda path: path.touch(), "empty file (0 bytes)"),
+    ("truncated.wav", _truncated_wav, "truncated"),
+    ("truncated.flac", _truncated_flac, "truncated"),
+    ("truncated.mkv", _truncated_mkv, "truncated"),
+    ("notes.wav", lambda path: path.write_text("not audio at all\n" * 20), "not an audio file"),
+    ("zero.wav", lambda path: sf.write(path, np.zeros(0, np.float32), RATE), "zero audio samples"),
+    ("nan.wav", _nan_wav, "NaN or infinite"),
+    ("inf.wav", _inf_wav, "NaN or infinite"),
+    (
+        "video_only.mp4",
+        lambda path: encode_with_pyav(path, "mp4", None, video_codec="h264"),
+        "no audio stream",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_files_raise_with_path_and_reason(tmp_path: Path, name: str, make, reason: str) -> None:
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(AudioDecodeError) as caught:
+        read_audio(path, RATE)
+    assert caught.value.path == str(path)
+    assert reason in caught.value.reason
+    assert str(path) in str(caught.value)
+
+
+def test_directory_is_not_audio(tmp_path: Path) -> None:
+    with pytest.raises(AudioDecodeError, match="not a regular file"):
+        read_audio(tmp_path, RATE)
+
+
+def test_audio_info(tmp_path: Path) -> None:
+    sf.write(tmp_path / "a.wav", np.zeros((8000, 2), np.float32), RATE)
+    assert audio_info(tmp_path / "a.wav").duration == pytest.approx(0.5)
+    assert audio_info(tmp_path / "a.wav").channels == 2
+    encode_with_pyav(tmp_path / "v.mp4", "mp4", "aac", video_codec="h264")
+    info = audio_info(tmp_path / "v.mp4")
+    assert info.sample_rate == RATE and info.channels == 1
+    assert info.duration == pytest.approx(SECONDS, abs=0.1)
+    with pytest.raises(AudioDecodeError, match="does not exist"):
+        audio_info(tmp_path / "missing.mp3")
+
+
+def test_fit_length_pads_crops_and_keeps() -> None:
+    waveform = torch.arange(10, dtype=torch.float32)
+    torch.testing.assert_close(
+        fit_length(waveform, 13, random_crop=True), torch.cat([waveform, torch.zeros(3)])
+    )
+    assert fit_length(waveform, 10, random_crop=True) is waveform
+    torch.testing.assert_close(fit_length(waveform, 4, random_crop=False), waveform[:4])
+    starts = {
+        int(
+            fit_length(waveform, 4, random_crop=True, generator=torch.Generator().manual_seed(s))[0]
+        )
+        for s in range(30)
+    }
+    assert starts <= set(range(7)) and len(starts) > 1
+    seeded = [
+        fit_length(waveform, 4, random_crop=True, generator=torch.Generator().manual_seed(3))
+        for _ in range(2)
+    ]
+    torch.testing.assert_close(seeded[0], seeded[1])
+    with pytest.raises(ConfigError):
+        fit_length(waveform, 0, random_crop=False)
+
+
+def test_write_audio_round_trip_atomic_and_no_overwrite(tmp_path: Path) -> None:
+    waveform = torch.from_numpy(tone(SECONDS))
+    path = write_audio(tmp_path / "out" / "a.wav", waveform, RATE, subtype="FLOAT")
+    torch.testing.assert_close(read_audio(path, RATE), waveform)
+    assert [p.name for p in path.parent.iterdir()] == ["a.wav"]  # no temp file left behind
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_audio(path, waveform, RATE)
+    write_audio(path, waveform * 0.5, RATE, overwrite=True)
+    assert rms(read_audio(path, RATE)) == pytest.approx(rms(waveform) * 0.5, rel=1e-3)
+    flac = write_audio(tmp_path / "a.flac", waveform, RATE)
+    torch.testing.assert_close(read_audio(flac, RATE), waveform, atol=1e-4, rtol=0)
+
+
+def test_write_audio_refuses_clipping_nan_and_unknown_formats(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="clip"):
+        write_audio(tmp_path / "loud.wav", torch.tensor([0.5, 1.5]), RATE)
+    with pytest.raises(ValueError, match="NaN"):
+        write_audio(tmp_path / "nan.wav", torch.tensor([0.5, float("nan")]), RATE)
+    with pytest.raises(ConfigError, match=r"\.wav and \.flac"):
+        write_audio(tmp_path / "a.mp3", torch.zeros(4), RATE)
+    assert list(tmp_path.iterdir()) == []

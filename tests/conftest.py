@@ -1,0 +1,69 @@
+"""Shared fixtures: offline hub settings, a tone writer and a tiny manifest dataset."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from a2i.data.manifest import ManifestRecord, write_manifest
+
+ToneWriter = Callable[..., Path]
+
+
+def tone(
+    seconds: float = 0.5, sample_rate: int = 16000, frequency: float = 440.0, amplitude: float = 0.3
+) -> np.ndarray:
+    """A float32 sine, the deterministic test signal."""
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+@pytest.fixture
+def write_tone() -> ToneWriter:
+    """Write a sine as a 16-bit wav (or flac/ogg by suffix) and return its path."""
+
+    def write(path: Path, seconds: float = 0.5, sample_rate: int = 16000, **kwargs) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, tone(seconds, sample_rate, **kwargs), sample_rate)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path: Path, write_tone: ToneWriter) -> Path:
+    """A two-class audio-visual dataset (train 4, val 2, test 2 clips of 0.5 s, 16x16 images)."""
+    root = tmp_path / "tiny"
+    colours = [(255, 0, 0), (0, 0, 255)]
+    records = []
+    for split, count in (("train", 4), ("val", 2), ("test", 2)):
+        for index in range(count):
+            label = index % 2
+            key = f"{split}/{index:03d}"
+            write_tone(root / f"audio/{split}_{index}.wav", frequency=300.0 + 200 * label)
+            image = root / f"images/{split}_{index}.png"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16), colours[label]).save(image)
+            records.append(
+                ManifestRecord(
+                    key=key,
+                    split=split,
+                    audio=f"audio/{split}_{index}.wav",
+                    image=f"images/{split}_{index}.png",
+                    label=label,
+                    caption=["a red square", "a blue square"][label],
+                    meta={"frequency": 300.0 + 200 * label},
+                )
+            )
+    write_manifest(root, records, classes=["red", "blue"])
+    return root

@@ -1,0 +1,100 @@
+"""The real ``a2i`` command on tiny configs: help, config checks, fit → test → predict."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from a2i.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "tests" / "conf"
+
+
+def exit_code(args):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    return info.value.code
+
+
+def test_help_lists_subcommands_and_world(capsys):
+    assert exit_code(["--help"]) == 0
+    out = capsys.readouterr().out
+    for word in ("fit", "validate", "test", "predict", "world"):
+        assert word in out
+
+
+def test_fit_help(capsys):
+    assert exit_code(["fit", "--help"]) == 0
+    assert "--config" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["sound2vision_ldm.yaml", "sound2vision_gan.yaml"])
+def test_print_config_of_paper_configs(name, capsys):
+    assert exit_code(["fit", "--print_config", "--config", str(ROOT / "configs" / name)]) == 0
+    assert "a2i.methods.sound2vision.Sound2Vision" in capsys.readouterr().out
+
+
+def test_mistyped_key_is_named(capsys):
+    args = ["fit", "--config", str(CONF / "sound2vision_gan.yaml"), "--model.init_args.los", "l2"]
+    assert exit_code(args) != 0
+    assert "los" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fitted_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    main(["fit", "--config", str(CONF / "sound2vision_gan.yaml"), "--trainer.logger.init_args.save_dir", str(out)])
+    (config,) = out.rglob("config.yaml")
+    (ckpt,) = out.rglob("*.ckpt")
+    return config, ckpt
+
+
+def test_fit_saves_config_and_trainable_only_checkpoint(fitted_run):
+    config, ckpt = fitted_run
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert any(k.startswith("audio_encoder.") for k in state)
+    assert not any(k.startswith(("generator.", "image_encoder.")) for k in state)
+    assert "Sound2Vision" in config.read_text()
+
+
+def test_test_subcommand_runs(fitted_run, tmp_path):
+    config, ckpt = fitted_run
+    main(["test", "--config", str(config), "--ckpt_path", str(ckpt), "--trainer.logger.init_args.save_dir", str(tmp_path)])
+
+
+def write_inputs(folder: Path) -> None:
+    rng = torch.Generator().manual_seed(0)
+    (folder / "sub").mkdir(parents=True)
+    for rel in ("a.wav", "sub/b.flac"):
+        sf.write(folder / rel, (0.1 * torch.randn(8000, generator=rng)).numpy(), 16000)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.wav").write_text("this is not audio")
+    good = (folder / "a.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(good[:30])
+
+
+def test_predict_on_folder_reports_bad_inputs_and_never_overwrites(fitted_run, tmp_path, capsys):
+    config, ckpt = fitted_run
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    write_inputs(inputs)
+    args = ["predict", "--config", str(config), "--ckpt_path", str(ckpt), "--audio_dir", str(inputs),
+            "--output_dir", str(out), "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
+    assert exit_code(args) == 1
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    status = {r["input"]: r["status"] for r in rows}
+    assert status == {"a.wav": "ok", "sub/b.flac": "ok", "empty.wav": "failed", "notes.wav": "failed",
+                      "truncated.wav": "failed"}
+    assert all(r["error"] for r in rows if r["status"] == "failed")
+    assert (out / "a.png").exists() and (out / "sub" / "b.png").exists() and (out / "grid.png").exists()
+    assert "empty.wav" in capsys.readouterr().err
+
+    before = (out / "a.png").stat().st_mtime_ns
+    (inputs / "empty.wav").unlink(), (inputs / "notes.wav").unlink(), (inputs / "truncated.wav").unlink()
+    main(args)  # all inputs fine now: exit status 0, nothing replaced
+    assert (out / "a.png").stat().st_mtime_ns == before
+    assert len(list(out.glob("manifest*.jsonl"))) == 2
