@@ -81,7 +81,9 @@ class A2ITrainer(L.Trainer):
         if audio_dir is not None:
             if model is None or not hasattr(model, "sample_rate"):
                 raise ConfigError("--audio_dir needs a method with an audio encoder (sample_rate)")
-            batch_size = datamodule.batch_size if isinstance(datamodule, AudioVisualDataModule) else 16
+            batch_size = (
+                datamodule.batch_size if isinstance(datamodule, AudioVisualDataModule) else 16
+            )
             datamodule = AudioFolderDataModule(
                 audio_dir=audio_dir,
                 batch_size=batch_size,
@@ -130,11 +132,17 @@ def world_main(argv: list[str]) -> None:
     parser.add_argument("--train", type=int, default=1000, help="training clips")
     parser.add_argument("--val", type=int, default=100, help="validation clips")
     parser.add_argument("--test", type=int, default=200, help="test clips")
-    parser.add_argument("--image_size", type=int, default=64, help="image side in pixels (64 or 32)")
+    parser.add_argument(
+        "--image_size", type=int, default=64, help="image side in pixels (64 or 32)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="world seed")
     parser.add_argument("--mp4", action="store_true", help="also export each clip as an mp4 video")
-    parser.add_argument("--audio_only", action="store_true", help="write wavs only (prediction inputs)")
-    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    parser.add_argument(
+        "--audio_only", action="store_true", help="write wavs only (prediction inputs)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="allow writing into a non-empty folder"
+    )
     args = parser.parse_args(argv)
     sizes = {"train": args.train, "val": args.val, "test": args.test}
     materialize_world(

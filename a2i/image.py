@@ -42,7 +42,9 @@ def write_png(path: str | Path, image: Tensor, *, overwrite: bool = False) -> No
     """Write a PNG atomically (temp file + rename): a killed run never leaves half an image."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"'{path}' exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise FileExistsError(
+            f"'{path}' exists; pass overwrite=True (CLI: --overwrite) to replace it"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
@@ -51,4 +53,6 @@ def write_png(path: str | Path, image: Tensor, *, overwrite: bool = False) -> No
 
 def image_grid(images: Tensor, nrow: int = 8, padding: int = 2) -> Tensor:
     """``(N, 3, H, W)`` → one ``(3, H', W')`` contact sheet."""
-    return make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0)
+    return make_grid(
+        images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=padding, pad_value=1.0
+    )

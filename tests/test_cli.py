@@ -1,8 +1,6 @@
 """The real ``a2i`` command on tiny configs: help, config checks, fit → test → predict."""
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -48,7 +46,15 @@ def test_mistyped_key_is_named(capsys):
 @pytest.fixture(scope="module")
 def fitted_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    main(["fit", "--config", str(CONF / "sound2vision_gan.yaml"), "--trainer.logger.init_args.save_dir", str(out)])
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONF / "sound2vision_gan.yaml"),
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+        ]
+    )
     (config,) = out.rglob("config.yaml")
     (ckpt,) = out.rglob("*.ckpt")
     return config, ckpt
@@ -64,7 +70,17 @@ def test_fit_saves_config_and_trainable_only_checkpoint(fitted_run):
 
 def test_test_subcommand_runs(fitted_run, tmp_path):
     config, ckpt = fitted_run
-    main(["test", "--config", str(config), "--ckpt_path", str(ckpt), "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    main(
+        [
+            "test",
+            "--config",
+            str(config),
+            "--ckpt_path",
+            str(ckpt),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
 
 
 def write_inputs(folder: Path) -> None:
@@ -82,19 +98,43 @@ def test_predict_on_folder_reports_bad_inputs_and_never_overwrites(fitted_run, t
     config, ckpt = fitted_run
     inputs, out = tmp_path / "in", tmp_path / "out"
     write_inputs(inputs)
-    args = ["predict", "--config", str(config), "--ckpt_path", str(ckpt), "--audio_dir", str(inputs),
-            "--output_dir", str(out), "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
+    args = [
+        "predict",
+        "--config",
+        str(config),
+        "--ckpt_path",
+        str(ckpt),
+        "--audio_dir",
+        str(inputs),
+        "--output_dir",
+        str(out),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "logs"),
+    ]
     assert exit_code(args) == 1
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     status = {r["input"]: r["status"] for r in rows}
-    assert status == {"a.wav": "ok", "sub/b.flac": "ok", "empty.wav": "failed", "notes.wav": "failed",
-                      "truncated.wav": "failed"}
+    assert status == {
+        "a.wav": "ok",
+        "sub/b.flac": "ok",
+        "empty.wav": "failed",
+        "notes.wav": "failed",
+        "truncated.wav": "failed",
+    }
     assert all(r["error"] for r in rows if r["status"] == "failed")
-    assert (out / "a.png").exists() and (out / "sub" / "b.png").exists() and (out / "grid.png").exists()
+    assert (
+        (out / "a.png").exists()
+        and (out / "sub" / "b.png").exists()
+        and (out / "grid.png").exists()
+    )
     assert "empty.wav" in capsys.readouterr().err
 
     before = (out / "a.png").stat().st_mtime_ns
-    (inputs / "empty.wav").unlink(), (inputs / "notes.wav").unlink(), (inputs / "truncated.wav").unlink()
+    (
+        (inputs / "empty.wav").unlink(),
+        (inputs / "notes.wav").unlink(),
+        (inputs / "truncated.wav").unlink(),
+    )
     main(args)  # all inputs fine now: exit status 0, nothing replaced
     assert (out / "a.png").stat().st_mtime_ns == before
     assert len(list(out.glob("manifest*.jsonl"))) == 2

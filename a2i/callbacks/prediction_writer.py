@@ -61,7 +61,13 @@ class ImageFolderWriter(BasePredictionWriter):
             error = prediction["error"][row]
             for index, seed in enumerate(seeds):
                 path = self.image_path(key, seed, len(seeds))
-                record = {"input": key, "output": str(path), "seed": seed, "status": "ok", "error": ""}
+                record = {
+                    "input": key,
+                    "output": str(path),
+                    "seed": seed,
+                    "status": "ok",
+                    "error": "",
+                }
                 if error:
                     record.update(output="", status="failed", error=error)
                     self.failures.append(record)

@@ -51,7 +51,9 @@ class A2IMethod(L.LightningModule):
         Python with component objects, those objects are left out (they are weights, not config).
         """
         built_by_cli = _given_hyperparameters.get() is not None
-        ignore = [] if built_by_cli else [k for k, v in init_locals.items() if isinstance(v, nn.Module)]
+        ignore = (
+            [] if built_by_cli else [k for k, v in init_locals.items() if isinstance(v, nn.Module)]
+        )
         caller = inspect.currentframe().f_back  # the subclass __init__ whose args are recorded
         self.save_hyperparameters(ignore=ignore, frame=caller)
 

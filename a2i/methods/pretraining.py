@@ -116,7 +116,9 @@ class GeneratorPretraining(A2IMethod):
         gen_opt.zero_grad(set_to_none=True)
         self.manual_backward(g_losses["loss"])
         gen_opt.step()
-        self._log_losses("train", {**g_losses, **{f"d_{k}": v for k, v in d_losses.items()}}, len(image))
+        self._log_losses(
+            "train", {**g_losses, **{f"d_{k}": v for k, v in d_losses.items()}}, len(image)
+        )
         return g_losses["loss"]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -148,8 +150,13 @@ class GeneratorPretraining(A2IMethod):
 
     def _log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
         for name, value in losses.items():
-            self.log(f"{stage}/{name}", value, prog_bar=name == "loss", batch_size=batch_size,
-                     sync_dist=stage != "train")
+            self.log(
+                f"{stage}/{name}",
+                value,
+                prog_bar=name == "loss",
+                batch_size=batch_size,
+                sync_dist=stage != "train",
+            )
 
 
 class AutoencoderPretraining(A2IMethod):
@@ -195,7 +202,10 @@ class AutoencoderPretraining(A2IMethod):
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Real images and their reconstructions."""
         image = batch[IMAGE][:8]
-        return {"real": image, "reconstructed": self.autoencoder.decode(self.autoencoder.encode(image))}
+        return {
+            "real": image,
+            "reconstructed": self.autoencoder.decode(self.autoencoder.encode(image)),
+        }
 
     def on_fit_end(self) -> None:
         """Export the VAE as safetensors (rank 0 only)."""

@@ -110,7 +110,11 @@ class Sound2Vision(A2IMethod):
 
     @torch.no_grad()
     def generate_from_audio(
-        self, waveform: Tensor, seeds: list[int], image: Tensor | None = None, image_weight: float = 0.5
+        self,
+        waveform: Tensor,
+        seeds: list[int],
+        image: Tensor | None = None,
+        image_weight: float = 0.5,
     ) -> Tensor:
         """Sound → images, optionally blended with an image: ``λ·z^V + (1−λ)·z^A`` (§5.2)."""
         condition = self.condition_from_audio(waveform)
@@ -132,13 +136,24 @@ class Sound2Vision(A2IMethod):
         image_z = self.image_features(batch[IMAGE])
         loss = self.loss(audio_z, image_z)
         batch_size = audio_z.shape[0]
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train")
+        self.log(
+            f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train"
+        )
         if stage != "train":
             a, v = F.normalize(audio_z, dim=-1), F.normalize(image_z, dim=-1)
-            top1 = (torch.cdist(a, v).argmin(dim=1) == torch.arange(batch_size, device=a.device))
-            self.log(f"{stage}/retrieval_top1", top1.float().mean(), batch_size=batch_size, sync_dist=True)
-            self.log(f"{stage}/feature_distance", (a - v).norm(dim=-1).mean(), batch_size=batch_size,
-                     sync_dist=True)
+            top1 = torch.cdist(a, v).argmin(dim=1) == torch.arange(batch_size, device=a.device)
+            self.log(
+                f"{stage}/retrieval_top1",
+                top1.float().mean(),
+                batch_size=batch_size,
+                sync_dist=True,
+            )
+            self.log(
+                f"{stage}/feature_distance",
+                (a - v).norm(dim=-1).mean(),
+                batch_size=batch_size,
+                sync_dist=True,
+            )
         else:
             with torch.no_grad():
                 norm = image_z.norm(dim=-1).mean()

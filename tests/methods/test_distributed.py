@@ -15,8 +15,17 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "sound2vision_gan.yaml"
 
 def run_cli(tmp_path, *extra):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "a2i", "fit", "--config", str(CONF),
-           "--trainer.logger.init_args.save_dir", str(tmp_path), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "a2i",
+        "fit",
+        "--config",
+        str(CONF),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -16,8 +16,13 @@ from a2i.methods.sound2vision import Sound2Vision
 
 def build(generator="gan", **kwargs):
     torch.manual_seed(0)
-    gen = (BigGANGenerator(preset="tiny", condition_dim=64, image_size=32) if generator == "gan"
-           else LatentDiffusionGenerator(preset="tiny", condition_dim=64, image_size=32, num_inference_steps=2))
+    gen = (
+        BigGANGenerator(preset="tiny", condition_dim=64, image_size=32)
+        if generator == "gan"
+        else LatentDiffusionGenerator(
+            preset="tiny", condition_dim=64, image_size=32, num_inference_steps=2
+        )
+    )
     return Sound2Vision(
         audio_encoder=SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
         image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
@@ -27,20 +32,38 @@ def build(generator="gan", **kwargs):
 
 
 def world(batch_size=4):
-    return SyntheticWorldDataModule(image_size=32, clip_seconds=1.0, batch_size=batch_size,
-                                    train_size=8, val_size=4, test_size=4)
+    return SyntheticWorldDataModule(
+        image_size=32,
+        clip_seconds=1.0,
+        batch_size=batch_size,
+        train_size=8,
+        val_size=4,
+        test_size=4,
+    )
 
 
 def trainer(tmp_path, **kwargs):
-    return L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
-                     enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
-                     limit_val_batches=1, **kwargs)
+    return L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("generator", ["gan", "ldm"])
 def test_frozen_parts_get_no_gradient_and_do_not_change(generator, tmp_path):
     model = build(generator)
-    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("generator.", "image_encoder."))}
+    frozen = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if k.startswith(("generator.", "image_encoder."))
+    }
     audio_before = {k: v.clone() for k, v in model.audio_encoder.state_dict().items()}
     optimizer = model.configure_optimizers()
     trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -57,7 +80,9 @@ def test_frozen_parts_get_no_gradient_and_do_not_change(generator, tmp_path):
     trainer(tmp_path).fit(model, datamodule=world())
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in frozen.items())
-    assert any(not torch.equal(v, model.audio_encoder.state_dict()[k]) for k, v in audio_before.items())
+    assert any(
+        not torch.equal(v, model.audio_encoder.state_dict()[k]) for k, v in audio_before.items()
+    )
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
@@ -72,7 +97,9 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     reloaded.on_load_checkpoint(torch.load(path, weights_only=False))
     waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
     model.eval(), reloaded.eval()
-    assert torch.equal(model.generate_from_audio(waveform, [3]), reloaded.generate_from_audio(waveform, [3]))
+    assert torch.equal(
+        model.generate_from_audio(waveform, [3]), reloaded.generate_from_audio(waveform, [3])
+    )
 
 
 def test_checkpoint_without_trainable_weights_is_refused():
@@ -84,7 +111,7 @@ def test_controls_change_the_input_and_seeds_draw_different_images():
     model = build().eval()
     waveform = torch.randn(1, 16000, generator=torch.Generator().manual_seed(2)) * 0.1
     louder = Controls(gain_db=10.0).apply_to_waveforms(waveform, 16000)
-    assert torch.allclose(louder, waveform * 10 ** 0.5)
+    assert torch.allclose(louder, waveform * 10**0.5)
     images = model.generate_from_audio(waveform, [0, 1])
     assert images.shape == (1, 2, 3, 32, 32)
     assert not torch.equal(images[:, 0], images[:, 1])

@@ -1,0 +1,117 @@
+"""Audio Spectrogram Transformer (transformers ``ASTModel``) as an a2i audio encoder.
+
+Seeing Sound §3.4 encodes audio with AST into a vector time series; AudioToken §2.1 feeds its
+embedder a concatenation of an audio classifier's intermediate layers (4, 8 and 12 of 12) rather
+than the last one alone, because the classification layer discards information the image needs.
+``hidden_layers`` reproduces that concatenation on AST.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, cat
+from transformers import ASTConfig, ASTModel
+
+from a2i.audio.features import KaldiFbank
+from a2i.errors import ConfigError
+from a2i.interfaces import AudioEncoder, AudioEncoderOutput
+from a2i.pretrained import load_pretrained, load_state_dict_file
+
+SAMPLE_RATE = 16000
+FRAME_SHIFT_SECONDS = 0.01
+"""AST's fbank hop (10 ms): ``max_length`` frames cover ``max_length / 100`` seconds."""
+
+AST_PRESETS: dict[str, dict] = {
+    "paper": {},
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 256,
+        "num_mel_bins": 64,
+        "max_length": 400,
+        "frequency_stride": 16,
+        "time_stride": 16,
+    },
+}
+"""``paper`` is transformers' default ASTConfig, the AudioSet model (86,187,264 parameters, 1214
+tokens of 768); ``tiny`` covers 4 s clips with 100 non-overlapping 16×16 patches of 64 wide."""
+
+
+class ASTAudioEncoder(AudioEncoder):
+    """Waveform → Kaldi fbank → AST → pooled embedding and token sequence.
+
+    Args:
+        preset: ``paper`` = the AudioSet AST architecture (10.24 s, 128 mel bins, 12 × 768);
+            ``tiny`` = 4 layers × 64 on 4 s, 64 mel bins. Ignored when ``pretrained`` names
+            published weights (their config fixes the architecture and the front end).
+        pretrained: Hub id or local directory of an AST checkpoint
+            (``MIT/ast-finetuned-audioset-10-10-0.4593``), or an a2i ``.safetensors`` file of
+            this module's state dict for ``preset``.
+        hidden_layers: 1-based transformer layers whose outputs are concatenated along features
+            into ``tokens`` (AudioToken §2.1 uses ``(4, 8, 12)``); None: the final,
+            layer-normed hidden state.
+        freeze: Freeze the encoder (no gradients, eval mode kept), as AudioToken and Seeing Sound
+            do with their pretrained audio encoders.
+    """
+
+    def __init__(
+        self,
+        preset: Literal["tiny", "paper"] = "paper",
+        pretrained: str | None = None,
+        hidden_layers: tuple[int, ...] | None = None,
+        freeze: bool = False,
+    ) -> None:
+        super().__init__()
+        field = f"{type(self).__name__}.pretrained"
+        a2i_weights = pretrained is not None and pretrained.endswith(".safetensors")
+        if pretrained is not None and not a2i_weights:
+            self.model = load_pretrained(
+                lambda: ASTModel.from_pretrained(pretrained),
+                checkpoint=pretrained,
+                field=field,
+                library="transformers",
+                download=f"hf download {pretrained}",
+            )
+        else:
+            self.model = ASTModel(ASTConfig(**AST_PRESETS[preset]))
+        config = self.model.config
+        self.hidden_layers = tuple(hidden_layers) if hidden_layers is not None else None
+        if self.hidden_layers is not None:
+            bad = [i for i in self.hidden_layers if not 1 <= i <= config.num_hidden_layers]
+            if bad or not self.hidden_layers:
+                raise ConfigError(
+                    f"{type(self).__name__}.hidden_layers {hidden_layers}: layers are numbered "
+                    f"1..{config.num_hidden_layers} for this model (bad: {bad or 'empty'})"
+                )
+        self.front_end = KaldiFbank(
+            sample_rate=SAMPLE_RATE,
+            num_mel_bins=config.num_mel_bins,
+            target_length=config.max_length,
+        )
+        self.sample_rate = SAMPLE_RATE
+        self.clip_seconds = config.max_length * FRAME_SHIFT_SECONDS
+        self.embed_dim = config.hidden_size
+        self.token_dim = config.hidden_size * len(self.hidden_layers or (0,))
+        self.output = "both"
+        if a2i_weights:
+            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+        if freeze:
+            self.freeze()
+
+    def forward(self, waveform: Tensor) -> AudioEncoderOutput:
+        """Encode ``(B, T)`` 16 kHz waveforms.
+
+        Returns ``pooled`` ``(B, hidden)`` (AST's mean of its two class tokens) and ``tokens``
+        ``(B, 2 + patches, token_dim)`` (class tokens included).
+        """
+        outputs = self.model(
+            input_values=self.front_end(waveform),
+            output_hidden_states=self.hidden_layers is not None,
+        )
+        if self.hidden_layers is None:
+            tokens = outputs.last_hidden_state
+        else:  # hidden_states[0] is the embedding output, [i] the output of layer i
+            tokens = cat([outputs.hidden_states[i] for i in self.hidden_layers], dim=-1)
+        return AudioEncoderOutput(pooled=outputs.pooler_output, tokens=tokens)

@@ -1,0 +1,213 @@
+"""CLIP image towers: open_clip's (ViT-L/14 et al.) and transformers' with projection.
+
+Sound2Vision §6.1 swaps its ResNet-50 image encoder for a ViT and the GAN for a latent diffusion
+model; the published image-conditioned LDM (``lambdalabs/sd-image-variations-diffusers``) is
+conditioned on the projected embedding of transformers' ``CLIPVisionModelWithProjection``
+(ViT-L/14, 768-d), so an audio encoder aligned to that embedding can drive it directly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from safetensors import safe_open
+from torch import Tensor, nn
+from torchvision.transforms import v2
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from a2i.errors import ConfigError
+from a2i.interfaces import ImageEncoder
+from a2i.pretrained import load_pretrained, load_state_dict_file, resolve_local
+
+OPENCLIP_TINY = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+"""A 2-layer, 64-wide ViT on 32 px (4×4 patches of 8 px); the text tower is built and discarded."""
+
+HF_CLIP_VISION_PRESETS = {
+    "paper": {
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "image_size": 224,
+        "patch_size": 14,
+        "projection_dim": 768,
+        "hidden_act": "quick_gelu",
+    },
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "image_size": 32,
+        "patch_size": 8,
+        "projection_dim": 64,
+        "hidden_act": "quick_gelu",
+    },
+}
+"""``paper`` is the ViT-L/14 vision tower of OpenAI CLIP (the sd-image-variations image encoder)."""
+
+
+def _holds_visual_tower_only(pretrained: str) -> bool:
+    """Whether ``pretrained`` is an a2i file of this module (``visual.*`` keys only).
+
+    open_clip checkpoints, ``.safetensors`` ones included, also hold the text tower, so the keys
+    tell the two apart without reading any tensor.
+    """
+    local = resolve_local(pretrained)
+    if local is None or local.suffix != ".safetensors":
+        return False
+    with safe_open(str(local), framework="pt") as weights:
+        return all(key.startswith("visual.") for key in weights.keys())
+
+
+def clip_preprocess(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Compose:
+    """CLIP's preprocessing on tensors: bicubic resize of the short side, centre crop, normalise."""
+    return v2.Compose(
+        [
+            v2.Resize(image_size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+            v2.CenterCrop(image_size),
+            v2.Normalize(mean, std),
+        ]
+    )
+
+
+class OpenCLIPImageEncoder(ImageEncoder):
+    """open_clip image tower → unit-norm image embedding (768-d for ViT-L-14).
+
+    Args:
+        model_name: open_clip architecture for ``paper`` and ``pretrained`` (``ViT-L-14``).
+        pretrained: open_clip pretrained tag of ``model_name`` (``openai``, ``laion2b_s32b_b82k``)
+            or a local open_clip checkpoint file: loads the published weights (a tag brings its
+            own activation; for a local copy of OpenAI's weights use ``ViT-L-14-quickgelu``,
+            since they were trained with QuickGELU). An a2i
+            ``.safetensors`` file of this module (``visual.*`` keys only, as written by
+            :func:`a2i.pretrained.save_module`) is loaded into ``preset`` instead.
+        preset: ``paper`` builds ``model_name`` with random weights; ``tiny`` a 2-layer ViT on
+            32 px with 64-d output. Ignored when ``pretrained`` names published weights.
+        freeze: Freeze the encoder (no gradients, eval mode kept).
+    """
+
+    def __init__(
+        self,
+        model_name: str = "ViT-L-14",
+        pretrained: str | None = None,
+        preset: Literal["tiny", "paper"] = "paper",
+        freeze: bool = False,
+    ) -> None:
+        super().__init__()
+        field = f"{type(self).__name__}.pretrained"
+        if model_name not in open_clip.list_models():
+            raise ConfigError(
+                f"{type(self).__name__}.model_name: '{model_name}' is not an open_clip "
+                "architecture (see open_clip.list_models())"
+            )
+        a2i_weights = pretrained is not None and _holds_visual_tower_only(pretrained)
+        if pretrained is not None and not a2i_weights:
+            tag = open_clip.get_pretrained_cfg(model_name, pretrained)
+            model = load_pretrained(
+                lambda: open_clip.create_model(
+                    model_name,
+                    pretrained=pretrained,
+                    # OpenAI's weights were trained with QuickGELU; the plain config uses GELU.
+                    force_quick_gelu=bool(tag.get("quick_gelu", False)),
+                ),
+                checkpoint=f"{model_name}/{pretrained}",
+                field=field,
+                library="open_clip",
+                download=(
+                    "python -c \"import open_clip; open_clip.create_model('"
+                    f"{model_name}', pretrained='{pretrained}')\""
+                ),
+            )
+        elif preset == "paper":
+            # open_clip moves the model to `device`: keep the caller's default (meta for counts).
+            model = open_clip.create_model(
+                model_name, pretrained=None, device=torch.get_default_device()
+            )
+        else:
+            model = open_clip.CLIP(**OPENCLIP_TINY)
+        self.visual: nn.Module = model.visual
+        preprocess_cfg = getattr(self.visual, "preprocess_cfg", {})
+        size = self.visual.image_size
+        self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
+        self.embed_dim = int(self.visual.output_dim)
+        self.normalized = True
+        self.preprocess = clip_preprocess(
+            self.image_size,
+            tuple(preprocess_cfg.get("mean", OPENAI_DATASET_MEAN)),
+            tuple(preprocess_cfg.get("std", OPENAI_DATASET_STD)),
+        )
+        if a2i_weights:
+            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+        if freeze:
+            self.freeze()
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Unit-norm embeddings ``(B, embed_dim)`` of images in ``[0, 1]``."""
+        return F.normalize(self.visual(self.preprocess(image)), dim=-1)
+
+
+class HFCLIPImageEncoder(ImageEncoder):
+    """transformers ``CLIPVisionModelWithProjection`` → ``image_embeds``.
+
+    The embedding is left unnormalised by default because that is what the image-variation LDM
+    was trained on (its pipeline feeds ``image_embeds`` as is).
+
+    Args:
+        pretrained: Hub id or local directory (``lambdalabs/sd-image-variations-diffusers`` with
+            ``subfolder="image_encoder"``, or ``openai/clip-vit-large-patch14``). An a2i
+            ``.safetensors`` file is read as this module's state dict for ``preset`` instead.
+        subfolder: Subfolder of ``pretrained`` holding the vision model ("" for none).
+        preset: ``paper`` = ViT-L/14 vision config with 768-d projection; ``tiny`` = 2 layers,
+            64 wide, 32 px, 64-d projection. Ignored when ``pretrained`` names published weights.
+        normalize: Return unit-norm embeddings (for cosine losses) instead of the raw projection.
+        freeze: Freeze the encoder (no gradients, eval mode kept).
+    """
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        subfolder: str = "image_encoder",
+        preset: Literal["tiny", "paper"] = "paper",
+        normalize: bool = False,
+        freeze: bool = False,
+    ) -> None:
+        super().__init__()
+        field = f"{type(self).__name__}.pretrained"
+        a2i_weights = pretrained is not None and pretrained.endswith(".safetensors")
+        if pretrained is not None and not a2i_weights:
+            location = f"{pretrained}/{subfolder}" if subfolder else pretrained
+            self.model = load_pretrained(
+                lambda: CLIPVisionModelWithProjection.from_pretrained(
+                    pretrained, subfolder=subfolder
+                ),
+                checkpoint=location,
+                field=field,
+                library="transformers",
+                download=f"hf download {pretrained}",
+            )
+        else:
+            config = CLIPVisionConfig(**HF_CLIP_VISION_PRESETS[preset])
+            self.model = CLIPVisionModelWithProjection(config)
+        config = self.model.config
+        self.image_size = int(config.image_size)
+        self.embed_dim = int(config.projection_dim)
+        self.normalized = normalize
+        self.preprocess = clip_preprocess(self.image_size, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+        if a2i_weights:
+            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+        if freeze:
+            self.freeze()
+
+    def forward(self, image: Tensor) -> Tensor:
+        """``image_embeds`` ``(B, embed_dim)`` of images in ``[0, 1]``."""
+        embeds = self.model(pixel_values=self.preprocess(image)).image_embeds
+        return F.normalize(embeds, dim=-1) if self.normalized else embeds

@@ -1,0 +1,100 @@
+"""Any timm image model as an :class:`~a2i.interfaces.ImageEncoder` (pooled features, no head).
+
+WavBriVL's image side is an EfficientNet-B7 CNN (WavBriVL §2.3); timm carries it
+(``tf_efficientnet_b7``) along with most other published image backbones, so one wrapper covers
+them: the model's own pretrained config decides resolution, interpolation and normalisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import timm.data
+from torch import Tensor, nn
+from torchvision.transforms import v2
+
+from a2i.errors import CheckpointNotFoundError, ConfigError
+from a2i.interfaces import ImageEncoder
+from a2i.pretrained import load_pretrained, resolve_local
+
+WEIGHT_FILE_SUFFIXES = {".pth", ".pt", ".bin", ".safetensors", ".tar", ".npz"}
+"""A ``pretrained`` value ending like this is a file path, never a timm pretrained tag."""
+
+
+class TimmImageEncoder(ImageEncoder):
+    """Pooled features of a timm model (``num_classes=0``) on images preprocessed its way.
+
+    Args:
+        model_name: timm architecture, e.g. ``resnet50``, ``tf_efficientnet_b7``, ``test_vit``.
+        pretrained: None for random weights; a timm pretrained tag of ``model_name`` (``a1_in1k``,
+            or the full ``resnet50.a1_in1k``); or a local weights file (``.pth``/``.safetensors``)
+            loaded by timm into ``model_name``.
+        freeze: Freeze the encoder (no gradients, eval mode kept).
+    """
+
+    def __init__(
+        self, model_name: str = "resnet50", pretrained: str | None = None, freeze: bool = False
+    ) -> None:
+        super().__init__()
+        if not timm.is_model(model_name):
+            raise ConfigError(
+                f"{type(self).__name__}.model_name: '{model_name}' is not a timm architecture "
+                "(see timm.list_models())"
+            )
+        if pretrained is None:
+            self.model = timm.create_model(model_name, pretrained=False, num_classes=0)
+        else:
+            self.model = self._load(model_name, pretrained, f"{type(self).__name__}.pretrained")
+        config = timm.data.resolve_model_data_config(self.model)
+        self.image_size = int(config["input_size"][-1])
+        self.embed_dim = int(self.model.num_features)
+        self.normalized = False
+        self.preprocess = v2.Compose(
+            [
+                v2.Resize(
+                    self.image_size,
+                    interpolation=v2.InterpolationMode(config["interpolation"]),
+                    antialias=True,
+                ),
+                v2.CenterCrop(self.image_size),
+                v2.Normalize(config["mean"], config["std"]),
+            ]
+        )
+        if freeze:
+            self.freeze()
+
+    @staticmethod
+    def _load(model_name: str, pretrained: str, field: str) -> nn.Module:
+        """Create ``model_name`` with published (hub tag) or local weights, or fail clearly."""
+        local = resolve_local(pretrained)
+        if local is not None:
+            return load_pretrained(
+                lambda: timm.create_model(
+                    model_name,
+                    pretrained=True,
+                    num_classes=0,
+                    pretrained_cfg_overlay={"file": str(local)},
+                ),
+                checkpoint=pretrained,
+                field=field,
+                library="timm",
+            )
+        if "/" in pretrained or Path(pretrained).suffix in WEIGHT_FILE_SUFFIXES:
+            raise CheckpointNotFoundError(pretrained, field, library="timm (file)")
+        name = (
+            pretrained if pretrained.startswith(f"{model_name}.") else f"{model_name}.{pretrained}"
+        )
+        return load_pretrained(
+            lambda: timm.create_model(name, pretrained=True, num_classes=0),
+            checkpoint=name,
+            field=field,
+            library="timm",
+            download=(
+                "python -c \"import timm; timm.create_model('" + name + "', pretrained=True)\""
+            ),
+        )
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Pooled features ``(B, embed_dim)`` of images in ``[0, 1]`` (not normalised)."""
+        return self.model(self.preprocess(image))
