@@ -181,9 +181,22 @@ def main(args: list[str] | None = None) -> None:
             parser_kwargs={"epilog": f"other command:\n  world  {WORLD_HELP}"},
             args=argv,
         )
-    except A2IError as error:
-        print(f"a2i: error: {error}", file=sys.stderr)
+    except (A2IError, ValueError) as error:
+        cause = a2i_cause(error)
+        if cause is None:
+            raise
+        print(f"a2i: error: {cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def a2i_cause(error: BaseException) -> A2IError | None:
+    """The a2i error behind ``error`` (jsonargparse wraps errors raised while instantiating)."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, A2IError):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
 
 
 if __name__ == "__main__":

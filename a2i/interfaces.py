@@ -128,6 +128,13 @@ class ImageGenerator(FreezableMixin, ABC):
     def generate(self, condition: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Draw one image per condition row; ``generator`` seeds every random draw."""
 
+    def trained_parts(self) -> dict[str, nn.Module]:
+        """The submodules stage-1 training changes, by export name (saved as ``<name>.safetensors``).
+
+        The whole generator by default; a latent diffusion model trains only its UNet.
+        """
+        return {"generator": self}
+
     @abstractmethod
     def training_losses(self, image: Tensor, condition: Tensor) -> dict[str, Tensor]:
         """Stage-1 training losses for reproducing ``image`` from ``condition``.

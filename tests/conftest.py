@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from PIL import Image
 
 from a2i.data.manifest import ManifestRecord, write_manifest
@@ -67,3 +68,7 @@ def tiny_manifest(tmp_path: Path, write_tone: ToneWriter) -> Path:
             )
     write_manifest(root, records, classes=["red", "blue"])
     return root
+
+# One thread per test process: pytest-xdist runs one worker per core, and two torch threads per
+# worker on a 2-core machine thrash (20-60x slower).
+torch.set_num_threads(1)

@@ -50,8 +50,9 @@ class GeneratorPretraining(A2IMethod):
         betas: Adam betas (BigGAN/IC-GAN use (0.0, 0.999)).
         train_image_encoder: Train the encoder jointly (tiny presets in the synthetic world);
             the papers keep a published self-supervised encoder fixed.
-        export_dir: Where to write ``image_encoder.safetensors`` and ``generator.safetensors``
-            at the end of ``fit`` (the files stage 2 loads through ``pretrained``).
+        export_dir: Where to write ``image_encoder.safetensors`` (if trained) and the generator's
+            :meth:`~a2i.interfaces.ImageGenerator.trained_parts` at the end of ``fit`` (the files
+            stage 2 loads through ``pretrained``).
         overwrite_export: Replace existing exported files.
         save_frozen: See :class:`A2IMethod`.
     """
@@ -143,7 +144,7 @@ class GeneratorPretraining(A2IMethod):
         """Export the trained parts as safetensors (rank 0 only)."""
         if self.hparams.export_dir is None or self.global_rank != 0:
             return
-        parts: dict[str, torch.nn.Module] = {"generator": self.generator}
+        parts = dict(self.generator.trained_parts())
         if not self.image_encoder.frozen:
             parts["image_encoder"] = self.image_encoder
         export_weights(parts, self.hparams.export_dir, self.hparams.overwrite_export)
