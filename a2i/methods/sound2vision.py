@@ -156,7 +156,7 @@ class Sound2Vision(A2IMethod):
             )
         else:
             with torch.no_grad():
-                norm = image_z.norm(dim=-1).mean()
+                norm = image_z.float().norm(dim=-1).mean()
                 self.image_feature_norm.lerp_(norm, 0.01 if self.global_step else 1.0)
         return loss
 

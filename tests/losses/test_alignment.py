@@ -32,22 +32,30 @@ def hand_infonce(sim):
 def test_l2_regression_matches_hand_computation():
     a, v = unit(AUDIO), unit(IMAGE)
     expected = sum(math.dist(a[j].tolist(), v[j].tolist()) for j in range(3)) / 3
-    got = AlignmentLoss("l2")(torch.tensor(AUDIO, dtype=torch.float64), torch.tensor(IMAGE, dtype=torch.float64))
+    got = AlignmentLoss("l2")(
+        torch.tensor(AUDIO, dtype=torch.float64), torch.tensor(IMAGE, dtype=torch.float64)
+    )
     assert got.item() == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.1])
 def test_l2_distance_infonce_matches_eq_1_and_2(temperature):
     a, v = unit(AUDIO), unit(IMAGE)
-    sim = [[-math.dist(a[j].tolist(), v[k].tolist()) / temperature for k in range(3)] for j in range(3)]
-    got = AlignmentLoss("nce_l2", temperature)(torch.tensor(AUDIO, dtype=torch.float64), torch.tensor(IMAGE, dtype=torch.float64))
+    sim = [
+        [-math.dist(a[j].tolist(), v[k].tolist()) / temperature for k in range(3)] for j in range(3)
+    ]
+    got = AlignmentLoss("nce_l2", temperature)(
+        torch.tensor(AUDIO, dtype=torch.float64), torch.tensor(IMAGE, dtype=torch.float64)
+    )
     assert got.item() == pytest.approx(hand_infonce(sim), rel=1e-9)
 
 
 def test_cosine_infonce_matches_hand_computation():
     a, v = unit(AUDIO), unit(IMAGE)
     sim = [[float(a[j] @ v[k]) for k in range(3)] for j in range(3)]
-    got = AlignmentLoss("nce_cosine")(torch.tensor(AUDIO, dtype=torch.float64), torch.tensor(IMAGE, dtype=torch.float64))
+    got = AlignmentLoss("nce_cosine")(
+        torch.tensor(AUDIO, dtype=torch.float64), torch.tensor(IMAGE, dtype=torch.float64)
+    )
     assert got.item() == pytest.approx(hand_infonce(sim), rel=1e-9)
 
 
