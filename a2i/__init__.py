@@ -1,2 +1,3 @@
 """a2i: audio-to-image generation."""
+
 __version__ = "0.1.0"

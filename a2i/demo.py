@@ -24,7 +24,10 @@ from a2i.synth.judge import WorldJudge
 from a2i.synth.probes import score_prediction_folder
 from a2i.synth.world import WORLD_CLASSES
 
-VARIANTS = {"ldm": "configs/tiny/sound2vision_ldm.yaml", "gan": "configs/tiny/sound2vision_gan.yaml"}
+VARIANTS = {
+    "ldm": "configs/tiny/sound2vision_ldm.yaml",
+    "gan": "configs/tiny/sound2vision_gan.yaml",
+}
 
 
 def run(args: list[str]) -> None:
@@ -41,23 +44,56 @@ def latest(folder: Path, pattern: str) -> Path:
 def demo(out: Path, variants: list[str], test_clips: int) -> dict[str, float]:
     """Run the demo into ``out``; returns the judge's class accuracy per variant."""
     world = out / "world"
-    run(["world", "--out", str(world), "--train", "0", "--val", "0", "--test", str(test_clips),
-         "--image_size", "32", "--audio_only"])
+    run(
+        [
+            "world",
+            "--out",
+            str(world),
+            "--train",
+            "0",
+            "--val",
+            "0",
+            "--test",
+            str(test_clips),
+            "--image_size",
+            "32",
+            "--audio_only",
+        ]
+    )
     audio_dir = world / "audio" / "test"
-    labels = {
-        str(Path(r.audio).relative_to("audio/test")): r.label for r in read_manifest(world)
-    }
+    labels = {str(Path(r.audio).relative_to("audio/test")): r.label for r in read_manifest(world)}
     judge = WorldJudge.load()
     scores = {}
     for name in variants:
         logs = out / "logs"
-        run(["fit", "--config", VARIANTS[name], "--trainer.logger.init_args.save_dir", str(logs),
-             "--trainer.logger.init_args.name", name])
+        run(
+            [
+                "fit",
+                "--config",
+                VARIANTS[name],
+                "--trainer.logger.init_args.save_dir",
+                str(logs),
+                "--trainer.logger.init_args.name",
+                name,
+            ]
+        )
         config, ckpt = latest(logs / name, "config.yaml"), latest(logs / name, "*.ckpt")
         images = out / "images" / name
-        run(["predict", "--config", str(config), "--ckpt_path", str(ckpt), "--audio_dir",
-             str(audio_dir), "--output_dir", str(images), "--trainer.logger.init_args.save_dir",
-             str(out / "predict_logs")])
+        run(
+            [
+                "predict",
+                "--config",
+                str(config),
+                "--ckpt_path",
+                str(ckpt),
+                "--audio_dir",
+                str(audio_dir),
+                "--output_dir",
+                str(images),
+                "--trainer.logger.init_args.save_dir",
+                str(out / "predict_logs"),
+            ]
+        )
         scores[name] = score_prediction_folder(str(images), labels, judge)["class_accuracy"]
     return scores
 
@@ -77,9 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     chance = 1.0 / len(WORLD_CLASSES)
     print(f"\nDemo finished in {time.time() - start:.0f} s. Results in {out}/")
     for name, accuracy in scores.items():
-        print(f"  {name}: images in {out / 'images' / name}/ (grid.png); judge: "
-              f"{accuracy:.1%} of {args.test_clips} test sounds drew their own object "
-              f"(chance {chance:.0%})")
+        print(
+            f"  {name}: images in {out / 'images' / name}/ (grid.png); judge: "
+            f"{accuracy:.1%} of {args.test_clips} test sounds drew their own object "
+            f"(chance {chance:.0%})"
+        )
     print(f"  TensorBoard: tensorboard --logdir {out / 'logs'}")
 
 

@@ -174,9 +174,7 @@ class AdversarialGenerator(ImageGenerator):
         )
 
 
-def check_embedding_match(
-    produced: int, consumed: int, producer: str, consumer: str
-) -> None:
+def check_embedding_match(produced: int, consumed: int, producer: str, consumer: str) -> None:
     """Raise a :class:`ConfigError` when two components' feature sizes disagree."""
     if produced != consumed:
         raise ConfigError(

@@ -36,7 +36,11 @@ ASSETS_DIR = Path(__file__).parent / "assets"
 
 def resolve_local(pretrained: str) -> Path | None:
     """An existing local path for ``pretrained``: as given, in the a2i cache, or a shipped asset."""
-    for candidate in (Path(pretrained).expanduser(), cache_dir() / pretrained, ASSETS_DIR / pretrained):
+    for candidate in (
+        Path(pretrained).expanduser(),
+        cache_dir() / pretrained,
+        ASSETS_DIR / pretrained,
+    ):
         if candidate.exists():
             return candidate
     return None
@@ -83,12 +87,19 @@ def load_state_dict_file(path: str, *, field: str, download: str | None = None) 
     return torch.load(local, map_location="cpu", weights_only=True)
 
 
-def save_module(module: nn.Module, path: str | Path) -> None:
-    """Save a module's state dict as safetensors, atomically (temp file + rename)."""
+def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Save a module's state dict as safetensors, atomically (temp file + rename).
+
+    ``dtype`` casts floating-point tensors (e.g. float16 halves the shipped tiny weights;
+    loading casts them back to the module's dtype).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    state = {}
+    for key, value in module.state_dict().items():
+        value = value.detach().contiguous().cpu()
+        state[key] = value.to(dtype) if dtype is not None and value.is_floating_point() else value
     save_file(state, str(tmp))
     os.replace(tmp, path)
 

@@ -38,9 +38,22 @@ def train(out: Path, variant: str, loss: str, extra: list[str]) -> Path:
     done = sorted(logs.rglob("*.ckpt"))
     if done:
         return done[-1]
-    a2i(["fit", "--config", CONFIGS[variant], "--model.init_args.loss", loss,
-         "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name",
-         f"{variant}_{loss}", "--trainer.enable_progress_bar", "false", *extra])
+    a2i(
+        [
+            "fit",
+            "--config",
+            CONFIGS[variant],
+            "--model.init_args.loss",
+            loss,
+            "--trainer.logger.init_args.save_dir",
+            str(out),
+            "--trainer.logger.init_args.name",
+            f"{variant}_{loss}",
+            "--trainer.enable_progress_bar",
+            "false",
+            *extra,
+        ]
+    )
     return sorted(logs.rglob("*.ckpt"))[-1]
 
 
@@ -67,8 +80,12 @@ def main() -> None:
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
     parser.add_argument("--test_scenes", type=int, default=200)
     parser.add_argument("--controls", action="store_true", help="also run the control probes")
-    parser.add_argument("--fit_args", nargs=argparse.REMAINDER, default=[],
-                        help="extra 'a2i fit' arguments, e.g. --trainer.max_steps 100")
+    parser.add_argument(
+        "--fit_args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="extra 'a2i fit' arguments, e.g. --trainer.max_steps 100",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     results = {}
@@ -82,7 +99,9 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2))
 
     print(f"\nJudge on {args.test_scenes} test scenes (chance 10%):")
-    print("| variant | loss | class accuracy | gain→size ρ | both sources | reverb→indoor | dry→outdoor |")
+    print(
+        "| variant | loss | class accuracy | gain→size ρ | both sources | reverb→indoor | dry→outdoor |"
+    )
     print("|---|---|---|---|---|---|---|")
     for key, r in results.items():
         variant, loss = key.split("/")
@@ -90,7 +109,9 @@ def main() -> None:
         both = f"{r['mixture']['both_present']:.0%}" if "mixture" in r else "–"
         indoor = f"{r['reverb']['reverb_indoor']:.0%}" if "reverb" in r else "–"
         outdoor = f"{r['reverb']['dry_outdoor']:.0%}" if "reverb" in r else "–"
-        print(f"| {variant} | {loss} | {r['class_accuracy']:.1%} | {rho} | {both} | {indoor} | {outdoor} |")
+        print(
+            f"| {variant} | {loss} | {r['class_accuracy']:.1%} | {rho} | {both} | {indoor} | {outdoor} |"
+        )
 
 
 if __name__ == "__main__":

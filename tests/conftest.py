@@ -69,6 +69,7 @@ def tiny_manifest(tmp_path: Path, write_tone: ToneWriter) -> Path:
     write_manifest(root, records, classes=["red", "blue"])
     return root
 
+
 # One thread per test process: pytest-xdist runs one worker per core, and two torch threads per
 # worker on a 2-core machine thrash (20-60x slower).
 torch.set_num_threads(1)

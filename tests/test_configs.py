@@ -7,7 +7,9 @@ import pytest
 from a2i.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted((ROOT / "tests" / "conf").glob("*.yaml"))
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted(
+    (ROOT / "tests" / "conf").glob("*.yaml")
+)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -19,7 +21,9 @@ def test_config_parses(config, capsys):
 
 
 @pytest.mark.parametrize("name", ["sound2vision_gan.yaml", "sound2vision_ldm.yaml"])
-def test_paper_configs_stop_with_a_clear_missing_checkpoint_or_data_error(name, capsys, tmp_path, monkeypatch):
+def test_paper_configs_stop_with_a_clear_missing_checkpoint_or_data_error(
+    name, capsys, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("A2I_CACHE", str(tmp_path / "cache"))
     with pytest.raises(SystemExit) as info:

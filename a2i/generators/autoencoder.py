@@ -171,7 +171,7 @@ class KLAutoencoder(FreezableMixin):
                 checkpoint=pretrained,
                 field="pretrained",
                 library="diffusers",
-                download=f"huggingface-cli download {pretrained}",
+                download=f"hf download {pretrained}",
             )
         scale = float(self.autoencoder.config.scaling_factor)
         initial_std = 1.0 / scale if pretrained is not None and not a2i_file else 1.0

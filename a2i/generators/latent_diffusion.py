@@ -53,7 +53,7 @@ UNET_PRESETS: dict[str, dict] = {
         "sample_size": 8,
         "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
         "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
-        "block_out_channels": (64, 128),
+        "block_out_channels": (32, 64),
         "layers_per_block": 1,
         "attention_head_dim": 4,
         "norm_num_groups": 32,
@@ -82,7 +82,7 @@ class LatentDiffusionGenerator(ImageGenerator):
     :class:`~a2i.generators.autoencoder.KLAutoencoder` of the same preset.
 
     Args:
-        preset: ``"tiny"`` (32 px, 4×8×8 latents, UNet (64, 128)) or ``"paper"`` (SD v1.x UNet
+        preset: ``"tiny"`` (32 px, 4×8×8 latents, UNet (32, 64)) or ``"paper"`` (SD v1.x UNet
             with 768-d cross-attention + SD VAE, the sd-image-variations shapes).
         condition_dim: Size of the condition (``None``: 64 tiny / 768 paper, CLIP ViT-L/14's
             projected image embedding). Becomes the UNet's ``cross_attention_dim``.
@@ -191,7 +191,7 @@ class LatentDiffusionGenerator(ImageGenerator):
             checkpoint=pretrained,
             field="pretrained",
             library="diffusers",
-            download=f"huggingface-cli download {pretrained}",
+            download=f"hf download {pretrained}",
         )
         keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
         schedule = {key: config[key] for key in keys if key in config}

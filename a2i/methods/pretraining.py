@@ -11,7 +11,7 @@ conditioning space), then both are exported as safetensors and frozen for stage 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -23,7 +23,12 @@ from a2i.methods.base import A2IMethod
 from a2i.pretrained import save_module
 
 
-def export_weights(modules: dict[str, torch.nn.Module], export_dir: str, overwrite: bool) -> None:
+ExportDtype = Literal["float32", "float16"]
+
+
+def export_weights(
+    modules: dict[str, torch.nn.Module], export_dir: str, overwrite: bool, dtype: ExportDtype
+) -> None:
     """Write each module's state dict to ``export_dir/<name>.safetensors`` (atomic, no clobbering)."""
     out = Path(export_dir)
     targets = {name: out / f"{name}.safetensors" for name in modules}
@@ -34,7 +39,7 @@ def export_weights(modules: dict[str, torch.nn.Module], export_dir: str, overwri
             "set model.init_args.overwrite_export=true or choose another export_dir"
         )
     for name, module in modules.items():
-        save_module(module, targets[name])
+        save_module(module, targets[name], getattr(torch, dtype))
 
 
 class GeneratorPretraining(A2IMethod):
@@ -54,6 +59,7 @@ class GeneratorPretraining(A2IMethod):
             :meth:`~a2i.interfaces.ImageGenerator.trained_parts` at the end of ``fit`` (the files
             stage 2 loads through ``pretrained``).
         overwrite_export: Replace existing exported files.
+        export_dtype: Floating-point type of exported weights (float16 halves shipped files).
         save_frozen: See :class:`A2IMethod`.
     """
 
@@ -67,6 +73,7 @@ class GeneratorPretraining(A2IMethod):
         train_image_encoder: bool = False,
         export_dir: str | None = None,
         overwrite_export: bool = False,
+        export_dtype: ExportDtype = "float32",
         save_frozen: bool = False,
     ) -> None:
         super().__init__(save_frozen=save_frozen)
@@ -147,7 +154,9 @@ class GeneratorPretraining(A2IMethod):
         parts = dict(self.generator.trained_parts())
         if not self.image_encoder.frozen:
             parts["image_encoder"] = self.image_encoder
-        export_weights(parts, self.hparams.export_dir, self.hparams.overwrite_export)
+        export_weights(
+            parts, self.hparams.export_dir, self.hparams.overwrite_export, self.hparams.export_dtype
+        )
 
     def _log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
         for name, value in losses.items():
@@ -171,6 +180,7 @@ class AutoencoderPretraining(A2IMethod):
         lr: Adam learning rate.
         export_dir: Where to write ``vae.safetensors`` at the end of ``fit``.
         overwrite_export: Replace an existing exported file.
+        export_dtype: Floating-point type of exported weights.
     """
 
     def __init__(
@@ -179,6 +189,7 @@ class AutoencoderPretraining(A2IMethod):
         lr: float = 1e-3,
         export_dir: str | None = None,
         overwrite_export: bool = False,
+        export_dtype: ExportDtype = "float32",
     ) -> None:
         super().__init__()
         self.save_config(locals())
@@ -212,5 +223,8 @@ class AutoencoderPretraining(A2IMethod):
         """Export the VAE as safetensors (rank 0 only)."""
         if self.hparams.export_dir is not None and self.global_rank == 0:
             export_weights(
-                {"vae": self.autoencoder}, self.hparams.export_dir, self.hparams.overwrite_export
+                {"vae": self.autoencoder},
+                self.hparams.export_dir,
+                self.hparams.overwrite_export,
+                self.hparams.export_dtype,
             )

@@ -110,7 +110,9 @@ def _chirps(
     """Bird-like upward chirps, 500 Hz → 2 kHz, 2.5 per second."""
     position = _cycle(t, 2.5 * rate, rng)
     frequency = 500.0 * pitch * np.exp2(2.0 * position.astype(np.float64))
-    envelope = np.sqrt(np.sin(np.float32(np.pi) * position))
+    envelope = np.sqrt(
+        np.maximum(np.sin(np.float32(np.pi) * position), 0.0)
+    )  # float32 sin(π·x) dips below 0 near x=1
     return np.sin(TWO_PI * _cycles(frequency, t, sr)) * envelope
 
 

@@ -40,6 +40,9 @@ class SpectrogramResNet(AudioEncoder):
             ResNet-50 of Sound2Vision §3.2).
         sample_rate: Input sample rate in Hz (the spectrogram front end assumes 16 kHz hops).
         clip_seconds: Clip duration the encoder is trained on (Sound2Vision §4.1: 10 s).
+        n_fft: STFT size (§4.1: 512 → 257 frequency bins).
+        hop_length: STFT hop in samples (§4.1: 159 → 1004 frames for 10 s at 16 kHz). Tiny
+            configs use coarser spectrograms (e.g. 256 / 320) to train in minutes on a CPU.
         pretrained: An a2i ``.safetensors`` file of this module's state dict (stage-2 output).
         freeze: Freeze the encoder (no gradients, eval mode kept).
     """
@@ -50,11 +53,15 @@ class SpectrogramResNet(AudioEncoder):
         embed_dim: int = 2048,
         sample_rate: int = 16000,
         clip_seconds: float = 10.0,
+        n_fft: int = 512,
+        hop_length: int = 159,
         pretrained: str | None = None,
         freeze: bool = False,
     ) -> None:
         super().__init__()
-        self.front_end = LogSpectrogram(n_fft=512, hop_length=159, eps=1e-7, normalize=True)
+        self.front_end = LogSpectrogram(
+            n_fft=n_fft, hop_length=hop_length, eps=1e-7, normalize=True
+        )
         num_samples = round(sample_rate * clip_seconds)
         if num_samples < self.front_end.n_fft:
             raise ConfigError(
