@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from a2i.callbacks import ImageFolderWriter, ImageLogger
@@ -103,8 +104,10 @@ class A2ICLI(LightningCLI):
     """LightningCLI with a2i's defaults: TensorBoard logs under ``runs/``, image grids, seed 0."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Always log image grids during validation (``--image_logger.max_images``)."""
+        """Always log image grids (``--image_logger.*``) and keep the final weights (``--checkpoint.*``)."""
         parser.add_lightning_class_args(ImageLogger, "image_logger")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
 
     def after_predict(self) -> None:
         """Report failed inputs and exit non-zero when any input failed."""

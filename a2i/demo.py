@@ -77,7 +77,7 @@ def demo(out: Path, variants: list[str], test_clips: int) -> dict[str, float]:
                 name,
             ]
         )
-        config, ckpt = latest(logs / name, "config.yaml"), latest(logs / name, "*.ckpt")
+        config, ckpt = latest(logs / name, "config.yaml"), latest(logs / name, "last.ckpt")
         images = out / "images" / name
         run(
             [

@@ -35,7 +35,7 @@ LOSSES = ("l2", "nce_cosine", "nce_l2")
 def train(out: Path, variant: str, loss: str, extra: list[str]) -> Path:
     """Fit stage 2 (or reuse a finished run) and return its last checkpoint."""
     logs = out / f"{variant}_{loss}"
-    done = sorted(logs.rglob("*.ckpt"))
+    done = sorted(logs.rglob("last.ckpt"))
     if done:
         return done[-1]
     a2i(
@@ -54,7 +54,7 @@ def train(out: Path, variant: str, loss: str, extra: list[str]) -> Path:
             *extra,
         ]
     )
-    return sorted(logs.rglob("*.ckpt"))[-1]
+    return sorted(logs.rglob("last.ckpt"))[-1]
 
 
 def evaluate(ckpt: Path, count: int, controls: bool) -> dict:

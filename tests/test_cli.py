@@ -56,7 +56,7 @@ def fitted_run(tmp_path_factory):
         ]
     )
     (config,) = out.rglob("config.yaml")
-    (ckpt,) = out.rglob("*.ckpt")
+    (ckpt,) = out.rglob("last.ckpt")
     return config, ckpt
 
 

@@ -22,7 +22,6 @@ from a2i.interfaces import IMAGE, AdversarialGenerator, ImageEncoder, ImageGener
 from a2i.methods.base import A2IMethod
 from a2i.pretrained import save_module
 
-
 ExportDtype = Literal["float32", "float16"]
 
 
