@@ -148,15 +148,18 @@ def world_main(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     sizes = {"train": args.train, "val": args.val, "test": args.test}
-    materialize_world(
-        args.out,
-        sizes={k: v for k, v in sizes.items() if v > 0},
-        image_size=args.image_size,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        mp4=args.mp4,
-        audio_only=args.audio_only,
-    )
+    try:
+        materialize_world(
+            args.out,
+            sizes={k: v for k, v in sizes.items() if v > 0},
+            image_size=args.image_size,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            mp4=args.mp4,
+            audio_only=args.audio_only,
+        )
+    except FileExistsError as error:
+        parser.error(str(error))
     print(f"a2i world: wrote {sum(sizes.values())} clips to {args.out}")
 
 

@@ -96,7 +96,9 @@ def main() -> None:
             results[f"{variant}/{loss}"] = evaluate(ckpt, args.test_scenes, args.controls)
             results[f"{variant}/{loss}"]["seconds"] = round(time.time() - start)
             print(json.dumps({f"{variant}/{loss}": results[f"{variant}/{loss}"]}), flush=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / f"results_{'_'.join(args.variants)}_{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(
+        json.dumps(results, indent=2)
+    )
 
     print(f"\nJudge on {args.test_scenes} test scenes (chance 10%):")
     print(

@@ -138,3 +138,15 @@ def test_predict_on_folder_reports_bad_inputs_and_never_overwrites(fitted_run, t
     main(args)  # all inputs fine now: exit status 0, nothing replaced
     assert (out / "a.png").stat().st_mtime_ns == before
     assert len(list(out.glob("manifest*.jsonl"))) == 2
+
+
+def test_world_subcommand_materialises_a_world_the_manifest_datamodule_reads(tmp_path, capsys):
+    from a2i.data.manifest import ManifestDataModule
+
+    out = tmp_path / "world"
+    main(["world", "--out", str(out), "--train", "6", "--val", "2", "--test", "2", "--image_size", "32"])
+    assert "wrote 10 clips" in capsys.readouterr().out
+    data = ManifestDataModule(root=str(out), batch_size=3, clip_seconds=1.0, image_size=32)
+    batch = next(iter(data.train_dataloader()))
+    assert batch["audio"].shape == (3, 16000) and batch["image"].shape == (3, 3, 32, 32)
+    assert exit_code(["world", "--out", str(out)]) == 2  # never writes into a non-empty folder
