@@ -44,6 +44,11 @@ SIZE_RANGE = (0.25, 0.65)
 PAIR_SIZE_SCALE = 0.7
 """Two-source scenes draw each object at this fraction of its solo size (0.65·0.7 < 0.5)."""
 REFERENCE_RMS = 0.025
+NOISE_FLOOR_RMS = 2.5e-4
+"""Every scene carries a white noise floor at -72 dBFS (20 dB under the quietest source), as any
+recording does. Without it, silent spectrogram bins sit at log(eps) and a 16-bit round trip of a
+world wav moves them by several log units: a model trained on clean renders then misreads wavs
+(measured: 92% → 77% judged class accuracy for tiny Sound2Vision)."""
 """Level (RMS, about -32 dBFS) of every source at 0 dB gain."""
 CREST_LIMIT = 6.0
 """Sources are limited to ±6× the reference RMS before gain (only rare noise peaks reach it),
@@ -318,7 +323,8 @@ class SyntheticWorld:
 
         Each source is synthesised at unit RMS, set to :data:`REFERENCE_RMS`, limited to
         :data:`CREST_LIMIT` × that level, gained and summed; a reverberant scene then passes the
-        mixture through one room (:func:`~a2i.audio.effects.reverberate` keeps its RMS).
+        mixture through one room (:func:`~a2i.audio.effects.reverberate` keeps its RMS); last, a
+        noise floor of :data:`NOISE_FLOOR_RMS` is added.
         """
         self.check_spec(spec)
         limit = CREST_LIMIT * REFERENCE_RMS
@@ -333,6 +339,8 @@ class SyntheticWorld:
             rt60 = self._fast_rt60(float(room.uniform(*REVERB_RT60_RANGE)))
             generator = torch.Generator().manual_seed(int(room.integers(2**62)))
             mixture = reverberate(mixture, self.sample_rate, rt60, REVERB_WET, generator=generator)
+        floor = np.random.default_rng([spec.seed, 4]).standard_normal(self.num_samples)
+        mixture += torch.from_numpy(floor.astype(np.float32) * np.float32(NOISE_FLOOR_RMS))
         # The levels above keep measured peaks far inside [-1, 1] (see benchmarks); the clamp
         # only makes the batch contract unconditional.
         return mixture.clamp(-1.0, 1.0)
