@@ -144,7 +144,21 @@ def test_world_subcommand_materialises_a_world_the_manifest_datamodule_reads(tmp
     from a2i.data.manifest import ManifestDataModule
 
     out = tmp_path / "world"
-    main(["world", "--out", str(out), "--train", "6", "--val", "2", "--test", "2", "--image_size", "32"])
+    main(
+        [
+            "world",
+            "--out",
+            str(out),
+            "--train",
+            "6",
+            "--val",
+            "2",
+            "--test",
+            "2",
+            "--image_size",
+            "32",
+        ]
+    )
     assert "wrote 10 clips" in capsys.readouterr().out
     data = ManifestDataModule(root=str(out), batch_size=3, clip_seconds=1.0, image_size=32)
     batch = next(iter(data.train_dataloader()))
