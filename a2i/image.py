@@ -43,7 +43,7 @@ def write_png(path: str | Path, image: Tensor, *, overwrite: bool = False) -> No
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(
-            f"'{path}' exists; pass overwrite=True (CLI: --overwrite) to replace it"
+            f"'{path}' exists; pass overwrite=True (CLI: --overwrite true) to replace it"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
