@@ -77,8 +77,9 @@ def main() -> None:
         f"{args.count} test-split renders (seed {args.seed}): {mixtures} two-source mixtures, "
         f"{indoor} reverberant; size tolerance ±{SIZE_TOLERANCE} of the image side\n"
     )
-    print("| condition | main class | all sources | size | background | time |")
-    print("|---|---|---|---|---|---|")
+    true_sizes = [world.layout(s).sizes for s in specs]
+    print("| condition | main class | all sources | size | background | size MAE | time |")
+    print("|---|---|---|---|---|---|---|")
     for name, degrade in CONDITIONS.items():
         generator = torch.Generator().manual_seed(0)
         started = time.perf_counter()
@@ -86,7 +87,12 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         scores = score_report(report, world, specs)
         cells = " | ".join(f"{100 * scores[k].float().mean():.1f}%" for k in scores)
-        print(f"| {name} | {cells} | {elapsed:.1f} s |")
+        errors = [
+            abs(float(report.sizes[b, c]) - size)
+            for b, spec in enumerate(specs)
+            for c, size in zip(spec.sources, true_sizes[b], strict=True)
+        ]
+        print(f"| {name} | {cells} | {sum(errors) / len(errors):.4f} | {elapsed:.1f} s |")
 
 
 if __name__ == "__main__":

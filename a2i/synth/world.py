@@ -44,12 +44,12 @@ SIZE_RANGE = (0.25, 0.65)
 PAIR_SIZE_SCALE = 0.7
 """Two-source scenes draw each object at this fraction of its solo size (0.65·0.7 < 0.5)."""
 REFERENCE_RMS = 0.025
+"""Level (RMS, about -32 dBFS) of every source at 0 dB gain."""
 NOISE_FLOOR_RMS = 2.5e-4
 """Every scene carries a white noise floor at -72 dBFS (20 dB under the quietest source), as any
 recording does. Without it, silent spectrogram bins sit at log(eps) and a 16-bit round trip of a
 world wav moves them by several log units: a model trained on clean renders then misreads wavs
 (measured: 92% → 77% judged class accuracy for tiny Sound2Vision)."""
-"""Level (RMS, about -32 dBFS) of every source at 0 dB gain."""
 CREST_LIMIT = 6.0
 """Sources are limited to ±6× the reference RMS before gain (only rare noise peaks reach it),
 so a dry mixture of two sources at +10 dB peaks at most at 2 · 3.16 · 6 · 0.025 = 0.95."""
