@@ -72,7 +72,9 @@ class ImageFolderWriter(BasePredictionWriter):
                     record.update(output="", status="failed", error=error)
                     self.failures.append(record)
                 elif path.exists() and not self.overwrite:
-                    record.update(status="exists", error="kept existing file (use --overwrite true)")
+                    record.update(
+                        status="exists", error="kept existing file (use --overwrite true)"
+                    )
                 else:
                     image = prediction["images"][row, index]
                     write_png(path, image, overwrite=self.overwrite)
