@@ -73,7 +73,7 @@ def test_missing_published_vae_names_checkpoint_and_field():
         KLAutoencoder(preset="paper", pretrained="stabilityai/sd-vae-ft-mse")
     message = str(error.value)
     assert "stabilityai/sd-vae-ft-mse" in message and "'pretrained'" in message
-    assert "huggingface-cli download" in message
+    assert "hf download" in message
 
 
 def test_safetensors_round_trip(tmp_path, scenes):
