@@ -113,13 +113,12 @@ class GeneratorPretraining(A2IMethod):
             self._log_losses("train", losses, image.shape[0])
             return losses["loss"]
         gen_opt, disc_opt = self.optimizers()
-        with torch.no_grad():
-            detached = self.condition(image)
-        d_losses = self.generator.discriminator_loss(image, detached)
+        condition = self.condition(image)  # encoded once: D sees it detached, G trains through it
+        d_losses = self.generator.discriminator_loss(image, condition.detach())
         disc_opt.zero_grad(set_to_none=True)
         self.manual_backward(d_losses["loss"])
         disc_opt.step()
-        g_losses = self.generator.generator_loss(image, self.condition(image))
+        g_losses = self.generator.generator_loss(image, condition)
         gen_opt.zero_grad(set_to_none=True)
         self.manual_backward(g_losses["loss"])
         gen_opt.step()
