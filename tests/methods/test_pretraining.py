@@ -1,0 +1,84 @@
+"""Stage-1 training: each tiny generator trains a few steps and exports weights stage 2 can load."""
+
+import lightning as L
+import pytest
+import torch
+
+from a2i.data.synthetic import SyntheticWorldDataModule
+from a2i.encoders.image.tiny import TinyImageEncoder
+from a2i.errors import ConfigError
+from a2i.generators.autoencoder import KLAutoencoder
+from a2i.generators.biggan import BigGANGenerator
+from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.methods.pretraining import AutoencoderPretraining, GeneratorPretraining
+
+
+def fit(model, tmp_path):
+    data = SyntheticWorldDataModule(
+        image_size=32, clip_seconds=1.0, batch_size=4, train_size=8, val_size=4
+    )
+    L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+    ).fit(model, datamodule=data)
+
+
+def test_gan_stage1_trains_encoder_and_generator_and_exports(tmp_path):
+    torch.manual_seed(0)
+    encoder = TinyImageEncoder(embed_dim=64, image_size=32)
+    generator = BigGANGenerator(preset="tiny", condition_dim=64, image_size=32)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    model = GeneratorPretraining(
+        encoder, generator, train_image_encoder=True, export_dir=str(tmp_path / "out")
+    )
+    fit(model, tmp_path)
+    assert any(not torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())
+    loaded = BigGANGenerator(
+        preset="tiny",
+        condition_dim=64,
+        image_size=32,
+        pretrained=str(tmp_path / "out" / "generator.safetensors"),
+    )
+    condition = encoder(torch.rand(2, 3, 32, 32)).detach()
+    seed = torch.Generator().manual_seed(0)
+    generator.eval()
+    assert torch.equal(
+        loaded.eval().generate(condition, seed),
+        generator.generate(condition, torch.Generator().manual_seed(0)),
+    )
+    assert (tmp_path / "out" / "image_encoder.safetensors").exists()
+    with pytest.raises(ConfigError, match="overwrite"):
+        fit(GeneratorPretraining(encoder, generator, export_dir=str(tmp_path / "out")), tmp_path)
+
+
+def test_ldm_stage1_trains_only_the_unet_and_exports_it(tmp_path):
+    torch.manual_seed(0)
+    encoder = TinyImageEncoder(embed_dim=64, image_size=32)
+    generator = LatentDiffusionGenerator(
+        preset="tiny", condition_dim=64, image_size=32, num_inference_steps=2
+    )
+    vae_before = {k: v.clone() for k, v in generator.vae.state_dict().items()}
+    model = GeneratorPretraining(
+        encoder, generator, export_dir=str(tmp_path / "out"), export_dtype="float16"
+    )
+    fit(model, tmp_path)
+    assert all(torch.equal(v, generator.vae.state_dict()[k]) for k, v in vae_before.items())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["unet.safetensors"]
+    LatentDiffusionGenerator(
+        preset="tiny",
+        condition_dim=64,
+        image_size=32,
+        unet_pretrained=str(tmp_path / "out" / "unet.safetensors"),
+    )
+
+
+def test_vae_pretraining_exports_weights_the_ldm_loads(tmp_path):
+    torch.manual_seed(0)
+    fit(AutoencoderPretraining(KLAutoencoder(preset="tiny"), export_dir=str(tmp_path)), tmp_path)
+    LatentDiffusionGenerator(preset="tiny", vae_pretrained=str(tmp_path / "vae.safetensors"))
