@@ -20,13 +20,15 @@ from a2i.synth.world import Split, SyntheticWorld
 GAIN_DB = "gain_db"
 REVERB = "reverb"
 NUM_SOURCES = "num_sources"
+SECOND_SOURCE = "second_source"
 
 
 class SyntheticWorldDataset(Dataset):
     """``size`` scenes of one split of a :class:`~a2i.synth.world.SyntheticWorld`.
 
     Besides the batch contract, each item carries the factors the controllability experiments
-    vary: ``gain_db`` (first source), ``reverb`` and ``num_sources``.
+    vary: ``gain_db`` (first source), ``reverb``, ``num_sources`` and ``second_source`` (the
+    second source's class, ``-1`` for single-source scenes).
     """
 
     def __init__(self, world: SyntheticWorld, split: Split, size: int) -> None:
@@ -53,6 +55,7 @@ class SyntheticWorldDataset(Dataset):
             GAIN_DB: spec.gains_db[0],
             REVERB: spec.reverb,
             NUM_SOURCES: len(spec.sources),
+            SECOND_SOURCE: spec.sources[1] if len(spec.sources) > 1 else -1,
         }
 
 
