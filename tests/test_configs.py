@@ -7,9 +7,11 @@ import pytest
 from a2i.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted(
+EVAL_CONFIGS = sorted((ROOT / "configs" / "eval").glob("*.yaml"))
+CONFIGS = sorted(set((ROOT / "configs").rglob("*.yaml")) - set(EVAL_CONFIGS)) + sorted(
     (ROOT / "tests" / "conf").glob("*.yaml")
 )
+METHOD_FOR_EVAL = ROOT / "configs" / "tiny" / "sound2vision_ldm.yaml"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -18,6 +20,16 @@ def test_config_parses(config, capsys):
         main(["fit", "--print_config", "--config", str(config)])
     assert info.value.code == 0, capsys.readouterr().err
     assert "class_path" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", EVAL_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_evaluation_config_parses_on_top_of_a_method_config(config, capsys):
+    """Evaluation configs hold only the harness callback: they are added to a method's config."""
+    args = ["test", "--print_config", "--config", str(METHOD_FOR_EVAL), "--config", str(config)]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0, capsys.readouterr().err
+    assert "a2i.metrics.harness.Evaluation" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["sound2vision_gan.yaml", "sound2vision_ldm.yaml"])

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from a2i.errors import ConfigError
 from a2i.image import image_grid, write_png
 
 REPORT_FILES = ("metrics.json", "metrics.md", "metrics.csv")
@@ -26,7 +27,7 @@ def check_report_dir(output_dir: Path, overwrite: bool) -> None:
     """Refuse to write into a folder that already holds a report (unless ``overwrite``)."""
     existing = [name for name in REPORT_FILES if (output_dir / name).exists()]
     if existing and not overwrite:
-        raise FileExistsError(
+        raise ConfigError(
             f"{output_dir} already holds an evaluation report ({', '.join(existing)}); "
             "choose another output_dir or set overwrite: true"
         )

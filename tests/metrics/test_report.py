@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from a2i.errors import ConfigError
 from a2i.metrics.report import flatten, write_report
 
 RESULTS = {
@@ -40,7 +41,7 @@ def test_write_report_writes_every_file_and_never_overwrites(tmp_path):
     assert "## Controllability: volume" in markdown and "| n/a |" in markdown
     assert "metrics/judge_class_accuracy,0.75" in (out / "metrics.csv").read_text()
     assert (out / "grids" / "best.png").is_file()
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(ConfigError, match="overwrite"):
         write_report(out, RESULTS, grids)
     write_report(out, {**RESULTS, "metrics": {"clip_r@1": 0.25}}, grids, overwrite=True)
     assert json.loads((out / "metrics.json").read_text())["metrics"]["clip_r@1"] == 0.25

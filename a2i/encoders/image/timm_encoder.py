@@ -45,7 +45,9 @@ class TimmImageEncoder(ImageEncoder):
         if pretrained is None:
             self.model = timm.create_model(model_name, pretrained=False, num_classes=0)
         else:
-            self.model = self._load(model_name, pretrained, f"{type(self).__name__}.pretrained")
+            self.model = load_timm_model(
+                model_name, pretrained, f"{type(self).__name__}.pretrained"
+            )
         config = timm.data.resolve_model_data_config(self.model)
         self.image_size = int(config["input_size"][-1])
         self.embed_dim = int(self.model.num_features)
@@ -64,37 +66,39 @@ class TimmImageEncoder(ImageEncoder):
         if freeze:
             self.freeze()
 
-    @staticmethod
-    def _load(model_name: str, pretrained: str, field: str) -> nn.Module:
-        """Create ``model_name`` with published (hub tag) or local weights, or fail clearly."""
-        local = resolve_local(pretrained)
-        if local is not None:
-            return load_pretrained(
-                lambda: timm.create_model(
-                    model_name,
-                    pretrained=True,
-                    num_classes=0,
-                    pretrained_cfg_overlay={"file": str(local)},
-                ),
-                checkpoint=pretrained,
-                field=field,
-                library="timm",
-            )
-        if "/" in pretrained or Path(pretrained).suffix in WEIGHT_FILE_SUFFIXES:
-            raise CheckpointNotFoundError(pretrained, field, library="timm (file)")
-        name = (
-            pretrained if pretrained.startswith(f"{model_name}.") else f"{model_name}.{pretrained}"
-        )
-        return load_pretrained(
-            lambda: timm.create_model(name, pretrained=True, num_classes=0),
-            checkpoint=name,
-            field=field,
-            library="timm",
-            download=(
-                "python -c \"import timm; timm.create_model('" + name + "', pretrained=True)\""
-            ),
-        )
-
     def forward(self, image: Tensor) -> Tensor:
         """Pooled features ``(B, embed_dim)`` of images in ``[0, 1]`` (not normalised)."""
         return self.model(self.preprocess(image))
+
+
+def load_timm_model(
+    model_name: str, pretrained: str, field: str, num_classes: int | None = 0
+) -> nn.Module:
+    """Create ``model_name`` with published (hub tag) or local weights, or fail clearly.
+
+    ``num_classes=0`` drops the classifier head (an encoder); ``None`` keeps the published one.
+    """
+    head = {} if num_classes is None else {"num_classes": num_classes}
+    local = resolve_local(pretrained)
+    if local is not None:
+        return load_pretrained(
+            lambda: timm.create_model(
+                model_name,
+                pretrained=True,
+                pretrained_cfg_overlay={"file": str(local)},
+                **head,
+            ),
+            checkpoint=pretrained,
+            field=field,
+            library="timm",
+        )
+    if "/" in pretrained or Path(pretrained).suffix in WEIGHT_FILE_SUFFIXES:
+        raise CheckpointNotFoundError(pretrained, field, library="timm (file)")
+    name = pretrained if pretrained.startswith(f"{model_name}.") else f"{model_name}.{pretrained}"
+    return load_pretrained(
+        lambda: timm.create_model(name, pretrained=True, **head),
+        checkpoint=name,
+        field=field,
+        library="timm",
+        download=("python -c \"import timm; timm.create_model('" + name + "', pretrained=True)\""),
+    )

@@ -1,0 +1,85 @@
+"""``a2i test`` with the evaluation harness on a tiny Sound2Vision run: the full report."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from a2i.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "tests" / "conf"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    common = ["--trainer.logger.init_args.save_dir", str(out)]
+    main(["fit", "--config", str(CONF / "sound2vision_gan.yaml"), *common])
+    (ckpt,) = out.rglob("last.ckpt")
+    args = [
+        "test",
+        "--config",
+        str(CONF / "sound2vision_gan.yaml"),
+        "--config",
+        str(CONF / "eval_world.yaml"),
+        "--ckpt_path",
+        str(ckpt),
+        "--trainer.logger.init_args.version",
+        "eval",
+        *common,
+    ]
+    main(args)
+    (folder,) = out.rglob("evaluation")
+    return folder, args
+
+
+def test_report_has_every_metric_table_and_grid(report):
+    folder, _ = report
+    results = json.loads((folder / "metrics.json").read_text())
+    metrics = results["metrics"]
+    for key in (
+        "fid",
+        "kid",
+        "is",
+        "clip_r@1",
+        "clip_r@5",
+        "iis",
+        "ais",
+        "aic",
+        "judge_class_accuracy",
+        "judge_all_sources_present",
+        "judge_size_gain_spearman",
+        "judge_background_accuracy",
+        "diversity_distinct_layouts",
+        "diversity_pairwise_distance",
+    ):
+        assert key in metrics, key
+    assert results["run"]["test_images"] == 4  # limit_test_batches 1 × batch 4
+    assert set(results["controllability"]) == {
+        "volume",
+        "volume_trend",
+        "mixture",
+        "reverb",
+        "interpolation",
+    }
+    assert len(results["controllability"]["volume"]) == 7
+    assert {"magnitude_mean", "orthogonality_image_abs_mean", "alignment"} <= set(
+        results["modality_gap"]
+    )
+    assert len(results["confusion"]) == 10
+    assert (folder / "metrics.md").read_text().startswith("# Evaluation of Sound2Vision")
+    assert (folder / "metrics.csv").is_file()
+    for grid in ("best", "worst", "random"):
+        assert (folder / "grids" / f"{grid}.png").is_file()
+    assert list(folder.parent.glob("events.out.tfevents.*"))
+
+
+def test_a_second_test_run_never_overwrites_the_report(report, capsys):
+    folder, args = report
+    before = (folder / "metrics.json").read_text()
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "already holds an evaluation report" in capsys.readouterr().err
+    assert (folder / "metrics.json").read_text() == before
