@@ -66,7 +66,7 @@ def test_clip_paper_preset_parameter_count_on_meta():
 def test_published_checkpoints_missing_offline_are_clear_errors():
     with pytest.raises(CheckpointNotFoundError, match="ViT-B-32/openai"):
         CLIPScorer("ViT-B-32", pretrained="openai")
-    with pytest.raises(CheckpointNotFoundError, match="CLIPScorer.pretrained"):
+    with pytest.raises(CheckpointNotFoundError, match=r"CLIPScorer\.pretrained"):
         CLIPScorer("ViT-B-32", pretrained="/nowhere/clip.bin")
-    with pytest.raises(CheckpointNotFoundError, match="ImageClassifier.pretrained"):
+    with pytest.raises(CheckpointNotFoundError, match=r"ImageClassifier\.pretrained"):
         ImageClassifier("vit_base_patch16_224", pretrained="augreg2_in21k_ft_in1k")
