@@ -185,7 +185,7 @@ def main(args: list[str] | None = None) -> None:
                 },
             },
             parser_kwargs={"epilog": f"other command:\n  world  {WORLD_HELP}"},
-            args=argv,
+            args=args,  # None: LightningCLI reads sys.argv itself
         )
     except (A2IError, ValueError) as error:
         cause = a2i_cause(error)

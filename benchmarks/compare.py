@@ -35,9 +35,29 @@ COLUMNS = {
     "λ=.5 image class": "controllability/interpolation/image_weight=0.5/image_class_present",
     "distinct layouts": "metrics/diversity_distinct_layouts",
     "gap ‖g‖": "modality_gap/magnitude_mean",
+    "gap orthogonality": "modality_gap/orthogonality_image_abs_mean",
     "alignment": "modality_gap/alignment",
 }
 """Column title → key of :func:`a2i.metrics.report.flatten` over ``metrics.json``."""
+
+DEFAULT_COLUMNS = (
+    "judge class acc.",
+    "CLIP R@1",
+    "CLIP R@5",
+    "AIS",
+    "IIS",
+    "AIC",
+    "FID",
+    "IS",
+    "gain→size ρ",
+    "both sources (0 dB)",
+    "reverb→indoor",
+    "λ=.5 audio class",
+    "λ=.5 image class",
+    "gap ‖g‖",
+    "alignment",
+)
+"""The README's columns; ``--all`` shows every column of :data:`COLUMNS`."""
 
 
 def find_reports(paths: list[str]) -> list[Path]:
@@ -64,10 +84,12 @@ def run_names(reports: list[Path]) -> list[str]:
     return [str(folder.relative_to(common)).replace("/evaluation", "") for folder in folders]
 
 
-def table(reports: list[Path], names: list[str]) -> str:
+def table(reports: list[Path], names: list[str], titles: tuple[str, ...] = DEFAULT_COLUMNS) -> str:
     """Markdown table; columns no report has are dropped, missing cells show "–"."""
     rows = [flatten(json.loads(report.read_text())) for report in reports]
-    columns = {title: key for title, key in COLUMNS.items() if any(key in row for row in rows)}
+    columns = {
+        title: COLUMNS[title] for title in titles if any(COLUMNS[title] in row for row in rows)
+    }
     lines = [
         "| run | " + " | ".join(columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -92,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("paths", nargs="+", help="report folders or folders holding reports")
     parser.add_argument("--names", nargs="+", help="row names, one per report (default: paths)")
     parser.add_argument("--out", help="also write the table to this Markdown file")
+    parser.add_argument("--all", action="store_true", help="every column, not only the README's")
     args = parser.parse_args(argv)
     reports = find_reports(args.paths)
     if not reports:
@@ -99,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     names = args.names or run_names(reports)
     if len(names) != len(reports):
         raise SystemExit(f"compare: {len(names)} names for {len(reports)} reports")
-    text = table(reports, names)
+    text = table(reports, names, tuple(COLUMNS) if args.all else DEFAULT_COLUMNS)
     print(text, end="")
     if args.out:
         out = Path(args.out)

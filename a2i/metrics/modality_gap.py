@@ -7,7 +7,9 @@ For paired unit-norm features ``z^V`` (image) and ``z^A`` (audio) and the gap ``
 - **orthogonality** ``cos(z^V − E[z^V], E[g])`` per image: near zero when the gap is orthogonal
   to the span of the features (also reported for audio: ``cos(z^A − E[z^A], E[g])``).
 - **centering** ``E[z^V − (z^V·g′) g′]_i`` per dimension ``i``, ``g′ = E[g] / ‖E[g]‖``: near zero
-  when the features are centred in the subspace orthogonal to the gap.
+  when the features are centred in the subspace orthogonal to the gap. (The audio features'
+  centre there is the same vector: the two centres differ by ``E[g]``, which the projection
+  removes.)
 - **alignment** (Goel et al. 2022, as cited by Sound2Vision Fig. 7): mean cosine similarity of
   paired features, higher is better. This is a2i's reading of the cited score: the cosine
   similarity of matched pairs that Goel et al. track between modalities.
@@ -61,8 +63,7 @@ class ModalityGap(Metric):
             "orthogonality_audio": F.cosine_similarity(
                 audio - audio.mean(dim=0), mean_gap[None], dim=-1
             ),
-            "center_image": (image - (image @ direction)[:, None] * direction).mean(dim=0),
-            "center_audio": (audio - (audio @ direction)[:, None] * direction).mean(dim=0),
+            "center": (image - (image @ direction)[:, None] * direction).mean(dim=0),
             "pair_cosine": (image * audio).sum(dim=-1),
             "gap_distance": mean_gap.norm()[None],
         }
@@ -76,7 +77,6 @@ class ModalityGap(Metric):
             "gap_distance": values["gap_distance"][0],
             "orthogonality_image_abs_mean": values["orthogonality_image"].abs().mean(),
             "orthogonality_audio_abs_mean": values["orthogonality_audio"].abs().mean(),
-            "center_image_abs_max": values["center_image"].abs().max(),
-            "center_audio_abs_max": values["center_audio"].abs().max(),
+            "center_abs_max": values["center"].abs().max(),
             "alignment": values["pair_cosine"].mean(),
         }

@@ -25,13 +25,12 @@ def report(tmp_path_factory):
         str(CONF / "eval_world.yaml"),
         "--ckpt_path",
         str(ckpt),
-        "--trainer.logger.init_args.version",
-        "eval",
+        "--trainer.callbacks.init_args.output_dir",
+        str(out / "report"),
         *common,
     ]
     main(args)
-    (folder,) = out.rglob("evaluation")
-    return folder, args
+    return out / "report", args
 
 
 def test_report_has_every_metric_table_and_grid(report):
@@ -72,14 +71,14 @@ def test_report_has_every_metric_table_and_grid(report):
     assert (folder / "metrics.csv").is_file()
     for grid in ("best", "worst", "random"):
         assert (folder / "grids" / f"{grid}.png").is_file()
-    assert list(folder.parent.glob("events.out.tfevents.*"))
+    assert list(folder.parent.rglob("events.out.tfevents.*"))
 
 
 def test_a_second_test_run_never_overwrites_the_report(report, capsys):
     folder, args = report
     before = (folder / "metrics.json").read_text()
     with pytest.raises(SystemExit) as info:
-        main(args)
+        main([*args, "--trainer.logger.init_args.version", "again"])
     assert info.value.code == 2
     assert "already holds an evaluation report" in capsys.readouterr().err
     assert (folder / "metrics.json").read_text() == before

@@ -63,7 +63,7 @@ def test_compare_builds_one_table_from_several_reports(tmp_path, capsys):
             {},
         )
     compare = load_compare()
-    compare.main([str(tmp_path), "--out", str(tmp_path / "table.md")])
+    compare.main([str(tmp_path), "--all", "--out", str(tmp_path / "table.md")])
     table = capsys.readouterr().out
     lines = table.splitlines()
     assert lines[0].startswith("| run | judge class acc. | CLIP R@1 | FID | gain→size ρ")

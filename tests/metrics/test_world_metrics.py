@@ -94,7 +94,7 @@ def test_modality_gap_of_a_constant_shift():
     assert float(result["magnitude_mean"]) == pytest.approx(expected)
     assert float(result["magnitude_std"]) == pytest.approx(0.0, abs=1e-6)
     assert float(result["orthogonality_image_abs_mean"]) == pytest.approx(0.0, abs=1e-6)
-    assert float(result["center_image_abs_max"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(result["center_abs_max"]) == pytest.approx(0.0, abs=1e-6)
     assert float(result["alignment"]) == pytest.approx(float((image * audio).sum(-1).mean()))
     assert float(result["gap_distance"]) == pytest.approx(1 / 2**0.5, rel=1e-5)
 
