@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from a2i.metrics.image_quality import ImageQuality
 from a2i.metrics.modality_gap import ModalityGap
 from a2i.metrics.retrieval import ClassAgreement, ClassRetrieval, RelativeSimilarity
 from a2i.metrics.world import JudgeMetrics, SeedDiversity
@@ -47,7 +48,21 @@ def data() -> dict[str, torch.Tensor]:
         "gains": randn(ITEMS) * 10,
         "features": randn(ITEMS, 3, DIM),
         "codes": randint(3, ITEMS, 3),
+        "real": torch.rand(ITEMS, 3, 4, 4, generator=generator),
+        "fake": torch.rand(ITEMS, 3, 4, 4, generator=generator) ** 2,
     }
+
+
+class ChannelStatistics(torch.nn.Module):
+    """A fixed feature network: per-channel means and standard deviations; logits = means."""
+
+    num_features = 6
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([images.mean(dim=(2, 3)), images.std(dim=(2, 3))], dim=1)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return 10.0 * images.mean(dim=(2, 3))
 
 
 def evaluate(items: dict[str, torch.Tensor], class_embeddings: torch.Tensor) -> dict[str, float]:
@@ -60,6 +75,10 @@ def evaluate(items: dict[str, torch.Tensor], class_embeddings: torch.Tensor) -> 
         "judge": JudgeMetrics(CLASSES),
         "diversity": SeedDiversity(),
         "gap": ModalityGap(),
+        # KID over one subset of every image and IS over one split: both independent of order.
+        "quality": ImageQuality(
+            ChannelStatistics(), kid_subset_size=ITEMS, kid_subsets=1, is_splits=1
+        ),
     }
     for start in range(0, len(items["labels"]), 5):  # several updates per process
         part = {k: v[start : start + 5] for k, v in items.items()}
@@ -74,12 +93,14 @@ def evaluate(items: dict[str, torch.Tensor], class_embeddings: torch.Tensor) -> 
         )
         metrics["diversity"].update(part["features"], part["codes"])
         metrics["gap"].update(part["embeddings"], part["references"])
+        metrics["quality"].update_real(part["real"])
+        metrics["quality"].update_fake(part["fake"])
     flat = {}
     for name, metric in metrics.items():
         value = metric.compute()
         values = value if isinstance(value, dict) else {"value": value}
         for key, number in values.items():
-            flat[f"{name}/{key}"] = number.tolist()
+            flat[f"{name}/{key}"] = number if isinstance(number, float) else number.tolist()
     return flat
 
 

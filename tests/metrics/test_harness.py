@@ -1,6 +1,9 @@
 """``a2i test`` with the evaluation harness on a tiny Sound2Vision run: the full report."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +85,38 @@ def test_a_second_test_run_never_overwrites_the_report(report, capsys):
     assert info.value.code == 2
     assert "already holds an evaluation report" in capsys.readouterr().err
     assert (folder / "metrics.json").read_text() == before
+
+
+@pytest.mark.xdist_group("subprocess")
+def test_two_process_ddp_test_writes_one_report(report, tmp_path):
+    """Under DDP each rank scores its share; rank 0 writes one report covering both."""
+    _, args = report
+    ckpt = args[args.index("--ckpt_path") + 1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "a2i",
+        "test",
+        "--config",
+        str(CONF / "sound2vision_gan.yaml"),
+        "--config",
+        str(CONF / "eval_world.yaml"),
+        "--ckpt_path",
+        ckpt,
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        "--trainer.callbacks.init_args.output_dir",
+        str(tmp_path / "report"),
+    ]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert results["run"]["world_size"] == 2
+    assert results["run"]["test_images"] == 8  # one batch of 4 on each rank
+    assert sum(map(sum, results["confusion"])) == 8
+    assert len(results["controllability"]["volume"]) == 7
