@@ -32,7 +32,9 @@ def test_evaluation_config_parses_on_top_of_a_method_config(config, capsys):
     assert "a2i.metrics.harness.Evaluation" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", ["sound2vision_gan.yaml", "sound2vision_ldm.yaml"])
+@pytest.mark.parametrize(
+    "name", ["sound2vision_gan.yaml", "sound2vision_ldm.yaml", "audiotoken.yaml"]
+)
 def test_paper_configs_stop_with_a_clear_missing_checkpoint_or_data_error(
     name, capsys, tmp_path, monkeypatch
 ):

@@ -248,11 +248,23 @@ class LatentDiffusionGenerator(ImageGenerator):
         return {"loss": loss}
 
     @torch.no_grad()
-    def generate(self, condition: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def generate(
+        self,
+        condition: Tensor,
+        generator: torch.Generator | None = None,
+        unconditional: Tensor | None = None,
+    ) -> Tensor:
         """DDIM sampling with classifier-free guidance; images ``(B, 3, H, W)`` in ``[0, 1]``.
 
         The initial latents are the only random draw (DDIM with η = 0 is deterministic), so a
         seeded ``generator`` gives identical images.
+
+        Args:
+            condition: ``(B, D)`` embeddings or ``(B, N, D)`` token sequences.
+            generator: Source of the initial noise.
+            unconditional: The guidance's unconditional input, shaped like the condition's tokens
+                (a text-to-image model's empty-prompt encoding); default all zeros, the
+                condition dropout this generator trains with.
         """
         self._check_condition(condition)
         tokens = self._as_tokens(condition)
@@ -266,7 +278,8 @@ class LatentDiffusionGenerator(ImageGenerator):
         latents = latents.to(condition.device) * scheduler.init_noise_sigma
         guided = self.guidance_scale > 1.0
         if guided:
-            tokens = torch.cat([torch.zeros_like(tokens), tokens])
+            empty = torch.zeros_like(tokens) if unconditional is None else unconditional
+            tokens = torch.cat([empty.expand_as(tokens).to(tokens), tokens])
         for timestep in scheduler.timesteps:
             model_input = torch.cat([latents, latents]) if guided else latents
             model_input = scheduler.scale_model_input(model_input, timestep)

@@ -1,0 +1,42 @@
+"""The CLIP text encoder: offline tokenizer, presets, published-checkpoint errors."""
+
+import open_clip
+import pytest
+import torch
+
+from a2i.encoders.text.clip_text import CLIPTextEncoder, offline_clip_tokenizer
+from a2i.errors import CheckpointNotFoundError, ConfigError
+
+PROMPTS = ["A photo of a dog barking!", "a photo of a red circle on grass", "Héllo wörld 123"]
+
+
+def test_offline_tokenizer_matches_open_clips_ids(tmp_path, monkeypatch):
+    monkeypatch.setenv("A2I_CACHE", str(tmp_path))
+    ours = offline_clip_tokenizer(16)(PROMPTS, padding="max_length", max_length=16).input_ids
+    reference = open_clip.tokenizer.SimpleTokenizer(context_length=16)(PROMPTS).tolist()
+    for mine, theirs in zip(ours, reference, strict=True):
+        length = theirs.index(49407) + 1
+        assert mine[:length] == theirs[:length]  # open_clip pads with 0, SD with <|endoftext|>
+        assert set(mine[length:]) <= {49407}
+    assert (tmp_path / "clip_tokenizer" / "vocab.json").is_file()
+
+
+def test_paper_preset_is_sd_text_tower_size_plus_the_placeholder_row():
+    with torch.device("meta"):
+        encoder = CLIPTextEncoder(preset="paper")
+    assert encoder.width == 768 and encoder.max_length == 77
+    assert sum(p.numel() for p in encoder.parameters()) == 123_060_480 + 768
+
+
+def test_tiny_encoder_gives_one_state_per_token():
+    encoder = CLIPTextEncoder(preset="tiny", freeze=True)
+    states = encoder(["a photo of a red circle", ""])
+    assert states.shape == (2, 16, 64) and encoder.frozen
+    assert encoder.pooled_label(["a red circle"]).shape == (1, 64)
+
+
+def test_placeholder_that_is_a_word_and_missing_checkpoints_are_refused():
+    with pytest.raises(ConfigError, match="known token"):
+        CLIPTextEncoder(preset="tiny", placeholder="<|endoftext|>")
+    with pytest.raises(CheckpointNotFoundError, match="CompVis/stable-diffusion-v1-4"):
+        CLIPTextEncoder(pretrained="CompVis/stable-diffusion-v1-4")
