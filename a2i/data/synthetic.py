@@ -15,20 +15,22 @@ from torch.utils.data import Dataset
 from a2i.data.base import AudioVisualDataModule
 from a2i.errors import ConfigError
 from a2i.interfaces import AUDIO, CAPTION, IMAGE, KEY, LABEL
-from a2i.synth.world import Split, SyntheticWorld
+from a2i.synth.world import Split, SyntheticWorld, describe
 
 GAIN_DB = "gain_db"
 REVERB = "reverb"
 NUM_SOURCES = "num_sources"
 SECOND_SOURCE = "second_source"
+DESCRIPTION = "description"
 
 
 class SyntheticWorldDataset(Dataset):
     """``size`` scenes of one split of a :class:`~a2i.synth.world.SyntheticWorld`.
 
     Besides the batch contract, each item carries the factors the controllability experiments
-    vary: ``gain_db`` (first source), ``reverb``, ``num_sources`` and ``second_source`` (the
-    second source's class, ``-1`` for single-source scenes).
+    vary: ``gain_db`` (first source), ``reverb``, ``num_sources``, ``second_source`` (the
+    second source's class, ``-1`` for single-source scenes) and ``description`` (the scene as text,
+    :func:`~a2i.synth.world.describe`).
     """
 
     def __init__(self, world: SyntheticWorld, split: Split, size: int) -> None:
@@ -56,6 +58,7 @@ class SyntheticWorldDataset(Dataset):
             REVERB: spec.reverb,
             NUM_SOURCES: len(spec.sources),
             SECOND_SOURCE: spec.sources[1] if len(spec.sources) > 1 else -1,
+            DESCRIPTION: describe(spec),
         }
 
 

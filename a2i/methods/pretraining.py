@@ -1,4 +1,4 @@
-"""Stage-1 training on images only: the image generator (and, for tiny presets, its encoder and VAE).
+"""Training the parts the methods start from: generators, VAEs, text-to-image models, audio classifiers.
 
 Sound2Vision §3 trains its generator on an image-only dataset, conditioned on the features of a
 frozen, self-supervised image encoder (§3.2: SwAV ResNet-50 + IC-GAN; §6.1: ViT + LDM); the audio
@@ -6,6 +6,9 @@ encoder comes later (stage 2, :mod:`a2i.methods.sound2vision`). The papers start
 stage-1 weights. In the synthetic world a2i trains them itself: with ``train_image_encoder=True``
 the tiny encoder learns jointly with the generator (an autoencoder whose bottleneck is the
 conditioning space), then both are exported as safetensors and frozen for stage 2.
+
+AudioToken starts from a published text-to-image LDM and a published audio classifier; the world's
+tiny ones come from :class:`TextToImagePretraining` and :class:`AudioClassifierPretraining`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
 from a2i.generators.autoencoder import KLAutoencoder
-from a2i.interfaces import IMAGE, AdversarialGenerator, ImageEncoder, ImageGenerator
+from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.interfaces import (
+    AUDIO,
+    IMAGE,
+    LABEL,
+    AdversarialGenerator,
+    AudioEncoder,
+    ImageEncoder,
+    ImageGenerator,
+    check_embedding_match,
+)
 from a2i.methods.base import A2IMethod
 from a2i.pretrained import save_module
 
@@ -222,6 +237,155 @@ class AutoencoderPretraining(A2IMethod):
         if self.hparams.export_dir is not None and self.global_rank == 0:
             export_weights(
                 {"vae": self.autoencoder},
+                self.hparams.export_dir,
+                self.hparams.overwrite_export,
+                self.hparams.export_dtype,
+            )
+
+
+class TextToImagePretraining(A2IMethod):
+    """Train a text-to-image latent diffusion model (text encoder + UNet) on captioned images.
+
+    AudioToken (§2.1) starts from a published text-to-image LDM (Stable Diffusion). In the
+    synthetic world a2i trains a tiny one itself on scene descriptions ("a photo of a red circle
+    on grass"): the CLIP text encoder and the UNet learn jointly with the ε-prediction loss, the
+    VAE stays frozen. Captions are replaced by the empty prompt with probability
+    ``caption_dropout``, so that the empty prompt is the unconditional input of classifier-free
+    guidance, as in Stable Diffusion (give the generator ``condition_dropout: 0.0``).
+
+    Args:
+        text_encoder: The text encoder to train (its placeholder token is left unused).
+        generator: The LDM whose UNet trains (cross-attention width = the text width).
+        caption_key: Batch key holding each image's caption (``description`` in the world).
+        caption_dropout: Probability of training on the empty prompt instead (10% in SD).
+        lr: Adam learning rate.
+        export_dir: Where to write ``text_encoder.safetensors`` and ``unet.safetensors``.
+        overwrite_export: Replace existing exported files.
+        export_dtype: Floating-point type of exported weights.
+    """
+
+    def __init__(
+        self,
+        text_encoder: CLIPTextEncoder,
+        generator: LatentDiffusionGenerator,
+        caption_key: str = "caption",
+        caption_dropout: float = 0.1,
+        lr: float = 1e-4,
+        export_dir: str | None = None,
+        overwrite_export: bool = False,
+        export_dtype: ExportDtype = "float32",
+    ) -> None:
+        super().__init__()
+        self.save_config(locals())
+        check_embedding_match(
+            text_encoder.width, generator.condition_dim, "text_encoder", "generator"
+        )
+        self.text_encoder = text_encoder
+        self.generator = generator
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the text encoder and the UNet."""
+        params = list(self.text_encoder.parameters()) + list(self.generator.unet.parameters())
+        return torch.optim.Adam(params, lr=self.hparams.lr)
+
+    def _captions(self, batch: dict[str, Any], drop: bool) -> list[str]:
+        captions = list(batch[self.hparams.caption_key])
+        if drop:
+            keep = torch.rand(len(captions)) >= self.hparams.caption_dropout
+            captions = [c if k else "" for c, k in zip(captions, keep.tolist(), strict=True)]
+        return captions
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """ε-prediction loss with the captions' text-encoder states as condition."""
+        condition = self.text_encoder(self._captions(batch, drop=True))
+        loss = self.generator.training_losses(batch[IMAGE], condition)["loss"]
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(condition))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """The same loss on held-out images (no caption dropout)."""
+        condition = self.text_encoder(self._captions(batch, drop=False))
+        loss = self.generator.training_losses(batch[IMAGE], condition)["loss"]
+        self.log("val/loss", loss, batch_size=len(condition), sync_dist=True)
+
+    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Real images and the images drawn from their captions (seed 0)."""
+        condition = self.text_encoder(self._captions(batch, drop=False)[:8])
+        seed = torch.Generator(device=condition.device).manual_seed(0)
+        drawn = self.generator.generate(condition, seed, self.text_encoder([""]))
+        return {"real": batch[IMAGE][:8], "generated": drawn}
+
+    def on_fit_end(self) -> None:
+        """Export the text encoder and the UNet as safetensors (rank 0 only)."""
+        if self.hparams.export_dir is not None and self.global_rank == 0:
+            export_weights(
+                {"text_encoder": self.text_encoder, "unet": self.generator.unet},
+                self.hparams.export_dir,
+                self.hparams.overwrite_export,
+                self.hparams.export_dtype,
+            )
+
+
+class AudioClassifierPretraining(A2IMethod):
+    """Train an audio encoder as a classifier (a linear head on its pooled output).
+
+    AudioToken's φ is a published audio classifier (BEATs fine-tuned on AudioSet, §2.1); the
+    synthetic world's tiny one is trained here on the world's classes. Only the encoder is
+    exported: AudioToken reads its hidden states, not the head.
+
+    Args:
+        audio_encoder: The encoder to train (pooled output).
+        num_classes: Number of classes of the dataset.
+        lr: AdamW learning rate.
+        export_dir: Where to write ``audio_encoder.safetensors``.
+        overwrite_export: Replace an existing exported file.
+        export_dtype: Floating-point type of exported weights.
+    """
+
+    def __init__(
+        self,
+        audio_encoder: AudioEncoder,
+        num_classes: int,
+        lr: float = 1e-3,
+        export_dir: str | None = None,
+        overwrite_export: bool = False,
+        export_dtype: ExportDtype = "float32",
+    ) -> None:
+        super().__init__()
+        self.save_config(locals())
+        if audio_encoder.output == "sequence":
+            raise ConfigError(
+                "AudioClassifierPretraining needs an audio encoder with a pooled output"
+            )
+        self.audio_encoder = audio_encoder
+        self.head = torch.nn.Linear(audio_encoder.embed_dim, num_classes)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over the encoder and the head."""
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+
+    def _step(self, batch: dict[str, Any], stage: str) -> Tensor:
+        logits = self.head(self.audio_encoder(batch[AUDIO]).pooled)
+        loss = F.cross_entropy(logits, batch[LABEL])
+        accuracy = (logits.argmax(dim=-1) == batch[LABEL]).float().mean()
+        size = len(logits)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=size, sync_dist=stage != "train")
+        self.log(f"{stage}/accuracy", accuracy, batch_size=size, sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Cross-entropy on the clip's label."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Loss and accuracy on held-out clips."""
+        self._step(batch, "val")
+
+    def on_fit_end(self) -> None:
+        """Export the encoder as safetensors (rank 0 only)."""
+        if self.hparams.export_dir is not None and self.global_rank == 0:
+            export_weights(
+                {"audio_encoder": self.audio_encoder},
                 self.hparams.export_dir,
                 self.hparams.overwrite_export,
                 self.hparams.export_dtype,

@@ -39,7 +39,7 @@ from a2i.losses.alignment import AlignmentLoss
 from a2i.metrics.backbones import CLIPScorer, ImageClassifier
 from a2i.pretrained import save_module
 from a2i.synth.judge import degrade
-from a2i.synth.world import WORLD_CLASSES, SyntheticWorld
+from a2i.synth.world import WORLD_CLASSES, SyntheticWorld, describe
 
 FILES = ("clip.safetensors", "classifier.safetensors", "audio_tower.safetensors")
 AUDIO_TOWER = {
@@ -50,14 +50,6 @@ AUDIO_TOWER = {
     "hop_length": 320,
 }
 """The audio tower's arguments (the evaluation configs repeat them)."""
-
-
-def caption(label: int, second: int, reverb: bool) -> str:
-    """The world's caption of a scene, with its sources and its background."""
-    objects = WORLD_CLASSES[label].caption
-    if second >= 0:
-        objects += f" and {WORLD_CLASSES[second].caption}"
-    return f"a photo of {objects} {'in a room' if reverb else 'on grass'}"
 
 
 def batches(world: SyntheticWorld, split: str, size: int, batch_size: int) -> DataLoader:
@@ -73,10 +65,7 @@ def image_batches(
         specs = [world.sample_spec("train", step * batch_size + i) for i in range(batch_size)]
         images = torch.stack([world.render_image(s) for s in specs])
         labels = torch.tensor([s.sources[0] for s in specs])
-        captions = [
-            caption(s.sources[0], s.sources[1] if len(s.sources) > 1 else -1, s.reverb)
-            for s in specs
-        ]
+        captions = [describe(s) for s in specs]
         yield images, labels, captions
 
 

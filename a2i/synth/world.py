@@ -157,6 +157,17 @@ class WorldSample:
     positions: tuple[tuple[float, float], ...]
 
 
+def describe(spec: SceneSpec) -> str:
+    """A text description of a scene: its sources and its background.
+
+    "a photo of a red circle on grass", "a photo of a red circle and a blue triangle in a room":
+    the captions of text-to-image models trained in the world (AudioToken's tiny LDM, the tiny
+    CLIP of the evaluation).
+    """
+    objects = " and ".join(WORLD_CLASSES[c].caption for c in spec.sources)
+    return f"a photo of {objects} {'in a room' if spec.reverb else 'on grass'}"
+
+
 def size_for_gain(gain_db: float, num_sources: int = 1) -> float:
     """Object size for a source gain: linear in dB over :data:`GAIN_LIMITS_DB`, monotone."""
     low_db, high_db = GAIN_LIMITS_DB

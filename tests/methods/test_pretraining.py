@@ -5,12 +5,19 @@ import pytest
 import torch
 
 from a2i.data.synthetic import SyntheticWorldDataModule
+from a2i.encoders.audio.beats import BEATsAudioEncoder
 from a2i.encoders.image.tiny import TinyImageEncoder
+from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
 from a2i.generators.autoencoder import KLAutoencoder
 from a2i.generators.biggan import BigGANGenerator
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
-from a2i.methods.pretraining import AutoencoderPretraining, GeneratorPretraining
+from a2i.methods.pretraining import (
+    AudioClassifierPretraining,
+    AutoencoderPretraining,
+    GeneratorPretraining,
+    TextToImagePretraining,
+)
 
 
 def fit(model, tmp_path):
@@ -82,3 +89,32 @@ def test_vae_pretraining_exports_weights_the_ldm_loads(tmp_path):
     torch.manual_seed(0)
     fit(AutoencoderPretraining(KLAutoencoder(preset="tiny"), export_dir=str(tmp_path)), tmp_path)
     LatentDiffusionGenerator(preset="tiny", vae_pretrained=str(tmp_path / "vae.safetensors"))
+
+
+def test_text_to_image_pretraining_trains_text_encoder_and_unet_and_exports_both(tmp_path):
+    generator = LatentDiffusionGenerator(preset="tiny", condition_dim=64, condition_dropout=0.0)
+    module = TextToImagePretraining(
+        CLIPTextEncoder(preset="tiny"), generator, export_dir=str(tmp_path)
+    )
+    batch = {"image": torch.rand(2, 3, 32, 32), "caption": ["a red circle", "a blue triangle"]}
+    module.training_step(batch, 0).backward()
+    trained = {n.split(".")[0] for n, p in module.named_parameters() if p.grad is not None}
+    assert trained == {"text_encoder", "generator"}
+    assert all(p.grad is None for p in generator.vae.parameters())
+    module.on_fit_end()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "text_encoder.safetensors",
+        "unet.safetensors",
+    ]
+    reloaded = CLIPTextEncoder(preset="tiny", pretrained=str(tmp_path / "text_encoder.safetensors"))
+    assert torch.equal(reloaded(["a red circle"]), module.text_encoder(["a red circle"]))
+
+
+def test_audio_classifier_pretraining_exports_the_encoder_only(tmp_path):
+    module = AudioClassifierPretraining(
+        BEATsAudioEncoder(preset="tiny", clip_seconds=1.0), num_classes=3, export_dir=str(tmp_path)
+    )
+    batch = {"audio": 0.1 * torch.randn(2, 16000), "label": torch.tensor([0, 2])}
+    assert module.training_step(batch, 0).ndim == 0
+    module.on_fit_end()
+    assert [p.name for p in tmp_path.iterdir()] == ["audio_encoder.safetensors"]
