@@ -28,9 +28,9 @@ LOSSES = ("l2", "nce_cosine", "nce_l2")
 EVAL_CONFIG = "configs/eval/world.yaml"
 
 
-def train(out: Path, variant: str, loss: str, extra: list[str]) -> Path:
-    """Fit stage 2 (or reuse a finished run) and return its last checkpoint."""
-    logs = out / f"{variant}_{loss}"
+def train(out: Path, name: str, config: str, args: list[str]) -> Path:
+    """``a2i fit`` (or reuse a finished run) and return the run's last checkpoint."""
+    logs = out / name
     done = sorted(logs.rglob("last.ckpt"))
     if done:
         return done[-1]
@@ -38,39 +38,38 @@ def train(out: Path, variant: str, loss: str, extra: list[str]) -> Path:
         [
             "fit",
             "--config",
-            CONFIGS[variant],
-            "--model.init_args.loss",
-            loss,
+            config,
+            *args,
             "--trainer.logger.init_args.save_dir",
             str(out),
             "--trainer.logger.init_args.name",
-            f"{variant}_{loss}",
+            name,
             "--trainer.enable_progress_bar",
             "false",
-            *extra,
         ]
     )
     return sorted(logs.rglob("last.ckpt"))[-1]
 
 
-def evaluate(out: Path, variant: str, loss: str, ckpt: Path) -> Path:
+def evaluate(out: Path, name: str, config: str, args: list[str], ckpt: Path) -> Path:
     """``a2i test`` with the world evaluation config; returns the report folder."""
-    report = out / f"{variant}_{loss}" / "eval" / "evaluation"
+    report = out / name / "eval" / "evaluation"
     if (report / "metrics.json").exists():
         return report
     a2i(
         [
             "test",
             "--config",
-            CONFIGS[variant],
+            config,
             "--config",
             EVAL_CONFIG,
+            *args,
             "--ckpt_path",
             str(ckpt),
             "--trainer.logger.init_args.save_dir",
             str(out),
             "--trainer.logger.init_args.name",
-            f"{variant}_{loss}",
+            name,
             "--trainer.logger.init_args.version",
             "eval",
             "--trainer.enable_progress_bar",
@@ -99,8 +98,9 @@ def main() -> None:
     for variant in args.variants:
         for loss in args.losses:
             start = time.time()
-            ckpt = train(out, variant, loss, args.fit_args)
-            reports.append(str(evaluate(out, variant, loss, ckpt)))
+            name, loss_args = f"{variant}_{loss}", ["--model.init_args.loss", loss]
+            ckpt = train(out, name, CONFIGS[variant], loss_args + args.fit_args)
+            reports.append(str(evaluate(out, name, CONFIGS[variant], loss_args, ckpt)))
             names.append(f"{variant.upper()} {loss}")
             print(f"{variant}/{loss}: {time.time() - start:.0f} s", flush=True)
     compare([*reports, "--names", *names] + (["--out", args.table] if args.table else []))
