@@ -112,6 +112,9 @@ class AudioToken(A2IMethod):
         lr: AdamW learning rate (§3: 8e-5).
         weight_decay: AdamW weight decay (1e-2 in the public code).
         embedder_pretrained: An embedder saved by :meth:`save_embedder` (a few MB of safetensors).
+        export_embedder: Write the trained embedder to this ``.safetensors`` file at the end of
+            ``fit`` (the frozen backbones are referenced by the config, not copied).
+        overwrite_export: Replace an existing ``export_embedder`` file.
         save_frozen: See :class:`~a2i.methods.base.A2IMethod`.
     """
 
@@ -127,6 +130,8 @@ class AudioToken(A2IMethod):
         lr: float = 8e-5,
         weight_decay: float = 1e-2,
         embedder_pretrained: str | None = None,
+        export_embedder: str | None = None,
+        overwrite_export: bool = False,
         save_frozen: bool = False,
     ) -> None:
         super().__init__(save_frozen=save_frozen)
@@ -246,6 +251,11 @@ class AudioToken(A2IMethod):
             "frame": batch[IMAGE][:8],
             "from_audio": self.generate_from_audio(batch[AUDIO][:8], [0])[:, 0],
         }
+
+    def on_fit_end(self) -> None:
+        """Export the embedder when ``export_embedder`` is set (rank 0 only)."""
+        if self.hparams.export_embedder is not None and self.global_rank == 0:
+            self.save_embedder(self.hparams.export_embedder, self.hparams.overwrite_export)
 
     def save_embedder(self, path: str | Path, overwrite: bool = False) -> None:
         """Write the trained embedder alone (safetensors); load it with ``embedder_pretrained``.

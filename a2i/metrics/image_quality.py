@@ -10,6 +10,7 @@ between a2i runs, **not** with published Inception FIDs.
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import torch
@@ -21,9 +22,9 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
-from torchmetrics.utilities.data import dim_zero_cat
 
 from a2i.errors import CheckpointNotFoundError
+from a2i.interfaces import FreezableMixin
 from a2i.pretrained import cache_dir, load_state_dict_file, resolve_local
 
 INCEPTION_WEIGHTS = URL_INCEPTION_V3.rsplit("/", 1)[-1]
@@ -42,13 +43,20 @@ class FeatureBackbone(Protocol):
         """``(B, classes)`` for images ``(B, 3, H, W)`` in ``[0, 1]``."""
 
 
-class InceptionFeatures(nn.Module):
+class InceptionFeatures(FreezableMixin):
     """The standard FID Inception-v3 (2048-d pool features, 1008 ``logits_unbiased`` for IS).
+
+    torchmetrics would download these weights itself on first use; here they come from a local
+    file only, so an offline run fails early with the download command instead of hanging on
+    the network. Frozen: eval mode (fixed batch-norm statistics) survives ``.train()``.
 
     Args:
         pretrained: The weights file, as a path or a bare name found in ``$A2I_CACHE`` (default
             ``~/.cache/a2i``). The file is checked to hold tensors only before torch-fidelity
             reads it.
+
+    Raises:
+        CheckpointNotFoundError: The file is missing; the message gives the ``wget`` command.
     """
 
     num_features = 2048
@@ -68,8 +76,10 @@ class InceptionFeatures(nn.Module):
             ["2048", "logits_unbiased"],
             feature_extractor_weights_path=str(local),
         )
+        self.freeze()
 
     def _run(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        # torch-fidelity's port of the TF graph takes uint8 pixels (and resizes to 299 px itself).
         pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8)
         features, logits = self.network(pixels)
         return features, logits
@@ -84,13 +94,18 @@ class InceptionFeatures(nn.Module):
 
 
 class _Features(nn.Module):
-    """torchmetrics' view of a backbone for FID/KID: ``forward`` = features, ``num_features``."""
+    """torchmetrics' view of a backbone for FID/KID: ``forward`` = features, ``num_features``.
+
+    No gradients: metric features are never trained through, and skipping the graph saves the
+    memory of a full Inception forward per batch.
+    """
 
     def __init__(self, backbone: FeatureBackbone) -> None:
         super().__init__()
         self.backbone = backbone
         self.num_features = backbone.num_features
 
+    @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         return self.backbone.features(images.float())
 
@@ -102,6 +117,7 @@ class _Logits(nn.Module):
         super().__init__()
         self.backbone = backbone
 
+    @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         return self.backbone.logits(images.float())
 
@@ -109,13 +125,25 @@ class _Logits(nn.Module):
 class ImageQuality(nn.Module):
     """FID and KID of generated vs. real images and IS of the generated ones, on one backbone.
 
-    The three torchmetrics metrics share the backbone (one copy of Inception) and sync their
-    states across DDP ranks when computed. Small evaluation sets are handled: KID's subset size
-    and IS's number of splits are clamped to the number of images; FID with fewer than two
-    images on either side is NaN.
+    Call :meth:`update_real` with reference images and :meth:`update_fake` with generated ones
+    (IS scores generated images only), then :meth:`compute`. A wrapper rather than a
+    ``MetricCollection`` because the three metrics take different ``update`` arguments. The
+    torchmetrics metrics are child modules and sync their states across DDP ranks in
+    ``compute``; the size checks below read synced counts, so every rank takes the same branch.
+
+    The numbers are only as comparable as the backbone: with :class:`InceptionFeatures` they are
+    the standard FID/KID/IS; with a world classifier they compare a2i runs with each other and
+    are **not** comparable with published Inception numbers.
+
+    Small evaluation sets: KID's subset size is clamped to the smaller of the two sets and IS's
+    number of splits to the number of generated images (so a 50-image smoke run gives numbers,
+    biased ones, instead of torchmetrics' error). With fewer than two images on either side FID
+    and KID are undefined (no covariance): they are NaN, with a warning, rather than an error,
+    so one small evaluation does not end a training run.
 
     Args:
-        backbone: Feature network (:class:`InceptionFeatures` or a world classifier).
+        backbone: Feature network (:class:`InceptionFeatures` or a world classifier), shared by
+            all three metrics (one copy in memory).
         kid_subset_size: Images per KID subset (torchmetrics' default 1000).
         kid_subsets: Number of KID subsets.
         is_splits: Number of IS splits (the standard 10).
@@ -130,10 +158,13 @@ class ImageQuality(nn.Module):
     ) -> None:
         super().__init__()
         features = _Features(backbone)
+        # With a custom network FID/KID pass float images through unchanged under normalize=True.
         self.fid = FrechetInceptionDistance(feature=features, normalize=True)
         self.kid = KernelInceptionDistance(
             feature=features, subsets=kid_subsets, subset_size=kid_subset_size, normalize=True
         )
+        # InceptionScore's normalize=True casts to uint8 even for a custom network: leave it off
+        # so the backbone gets the [0, 1] floats of the protocol.
         self.inception_score = InceptionScore(feature=_Logits(backbone), splits=is_splits)
         self.kid_subset_size = kid_subset_size
         self.is_splits = is_splits
@@ -151,12 +182,9 @@ class ImageQuality(nn.Module):
 
     def compute(self) -> dict[str, float]:
         """``fid``, ``kid`` (mean, with ``kid_std``) and ``is`` (mean, with ``is_std``)."""
-        with self.kid.sync_context():
-            real = len(dim_zero_cat(self.kid.real_features)) if self.kid.real_features else 0
-            fake = len(dim_zero_cat(self.kid.fake_features)) if self.kid.fake_features else 0
-        with self.inception_score.sync_context():
-            scored = self.inception_score.features
-            generated = len(dim_zero_cat(scored)) if len(scored) else 0
+        with self.fid.sync_context():  # FID's sample counts, summed over ranks
+            real = int(self.fid.real_features_num_samples)
+            fake = int(self.fid.fake_features_num_samples)
         nan = float("nan")
         results = {"fid": nan, "kid": nan, "kid_std": nan, "is": nan, "is_std": nan}
         if min(real, fake) >= 2:
@@ -164,8 +192,13 @@ class ImageQuality(nn.Module):
             self.kid.subset_size = min(self.kid_subset_size, real, fake)
             kid_mean, kid_std = self.kid.compute()
             results.update(kid=float(kid_mean), kid_std=float(kid_std))
-        if generated >= 1:
-            self.inception_score.splits = max(1, min(self.is_splits, generated))
+        else:
+            warnings.warn(
+                f"FID/KID need at least 2 real and 2 generated images, got {real} and {fake}: NaN",
+                stacklevel=2,
+            )
+        if fake >= 1:  # every generated image also went to IS
+            self.inception_score.splits = min(self.is_splits, fake)
             is_mean, is_std = self.inception_score.compute()
             results.update({"is": float(is_mean), "is_std": float(is_std)})
         return results

@@ -122,7 +122,11 @@ def test_prompt_without_placeholder_is_refused():
 def test_cli_fit_test_predict_on_the_tiny_config(tmp_path):
     config = ROOT / "tests" / "conf" / "audiotoken.yaml"
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    main(["fit", "--config", str(config), *logs])
+    exported = tmp_path / "embedder.safetensors"
+    main(
+        ["fit", "--config", str(config), "--model.init_args.export_embedder", str(exported), *logs]
+    )
+    assert exported.is_file()
     (ckpt,) = tmp_path.rglob("last.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     assert {k.split(".")[0] for k in state} == {"embedder"}

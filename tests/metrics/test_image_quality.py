@@ -76,11 +76,21 @@ def test_small_sets_do_not_crash():
     assert np.isfinite([result["fid"], result["kid"], result["is"]]).all()
     lonely = ImageQuality(PixelMeans())
     lonely.update_fake(images_from(generator, 1))
-    assert np.isnan(lonely.compute()["fid"])
+    with pytest.warns(UserWarning, match="at least 2"):
+        result = lonely.compute()
+    assert np.isnan(result["fid"]) and np.isnan(result["kid"]) and result["is"] == pytest.approx(1)
 
 
 def test_missing_inception_weights_name_the_file_and_url(tmp_path, monkeypatch):
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(fidelity, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     monkeypatch.setenv("A2I_CACHE", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # the bare name must not resolve to a file in the cwd either
     with pytest.raises(CheckpointNotFoundError) as info:
         InceptionFeatures()
     message = str(info.value)
@@ -98,6 +108,8 @@ def test_inception_features_load_a_tensors_only_file_and_give_fid_shapes(tmp_pat
     path = tmp_path / INCEPTION_WEIGHTS
     torch.save(torch.nn.Module.state_dict(random), path)
     network = InceptionFeatures(str(path))
+    network.train()
+    assert not network.network.training and not any(p.requires_grad for p in network.parameters())
     images = torch.rand(2, 3, 64, 64)
     assert network.features(images).shape == (2, 2048)
     assert network.logits(images).shape == (2, 1008)

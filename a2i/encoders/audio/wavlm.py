@@ -1,0 +1,113 @@
+"""WavLM (transformers ``WavLMModel``) as an a2i audio encoder.
+
+AudioToken's Embedder reads the concatenated hidden states of a frozen audio network's layers 4,
+8 and 12 (§2.1, with BEATs); WavLM Base/Base+ has 12 transformer layers of 768 too, so it drops in
+behind the same interface (``hidden_layers``). Speech-heavy data (CelebV-HQ's speech → face)
+is where a speech model such as WavLM is the natural choice.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+from transformers import WavLMConfig, WavLMModel
+
+from a2i.audio.io import fit_length
+from a2i.errors import ConfigError
+from a2i.interfaces import AudioEncoder, AudioEncoderOutput
+from a2i.pretrained import load_pretrained, load_state_dict_file
+
+SAMPLE_RATE = 16000
+
+WAVLM_PRESETS: dict[str, dict] = {
+    "paper": {},
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "conv_dim": (32, 32, 32, 32, 32, 32, 32),
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 4,
+    },
+}
+"""``paper`` is transformers' default WavLMConfig, the WavLM Base architecture (94.4 M parameters,
+12 layers × 768, one frame per 320 samples); ``tiny`` keeps 12 layers (so layers 4, 8, 12 exist)
+at 64 wide with a 32-channel feature extractor."""
+
+
+class WavLMAudioEncoder(AudioEncoder):
+    """Waveform → WavLM → mean-pooled embedding and (layer-concatenated) frame sequence.
+
+    Args:
+        preset: ``paper`` = WavLM Base shapes; ``tiny`` = 12 layers × 64. Ignored when
+            ``pretrained`` names published weights.
+        pretrained: Hub id or local directory (``microsoft/wavlm-base-plus``), or an a2i
+            ``.safetensors`` file of this module's state dict for ``preset``.
+        hidden_layers: 1-based layers whose outputs are concatenated per frame into ``tokens``
+            (AudioToken §2.1: ``(4, 8, 12)``); None: the last hidden state.
+        clip_seconds: Clips are cropped or zero-padded to this length (AudioToken §3: 5 s).
+        freeze: Freeze the encoder (no gradients, eval mode kept).
+    """
+
+    def __init__(
+        self,
+        preset: Literal["tiny", "paper"] = "paper",
+        pretrained: str | None = None,
+        hidden_layers: tuple[int, ...] | None = (4, 8, 12),
+        clip_seconds: float = 5.0,
+        freeze: bool = False,
+    ) -> None:
+        super().__init__()
+        field = f"{type(self).__name__}.pretrained"
+        a2i_weights = pretrained is not None and pretrained.endswith(".safetensors")
+        if pretrained is not None and not a2i_weights:
+            self.model = load_pretrained(
+                lambda: WavLMModel.from_pretrained(pretrained),
+                checkpoint=pretrained,
+                field=field,
+                library="transformers",
+                download=f"hf download {pretrained}",
+            )
+        else:
+            self.model = WavLMModel(WavLMConfig(**WAVLM_PRESETS[preset]))
+        config = self.model.config
+        self.hidden_layers = tuple(hidden_layers) if hidden_layers is not None else None
+        if self.hidden_layers is not None:
+            bad = [i for i in self.hidden_layers if not 1 <= i <= config.num_hidden_layers]
+            if bad or not self.hidden_layers:
+                raise ConfigError(
+                    f"{type(self).__name__}.hidden_layers {hidden_layers}: layers are numbered "
+                    f"1..{config.num_hidden_layers} for this model (bad: {bad or 'empty'})"
+                )
+        if clip_seconds <= 0:
+            raise ConfigError(f"{type(self).__name__}.clip_seconds must be > 0 ({clip_seconds})")
+        self.sample_rate = SAMPLE_RATE
+        self.clip_seconds = clip_seconds
+        self.embed_dim = config.hidden_size
+        self.token_dim = config.hidden_size * len(self.hidden_layers or (0,))
+        self.output = "both"
+        if a2i_weights:
+            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+        if freeze:
+            self.freeze()
+
+    def forward(self, waveform: Tensor) -> AudioEncoderOutput:
+        """Encode ``(B, T)`` 16 kHz waveforms (cropped/padded to ``clip_seconds``).
+
+        Returns ``pooled`` ``(B, hidden)`` (mean of the last hidden state over frames) and
+        ``tokens`` ``(B, frames, token_dim)``.
+        """
+        samples = round(self.clip_seconds * self.sample_rate)
+        clips = torch.stack([fit_length(clip, samples, random_crop=False) for clip in waveform])
+        # WavLM expects zero-mean, unit-variance input (its feature extractor's normalisation).
+        clips = (clips - clips.mean(dim=1, keepdim=True)) / (clips.std(dim=1, keepdim=True) + 1e-7)
+        outputs = self.model(clips, output_hidden_states=self.hidden_layers is not None)
+        last = outputs.last_hidden_state
+        if self.hidden_layers is None:
+            tokens = last
+        else:  # hidden_states[0] is the input to the transformer, [i] the output of layer i
+            tokens = torch.cat([outputs.hidden_states[i] for i in self.hidden_layers], dim=-1)
+        return AudioEncoderOutput(pooled=last.mean(dim=1), tokens=tokens)
