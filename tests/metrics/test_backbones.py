@@ -3,8 +3,10 @@
 import pytest
 import torch
 
+from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
 from a2i.errors import CheckpointNotFoundError, ConfigError
 from a2i.metrics.backbones import CLIPScorer, ImageClassifier
+from a2i.synth.eval_backbones import AUDIO_TOWER
 from a2i.synth.world import WORLD_CLASSES, SyntheticWorld
 
 
@@ -55,6 +57,23 @@ def test_shipped_world_backbones_read_held_out_scenes(shipped):
     zero_shot = (clip.embed_images(images) @ prompts.T).argmax(1)
     assert (zero_shot == labels).float().mean() >= 0.9
     assert (classifier.logits(images).argmax(1) == labels).float().mean() >= 0.95
+
+
+def test_shipped_audio_tower_lands_in_the_tiny_clip_image_space(shipped):
+    clip, _ = shipped
+    tower = SpectrogramResNet(
+        **AUDIO_TOWER, pretrained="tiny/eval/audio_tower.safetensors", freeze=True
+    )
+    world = SyntheticWorld(image_size=32, clip_seconds=4.0)
+    specs = [world.sample_spec("test", 5000 + i) for i in range(100)]
+    audio = torch.stack([world.render_audio(s) for s in specs])
+    labels = torch.tensor([s.sources[0] for s in specs])
+    with torch.no_grad():
+        audio_z = tower(audio).pooled
+    assert audio_z.shape == (100, clip.embed_dim)
+    prompts = clip.embed_texts([f"a photo of {c.caption}" for c in WORLD_CLASSES])
+    # Zero-shot through CLIP's text tower: the tower was aligned to the image tower only.
+    assert ((audio_z @ prompts.T).argmax(1) == labels).float().mean() >= 0.75
 
 
 def test_clip_paper_preset_parameter_count_on_meta():
