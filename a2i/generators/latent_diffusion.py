@@ -15,7 +15,8 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+import diffusers
+from diffusers import DDPMScheduler, SchedulerMixin, UNet2DConditionModel
 from torch import Tensor, nn
 
 from a2i.errors import ConfigError
@@ -102,6 +103,9 @@ class LatentDiffusionGenerator(ImageGenerator):
             same UNet learns the unconditional model guidance needs (0.1 in Ho & Salimans 2022).
         prediction_type: What the UNet predicts: ``"epsilon"`` (eq. 4), ``"v_prediction"`` or
             ``"sample"``.
+        sampler: diffusers scheduler class used for sampling (``DDIMScheduler``; any other, e.g.
+            ``EulerDiscreteScheduler`` or ``DPMSolverMultistepScheduler``, is built from the
+            training noise schedule).
         freeze: Freeze the module after construction.
     """
 
@@ -117,6 +121,7 @@ class LatentDiffusionGenerator(ImageGenerator):
         guidance_scale: float = 3.0,
         condition_dropout: float = 0.1,
         prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon",
+        sampler: str = "DDIMScheduler",
         freeze: bool = False,
     ) -> None:
         super().__init__()
@@ -135,6 +140,13 @@ class LatentDiffusionGenerator(ImageGenerator):
         self.guidance_scale = guidance_scale
         self.condition_dropout = condition_dropout
         self.prediction_type = prediction_type
+        sampler_class = getattr(diffusers, sampler, None)
+        if not (isinstance(sampler_class, type) and issubclass(sampler_class, SchedulerMixin)):
+            raise ConfigError(
+                f"LatentDiffusionGenerator.sampler '{sampler}' is not a diffusers scheduler class "
+                "(e.g. DDIMScheduler, EulerDiscreteScheduler, DPMSolverMultistepScheduler)"
+            )
+        self.sampler_class = sampler_class
 
         if vae_pretrained is None:
             self.vae = KLAutoencoder(
@@ -254,10 +266,11 @@ class LatentDiffusionGenerator(ImageGenerator):
         generator: torch.Generator | None = None,
         unconditional: Tensor | None = None,
     ) -> Tensor:
-        """DDIM sampling with classifier-free guidance; images ``(B, 3, H, W)`` in ``[0, 1]``.
+        """Sampling (DDIM by default) with classifier-free guidance; images ``(B, 3, H, W)`` in ``[0, 1]``.
 
         The initial latents are the only random draw (DDIM with η = 0 is deterministic), so a
-        seeded ``generator`` gives identical images.
+        seeded ``generator`` gives identical images (with ``sampler`` DDIM; ancestral samplers
+        draw more noise from the global RNG).
 
         Args:
             condition: ``(B, D)`` embeddings or ``(B, N, D)`` token sequences.
@@ -268,7 +281,7 @@ class LatentDiffusionGenerator(ImageGenerator):
         """
         self._check_condition(condition)
         tokens = self._as_tokens(condition)
-        scheduler = DDIMScheduler.from_config(
+        scheduler = self.sampler_class.from_config(
             self.noise_scheduler.config, set_alpha_to_one=False, steps_offset=1
         )
         scheduler.set_timesteps(self.num_inference_steps, device=condition.device)

@@ -134,3 +134,13 @@ def test_unet_weights_of_another_shape_are_refused_with_the_field(tmp_path):
     save_module(LatentDiffusionGenerator(preset="tiny", condition_dim=32).unet, path)
     with pytest.raises(ConfigError, match="field 'unet_pretrained'"):
         LatentDiffusionGenerator(preset="tiny", unet_pretrained=str(path))
+
+
+def test_sampler_is_any_diffusers_scheduler_and_typos_are_named():
+    generator = LatentDiffusionGenerator(
+        preset="tiny", condition_dim=64, num_inference_steps=2, sampler="EulerDiscreteScheduler"
+    )
+    images = generator.generate(torch.randn(2, 64), torch.Generator().manual_seed(0))
+    assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
+    with pytest.raises(ConfigError, match="DDIMScheduler"):
+        LatentDiffusionGenerator(preset="tiny", sampler="DDIMSchedular")
