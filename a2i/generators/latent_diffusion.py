@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+import diffusers
 import torch
 import torch.nn.functional as F
-import diffusers
 from diffusers import DDPMScheduler, SchedulerMixin, UNet2DConditionModel
 from torch import Tensor, nn
 
