@@ -23,6 +23,7 @@ from a2i.errors import A2IError, ConfigError
 from a2i.methods.base import A2IMethod
 
 WORLD_HELP = "materialise the embedded synthetic audio-visual world to disk (a2i world --help)"
+PREPARE_HELP = "decode a video dataset into training shards (a2i prepare --help)"
 
 
 class A2ITrainer(L.Trainer):
@@ -163,12 +164,54 @@ def world_main(argv: list[str]) -> None:
     print(f"a2i world: wrote {sum(sizes.values())} clips to {args.out}")
 
 
+def prepare_main(argv: list[str]) -> None:
+    """``a2i prepare``: decode the videos of a config's ``data`` section into shards.
+
+    ``--config`` takes any run config (only its ``data`` section is read), so the file that
+    trains a model also prepares its data; ``--data.init_args.*`` overrides single values.
+    """
+    import yaml
+    from jsonargparse import ArgumentParser
+
+    from a2i.data.video_datamodule import VideoDataModule
+
+    parser = ArgumentParser(prog="a2i prepare", description=PREPARE_HELP)
+    parser.add_argument("--config", help="a run config whose data section names a video dataset")
+    parser.add_subclass_arguments(VideoDataModule, "data", required=True)
+    parser.add_argument("--workers", type=int, help="decoding processes (overrides the config)")
+    index = argv.index("--config") if "--config" in argv else -1
+    if index >= 0 and index + 1 < len(argv):
+        with open(argv[index + 1], encoding="utf-8") as handle:
+            section = (yaml.safe_load(handle) or {}).get("data")
+        if section is None:
+            parser.error(f"{argv[index + 1]} has no data section")
+        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
+    config = parser.parse_args(argv)
+    datamodule = parser.instantiate_classes(config).data
+    if config.workers is not None:
+        datamodule.prepare_workers = config.workers
+    report = datamodule.prepare_data()
+    if report is None:
+        print(f"a2i prepare: {datamodule.prepared} is already complete ({datamodule.clip_counts})")
+        return
+    counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
+    print(
+        f"a2i prepare: {counts} clips in {datamodule.prepared}; {len(report.dropped)} dropped "
+        f"(see {datamodule.prepared / 'problems.log'}); {report.shards_written} shards written, "
+        f"{report.shards_reused} reused; {report.processed} clips in {report.seconds:.1f} s = "
+        f"{report.clips_per_second:.2f} clips/s"
+    )
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``a2i`` command."""
     argv = sys.argv[1:] if args is None else list(args)
     try:
         if argv and argv[0] == "world":
             world_main(argv[1:])
+            return
+        if argv and argv[0] == "prepare":
+            prepare_main(argv[1:])
             return
         A2ICLI(
             A2IMethod,
@@ -184,7 +227,9 @@ def main(args: list[str] | None = None) -> None:
                     "init_args": {"save_dir": "runs"},
                 },
             },
-            parser_kwargs={"epilog": f"other command:\n  world  {WORLD_HELP}"},
+            parser_kwargs={
+                "epilog": f"other commands:\n  world    {WORLD_HELP}\n  prepare  {PREPARE_HELP}"
+            },
             args=args,  # None: LightningCLI reads sys.argv itself
         )
     except (A2IError, ValueError) as error:

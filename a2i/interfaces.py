@@ -12,6 +12,8 @@ Batch contract (what every datamodule yields and every method reads):
 - ``label``: ``(B,)`` int64 class index, ``-1`` when unknown.
 - ``caption``: ``list[str]`` of length B (class caption, e.g. ``"a red triangle"``; may be empty).
 - ``key``: ``list[str]`` of length B, a stable identifier (relative path for files).
+- ``features/<name>``: optional ``(B, ...)`` outputs of frozen models cached when a video
+  dataset was prepared (:mod:`a2i.data.prepare`), e.g. ``features/image``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ IMAGE = "image"
 LABEL = "label"
 CAPTION = "caption"
 KEY = "key"
+FEATURES = "features/"
 
 
 class FreezableMixin(nn.Module):

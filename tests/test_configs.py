@@ -8,9 +8,10 @@ from a2i.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_CONFIGS = sorted((ROOT / "configs" / "eval").glob("*.yaml"))
-CONFIGS = sorted(set((ROOT / "configs").rglob("*.yaml")) - set(EVAL_CONFIGS)) + sorted(
-    (ROOT / "tests" / "conf").glob("*.yaml")
-)
+DATA_CONFIGS = sorted((ROOT / "configs" / "data").glob("*.yaml"))
+CONFIGS = sorted(
+    set((ROOT / "configs").rglob("*.yaml")) - set(EVAL_CONFIGS) - set(DATA_CONFIGS)
+) + sorted((ROOT / "tests" / "conf").glob("*.yaml"))
 METHOD_FOR_EVAL = ROOT / "configs" / "tiny" / "sound2vision_ldm.yaml"
 
 
@@ -30,6 +31,16 @@ def test_evaluation_config_parses_on_top_of_a_method_config(config, capsys):
         main(args)
     assert info.value.code == 0, capsys.readouterr().err
     assert "a2i.metrics.harness.Evaluation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", DATA_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_data_config_parses_on_top_of_a_method_config(config, capsys):
+    """Dataset configs hold only a data section: they replace a method config's data."""
+    args = ["fit", "--print_config", "--config", str(METHOD_FOR_EVAL), "--config", str(config)]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0, capsys.readouterr().err
+    assert config.stem in capsys.readouterr().out.lower()
 
 
 @pytest.mark.parametrize(

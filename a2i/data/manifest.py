@@ -423,13 +423,20 @@ class ManifestDataModule(AudioVisualDataModule):
             clip_seconds=clip_seconds,
             image_size=image_size,
         )
-        if not (Path(root) / MANIFEST_FILE).is_file():
-            missing = (
-                "directory does not exist" if not Path(root).is_dir() else f"no {MANIFEST_FILE}"
-            )
-            raise DatasetNotFoundError(root, f"{missing}; {self.prepare_hint.format(root=root)}")
         self.root = root
         self.strict = strict
+        self.check_root()
+
+    def check_root(self) -> None:
+        """Fail early, naming the remedy, when ``root`` holds no dataset."""
+        if not (Path(self.root) / MANIFEST_FILE).is_file():
+            missing = (
+                "directory does not exist"
+                if not Path(self.root).is_dir()
+                else f"no {MANIFEST_FILE}"
+            )
+            hint = self.prepare_hint.format(root=self.root)
+            raise DatasetNotFoundError(self.root, f"{missing}; {hint}")
 
     @property
     def classes(self) -> list[str] | None:

@@ -23,6 +23,7 @@ from a2i.errors import ConfigError
 from a2i.image import read_image
 from a2i.interfaces import (
     AUDIO,
+    FEATURES,
     IMAGE,
     KEY,
     AudioEncoder,
@@ -32,6 +33,8 @@ from a2i.interfaces import (
 )
 from a2i.losses.alignment import AlignmentLoss, AlignmentLossName
 from a2i.methods.base import A2IMethod
+
+CACHED_IMAGE_FEATURES = FEATURES + "image"
 
 
 class Sound2Vision(A2IMethod):
@@ -98,6 +101,24 @@ class Sound2Vision(A2IMethod):
         """``z^V``: frozen image-encoder output ``(B, D)``."""
         return self.image_encoder(image)
 
+    def cached_or_computed_image_features(self, batch: dict[str, Any]) -> Tensor:
+        """``z^V`` from the shards' cache (``features/image``) when present, else computed.
+
+        Prepared video datasets can store the frozen encoder's embeddings
+        (:class:`a2i.data.prepare.ImageFeature`), which saves the image-encoder forward pass at
+        every step; the cache must come from the encoder this config names.
+        """
+        cached = batch.get(CACHED_IMAGE_FEATURES)
+        if cached is None:
+            return self.image_features(batch[IMAGE])
+        if cached.shape[-1] != self.image_encoder.embed_dim:
+            raise ConfigError(
+                f"the data's cached '{CACHED_IMAGE_FEATURES}' are {cached.shape[-1]}-d but "
+                f"model.image_encoder gives {self.image_encoder.embed_dim}-d; prepare the data "
+                "with the same image encoder (data.features) or drop the cached feature"
+            )
+        return cached.to(self.dtype if self.dtype.is_floating_point else cached.dtype)
+
     def condition_from_audio(self, waveform: Tensor) -> Tensor:
         """Generator condition for audio: direction of ``z^A`` at the image features' scale."""
         return F.normalize(self.audio_features(waveform), dim=-1) * self.image_feature_norm
@@ -133,7 +154,7 @@ class Sound2Vision(A2IMethod):
 
     def _shared_step(self, batch: dict[str, Any], stage: str) -> Tensor:
         audio_z = self.audio_features(batch[AUDIO])
-        image_z = self.image_features(batch[IMAGE])
+        image_z = self.cached_or_computed_image_features(batch)
         loss = self.loss(audio_z, image_z)
         batch_size = audio_z.shape[0]
         self.log(

@@ -9,26 +9,22 @@ evaluation code can read the ground truth without re-rendering.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
 from a2i.audio.io import write_audio
 from a2i.data.manifest import ManifestRecord, write_manifest
 from a2i.errors import ConfigError
-from a2i.image import to_uint8, write_png
+from a2i.image import write_png
 from a2i.synth.render_image import render_layers
+from a2i.synth.video import encode_video
 from a2i.synth.world import SPLITS, SceneLayout, SceneSpec, SyntheticWorld
 
 VIDEO_DRIFT = 0.08
 """In an mp4, each object slides from 0.08 left of its place to 0.08 right over the clip."""
-AUDIO_FRAME = 1024
-"""Samples per encoded audio frame (the AAC frame size)."""
 
 
 def materialize_world(
@@ -173,31 +169,11 @@ def write_video(
     overwrite: bool = False,
 ) -> None:
     """Encode a scene as an mp4 (h264 yuv420p video, mono AAC audio), atomically."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"'{path}' exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            video = container.add_stream("libx264", rate=fps)
-            video.width = video.height = world.image_size
-            video.pix_fmt = "yuv420p"
-            video.options = {"crf": "18", "threads": "1"}
-            sound = container.add_stream("aac", rate=world.sample_rate, layout="mono")
-            for frame in video_frames(world, spec, fps):
-                picture = av.VideoFrame.from_ndarray(to_uint8(frame), format="rgb24")
-                container.mux(video.encode(picture))
-            container.mux(video.encode(None))
-            samples = audio.detach().float().cpu().numpy()
-            for start in range(0, samples.shape[0], AUDIO_FRAME):
-                chunk = samples[None, start : start + AUDIO_FRAME]
-                piece = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                piece.sample_rate = world.sample_rate
-                piece.pts = start
-                piece.time_base = Fraction(1, world.sample_rate)
-                container.mux(sound.encode(piece))
-            container.mux(sound.encode(None))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    encode_video(
+        path,
+        video_frames(world, spec, fps),
+        fps=fps,
+        audio=audio,
+        sample_rate=world.sample_rate,
+        overwrite=overwrite,
+    )

@@ -1,0 +1,465 @@
+"""Decode a video dataset once into shards: audio, one selected frame, cached features.
+
+The unit of work is a shard: clips are sorted by key within each split and cut into
+consecutive groups of ``shard_size``, so which clip lands in which shard never depends on
+timing or on the number of workers. Each worker decodes a whole shard, asks the frame selector
+for the training frame, computes the cached features in batches and writes the shard
+atomically (:func:`a2i.data.shards.write_shard`). A killed run restarts by skipping the shards
+whose tar exists and redoing the rest, which yields byte-identical shards.
+
+Bad clips never stop the run: an unreadable video, a missing audio track, a clip shorter than
+``min_seconds`` or a frame selector's veto is recorded in the shard's sidecar and collected in
+``problems.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from a2i.data.frames import FrameSelector
+from a2i.data.manifest import _atomic_write_text
+from a2i.data.shards import (
+    SHARD_DIR,
+    PreparedClip,
+    completed_shards,
+    read_shard_index,
+    remove_partial_files,
+    resize_center_crop,
+    shard_name,
+    write_shard,
+)
+from a2i.data.video import VideoDecodeError, decode_video
+from a2i.errors import A2IError, ConfigError
+from a2i.generators.autoencoder import KLAutoencoder
+from a2i.interfaces import AudioEncoder, ImageEncoder
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.json"
+DONE_FILE = "prepared.json"
+PROBLEMS_FILE = "problems.log"
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    """One clip of a raw video dataset, as a dataset's scanner lists it.
+
+    Attributes:
+        key: Unique identifier without dots (becomes the shard member name).
+        video: Path of the video file.
+        split: ``train``, ``val`` or ``test``.
+        label: Class index, -1 when the dataset has no classes (speech → face).
+        caption: Text for the clip (the class name); CLIP-best frame selection scores it.
+        start: Clip start inside the video in seconds.
+        duration: Clip length in seconds (None: to the end of the video).
+        crop: ``(top, bottom, left, right)`` pixel box to cut from every frame (face boxes).
+        meta: Facts carried into the shards (annotation attributes, source ids).
+    """
+
+    key: str
+    video: str
+    split: str
+    label: int = -1
+    caption: str = ""
+    start: float = 0.0
+    duration: float | None = None
+    crop: tuple[int, int, int, int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+class CachedFeature(ABC):
+    """A frozen model whose output is stored in the shards, so training skips recomputing it.
+
+    Args:
+        name: Member and batch name (``features/<name>``); letters, digits and ``_`` only.
+    """
+
+    def __init__(self, name: str) -> None:
+        if not name.replace("_", "").isalnum():
+            raise ConfigError(f"feature name '{name}' may hold only letters, digits and '_'")
+        self.name = name
+        self.device = torch.device("cpu")
+
+    @abstractmethod
+    def model(self) -> torch.nn.Module:
+        """The frozen model (moved to the preparation device by :meth:`setup`)."""
+
+    def setup(self, device: str) -> None:
+        """Move the model to ``device`` in eval mode (called once per worker)."""
+        self.device = torch.device(device)
+        self.model().to(self.device).eval()
+
+    @abstractmethod
+    def compute(self, images: Tensor, audio: Tensor) -> Tensor:
+        """Features ``(B, ...)`` from frames ``(B, 3, H, W)`` in [0, 1] and audio ``(B, T)``."""
+
+
+class ImageFeature(CachedFeature):
+    """Image-encoder embeddings of the training frame (Sound2Vision's frozen targets z_V).
+
+    Args:
+        encoder: The same frozen image encoder the method's config names.
+        name: Batch name suffix.
+    """
+
+    def __init__(self, encoder: ImageEncoder, name: str = "image") -> None:
+        super().__init__(name)
+        self.encoder = encoder
+
+    def model(self) -> torch.nn.Module:
+        """The image encoder."""
+        return self.encoder
+
+    def compute(self, images: Tensor, audio: Tensor) -> Tensor:
+        """Embeddings ``(B, D)``."""
+        return self.encoder(images.to(self.device)).float().cpu()
+
+
+class AudioFeature(CachedFeature):
+    """Pooled embeddings of a frozen audio encoder (e.g. AudioToken's frozen BEATs).
+
+    Args:
+        encoder: A frozen audio encoder with a pooled output.
+        name: Batch name suffix.
+    """
+
+    def __init__(self, encoder: AudioEncoder, name: str = "audio") -> None:
+        super().__init__(name)
+        self.encoder = encoder
+
+    def model(self) -> torch.nn.Module:
+        """The audio encoder."""
+        return self.encoder
+
+    def compute(self, images: Tensor, audio: Tensor) -> Tensor:
+        """Pooled embeddings ``(B, D)`` of the first ``clip_seconds`` of each clip."""
+        length = round(self.encoder.sample_rate * self.encoder.clip_seconds)
+        audio = F.pad(audio, (0, max(0, length - audio.shape[-1])))[:, :length]
+        pooled = self.encoder(audio.to(self.device)).pooled
+        if pooled is None:
+            raise ConfigError(f"{type(self.encoder).__name__} has no pooled output to cache")
+        return pooled.float().cpu()
+
+
+class LatentFeature(CachedFeature):
+    """VAE latents of the frame at the generator's resolution (latent-diffusion training).
+
+    Args:
+        autoencoder: The generator's frozen VAE.
+        image_size: Resolution the generator is trained at.
+        name: Batch name suffix.
+    """
+
+    def __init__(self, autoencoder: KLAutoencoder, image_size: int, name: str = "latents") -> None:
+        super().__init__(name)
+        self.autoencoder = autoencoder
+        self.image_size = image_size
+
+    def model(self) -> torch.nn.Module:
+        """The VAE."""
+        return self.autoencoder
+
+    def compute(self, images: Tensor, audio: Tensor) -> Tensor:
+        """Posterior-mean latents ``(B, C, h, w)``."""
+        images = F.interpolate(images, size=self.image_size, mode="bilinear", antialias=True)
+        return self.autoencoder.encode(images.to(self.device)).float().cpu()
+
+
+@dataclass
+class PrepareSettings:
+    """Everything that decides the bytes of the shards (stored as ``settings.json``).
+
+    A resumed or repeated preparation must use the same settings, otherwise its shards would
+    mix two recipes; :func:`prepare_clips` refuses that.
+    """
+
+    sample_rate: int = 16000
+    frame_rate: float = 1.0
+    frame_size: int = 256
+    shard_size: int = 256
+    min_seconds: float = 1.0
+    frame_selector: str = ""
+    features: list[str] = field(default_factory=list)
+    clips_sha1: str = ""
+
+
+@dataclass
+class PrepareReport:
+    """What a preparation did: counts per split, dropped clips, speed."""
+
+    kept: dict[str, int]
+    dropped: list[dict[str, str]]
+    shards_written: int = 0
+    shards_reused: int = 0
+    seconds: float = 0.0
+    processed: int = 0
+
+    @property
+    def clips_per_second(self) -> float:
+        """Throughput over the clips processed by this run (reused shards excluded)."""
+        return self.processed / self.seconds if self.seconds > 0 else math.nan
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(
+    selector: FrameSelector,
+    features: Sequence[CachedFeature],
+    settings: PrepareSettings,
+    device: str,
+) -> None:
+    """Load the selector's and features' models once per worker process."""
+    torch.set_num_threads(1)
+    selector.setup(device)
+    for feature in features:
+        feature.setup(device)
+    _worker.update(selector=selector, features=list(features), settings=settings)
+
+
+def _prepare_one(clip: VideoClip, settings: PrepareSettings, selector: FrameSelector):
+    """Decode and select; returns a :class:`PreparedClip` or the problem text."""
+    try:
+        video = decode_video(
+            clip.video,
+            sample_rate=settings.sample_rate,
+            frame_rate=settings.frame_rate,
+            start=clip.start,
+            duration=clip.duration,
+            max_side=None if clip.crop else settings.frame_size,
+        )
+    except (VideoDecodeError, A2IError, OSError) as error:
+        return str(error)
+    if video.audio is None:
+        return "no audio track"
+    seconds = video.audio.shape[-1] / settings.sample_rate
+    if seconds < settings.min_seconds:
+        return f"only {seconds:.2f} s of audio (min_seconds = {settings.min_seconds})"
+    if video.frames.shape[0] == 0:
+        return "no video frames in the clip window"
+    frames = video.frames
+    if clip.crop is not None:
+        frames = crop_frames(frames, clip.crop, settings.frame_size)
+    choice = selector.select(
+        frames, video.times, video.audio, settings.sample_rate, clip.label, clip.caption
+    )
+    if not choice.keep:
+        return choice.reason or f"dropped by {type(selector).__name__}"
+    meta = {
+        **clip.meta,
+        "video": Path(clip.video).name,
+        "seconds": round(seconds, 3),
+        "frame_time": round(float(video.times[choice.index]), 3),
+        "frame_score": None if math.isnan(choice.score) else round(float(choice.score), 5),
+        "fps": round(video.info.frame_rate, 3),
+        "rotation": video.info.rotation,
+    }
+    return PreparedClip(
+        key=clip.key,
+        split=clip.split,
+        audio=video.audio,
+        sample_rate=settings.sample_rate,
+        frame=frames[choice.index].numpy(),
+        label=clip.label,
+        caption=clip.caption,
+        meta=meta,
+    )
+
+
+def crop_frames(frames: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
+    """Cut ``(top, bottom, left, right)`` from ``(N, H, W, 3)`` frames, short side to ``size``."""
+    top, bottom, left, right = box
+    height, width = frames.shape[1:3]
+    top, left = max(0, top), max(0, left)
+    bottom, right = min(height, bottom), min(width, right)
+    if bottom - top < 2 or right - left < 2:
+        return frames
+    cut = frames[:, top:bottom, left:right].permute(0, 3, 1, 2).float()
+    scale = size / min(cut.shape[-2:])
+    if scale < 1:
+        shape = (round(cut.shape[-2] * scale), round(cut.shape[-1] * scale))
+        cut = F.interpolate(cut, size=shape, mode="bilinear", antialias=True)
+    return cut.round().clamp(0, 255).byte().permute(0, 2, 3, 1).contiguous()
+
+
+def _prepare_shard(out: str, name: str, clips: list[VideoClip]) -> tuple[str, int, list[dict]]:
+    """Worker job: decode, select, compute features and write one shard."""
+    settings, selector, features = _worker["settings"], _worker["selector"], _worker["features"]
+    prepared, dropped = [], []
+    for clip in clips:
+        result = _prepare_one(clip, settings, selector)
+        if isinstance(result, str):
+            dropped.append({"key": clip.key, "video": clip.video, "problem": result})
+        else:
+            prepared.append(result)
+    if prepared and features:
+        _compute_features(prepared, features, settings.sample_rate)
+    write_shard(Path(out) / SHARD_DIR, name, prepared, dropped)
+    return name, len(prepared), dropped
+
+
+@torch.no_grad()
+def _compute_features(
+    clips: list[PreparedClip], features: Sequence[CachedFeature], sample_rate: int, batch: int = 32
+) -> None:
+    """Fill ``clip.features`` in batches (frames resized to the first frame's square size)."""
+    for first in range(0, len(clips), batch):
+        group = clips[first : first + batch]
+        size = min(min(c.frame.shape[:2]) for c in group)
+        images = torch.stack(
+            [
+                resize_center_crop(torch.from_numpy(c.frame).permute(2, 0, 1).float() / 255, size)
+                for c in group
+            ]
+        )
+        longest = max(c.audio.shape[-1] for c in group)
+        audio = torch.stack([F.pad(c.audio, (0, longest - c.audio.shape[-1])) for c in group])
+        for feature in features:
+            values = feature.compute(images, audio)
+            for clip, value in zip(group, values, strict=True):
+                clip.features[feature.name] = value
+
+
+def plan_shards(clips: Sequence[VideoClip], shard_size: int) -> dict[str, list[VideoClip]]:
+    """Shard name → its clips: sorted by key within each split, cut every ``shard_size``."""
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be >= 1 (got {shard_size})")
+    keys = [clip.key for clip in clips]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("clip keys must be unique")
+    plan: dict[str, list[VideoClip]] = {}
+    for split in sorted({clip.split for clip in clips}):
+        ordered = sorted((c for c in clips if c.split == split), key=lambda c: c.key)
+        for index in range(0, len(ordered), shard_size):
+            plan[shard_name(split, index // shard_size)] = ordered[index : index + shard_size]
+    return plan
+
+
+def prepare_clips(
+    clips: Sequence[VideoClip],
+    out: str | Path,
+    classes: Sequence[str] | None,
+    selector: FrameSelector,
+    features: Sequence[CachedFeature] = (),
+    settings: PrepareSettings | None = None,
+    *,
+    workers: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> PrepareReport:
+    """Write the shards of ``clips`` under ``out`` (resuming a killed run).
+
+    Args:
+        clips: Every clip to prepare (the dataset's scan).
+        out: Prepared dataset directory.
+        classes: Class names (written to ``classes.json``), or None.
+        selector: Chooses each clip's training frame and may veto clips.
+        features: Frozen models whose outputs are cached in the shards.
+        settings: Decoding and sharding settings.
+        workers: Worker processes (0: in this process).
+        device: Where the selector's and features' models run.
+        progress: Show a progress bar.
+    """
+    out = Path(out)
+    settings = settings or PrepareSettings()
+    settings.frame_selector = describe(selector)
+    settings.features = [f"{f.name}={describe(f)}" for f in features]
+    _check_settings(out, settings)
+    directory = out / SHARD_DIR
+    stale = remove_partial_files(directory)
+    if stale:
+        logger.info("removed %d partial file(s) of an interrupted run", len(stale))
+    plan = plan_shards(clips, settings.shard_size)
+    done = completed_shards(directory) & set(plan)
+    todo = {name: group for name, group in plan.items() if name not in done}
+    start = time.perf_counter()
+    bar = tqdm(
+        total=sum(len(g) for g in plan.values()),
+        initial=sum(len(plan[n]) for n in done),
+        unit="clip",
+        desc="a2i prepare",
+        disable=not progress,
+    )
+    if workers == 0:
+        _init_worker(selector, features, settings, device)
+        for name, group in todo.items():
+            _prepare_shard(str(out), name, group)
+            bar.update(len(group))
+    else:
+        # forkserver: workers fork from a clean process that imported a2i once (fork from a
+        # process holding torch threads is unsafe; spawn would re-import torch per worker)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["a2i.data.prepare"])
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(selector, list(features), settings, device),
+        ) as pool:
+            jobs = {pool.submit(_prepare_shard, str(out), n, g): n for n, g in todo.items()}
+            for job in as_completed(jobs):
+                job.result()
+                bar.update(len(plan[jobs[job]]))
+    bar.close()
+    seconds = time.perf_counter() - start
+    report = _finish(out, plan, classes, settings)
+    report.shards_written, report.shards_reused = len(todo), len(done)
+    report.seconds = seconds
+    report.processed = sum(len(g) for g in todo.values())
+    return report
+
+
+def describe(component: Any) -> str:
+    """``module.Class`` of a configured component (recorded in ``settings.json``)."""
+    return f"{type(component).__module__}.{type(component).__qualname__}"
+
+
+def _check_settings(out: Path, settings: PrepareSettings) -> None:
+    """Record the settings, or refuse to continue a preparation made with other ones."""
+    path = out / SETTINGS_FILE
+    wanted = asdict(settings)
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != wanted:
+            changed = sorted(k for k in wanted if found.get(k) != wanted[k])
+            raise ConfigError(
+                f"{out} was prepared with other settings ({', '.join(changed)} differ; see "
+                f"{path}); prepare into a new directory or delete that one first"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(path, json.dumps(wanted, indent=1) + "\n")
+
+
+def _finish(
+    out: Path, plan: dict[str, list[VideoClip]], classes: Sequence[str] | None, settings
+) -> PrepareReport:
+    """Collect counts and problems from the sidecars; write ``problems.log`` and the marker."""
+    kept: dict[str, int] = {}
+    dropped: list[dict[str, str]] = []
+    for index in read_shard_index(out / SHARD_DIR, plan):
+        split = index["shard"].rsplit("-", 1)[0]
+        kept[split] = kept.get(split, 0) + len(index["clips"])
+        dropped.extend(index["dropped"])
+    lines = "".join(f"{d['key']}\t{d['video']}\t{d['problem']}\n" for d in dropped)
+    _atomic_write_text(out / PROBLEMS_FILE, "key\tvideo\tproblem\n" + lines)
+    if classes is not None:
+        _atomic_write_text(out / "classes.json", json.dumps(list(classes), indent=1) + "\n")
+    summary = {"clips": kept, "dropped": len(dropped), "shards": sorted(plan)}
+    _atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
+    return PrepareReport(kept=kept, dropped=dropped)

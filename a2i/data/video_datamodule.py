@@ -1,0 +1,237 @@
+"""The base of every dataset that starts as raw video (VGGSound, VEGAS, CelebV-HQ).
+
+A subclass only says how the dataset's official files list its clips (:meth:`scan`). The base
+does the rest: at construction it reports what it found (clips per split, missing videos in
+``<prepared>/missing.log``); ``prepare_data`` (Lightning calls it before ``setup``, once per
+node, and ``a2i prepare`` calls it with a progress bar) decodes the videos into shards with
+:func:`a2i.data.prepare.prepare_clips`; the splits are then served from the shards, so
+training never opens a video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from abc import abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from a2i.data.frames import FrameSelector, MidFrame
+from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text
+from a2i.data.prepare import (
+    DONE_FILE,
+    CachedFeature,
+    PrepareReport,
+    PrepareSettings,
+    VideoClip,
+    plan_shards,
+    prepare_clips,
+)
+from a2i.data.shards import ShardDataset
+from a2i.errors import ConfigError, DatasetNotFoundError
+
+logger = logging.getLogger(__name__)
+
+MISSING_LOG = "missing.log"
+
+
+@dataclass
+class ScanResult:
+    """What a dataset's annotation files list and what is on disk.
+
+    Attributes:
+        clips: Clips whose video file exists.
+        missing: ``(key, path)`` of listed clips whose video is absent.
+        classes: Class names (index = label), or None for unlabelled data.
+    """
+
+    clips: list[VideoClip]
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    classes: list[str] | None = None
+
+
+def holdout(key: str, fraction: float, seed: int) -> bool:
+    """Whether ``key`` falls in a stable pseudo-random ``fraction`` (hash of seed and key).
+
+    Used for splits a dataset does not define (a validation set carved from VGGSound's train
+    split): a clip's side never changes when other clips are added or removed.
+    """
+    digest = hashlib.sha1(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+class VideoDataModule(ManifestDataModule):
+    """Raw videos → shards → batches; subclasses implement :meth:`scan`.
+
+    Args:
+        root: The dataset's raw folder (videos plus its official annotation files).
+        prepared: Where shards go (default ``<root>/prepared``); one folder per recipe.
+        frame_selector: Which frame of each clip becomes its image (mid-frame by default;
+            :class:`a2i.data.frames.CLIPBestFrame` for AudioToken §3,
+            :class:`a2i.data.frames.AVCorrelationFrame` for Sound2Vision §3.3).
+        features: Frozen models whose outputs are cached in the shards and delivered as
+            ``features/<name>`` (e.g. Sound2Vision's image-encoder targets).
+        frame_rate: Frames per second decoded for frame selection.
+        frame_size: Short side of the stored frame in pixels.
+        shard_size: Clips per shard.
+        min_seconds: Clips with less audio than this are dropped (shorter ones are kept and
+            zero-padded at load time).
+        prepare_workers: Decoding processes (0: in the calling process).
+        prepare_device: Device of the selector's and features' models.
+        batch_size: Clips per batch on each device.
+        num_workers: DataLoader worker processes.
+        pin_memory: Pin host memory for faster host→GPU copies.
+        sample_rate: Audio rate in Hz (shards store it; loading checks it).
+        clip_seconds: Audio length delivered.
+        image_size: Square resolution delivered.
+        strict: Raise when listed videos are missing instead of logging and skipping them.
+    """
+
+    prepare_hint = "check the folder layout in the README ('Real datasets')"
+
+    def __init__(
+        self,
+        root: str,
+        prepared: str | None = None,
+        frame_selector: FrameSelector | None = None,
+        features: list[CachedFeature] | None = None,
+        frame_rate: float = 1.0,
+        frame_size: int = 256,
+        shard_size: int = 256,
+        min_seconds: float = 1.0,
+        prepare_workers: int = 0,
+        prepare_device: str = "cpu",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        sample_rate: int = 16000,
+        clip_seconds: float = 10.0,
+        image_size: int = 224,
+        strict: bool = False,
+    ) -> None:
+        self.prepared = Path(prepared) if prepared else Path(root) / "prepared"
+        super().__init__(
+            root=str(self.prepared),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            sample_rate=sample_rate,
+            clip_seconds=clip_seconds,
+            image_size=image_size,
+            strict=strict,
+        )
+        self.raw_root = Path(root)
+        self.frame_selector = frame_selector or MidFrame()
+        self.features = list(features or [])
+        self.settings = PrepareSettings(
+            sample_rate=sample_rate,
+            frame_rate=frame_rate,
+            frame_size=frame_size,
+            shard_size=shard_size,
+            min_seconds=min_seconds,
+        )
+        self.prepare_workers = prepare_workers
+        self.prepare_device = prepare_device
+        self.scan_result = self._scan_and_report()
+
+    def check_root(self) -> None:
+        """The raw folder must exist (the prepared one is created by ``prepare_data``)."""
+
+    @abstractmethod
+    def scan(self) -> ScanResult:
+        """List the dataset's clips from its annotation files and the videos on disk."""
+
+    def _scan_and_report(self) -> ScanResult:
+        """Scan, log counts per split and write the missing videos to ``missing.log``."""
+        if not self.raw_root.is_dir():
+            raise DatasetNotFoundError(
+                self.raw_root, f"directory does not exist; {self.prepare_hint}"
+            )
+        result = self.scan()
+        if result.missing and self.strict:
+            shown = ", ".join(path for _, path in result.missing[:5])
+            raise ManifestError(
+                f"{self.raw_root}: {len(result.missing)} listed video(s) are missing (e.g. "
+                f"{shown}); add them, or set strict: false to skip those clips"
+            )
+        counts = Counter(clip.split for clip in result.clips)
+        logger.warning(
+            "%s: %s; %d listed video(s) missing%s",
+            self.raw_root,
+            ", ".join(f"{split} {counts[split]}" for split in ("train", "val", "test")),
+            len(result.missing),
+            f" (listed in {self.prepared / MISSING_LOG})" if result.missing else "",
+        )
+        self.prepared.mkdir(parents=True, exist_ok=True)
+        lines = "".join(f"{key}\t{path}\n" for key, path in result.missing)
+        _atomic_write_text(self.prepared / MISSING_LOG, "key\tvideo\n" + lines)
+        if not result.clips:
+            raise DatasetNotFoundError(
+                self.raw_root, f"no videos of the annotation files were found; {self.prepare_hint}"
+            )
+        return result
+
+    @property
+    def clip_counts(self) -> dict[str, int]:
+        """Clips per split found on disk (before decoding)."""
+        return dict(Counter(clip.split for clip in self.scan_result.clips))
+
+    def is_prepared(self) -> bool:
+        """Whether the shards of exactly this scan are complete."""
+        marker = self.prepared / DONE_FILE
+        if not marker.is_file():
+            return False
+        shards = json.loads(marker.read_text()).get("shards", [])
+        return shards == sorted(plan_shards(self.scan_result.clips, self.settings.shard_size))
+
+    def prepare_data(self, progress: bool = True) -> PrepareReport | None:
+        """Decode the videos into shards unless that is done (resumes a killed run)."""
+        if self.is_prepared():
+            return None
+        self.settings.clips_sha1 = _fingerprint(self.scan_result.clips)
+        return prepare_clips(
+            self.scan_result.clips,
+            self.prepared,
+            self.scan_result.classes,
+            self.frame_selector,
+            self.features,
+            self.settings,
+            workers=self.prepare_workers,
+            device=self.prepare_device,
+            progress=progress,
+        )
+
+    def build_dataset(self, split: str) -> ShardDataset:
+        """Serve a split from the shards (``predict`` = test); prepare first if needed."""
+        if not self.is_prepared():
+            raise DatasetNotFoundError(
+                self.prepared,
+                f"the shards of {self.raw_root} are not (completely) prepared; run "
+                "`a2i prepare --config <this config>` (it resumes an interrupted run)",
+            )
+        return ShardDataset(
+            self.prepared,
+            "test" if split == "predict" else split,
+            sample_rate=self.sample_rate,
+            clip_seconds=self.clip_seconds,
+            image_size=self.image_size,
+            random_crop=split == "train",
+            features=[feature.name for feature in self.features],
+        )
+
+
+def _fingerprint(clips: list[VideoClip]) -> str:
+    """Hash of the clip list: a prepared folder belongs to one exact scan."""
+    text = "\n".join(
+        f"{c.key}\t{c.split}\t{c.label}\t{c.start}\t{c.duration}\t{c.crop}"
+        for c in sorted(clips, key=lambda c: c.key)
+    )
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def check_fraction(name: str, value: float) -> None:
+    """Fractions in config are in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1) (got {value})")

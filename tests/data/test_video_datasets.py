@@ -1,0 +1,323 @@
+"""Raw video datasets → ``a2i prepare`` → shards → datamodules → training, on world fixtures."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from a2i.cli import main
+from a2i.data.celebvhq import CelebVHQDataModule
+from a2i.data.vegas import VEGASDataModule
+from a2i.data.vggsound import VGGSoundDataModule, vggsound_classes
+from a2i.data.video_datamodule import holdout
+from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.synth.video_datasets import (
+    VGGSOUND_LABELS,
+    write_celebvhq_fixture,
+    write_vegas_fixture,
+    write_vggsound_fixture,
+)
+
+pytestmark = pytest.mark.xdist_group("video")
+
+
+@pytest.fixture(scope="module")
+def vggsound(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vggsound")
+    special = write_vggsound_fixture(root)
+    return root, special
+
+
+def problems(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()[1:]
+    return {line.split("\t")[0]: line.split("\t")[-1] for line in lines}
+
+
+def digests(directory: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.glob("shards/*"))
+    }
+
+
+def test_vggsound_class_list_is_the_official_csv_labels():
+    classes = vggsound_classes()
+    assert len(classes) == len(set(classes)) == 310
+    assert classes == sorted(classes)
+    assert set(VGGSOUND_LABELS) <= set(classes)
+
+
+def test_vggsound_prepare_counts_logs_and_serves(vggsound, tmp_path):
+    root, special = vggsound
+    data = VGGSoundDataModule(
+        str(root),
+        prepared=str(tmp_path / "prepared"),
+        classes=list(VGGSOUND_LABELS),
+        val_fraction=0.25,
+        shard_size=4,
+        frame_size=64,
+        batch_size=4,
+        clip_seconds=10.0,
+        image_size=32,
+    )
+    keys = [f"yt{i:03d}-x_{i // 6}_000030" for i in range(18)]
+    train_keys = [k for i, k in enumerate(keys) if i % 6 < 4]
+    expected_val = {k for k in train_keys if holdout(k, 0.25, 0)}
+    # construction reports what is on disk: the missing clip is logged, not fatal
+    assert special["missing"][0] in (tmp_path / "prepared" / "missing.log").read_text()
+    assert sum(data.clip_counts.values()) == 17
+    report = data.prepare_data(progress=False)
+    dropped = problems(tmp_path / "prepared" / "problems.log")
+    assert set(dropped) == {special["corrupt"][0], special["no_audio"][0]}
+    assert "no audio track" in dropped[special["no_audio"][0]]
+    kept_val = len(
+        expected_val - set(special["corrupt"] + special["no_audio"] + special["missing"])
+    )
+    assert report.kept == {"train": 15 - 6 - kept_val, "val": kept_val, "test": 6}
+    data.setup("fit")
+    train = data.dataset("train")
+    item = train[0]
+    assert item["audio"].shape == (160000,) and item["image"].shape == (3, 32, 32)
+    by_key = {clip["key"]: clip for _, clip in train.clips + data.dataset("test").clips}
+    if special["short"][0] in by_key:  # 6 s clip kept, padded at load time
+        assert by_key[special["short"][0]]["meta"]["seconds"] == pytest.approx(6.0, abs=0.1)
+    assert by_key.get(special["rotated"][0], {"meta": {"rotation": 90}})["meta"]["rotation"] == 90
+    batch = next(iter(data.train_dataloader()))
+    assert batch["audio"].shape == (4, 160000) and batch["label"].dtype == torch.int64
+    assert data.prepare_data(progress=False) is None  # complete: nothing to redo
+
+
+def test_vggsound_rotated_clip_is_stored_upright(vggsound, tmp_path):
+    root, special = vggsound
+    data = VGGSoundDataModule(
+        str(root),
+        prepared=str(tmp_path / "p"),
+        classes=list(VGGSOUND_LABELS),
+        val_fraction=0.0,
+        shard_size=32,
+        frame_size=64,
+        image_size=64,
+    )
+    data.prepare_data(progress=False)
+    clips = data.dataset("train").clips
+    index = next(i for i, (_, c) in enumerate(clips) if c["key"] == special["rotated"][0])
+    image = data.dataset("train")[index]["image"]
+    plain = data.dataset("train")[index - 1]["image"]  # an unrotated clip of the same world
+    # the world's ground fills the bottom rows: an upright frame is brighter-ground at the bottom
+    rows = image.mean(dim=(0, 2))
+    reference = plain.mean(dim=(0, 2))
+    assert torch.corrcoef(torch.stack([rows, reference]))[0, 1] > 0.5
+
+
+def test_unknown_subset_class_is_named(vggsound, tmp_path):
+    root, _ = vggsound
+    with pytest.raises(ConfigError, match="dog barkin"):
+        VGGSoundDataModule(str(root), prepared=str(tmp_path / "p"), classes=["dog barkin"])
+
+
+def test_missing_root_says_what_to_do(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"vggsound\.csv"):
+        VGGSoundDataModule(str(tmp_path / "nowhere"))
+
+
+def test_strict_mode_refuses_missing_videos(vggsound, tmp_path):
+    root, special = vggsound
+    with pytest.raises(Exception, match=special["missing"][0]):
+        VGGSoundDataModule(str(root), prepared=str(tmp_path / "p"), strict=True)
+
+
+def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
+    root, _ = vggsound
+    args = [
+        sys.executable,
+        "-m",
+        "a2i",
+        "prepare",
+        "--config",
+        "tests/conf/sound2vision_vggsound.yaml",
+        "--data.init_args.root",
+        str(root),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([*args, "--data.init_args.prepared", str(whole)], check=True, env=env)
+    process = subprocess.Popen([*args, "--data.init_args.prepared", str(killed)], env=env)
+    deadline = time.time() + 120
+    while not list(killed.glob("shards/*.tar")) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = digests(killed)
+    assert 0 < len(partial) < len(digests(whole))
+    subprocess.run([*args, "--data.init_args.prepared", str(killed)], check=True, env=env)
+    assert digests(killed) == digests(whole)
+    assert (killed / "problems.log").read_text() == (whole / "problems.log").read_text()
+
+
+def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys):
+    root, _ = vggsound
+    prepared = tmp_path / "prepared"
+    data_args = ["--data.init_args.root", str(root), "--data.init_args.prepared", str(prepared)]
+    main(["prepare", "--config", "tests/conf/sound2vision_vggsound.yaml", *data_args])
+    out = capsys.readouterr().out
+    assert "clips/s" in out and "2 dropped" in out
+    main(
+        [
+            "fit",
+            "--config",
+            "tests/conf/sound2vision_vggsound.yaml",
+            *data_args,
+            "--trainer.default_root_dir",
+            str(tmp_path / "runs"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert list((tmp_path / "runs").rglob("last.ckpt"))
+
+
+def test_fit_on_unprepared_data_prepares_it_first(vggsound, tmp_path):
+    root, _ = vggsound
+    main(
+        [
+            "fit",
+            "--config",
+            "tests/conf/sound2vision_vggsound.yaml",
+            "--data.init_args.root",
+            str(root),
+            "--data.init_args.prepared",
+            str(tmp_path / "p"),
+            "--trainer.max_steps",
+            "1",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert json.loads((tmp_path / "p" / "prepared.json").read_text())["dropped"] == 2
+
+
+def test_vegas_protocol_and_corrupt_video(tmp_path):
+    root = tmp_path / "vegas"
+    special = write_vegas_fixture(root, per_class=4)
+    data = VEGASDataModule(
+        str(root),
+        train_per_class=2,
+        test_per_class=1,
+        val_per_class=1,
+        shard_size=8,
+        frame_size=64,
+        clip_seconds=4.0,
+        image_size=32,
+    )
+    assert data.clip_counts == {"train": 6, "val": 3, "test": 3}
+    assert data.scan_result.classes == ["Dog", "Rail_transport", "Water_flowing"]
+    again = VEGASDataModule(str(root), train_per_class=2, test_per_class=1, val_per_class=1)
+    assert [c.key for c in again.scan_result.clips] == [c.key for c in data.scan_result.clips]
+    report = data.prepare_data(progress=False)
+    assert sum(report.kept.values()) == 11
+    assert special["corrupt"][0] in (root / "prepared" / "problems.log").read_text()
+    labels = {
+        c["label"] for split in ("train", "val", "test") for _, c in data.dataset(split).clips
+    }
+    assert labels == {0, 1, 2}
+
+
+def test_celebvhq_split_attributes_and_missing_clip(tmp_path):
+    root = tmp_path / "celebvhq"
+    special = write_celebvhq_fixture(root, clips=6)
+    data = CelebVHQDataModule(
+        str(root),
+        train_clips=3,
+        val_clips=1,
+        shard_size=8,
+        frame_size=64,
+        clip_seconds=4.0,
+        image_size=32,
+    )
+    assert sum(data.clip_counts.values()) == 5
+    assert special["missing"][0] in (root / "prepared" / "missing.log").read_text()
+    data.prepare_data(progress=False)
+    clips = [clip for split in ("train", "test") for _, clip in data.dataset(split).clips]
+    assert all(clip["label"] == -1 for clip in clips)
+    assert {tuple(c["meta"]["appearance"]) for c in clips} <= {("young",), ("old",)}
+    assert clips[0]["meta"]["emotion"] == "neutral"
+
+
+def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
+    from a2i.data.prepare import ImageFeature
+    from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+    from a2i.encoders.image.tiny import TinyImageEncoder
+    from a2i.generators.biggan import BigGANGenerator
+    from a2i.methods.sound2vision import CACHED_IMAGE_FEATURES, Sound2Vision
+
+    root, _ = vggsound
+    torch.manual_seed(0)
+    encoder = TinyImageEncoder(embed_dim=64, image_size=32)
+    data = VGGSoundDataModule(
+        str(root),
+        prepared=str(tmp_path / "p"),
+        classes=list(VGGSOUND_LABELS),
+        val_fraction=0.0,
+        features=[ImageFeature(encoder)],
+        shard_size=32,
+        frame_size=32,
+        image_size=32,
+        batch_size=4,
+        clip_seconds=1.0,
+    )
+    data.prepare_data(progress=False)
+    batch = next(iter(data.test_dataloader()))
+    assert batch[CACHED_IMAGE_FEATURES].shape == (4, 64)
+    model = Sound2Vision(
+        SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
+        encoder,
+        BigGANGenerator(preset="tiny", condition_dim=64, image_size=32),
+    )
+    cached = model.cached_or_computed_image_features(batch)
+    computed = model.image_features(batch["image"])
+    # cached from the frame before JPEG coding: each clip's cache is nearest its own recomputation
+    similarity = torch.nn.functional.normalize(cached) @ torch.nn.functional.normalize(computed).T
+    assert similarity.diagonal().min() > 0.9
+    assert torch.equal(similarity.argmax(dim=1), torch.arange(4))
+    with pytest.raises(ConfigError, match="cached"):
+        Sound2Vision(
+            SpectrogramResNet(preset="tiny", embed_dim=32, clip_seconds=1.0),
+            TinyImageEncoder(embed_dim=32, image_size=32),
+            BigGANGenerator(preset="tiny", condition_dim=32, image_size=32),
+        ).cached_or_computed_image_features(batch)
+
+
+def test_audio_visual_correlation_picks_the_seconds_the_object_is_on_screen(vggsound, tmp_path):
+    from a2i.data.frames import AVCorrelationFrame
+    from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+    from a2i.metrics.backbones import CLIPScorer
+
+    root, special = vggsound
+    tower = SpectrogramResNet(
+        preset="tiny",
+        embed_dim=64,
+        clip_seconds=4.0,
+        n_fft=256,
+        hop_length=320,
+        pretrained="tiny/eval/audio_tower.safetensors",
+    )
+    clip_scorer = CLIPScorer(preset="tiny", pretrained="tiny/eval/clip.safetensors")
+    data = VGGSoundDataModule(
+        str(root),
+        prepared=str(tmp_path / "p"),
+        classes=["raining"],
+        val_fraction=0.0,
+        frame_selector=AVCorrelationFrame(tower, clip_scorer),
+        shard_size=32,
+        frame_size=64,
+    )
+    data.prepare_data(progress=False)
+    clips = {clip["key"]: clip for _, clip in data.dataset("train").clips}
+    assert clips[special["object_at_6s"][0]]["meta"]["frame_time"] == pytest.approx(6.0)
