@@ -6,10 +6,11 @@ WebDataset layout (one sample = ``<key>.flac`` audio, ``<key>.jpg`` training fra
 stream them from a bucket. Each tar has a JSON sidecar (``<split>-NNNNN.json``) listing its
 clips, the byte offset and size of every member, and the clips dropped while writing it.
 
-a2i reads shards map-style through those offsets: an epoch sees every clip exactly once,
-Lightning's ``DistributedSampler`` splits clips (not shards) evenly across DDP ranks, so no
-rank runs out of batches before the others, and the index gives counts, labels and
-metadata without opening a tar. A shard and its sidecar are written under temporary names
+a2i reads shards map-style through those offsets by default: an epoch sees every clip exactly
+once, Lightning's ``DistributedSampler`` splits clips (not shards) evenly across DDP ranks, so
+no rank runs out of batches before the others, and the index gives counts, labels and metadata
+without opening a tar. For storage where random access is slow (network file systems, object
+stores), :meth:`ShardDataset.stream` streams the same shards through WebDataset instead. A shard and its sidecar are written under temporary names
 and renamed (sidecar first, tar last), so a shard whose tar exists is complete.
 """
 
@@ -218,8 +219,6 @@ class ShardDataset(Dataset):
         image_size: Square resolution delivered (the frame is resized on its short side and
             centre-cropped, so faces and objects keep their aspect).
         random_crop: Crop audio at random offsets (training) instead of from the start.
-        labels: Keep only clips with these labels (a class subset), remapped by ``label_map``.
-        label_map: Old label → new label, for subsets (identity when None).
         features: Cached feature names to deliver as ``features/<name>``.
     """
 
@@ -231,7 +230,6 @@ class ShardDataset(Dataset):
         clip_seconds: float,
         image_size: int,
         random_crop: bool = False,
-        label_map: dict[int, int] | None = None,
         features: Sequence[str] = (),
     ) -> None:
         if split not in SPLITS:
@@ -247,12 +245,7 @@ class ShardDataset(Dataset):
         names = sorted(n for n in completed_shards(self.directory) if n.startswith(f"{split}-"))
         self.clips: list[tuple[str, dict[str, Any]]] = []
         for index in read_shard_index(self.directory, names):
-            for clip in index["clips"]:
-                if label_map is not None:
-                    if clip["label"] not in label_map:
-                        continue
-                    clip = {**clip, "label": label_map[clip["label"]]}
-                self.clips.append((index["shard"], clip))
+            self.clips.extend((index["shard"], clip) for clip in index["clips"])
         if not self.clips:
             raise DatasetNotFoundError(
                 self.root, f"no '{split}' clips in {self.directory}; run `a2i prepare` first"
@@ -264,11 +257,6 @@ class ShardDataset(Dataset):
                 "written; add them to the preparation's `features` and prepare again"
             )
         self._files: dict[str, Any] = {}
-
-    @property
-    def labels(self) -> list[int]:
-        """The label of every clip, in dataset order."""
-        return [clip["label"] for _, clip in self.clips]
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -287,27 +275,52 @@ class ShardDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         shard, clip = self.clips[index]
-        members = clip["members"]
-        samples, rate = sf.read(io.BytesIO(self._read(shard, members["flac"])), dtype="float32")
+        names = ["flac", "jpg"] + [f"{name}.npy" for name in self.features]
+        blobs = {name: self._read(shard, clip["members"][name]) for name in names}
+        return self.decode(blobs, clip, self.directory / shard)
+
+    def decode(
+        self, blobs: dict[str, bytes], record: dict[str, Any], source: Path
+    ) -> dict[str, Any]:
+        """A batch-contract item from a sample's member bytes and its JSON record."""
+        samples, rate = sf.read(io.BytesIO(blobs["flac"]), dtype="float32")
         if rate != self.sample_rate:
             raise ShardError(
-                f"{self.directory / shard}: audio stored at {rate} Hz but {self.sample_rate} Hz "
-                "was asked for; prepare again with that sample_rate"
+                f"{source}: audio stored at {rate} Hz but {self.sample_rate} Hz was asked for; "
+                "prepare again with that sample_rate"
             )
-        waveform = torch.from_numpy(samples)
-        with Image.open(io.BytesIO(self._read(shard, members["jpg"]))) as picture:
+        with Image.open(io.BytesIO(blobs["jpg"])) as picture:
             frame = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
         item: dict[str, Any] = {
-            AUDIO: fit_length(waveform, self.num_samples, random_crop=self.random_crop),
+            AUDIO: fit_length(
+                torch.from_numpy(samples), self.num_samples, random_crop=self.random_crop
+            ),
             IMAGE: resize_center_crop(torch.from_numpy(frame).permute(2, 0, 1), self.image_size),
-            LABEL: clip["label"],
-            CAPTION: clip["caption"],
-            KEY: clip["key"],
+            LABEL: record["label"],
+            CAPTION: record["caption"],
+            KEY: record["key"],
         }
         for name in self.features:
-            data = self._read(shard, members[f"{name}.npy"])
-            item[FEATURES + name] = torch.from_numpy(np.load(io.BytesIO(data)))
+            item[FEATURES + name] = torch.from_numpy(np.load(io.BytesIO(blobs[f"{name}.npy"])))
         return item
+
+    def stream(self, shuffle_buffer: int = 1000) -> wds.WebDataset:
+        """The same items streamed with WebDataset: shards drawn with replacement, shuffled.
+
+        Every rank and worker draws shards independently, so no shard list has to be split
+        evenly across DDP ranks; the caller fixes the epoch length per rank
+        (``WebLoader.with_epoch``) so that all ranks run the same number of steps.
+        """
+        urls = [str(self.directory / shard) for shard in sorted({s for s, _ in self.clips})]
+
+        def to_item(sample: dict[str, Any]) -> dict[str, Any]:
+            return self.decode(sample, json.loads(sample["json"]), Path(sample["__url__"]))
+
+        return (
+            wds.WebDataset(urls, resampled=True, shardshuffle=False, nodesplitter=None)
+            .shuffle(shuffle_buffer)
+            .map(to_item)
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         """Open file handles stay behind when the dataset is sent to a worker process."""

@@ -18,6 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import webdataset as wds
+from torch.utils.data import DataLoader
+
+from a2i.data.base import collate_batch
 from a2i.data.frames import FrameSelector, MidFrame
 from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text
 from a2i.data.prepare import (
@@ -80,6 +84,9 @@ class VideoDataModule(ManifestDataModule):
             zero-padded at load time).
         prepare_workers: Decoding processes (0: in the calling process).
         prepare_device: Device of the selector's and features' models.
+        stream_train: Stream training shards with WebDataset (sequential reads, for network
+            storage) instead of reading clips by offset; epochs are then fixed-length draws.
+        shuffle_buffer: Samples in WebDataset's shuffle buffer when streaming.
         batch_size: Clips per batch on each device.
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory for faster host→GPU copies.
@@ -103,6 +110,8 @@ class VideoDataModule(ManifestDataModule):
         min_seconds: float = 1.0,
         prepare_workers: int = 0,
         prepare_device: str = "cpu",
+        stream_train: bool = False,
+        shuffle_buffer: int = 1000,
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -134,6 +143,8 @@ class VideoDataModule(ManifestDataModule):
         )
         self.prepare_workers = prepare_workers
         self.prepare_device = prepare_device
+        self.stream_train = stream_train
+        self.shuffle_buffer = shuffle_buffer
         self.scan_result = self._scan_and_report()
 
     def check_root(self) -> None:
@@ -220,6 +231,28 @@ class VideoDataModule(ManifestDataModule):
             random_crop=split == "train",
             features=[feature.name for feature in self.features],
         )
+
+    def train_dataloader(self) -> DataLoader:
+        """Offset-indexed batches, or (``stream_train``) a fixed-length WebDataset stream.
+
+        Streaming epochs are ``clips // (batch_size · world_size)`` batches on every rank.
+        """
+        if not self.stream_train:
+            return super().train_dataloader()
+        dataset = self.dataset("train")
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        batches = max(1, len(dataset) // (self.batch_size * world_size))
+        pipeline = dataset.stream(self.shuffle_buffer).batched(
+            self.batch_size, collation_fn=collate_batch, partial=False
+        )
+        loader = wds.WebLoader(
+            pipeline,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+        return loader.with_epoch(batches).with_length(batches)
 
 
 def _fingerprint(clips: list[VideoClip]) -> str:

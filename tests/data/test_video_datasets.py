@@ -141,7 +141,7 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
         "a2i",
         "prepare",
         "--config",
-        "tests/conf/sound2vision_vggsound.yaml",
+        "tests/conf/data/vggsound.yaml",
         "--data.init_args.root",
         str(root),
     ]
@@ -161,26 +161,44 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     assert (killed / "problems.log").read_text() == (whole / "problems.log").read_text()
 
 
-def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys):
+@pytest.mark.parametrize("method", ["sound2vision_gan", "audiotoken"])
+def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys, method):
+    """The same shards train every method (a few steps each, through the real CLI)."""
     root, _ = vggsound
     prepared = tmp_path / "prepared"
-    data_args = ["--data.init_args.root", str(root), "--data.init_args.prepared", str(prepared)]
-    main(["prepare", "--config", "tests/conf/sound2vision_vggsound.yaml", *data_args])
+    data = ["--config", "tests/conf/data/vggsound.yaml", "--data.init_args.root", str(root)]
+    data += ["--data.init_args.prepared", str(prepared)]
+    main(["prepare", *data])
     out = capsys.readouterr().out
     assert "clips/s" in out and "2 dropped" in out
-    main(
-        [
-            "fit",
-            "--config",
-            "tests/conf/sound2vision_vggsound.yaml",
-            *data_args,
-            "--trainer.default_root_dir",
-            str(tmp_path / "runs"),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path / "runs"),
-        ]
-    )
+    runs = ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
+    main(["fit", "--config", f"tests/conf/{method}.yaml", *data, *runs, "--trainer.max_steps", "2"])
     assert list((tmp_path / "runs").rglob("last.ckpt"))
+
+
+def test_streamed_training_epochs_have_a_fixed_length(vggsound, tmp_path):
+    root, _ = vggsound
+    data = VGGSoundDataModule(
+        str(root),
+        prepared=str(tmp_path / "p"),
+        classes=list(VGGSOUND_LABELS),
+        val_fraction=0.0,
+        stream_train=True,
+        shuffle_buffer=4,
+        shard_size=4,
+        frame_size=64,
+        batch_size=2,
+        clip_seconds=1.0,
+        image_size=32,
+    )
+    data.prepare_data(progress=False)
+    loader = data.train_dataloader()
+    batches = list(loader)
+    assert len(batches) == len(loader) == len(data.dataset("train")) // 2
+    assert batches[0]["audio"].shape == (2, 16000) and batches[0]["image"].shape == (2, 3, 32, 32)
+    assert {key for b in batches for key in b["key"]} <= {
+        c["key"] for _, c in data.dataset("train").clips
+    }
 
 
 def test_fit_on_unprepared_data_prepares_it_first(vggsound, tmp_path):
@@ -189,7 +207,9 @@ def test_fit_on_unprepared_data_prepares_it_first(vggsound, tmp_path):
         [
             "fit",
             "--config",
-            "tests/conf/sound2vision_vggsound.yaml",
+            "tests/conf/sound2vision_gan.yaml",
+            "--config",
+            "tests/conf/data/vggsound.yaml",
             "--data.init_args.root",
             str(root),
             "--data.init_args.prepared",

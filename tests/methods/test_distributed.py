@@ -41,3 +41,42 @@ def test_bf16_mixed_fit_on_cpu(tmp_path):
     done = run_cli(tmp_path, "--trainer.precision", "bf16-mixed")
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.xdist_group("subprocess")
+def test_two_process_ddp_fit_streams_prepared_video_shards(tmp_path):
+    """Both ranks stream the same number of batches from WebDataset shards (no DDP hang)."""
+    from a2i.data.vggsound import VGGSoundDataModule
+    from a2i.synth.video_datasets import write_vggsound_fixture
+
+    write_vggsound_fixture(tmp_path / "raw")
+    data_conf = CONF.parent / "data" / "vggsound.yaml"
+    prepared = tmp_path / "prepared"
+    VGGSoundDataModule(
+        str(tmp_path / "raw"),
+        prepared=str(prepared),
+        val_fraction=0.25,
+        shard_size=4,
+        frame_size=64,
+    ).prepare_data(progress=False)
+    done = run_cli(
+        tmp_path,
+        "--config",
+        str(data_conf),
+        "--data.init_args.root",
+        str(tmp_path / "raw"),
+        "--data.init_args.prepared",
+        str(prepared),
+        "--data.init_args.stream_train",
+        "true",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.max_steps",
+        "-1",
+        "--trainer.max_epochs",
+        "2",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(tmp_path.rglob("last.ckpt"))
