@@ -1,29 +1,30 @@
-"""Which frame of a clip becomes its training image.
+"""Which frame of a clip becomes its training image, and whether the clip is kept at all.
 
-In-the-wild video is loosely synchronised: the cow is on screen but silent, the dog barks off
-screen. Both seed papers therefore choose the frame rather than take the middle one:
-AudioToken §3 takes the frame with the highest CLIP score for the label and drops clips whose
-classifiers disagree; Sound2Vision §3.3 takes the frame whose visual features correlate best
-with the audio at the same moment (top-1). The selectors below implement both behind one
-interface; dataset preparation (:mod:`a2i.data.prepare`) calls them once per clip on frames
-decoded at ``frame_rate``. They are built from YAML and pickled into worker processes, so
-models load in :meth:`FrameSelector.setup`, not in the constructor.
+In-the-wild video is loosely synchronised (the cow is on screen but silent), so both seed papers
+choose the frame: AudioToken §3 (Hyperparameters) by CLIP score for the label, dropping clips
+whose image and audio classifiers disagree; Sound2Vision §3.3 by audio-visual correlation.
+:mod:`a2i.data.prepare` calls a selector once per clip. Selectors are built from YAML and pickled
+into worker processes, so constructors only store; :meth:`FrameSelector.setup` moves models.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from a2i.errors import ConfigError
-from a2i.interfaces import AudioEncoder, ImageEncoder
+from a2i.errors import A2IError, ConfigError
+from a2i.interfaces import AudioEncoder, ImageEncoder, check_embedding_match
 from a2i.metrics.backbones import CLIPScorer, ImageClassifier
-from a2i.metrics.retrieval import class_agreement_matrix
+
+
+class FrameSelectionError(A2IError, ValueError):
+    """A clip handed to a selector has no frames or mismatched frames and times."""
 
 
 @dataclass
@@ -32,13 +33,13 @@ class FrameChoice:
 
     Attributes:
         index: Chosen frame (index into the decoded frames).
-        score: The selector's score of that frame (nan when it has none).
+        score: The selector's score of that frame (nan when it has none, e.g. mid-frame).
         keep: False when the clip should be dropped from the dataset.
-        reason: Why it was dropped (written to ``problems.log``).
+        reason: Why it was dropped (written to the prepare log).
     """
 
     index: int
-    score: float = math.nan
+    score: float
     keep: bool = True
     reason: str = ""
 
@@ -47,10 +48,12 @@ class FrameSelector(ABC):
     """Chooses a clip's training frame and may veto the clip."""
 
     device: torch.device = torch.device("cpu")
+    _ready: bool = False
 
     def setup(self, device: str = "cpu") -> None:
-        """Load models onto ``device`` (once per preparation worker)."""
+        """Load models onto ``device``, once per preparation worker (nothing to load here)."""
         self.device = torch.device(device)
+        self._ready = True
 
     @abstractmethod
     def select(
@@ -65,22 +68,68 @@ class FrameSelector(ABC):
         """Choose among ``frames`` ``(N, H, W, 3)`` uint8 shown at ``times`` ``(N,)`` seconds.
 
         Args:
-            frames: Decoded frames, upright.
+            frames: Decoded RGB frames, upright.
             times: Presentation time of each frame from the clip start.
             audio: The clip's mono waveform ``(T,)``.
-            sample_rate: Rate of ``audio``.
+            sample_rate: Rate of ``audio`` in Hz.
             label: The clip's class index (-1 when unknown).
             caption: The clip's text (the class name for labelled datasets).
         """
 
 
 def as_images(frames: Tensor) -> Tensor:
-    """``(N, H, W, 3)`` uint8 → ``(N, 3, H, W)`` float in ``[0, 1]``."""
+    """``(N, H, W, 3)`` uint8 → ``(N, 3, H, W)`` float in ``[0, 1]``, the scorers' input."""
     return frames.permute(0, 3, 1, 2).float().div(255.0)
 
 
+def centred_windows(audio: Tensor, times: Tensor, sample_rate: int, seconds: float) -> Tensor:
+    """``(N, L)`` windows of ``seconds`` of ``audio`` centred on each of ``times``.
+
+    At the clip's edges a window is shifted inside the clip rather than zero-padded: measured on
+    the tiny world tower, zero-padded edge windows embed far from any sound and often out-score
+    the frame that shows the source. Only a clip shorter than the window is zero-padded.
+    """
+    length = max(1, round(seconds * sample_rate))
+    total = audio.shape[-1]
+    low, high = min(0, total - length), max(0, total - length)
+    centres = (times.double() * sample_rate).round().long()
+    starts = (centres - length // 2).clamp(low, high) + length
+    padded = F.pad(audio.float(), (length, length))
+    return torch.stack([padded[s : s + length] for s in starts.tolist()])
+
+
+def _batched(embed: Callable, inputs: Tensor, size: int, device: torch.device) -> Tensor:
+    """``embed`` over ``inputs`` in chunks of ``size`` (uint8 frames become [0, 1] images)."""
+    chunks = inputs.split(size)
+    if inputs.dtype == torch.uint8:
+        chunks = [as_images(chunk) for chunk in chunks]
+    return torch.cat([embed(chunk.to(device)).float() for chunk in chunks])
+
+
+def _check_clip(frames: Tensor, times: Tensor) -> None:
+    if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
+        raise FrameSelectionError(f"expected (N, H, W, 3) frames with N > 0, got {frames.shape}")
+    if times.shape != frames.shape[:1]:
+        raise FrameSelectionError(f"{frames.shape[0]} frames but {tuple(times.shape)} times")
+
+
+def _check_rate(owner: str, encoder: AudioEncoder, sample_rate: int) -> None:
+    if sample_rate != encoder.sample_rate:
+        raise ConfigError(
+            f"{owner}: audio at {sample_rate} Hz but {type(encoder).__name__} expects "
+            f"{encoder.sample_rate} Hz; prepare at sample_rate {encoder.sample_rate}"
+        )
+
+
+def _check_space(field: str, encoder: AudioEncoder, dim: int, other: str) -> None:
+    """Audio embeddings are compared with ``other``'s, so they must be pooled and ``dim``-d."""
+    if encoder.output == "sequence":
+        raise ConfigError(f"{field}: {type(encoder).__name__} gives no pooled embedding")
+    check_embedding_match(encoder.embed_dim, dim, field, other)
+
+
 class MidFrame(FrameSelector):
-    """The frame shown at the middle of the clip (the usual default, Sound2Vision Table 2 (C))."""
+    """The frame shown at the clip's middle: the usual default (Sound2Vision Table 2 (C))."""
 
     def select(
         self,
@@ -91,26 +140,32 @@ class MidFrame(FrameSelector):
         label: int,
         caption: str,
     ) -> FrameChoice:
-        """The frame whose time is closest to the midpoint of the clip's audio."""
+        """The frame closest to half the audio's duration (or the frame times' midpoint)."""
+        _check_clip(frames, times)
+        times = times.double()
         middle = audio.shape[-1] / sample_rate / 2
-        return FrameChoice(int((times.double() - middle).abs().argmin()))
+        if audio.shape[-1] == 0:
+            middle = float(times.min() + times.max()) / 2
+        return FrameChoice(int((times - middle).abs().argmin()), math.nan)
 
 
 class CLIPBestFrame(FrameSelector):
-    """AudioToken §3: the frame most similar to the label text, optionally filtered.
+    """AudioToken §3 (Hyperparameters): the frame most similar to the label text, filtered.
 
-    With an ``image_classifier`` the clip is kept only when the classifier's prediction on the
-    chosen frame agrees with the clip's label, by name or by CLIP text similarity above
-    ``agreement_threshold`` (the AIC rule of AudioToken §4). The paper compares an image and an
-    audio classifier; a2i ships no audio classifier with class names and uses the clip's
-    annotated label in its place (VGGSound's labels were themselves checked by an audio
-    classifier and annotators).
+    The score is the cosine between the frame's CLIP image embedding and the text embedding of
+    ``prompt``. With both classifiers the clip is kept only when the image classifier's class on
+    the chosen frame equals the audio classifier's class on the ``clip_seconds`` of audio around
+    that frame. The audio classifier is either one with a head (``classify(waveform)``, e.g. a
+    fine-tuned BEATs) over the image classifier's classes, index for index (counts are checked
+    in :meth:`setup`), or a pooled encoder trained into ``scorer``'s space (the tiny world's
+    ``tiny/eval/audio_tower.safetensors``) that classifies zero-shot among the image
+    classifier's class names put into ``prompt``.
 
     Args:
         scorer: CLIP towers scoring frame–text similarity (``ViT-B-32``/``openai`` at paper scale).
         prompt: Text scored per clip; ``{caption}`` is replaced by the clip's caption.
-        image_classifier: Optional classifier for the disagreement filter.
-        agreement_threshold: CLIP text cosine above which two class names agree.
+        classifier: Image classifier of the disagreement filter.
+        audio_classifier: Audio classifier of the disagreement filter (give both or neither).
         batch_size: Frames scored per forward pass.
     """
 
@@ -118,23 +173,53 @@ class CLIPBestFrame(FrameSelector):
         self,
         scorer: CLIPScorer,
         prompt: str = "a photo of {caption}",
-        image_classifier: ImageClassifier | None = None,
-        agreement_threshold: float = 0.75,
+        classifier: ImageClassifier | None = None,
+        audio_classifier: AudioEncoder | None = None,
         batch_size: int = 32,
     ) -> None:
+        name = type(self).__name__
+        if "{caption}" not in prompt or "{" in prompt.replace("{caption}", ""):
+            raise ConfigError(f"{name}.prompt '{prompt}': use {{caption}} and no other {{field}}")
+        if (classifier is None) != (audio_classifier is None):
+            raise ConfigError(
+                f"{name}.classifier and {name}.audio_classifier: the disagreement filter "
+                "compares both; give both or neither"
+            )
+        if batch_size < 1:
+            raise ConfigError(f"{name}.batch_size must be >= 1 (got {batch_size})")
         self.scorer = scorer
         self.prompt = prompt
-        self.image_classifier = image_classifier
-        self.agreement_threshold = agreement_threshold
+        self.classifier = classifier
+        self.audio_classifier = audio_classifier
         self.batch_size = batch_size
-        self._agreement: dict[str, Tensor] = {}
+        self._has_head, self._class_texts = False, None
+        self._texts: dict[str, Tensor] = {}
 
+    @torch.no_grad()
     def setup(self, device: str = "cpu") -> None:
-        """Move the CLIP towers (and the classifier) to ``device``."""
+        """Move the models to ``device`` and check that the two classifiers share classes."""
         super().setup(device)
-        self.scorer.to(self.device)
-        if self.image_classifier is not None:
-            self.image_classifier.to(self.device)
+        self.scorer.to(self.device).eval()
+        self._texts.clear()
+        if self.classifier is None or self.audio_classifier is None:
+            return
+        name, audio = type(self).__name__, self.audio_classifier
+        self.classifier.to(self.device).eval()
+        audio.to(self.device).eval()
+        self._has_head = callable(getattr(audio, "classify", None))
+        if self._has_head:
+            silence = torch.zeros(1, round(audio.clip_seconds * audio.sample_rate))
+            count = int(audio.classify(silence.to(self.device)).shape[-1])
+            if count != self.classifier.num_classes:
+                raise ConfigError(
+                    f"{name}.audio_classifier ({type(audio).__name__}) predicts {count} classes "
+                    f"but {name}.classifier predicts {self.classifier.num_classes}; the filter "
+                    "compares class indices, so both must classify the same label set"
+                )
+            return
+        _check_space(f"{name}.audio_classifier", audio, self.scorer.embed_dim, f"{name}.scorer")
+        names = [self.prompt.format(caption=c) for c in self.classifier.class_names]
+        self._class_texts = self.scorer.embed_texts(names).float()
 
     @torch.no_grad()
     def select(
@@ -146,52 +231,65 @@ class CLIPBestFrame(FrameSelector):
         label: int,
         caption: str,
     ) -> FrameChoice:
-        """Top CLIP score for the prompt; vetoed when the classifier disagrees with the label."""
-        text = self.scorer.embed_texts([self.prompt.format(caption=caption)])
-        scores = torch.cat(
-            [
-                self.scorer.embed_images(as_images(chunk).to(self.device)) @ text.T
-                for chunk in frames.split(self.batch_size)
-            ]
-        ).squeeze(1)
+        """Top CLIP score for the prompt; vetoed when the two classifiers disagree."""
+        _check_clip(frames, times)
+        if not caption:
+            raise ConfigError(f"{type(self).__name__} needs captions; this clip has none")
+        if not self._ready:
+            self.setup(str(self.device))
+        text = self._text(self.prompt.format(caption=caption))
+        images = _batched(self.scorer.embed_images, frames, self.batch_size, self.device)
+        scores = (images @ text).cpu()
         index = int(scores.argmax())
         choice = FrameChoice(index, float(scores[index]))
-        if self.image_classifier is None or not caption:
+        if self.classifier is None:
             return choice
-        logits = self.image_classifier.logits(as_images(frames[index : index + 1]).to(self.device))
-        predicted = int(logits.argmax())
-        if not bool(self._agrees(caption)[predicted]):
-            name = self.image_classifier.class_names[predicted]
+        frame = as_images(frames[index : index + 1]).to(self.device)
+        seen = int(self.classifier.logits(frame)[0].argmax())
+        heard = self._audio_class(audio, times[index : index + 1], sample_rate)
+        if seen != heard:
+            names = self.classifier.class_names
             choice.keep = False
-            choice.reason = f"image classifier sees '{name}', the label is '{caption}'"
+            choice.reason = (
+                f"image classifier sees '{names[seen]}' at {float(times[index]):.2f} s, "
+                f"audio classifier hears '{names[heard]}'"
+            )
         return choice
 
-    def _agrees(self, caption: str) -> Tensor:
-        """Which classifier classes agree with ``caption`` (cached per caption)."""
-        if caption not in self._agreement:
-            matrix = class_agreement_matrix(
-                self.image_classifier.class_names,
-                [caption],
-                self.scorer.embed_texts,
-                self.agreement_threshold,
-            )
-            self._agreement[caption] = matrix[:, 0]
-        return self._agreement[caption]
+    def _audio_class(self, audio: Tensor, time: Tensor, sample_rate: int) -> int:
+        """The audio classifier's class for the window around ``time``."""
+        encoder = self.audio_classifier
+        _check_rate(f"{type(self).__name__}.audio_classifier", encoder, sample_rate)
+        window = centred_windows(audio, time, sample_rate, encoder.clip_seconds).to(self.device)
+        if self._has_head:
+            return int(encoder.classify(window)[0].argmax())
+        pooled = F.normalize(encoder(window).pooled.float(), dim=-1)
+        return int((pooled @ self._class_texts.T)[0].argmax())
+
+    def _text(self, text: str) -> Tensor:
+        """Unit text embedding ``(D,)``, cached per prompt (captions repeat across a dataset)."""
+        if text not in self._texts:
+            self._texts[text] = self.scorer.embed_texts([text])[0].float()
+        return self._texts[text]
 
 
 class AVCorrelationFrame(FrameSelector):
     """Sound2Vision §3.3: the frame whose features correlate best with the audio at its time.
 
-    For each frame time t, the audio window of the encoder's length centred on t (zero-padded
-    at the clip's edges) and the frame are embedded, L2-normalised, and scored by their dot
-    product C_av[t]; the top-1 frame is kept. The paper obtains the per-time features from the
-    sound-source localisation model of Senocak et al. (2022), which a2i does not ship; any
-    audio encoder trained into an image encoder's space plugs in here (in the synthetic world:
-    the evaluation's tiny audio tower with the tiny CLIP image tower).
+    For each frame time t, the ``window_seconds`` of audio centred on t (shifted inside the clip
+    at its edges, :func:`centred_windows`) and the frame are embedded, L2-normalised and scored
+    by their dot product C_av[t]; the top-1 frame is kept. Windows are not zero-padded to the
+    encoder's ``clip_seconds``: a2i audio encoders take any length (fixed-length ones fit it
+    themselves), and padding a 1 s window to 4 s wrecks the tiny tower's embedding (measured).
+    The paper's per-time features come from Senocak et al.'s (2022) sound-source localisation
+    model, which would be plugged in here; a2i ships none. Any audio encoder trained into an
+    image encoder's space works instead: in the world, the tiny eval audio tower with the tiny
+    CLIP image tower, best with ``window_seconds`` at the tower's 4 s.
 
     Args:
-        audio_encoder: Frozen audio encoder with a pooled output in the image space.
+        audio_encoder: Frozen audio encoder with a pooled output in the image encoder's space.
         image_encoder: Frozen image encoder (an a2i ``ImageEncoder`` or a ``CLIPScorer``).
+        window_seconds: Length of the audio window around each frame time.
         batch_size: Windows / frames embedded per forward pass.
     """
 
@@ -199,29 +297,32 @@ class AVCorrelationFrame(FrameSelector):
         self,
         audio_encoder: AudioEncoder,
         image_encoder: ImageEncoder | CLIPScorer,
+        window_seconds: float = 1.0,
         batch_size: int = 32,
     ) -> None:
+        name = type(self).__name__
+        if not window_seconds > 0:
+            raise ConfigError(f"{name}.window_seconds must be > 0 (got {window_seconds})")
+        if batch_size < 1:
+            raise ConfigError(f"{name}.batch_size must be >= 1 (got {batch_size})")
         self.audio_encoder = audio_encoder
         self.image_encoder = image_encoder
+        self.window_seconds = window_seconds
         self.batch_size = batch_size
 
     def setup(self, device: str = "cpu") -> None:
-        """Move both encoders to ``device`` in eval mode."""
+        """Move both encoders to ``device`` and check that they embed into one space."""
         super().setup(device)
+        name = type(self).__name__
+        field, dim = f"{name}.audio_encoder", self.image_encoder.embed_dim
+        _check_space(field, self.audio_encoder, dim, f"{name}.image_encoder")
         self.audio_encoder.to(self.device).eval()
         self.image_encoder.to(self.device).eval()
 
     def windows(self, audio: Tensor, times: Tensor, sample_rate: int) -> Tensor:
-        """``(N, L)`` audio windows of the encoder's length centred on each frame time."""
-        if sample_rate != self.audio_encoder.sample_rate:
-            raise ConfigError(
-                f"audio at {sample_rate} Hz but {type(self.audio_encoder).__name__} expects "
-                f"{self.audio_encoder.sample_rate} Hz; prepare at that sample_rate"
-            )
-        length = round(self.audio_encoder.clip_seconds * sample_rate)
-        padded = F.pad(audio, (length // 2, length - length // 2))
-        starts = (times.double() * sample_rate).round().long().clamp(0, audio.shape[-1])
-        return torch.stack([padded[s : s + length] for s in starts.tolist()])
+        """``(N, L)`` audio windows centred on each frame time, checked against the encoder."""
+        _check_rate(f"{type(self).__name__}.audio_encoder", self.audio_encoder, sample_rate)
+        return centred_windows(audio, times, sample_rate, self.window_seconds)
 
     @torch.no_grad()
     def select(
@@ -234,21 +335,14 @@ class AVCorrelationFrame(FrameSelector):
         caption: str,
     ) -> FrameChoice:
         """Top-1 of C_av[t] = q_t^V · q_t^A."""
+        _check_clip(frames, times)
+        if not self._ready:
+            self.setup(str(self.device))
         windows = self.windows(audio, times, sample_rate)
-        audio_z = torch.cat(
-            [
-                self.audio_encoder(chunk.to(self.device)).pooled
-                for chunk in windows.split(self.batch_size)
-            ]
+        audio_z = _batched(
+            lambda x: self.audio_encoder(x).pooled, windows, self.batch_size, self.device
         )
-        image_z = torch.cat(
-            [
-                self.image_encoder(as_images(chunk).to(self.device))
-                for chunk in frames.split(self.batch_size)
-            ]
-        )
-        correlation = (
-            F.normalize(image_z.float(), dim=-1) * F.normalize(audio_z.float(), dim=-1)
-        ).sum(-1)
+        image_z = _batched(self.image_encoder, frames, self.batch_size, self.device)
+        correlation = (F.normalize(image_z, dim=-1) * F.normalize(audio_z, dim=-1)).sum(-1).cpu()
         index = int(correlation.argmax())
         return FrameChoice(index, float(correlation[index]))
