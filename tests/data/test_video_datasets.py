@@ -341,3 +341,39 @@ def test_audio_visual_correlation_picks_the_seconds_the_object_is_on_screen(vggs
     data.prepare_data(progress=False)
     clips = {clip["key"]: clip for _, clip in data.dataset("train").clips}
     assert clips[special["object_at_6s"][0]]["meta"]["frame_time"] == pytest.approx(6.0)
+
+
+def test_celebvhq_crop_faces_cuts_the_annotated_span_and_box(tmp_path):
+    import io
+
+    from PIL import Image
+
+    root = tmp_path / "celebvhq"
+    write_celebvhq_fixture(root, clips=3)
+    info = json.loads((root / "celebvhq_info.json").read_text())
+    for clip_id, entry in info["clips"].items():
+        entry["duration"] = {"start_sec": 1.0, "end_sec": 3.0}
+        entry["bbox"] = {"top": 0, "bottom": 64, "left": 16, "right": 48}  # a 64 x 32 face box
+        source = root / "processed" / f"{clip_id}.mp4"
+        if source.exists():
+            (root / "raw").mkdir(exist_ok=True)
+            source.rename(root / "raw" / f"{entry['ytb_id']}.mp4")
+    (root / "celebvhq_info.json").write_text(json.dumps(info))
+    data = CelebVHQDataModule(
+        str(root),
+        video_dir="raw",
+        crop_faces=True,
+        train_clips=2,
+        val_clips=0,
+        shard_size=8,
+        frame_size=64,
+        clip_seconds=2.0,
+        image_size=32,
+    )
+    assert {clip.crop for clip in data.scan_result.clips} == {(0, 64, 16, 48)}
+    data.prepare_data(progress=False)
+    dataset = data.dataset("train")
+    shard, clip = dataset.clips[0]
+    assert clip["meta"]["seconds"] == pytest.approx(2.0, abs=0.05)
+    with Image.open(io.BytesIO(dataset._read(shard, clip["members"]["jpg"]))) as frame:
+        assert frame.size == (32, 64)  # width x height of the box, face-centred
