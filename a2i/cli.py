@@ -22,8 +22,8 @@ from a2i.data.folder import AudioFolderDataModule
 from a2i.errors import A2IError, ConfigError
 from a2i.methods.base import A2IMethod
 
-WORLD_HELP = "materialise the embedded synthetic audio-visual world to disk (a2i world --help)"
-PREPARE_HELP = "decode a video dataset into training shards (a2i prepare --help)"
+WORLD_HELP = "materialise the embedded synthetic audio-visual world to disk"
+PREPARE_HELP = "decode a video dataset into training shards"
 
 
 class A2ITrainer(L.Trainer):
@@ -228,7 +228,8 @@ def main(args: list[str] | None = None) -> None:
                 },
             },
             parser_kwargs={
-                "epilog": f"other commands:\n  world    {WORLD_HELP}\n  prepare  {PREPARE_HELP}"
+                "epilog": f"other commands: `a2i world --help` ({WORLD_HELP}); "
+                f"`a2i prepare --help` ({PREPARE_HELP})"
             },
             args=args,  # None: LightningCLI reads sys.argv itself
         )

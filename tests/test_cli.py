@@ -22,7 +22,7 @@ def exit_code(args):
 def test_help_lists_subcommands_and_world(capsys):
     assert exit_code(["--help"]) == 0
     out = capsys.readouterr().out
-    for word in ("fit", "validate", "test", "predict", "world"):
+    for word in ("fit", "validate", "test", "predict", "world", "prepare"):
         assert word in out
 
 
