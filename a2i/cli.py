@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import lightning as L
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -109,6 +110,23 @@ class A2ICLI(LightningCLI):
         parser.add_lightning_class_args(ImageLogger, "image_logger")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
+
+    def before_instantiate_classes(self) -> None:
+        """``predict --audio_dir`` reads that folder instead of building the run's dataset.
+
+        A run config names its training data (a VGGSound folder, say), which a machine that only
+        predicts need not have; building that datamodule would stop on the missing folder.
+        """
+        if self.subcommand != "predict":
+            return
+        config = self.config["predict"]
+        if config.get("audio_dir") is None or config.get("data") is None:
+            return
+        batch_size = (config.data.get("init_args") or Namespace()).get("batch_size") or 16
+        config["data"] = Namespace(
+            class_path="a2i.data.folder.AudioFolderDataModule",
+            init_args=Namespace(audio_dir=config.audio_dir, batch_size=batch_size),
+        )
 
     def after_predict(self) -> None:
         """Report failed inputs and exit non-zero when any input failed."""

@@ -377,3 +377,28 @@ def test_celebvhq_crop_faces_cuts_the_annotated_span_and_box(tmp_path):
     assert clip["meta"]["seconds"] == pytest.approx(2.0, abs=0.05)
     with Image.open(io.BytesIO(dataset._read(shard, clip["members"]["jpg"]))) as frame:
         assert frame.size == (32, 64)  # width x height of the box, face-centred
+
+
+def test_predict_on_a_folder_needs_no_training_data(tmp_path):
+    """A run config naming VGGSound predicts on a folder of wavs where VGGSound is absent."""
+    from a2i.audio.io import write_audio
+
+    write_audio(tmp_path / "in" / "a.wav", torch.zeros(16000).uniform_(-0.1, 0.1), 16000)
+    main(
+        [
+            "predict",
+            "--config",
+            "tests/conf/sound2vision_gan.yaml",
+            "--config",
+            "tests/conf/data/vggsound.yaml",
+            "--data.init_args.root",
+            str(tmp_path / "no_vggsound_here"),
+            "--audio_dir",
+            str(tmp_path / "in"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "logs"),
+        ]
+    )
+    assert (tmp_path / "out" / "a.png").exists()
