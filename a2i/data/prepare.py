@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import multiprocessing
+import pickle
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -232,6 +233,16 @@ def _init_worker(
     _worker.update(selector=selector, features=list(features), settings=settings)
 
 
+def _init_worker_from_bytes(payload: bytes, device: str) -> None:
+    """Worker initialiser: the models arrive as plain pickle bytes.
+
+    multiprocessing's own pickler shares every tensor through a file descriptor and fails
+    with "too many fds" on models of a few hundred tensors; plain pickle copies them.
+    """
+    selector, features, settings = pickle.loads(payload)
+    _init_worker(selector, features, settings, device)
+
+
 def _prepare_one(clip: VideoClip, settings: PrepareSettings, selector: FrameSelector):
     """Decode and select; returns a :class:`PreparedClip` or the problem text."""
     try:
@@ -408,8 +419,8 @@ def prepare_clips(
         with ProcessPoolExecutor(
             workers,
             mp_context=context,
-            initializer=_init_worker,
-            initargs=(selector, list(features), settings, device),
+            initializer=_init_worker_from_bytes,
+            initargs=(pickle.dumps((selector, list(features), settings)), device),
         ) as pool:
             jobs = {pool.submit(_prepare_shard, str(out), n, g): n for n, g in todo.items()}
             for job in as_completed(jobs):

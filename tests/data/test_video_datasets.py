@@ -402,3 +402,39 @@ def test_predict_on_a_folder_needs_no_training_data(tmp_path):
         ]
     )
     assert (tmp_path / "out" / "a.png").exists()
+
+
+def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsound, tmp_path):
+    from a2i.data.prepare import AudioFeature, ImageFeature, LatentFeature
+    from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+    from a2i.encoders.image.tiny import TinyImageEncoder
+    from a2i.generators.autoencoder import KLAutoencoder
+
+    root, _ = vggsound
+    torch.manual_seed(0)
+    features = [
+        ImageFeature(TinyImageEncoder(embed_dim=16, image_size=32).freeze()),
+        AudioFeature(SpectrogramResNet(preset="tiny", embed_dim=8, clip_seconds=1.0).freeze()),
+        LatentFeature(KLAutoencoder(preset="tiny", image_size=32).freeze(), image_size=32),
+    ]
+    outputs = {}
+    for workers in (0, 2):
+        data = VGGSoundDataModule(
+            str(root),
+            prepared=str(tmp_path / f"w{workers}"),
+            classes=list(VGGSOUND_LABELS),
+            val_fraction=0.0,
+            features=features,
+            prepare_workers=workers,
+            shard_size=4,
+            frame_size=32,
+            image_size=32,
+            clip_seconds=1.0,
+        )
+        report = data.prepare_data(progress=False)
+        assert report.shards_written == 5
+        outputs[workers] = digests(tmp_path / f"w{workers}")
+        item = data.dataset("test")[0]
+    assert outputs[0] == outputs[2]
+    assert item["features/image"].shape == (16,) and item["features/audio"].shape == (8,)
+    assert item["features/latents"].ndim == 3
