@@ -15,7 +15,7 @@ import json
 import logging
 from abc import abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import webdataset as wds
@@ -26,10 +26,12 @@ from a2i.data.frames import FrameSelector, MidFrame
 from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text
 from a2i.data.prepare import (
     DONE_FILE,
+    SETTINGS_FILE,
     CachedFeature,
     PrepareReport,
     PrepareSettings,
     VideoClip,
+    describe,
     plan_shards,
     prepare_clips,
 )
@@ -146,6 +148,9 @@ class VideoDataModule(ManifestDataModule):
         self.stream_train = stream_train
         self.shuffle_buffer = shuffle_buffer
         self.scan_result = self._scan_and_report()
+        self.settings.clips_sha1 = _fingerprint(self.scan_result.clips)
+        self.settings.frame_selector = describe(self.frame_selector)
+        self.settings.features = [f"{f.name}={describe(f)}" for f in self.features]
 
     def check_root(self) -> None:
         """The raw folder must exist (the prepared one is created by ``prepare_data``)."""
@@ -190,9 +195,15 @@ class VideoDataModule(ManifestDataModule):
         return dict(Counter(clip.split for clip in self.scan_result.clips))
 
     def is_prepared(self) -> bool:
-        """Whether the shards of exactly this scan are complete."""
-        marker = self.prepared / DONE_FILE
-        if not marker.is_file():
+        """Whether the shards of exactly this scan and recipe are complete.
+
+        A folder prepared with another recipe is not: ``prepare_data`` then stops with an error
+        naming the settings that differ instead of training on the old shards.
+        """
+        marker, recipe = self.prepared / DONE_FILE, self.prepared / SETTINGS_FILE
+        if not marker.is_file() or not recipe.is_file():
+            return False
+        if json.loads(recipe.read_text()) != asdict(self.settings):
             return False
         shards = json.loads(marker.read_text()).get("shards", [])
         return shards == sorted(plan_shards(self.scan_result.clips, self.settings.shard_size))
@@ -201,7 +212,6 @@ class VideoDataModule(ManifestDataModule):
         """Decode the videos into shards unless that is done (resumes a killed run)."""
         if self.is_prepared():
             return None
-        self.settings.clips_sha1 = _fingerprint(self.scan_result.clips)
         return prepare_clips(
             self.scan_result.clips,
             self.prepared,

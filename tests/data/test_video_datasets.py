@@ -438,3 +438,20 @@ def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsou
     assert outputs[0] == outputs[2]
     assert item["features/image"].shape == (16,) and item["features/audio"].shape == (8,)
     assert item["features/latents"].ndim == 3
+
+
+def test_a_folder_prepared_with_another_recipe_is_refused(vggsound, tmp_path):
+    from a2i.data.frames import CLIPBestFrame
+    from a2i.metrics.backbones import CLIPScorer
+
+    root, _ = vggsound
+    common = dict(prepared=str(tmp_path / "p"), classes=["raining"], val_fraction=0.0)
+    VGGSoundDataModule(str(root), **common).prepare_data(progress=False)
+    other = VGGSoundDataModule(
+        str(root),
+        frame_selector=CLIPBestFrame(CLIPScorer(preset="tiny")),
+        **common,
+    )
+    assert not other.is_prepared()
+    with pytest.raises(ConfigError, match="frame_selector"):
+        other.prepare_data(progress=False)
