@@ -22,7 +22,7 @@ from typing import Any
 from a2i.data.manifest import ManifestError
 from a2i.data.prepare import VideoClip
 from a2i.data.vegas import clip_key
-from a2i.data.video_datamodule import ScanResult, VideoDataModule
+from a2i.data.video_datamodule import ScanResult, VideoDataModule, video_problem
 from a2i.errors import ConfigError, DatasetNotFoundError
 
 
@@ -83,7 +83,7 @@ class CelebVHQDataModule(VideoDataModule):
         mapping = info.get("meta_info", {})
         ids = sorted(entries)
         random.Random(self.seed).shuffle(ids)
-        clips, missing = [], []
+        clips, unusable = [], []
         for position, clip_id in enumerate(ids):
             entry = entries[clip_id]
             split = (
@@ -112,8 +112,9 @@ class CelebVHQDataModule(VideoDataModule):
             except (KeyError, TypeError, ValueError) as error:
                 raise ManifestError(f"{path}: clip '{clip_id}' lacks {error}") from None
             key = clip_key(clip_id)
-            if not video.is_file():
-                missing.append((key, str(video)))
+            problem = video_problem(video)
+            if problem is not None:
+                unusable.append((key, str(video), problem))
                 continue
             clips.append(
                 VideoClip(
@@ -127,7 +128,7 @@ class CelebVHQDataModule(VideoDataModule):
                     meta=meta,
                 )
             )
-        return ScanResult(clips=clips, missing=missing, classes=None)
+        return ScanResult(clips=clips, unusable=unusable, classes=None)
 
 
 def _attributes(entry: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,13 @@ from typing import Any
 
 from a2i.data.manifest import ManifestError
 from a2i.data.prepare import VideoClip
-from a2i.data.video_datamodule import ScanResult, VideoDataModule, check_fraction, holdout
+from a2i.data.video_datamodule import (
+    ScanResult,
+    VideoDataModule,
+    check_fraction,
+    holdout,
+    video_problem,
+)
 from a2i.errors import ConfigError, DatasetNotFoundError
 
 CLASSES_ASSET = "assets/datasets/vggsound_classes.txt"
@@ -88,7 +94,7 @@ class VGGSoundDataModule(VideoDataModule):
         path = self.raw_root / self.csv_file
         if not path.is_file():
             raise DatasetNotFoundError(self.raw_root, f"no {self.csv_file}; {self.prepare_hint}")
-        clips, missing = [], []
+        clips, unusable = [], []
         with path.open(newline="", encoding="utf-8") as handle:
             for number, row in enumerate(csv.reader(handle), start=1):
                 if not row or row[0].startswith("#"):
@@ -114,8 +120,9 @@ class VGGSoundDataModule(VideoDataModule):
                 )
                 if split == "train" and holdout(key, self.val_fraction, self.val_seed):
                     split = "val"
-                if not video.is_file():
-                    missing.append((key, str(video)))
+                problem = video_problem(video)
+                if problem is not None:
+                    unusable.append((key, str(video), problem))
                     continue
                 clips.append(
                     VideoClip(
@@ -128,4 +135,4 @@ class VGGSoundDataModule(VideoDataModule):
                         meta={"youtube_id": ytid, "start": seconds},
                     )
                 )
-        return ScanResult(clips=clips, missing=missing, classes=list(classes))
+        return ScanResult(clips=clips, unusable=unusable, classes=list(classes))

@@ -1,8 +1,8 @@
 """The base of every dataset that starts as raw video (VGGSound, VEGAS, CelebV-HQ).
 
 A subclass only says how the dataset's official files list its clips (:meth:`scan`). The base
-does the rest: at construction it reports what it found (clips per split, missing videos in
-``<prepared>/missing.log``); ``prepare_data`` (Lightning calls it before ``setup``, once per
+does the rest: at construction it reports what it found (clips per split; listed videos that
+are missing, empty or unreadable in ``<prepared>/scan_problems.log``); ``prepare_data`` (Lightning calls it before ``setup``, once per
 node, and ``a2i prepare`` calls it with a progress bar) decodes the videos into shards with
 :func:`a2i.data.prepare.prepare_clips`; the splits are then served from the shards, so
 training never opens a video.
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from a2i.data.base import collate_batch
 from a2i.data.frames import FrameSelector, MidFrame
-from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text
+from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text, _file_problem
 from a2i.data.prepare import (
     DONE_FILE,
     SETTINGS_FILE,
@@ -40,7 +40,7 @@ from a2i.errors import ConfigError, DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
 
-MISSING_LOG = "missing.log"
+SCAN_LOG = "scan_problems.log"
 
 
 @dataclass
@@ -49,13 +49,19 @@ class ScanResult:
 
     Attributes:
         clips: Clips whose video file exists.
-        missing: ``(key, path)`` of listed clips whose video is absent.
+        unusable: ``(key, path, problem)`` of listed clips whose video is missing, empty or
+            unreadable (checked without decoding; corrupt files surface in ``prepare``).
         classes: Class names (index = label), or None for unlabelled data.
     """
 
     clips: list[VideoClip]
-    missing: list[tuple[str, str]] = field(default_factory=list)
+    unusable: list[tuple[str, str, str]] = field(default_factory=list)
     classes: list[str] | None = None
+
+
+def video_problem(path: Path) -> str | None:
+    """Why a listed video cannot be used (missing, empty, unreadable), or None."""
+    return _file_problem(path)
 
 
 def holdout(key: str, fraction: float, seed: int) -> bool:
@@ -95,7 +101,8 @@ class VideoDataModule(ManifestDataModule):
         sample_rate: Audio rate in Hz (shards store it; loading checks it).
         clip_seconds: Audio length delivered.
         image_size: Square resolution delivered.
-        strict: Raise when listed videos are missing instead of logging and skipping them.
+        strict: Raise when listed videos are missing or unreadable instead of logging and
+            skipping them.
     """
 
     prepare_hint = "check the folder layout in the README ('Real datasets')"
@@ -160,29 +167,29 @@ class VideoDataModule(ManifestDataModule):
         """List the dataset's clips from its annotation files and the videos on disk."""
 
     def _scan_and_report(self) -> ScanResult:
-        """Scan, log counts per split and write the missing videos to ``missing.log``."""
+        """Scan, log counts per split and write unusable videos to ``scan_problems.log``."""
         if not self.raw_root.is_dir():
             raise DatasetNotFoundError(
                 self.raw_root, f"directory does not exist; {self.prepare_hint}"
             )
         result = self.scan()
-        if result.missing and self.strict:
-            shown = ", ".join(path for _, path in result.missing[:5])
+        if result.unusable and self.strict:
+            shown = ", ".join(f"{path} ({problem})" for _, path, problem in result.unusable[:5])
             raise ManifestError(
-                f"{self.raw_root}: {len(result.missing)} listed video(s) are missing (e.g. "
-                f"{shown}); add them, or set strict: false to skip those clips"
+                f"{self.raw_root}: {len(result.unusable)} listed video(s) cannot be used (e.g. "
+                f"{shown}); fix them, or set strict: false to skip those clips"
             )
         counts = Counter(clip.split for clip in result.clips)
         logger.warning(
-            "%s: %s; %d listed video(s) missing%s",
+            "%s: %s; %d listed video(s) missing or unreadable%s",
             self.raw_root,
             ", ".join(f"{split} {counts[split]}" for split in ("train", "val", "test")),
-            len(result.missing),
-            f" (listed in {self.prepared / MISSING_LOG})" if result.missing else "",
+            len(result.unusable),
+            f" (listed in {self.prepared / SCAN_LOG})" if result.unusable else "",
         )
         self.prepared.mkdir(parents=True, exist_ok=True)
-        lines = "".join(f"{key}\t{path}\n" for key, path in result.missing)
-        _atomic_write_text(self.prepared / MISSING_LOG, "key\tvideo\n" + lines)
+        lines = "".join(f"{key}\t{path}\t{problem}\n" for key, path, problem in result.unusable)
+        _atomic_write_text(self.prepared / SCAN_LOG, "key\tvideo\tproblem\n" + lines)
         if not result.clips:
             raise DatasetNotFoundError(
                 self.raw_root, f"no videos of the annotation files were found; {self.prepare_hint}"

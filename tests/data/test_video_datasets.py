@@ -71,7 +71,7 @@ def test_vggsound_prepare_counts_logs_and_serves(vggsound, tmp_path):
     train_keys = [k for i, k in enumerate(keys) if i % 6 < 4]
     expected_val = {k for k in train_keys if holdout(k, 0.25, 0)}
     # construction reports what is on disk: the missing clip is logged, not fatal
-    assert special["missing"][0] in (tmp_path / "prepared" / "missing.log").read_text()
+    assert special["missing"][0] in (tmp_path / "prepared" / "scan_problems.log").read_text()
     assert sum(data.clip_counts.values()) == 17
     report = data.prepare_data(progress=False)
     dropped = problems(tmp_path / "prepared" / "problems.log")
@@ -262,7 +262,7 @@ def test_celebvhq_split_attributes_and_missing_clip(tmp_path):
         image_size=32,
     )
     assert sum(data.clip_counts.values()) == 5
-    assert special["missing"][0] in (root / "prepared" / "missing.log").read_text()
+    assert special["missing"][0] in (root / "prepared" / "scan_problems.log").read_text()
     data.prepare_data(progress=False)
     clips = [clip for split in ("train", "test") for _, clip in data.dataset(split).clips]
     assert all(clip["label"] == -1 for clip in clips)
@@ -455,3 +455,15 @@ def test_a_folder_prepared_with_another_recipe_is_refused(vggsound, tmp_path):
     assert not other.is_prepared()
     with pytest.raises(ConfigError, match="frame_selector"):
         other.prepare_data(progress=False)
+
+
+def test_empty_video_is_reported_at_construction(tmp_path):
+    root = tmp_path / "celebvhq"
+    write_celebvhq_fixture(root, clips=3)
+    (root / "processed" / "face000_0.mp4").write_bytes(b"")
+    with pytest.raises(Exception, match=r"face000_0\.mp4 \(empty"):
+        CelebVHQDataModule(str(root), train_clips=1, strict=True)
+    data = CelebVHQDataModule(str(root), train_clips=1)
+    log = (root / "prepared" / "scan_problems.log").read_text()
+    assert "face000_0\t" in log and "empty (0 bytes)" in log and "face002_0" in log
+    assert sum(data.clip_counts.values()) == 1
