@@ -15,7 +15,7 @@ import json
 import logging
 from abc import abstractmethod
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import webdataset as wds
@@ -41,6 +41,7 @@ from a2i.errors import ConfigError, DatasetNotFoundError
 logger = logging.getLogger(__name__)
 
 SCAN_LOG = "scan_problems.log"
+SPLITS_FILE = "splits.csv"
 
 
 @dataclass
@@ -95,6 +96,9 @@ class VideoDataModule(ManifestDataModule):
         stream_train: Stream training shards with WebDataset (sequential reads, for network
             storage) instead of reading clips by offset; epochs are then fixed-length draws.
         shuffle_buffer: Samples in WebDataset's shuffle buffer when streaming.
+        split_file: CSV of ``key,split`` rows that replaces the dataset's split rule (e.g. a
+            published split, or ``<prepared>/splits.csv`` of another machine); clips it does not
+            list are left out. a2i writes the split it used to ``<prepared>/splits.csv``.
         batch_size: Clips per batch on each device.
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory for faster host→GPU copies.
@@ -121,6 +125,7 @@ class VideoDataModule(ManifestDataModule):
         prepare_device: str = "cpu",
         stream_train: bool = False,
         shuffle_buffer: int = 1000,
+        split_file: str | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -153,6 +158,7 @@ class VideoDataModule(ManifestDataModule):
         self.prepare_workers = prepare_workers
         self.prepare_device = prepare_device
         self.stream_train = stream_train
+        self.split_file = split_file
         self.shuffle_buffer = shuffle_buffer
         self.scan_result = self._scan_and_report()
         self.settings.clips_sha1 = _fingerprint(self.scan_result.clips)
@@ -173,6 +179,8 @@ class VideoDataModule(ManifestDataModule):
                 self.raw_root, f"directory does not exist; {self.prepare_hint}"
             )
         result = self.scan()
+        if self.split_file is not None:
+            result.clips = self._apply_split_file(result.clips)
         if result.unusable and self.strict:
             shown = ", ".join(f"{path} ({problem})" for _, path, problem in result.unusable[:5])
             raise ManifestError(
@@ -190,11 +198,40 @@ class VideoDataModule(ManifestDataModule):
         self.prepared.mkdir(parents=True, exist_ok=True)
         lines = "".join(f"{key}\t{path}\t{problem}\n" for key, path, problem in result.unusable)
         _atomic_write_text(self.prepared / SCAN_LOG, "key\tvideo\tproblem\n" + lines)
+        rows = "".join(f"{c.key},{c.split}\n" for c in sorted(result.clips, key=lambda c: c.key))
+        _atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
         if not result.clips:
             raise DatasetNotFoundError(
                 self.raw_root, f"no videos of the annotation files were found; {self.prepare_hint}"
             )
         return result
+
+    def _apply_split_file(self, clips: list[VideoClip]) -> list[VideoClip]:
+        """Assign splits from ``split_file`` (``key,split`` rows); unlisted clips are left out."""
+        path = Path(self.split_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise ManifestError(f"data.split_file '{path}': cannot read it ({error})") from None
+        assigned: dict[str, str] = {}
+        for number, line in enumerate(lines, start=1):
+            key, _, split = line.strip().partition(",")
+            if not line.strip() or (number == 1 and (key, split) == ("key", "split")):
+                continue
+            if split not in ("train", "val", "test"):
+                raise ManifestError(
+                    f"{path}:{number}: split must be train, val or test, got '{split}'"
+                )
+            assigned[key] = split
+        kept = [replace(clip, split=assigned[clip.key]) for clip in clips if clip.key in assigned]
+        logger.warning(
+            "%s: %d of %d clips are listed in %s (the others are left out)",
+            self.raw_root,
+            len(kept),
+            len(clips),
+            path,
+        )
+        return kept
 
     @property
     def clip_counts(self) -> dict[str, int]:

@@ -467,3 +467,27 @@ def test_empty_video_is_reported_at_construction(tmp_path):
     log = (root / "prepared" / "scan_problems.log").read_text()
     assert "face000_0\t" in log and "empty (0 bytes)" in log and "face002_0" in log
     assert sum(data.clip_counts.values()) == 1
+
+
+def test_split_is_written_and_a_split_file_replaces_the_rule(tmp_path):
+    root = tmp_path / "vegas"
+    write_vegas_fixture(root, per_class=4)
+    first = VEGASDataModule(str(root), train_per_class=2, test_per_class=1, val_per_class=1)
+    written = (root / "prepared" / "splits.csv").read_text().splitlines()
+    assert written[0] == "key,split" and len(written) == 1 + sum(first.clip_counts.values())
+    custom = tmp_path / "split.csv"
+    custom.write_text(
+        "key,split\n" + "\n".join(f"{line.split(',')[0]},test" for line in written[1:4])
+    )
+    second = VEGASDataModule(
+        str(root),
+        prepared=str(tmp_path / "p"),
+        split_file=str(custom),
+        train_per_class=2,
+        test_per_class=1,
+        val_per_class=1,
+    )
+    assert second.clip_counts == {"test": 3}
+    custom.write_text("key,split\nDog_video_dog01,holdout\n")
+    with pytest.raises(Exception, match=r"split\.csv:2: split must be"):
+        VEGASDataModule(str(root), prepared=str(tmp_path / "q"), split_file=str(custom))
