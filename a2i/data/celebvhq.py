@@ -22,7 +22,7 @@ from typing import Any
 from a2i.data.manifest import ManifestError
 from a2i.data.prepare import VideoClip
 from a2i.data.vegas import clip_key
-from a2i.data.video_datamodule import ScanResult, VideoDataModule, video_problem
+from a2i.data.video_datamodule import ScanResult, VideoDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
 
 
@@ -83,7 +83,7 @@ class CelebVHQDataModule(VideoDataModule):
         mapping = info.get("meta_info", {})
         ids = sorted(entries)
         random.Random(self.seed).shuffle(ids)
-        clips, unusable = [], []
+        result = ScanResult()
         for position, clip_id in enumerate(ids):
             entry = entries[clip_id]
             split = (
@@ -112,11 +112,7 @@ class CelebVHQDataModule(VideoDataModule):
             except (KeyError, TypeError, ValueError) as error:
                 raise ManifestError(f"{path}: clip '{clip_id}' lacks {error}") from None
             key = clip_key(clip_id)
-            problem = video_problem(video)
-            if problem is not None:
-                unusable.append((key, str(video), problem))
-                continue
-            clips.append(
+            result.add(
                 VideoClip(
                     key=key,
                     video=str(video),
@@ -128,7 +124,7 @@ class CelebVHQDataModule(VideoDataModule):
                     meta=meta,
                 )
             )
-        return ScanResult(clips=clips, unusable=unusable, classes=None)
+        return result
 
 
 def _attributes(entry: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from a2i.data.prepare import VideoClip
-from a2i.data.video_datamodule import ScanResult, VideoDataModule, video_problem
+from a2i.data.video_datamodule import ScanResult, VideoDataModule
 from a2i.errors import ConfigError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -77,7 +77,7 @@ class VEGASDataModule(VideoDataModule):
         absent = [name for name in classes if name not in folders]
         if absent:
             raise ConfigError(f"data.classes names folders not in {self.raw_root}: {absent}")
-        clips, unusable = [], []
+        result = ScanResult(classes=list(classes))
         for label, name in enumerate(classes):
             folder = self.raw_root / name
             videos = sorted(
@@ -98,11 +98,7 @@ class VEGASDataModule(VideoDataModule):
             for position, video in enumerate(videos[:train]):
                 split = "test" if position < test else "val" if position < val else "train"
                 relative = video.relative_to(folder).with_suffix("").as_posix()
-                problem = video_problem(video)
-                if problem is not None:
-                    unusable.append((clip_key(name, relative), str(video), problem))
-                    continue
-                clips.append(
+                result.add(
                     VideoClip(
                         key=clip_key(name, relative),
                         video=str(video),
@@ -112,4 +108,4 @@ class VEGASDataModule(VideoDataModule):
                         meta={"class": name},
                     )
                 )
-        return ScanResult(clips=clips, unusable=unusable, classes=list(classes))
+        return result

@@ -27,7 +27,6 @@ from a2i.data.video_datamodule import (
     VideoDataModule,
     check_fraction,
     holdout,
-    video_problem,
 )
 from a2i.errors import ConfigError, DatasetNotFoundError
 
@@ -94,7 +93,7 @@ class VGGSoundDataModule(VideoDataModule):
         path = self.raw_root / self.csv_file
         if not path.is_file():
             raise DatasetNotFoundError(self.raw_root, f"no {self.csv_file}; {self.prepare_hint}")
-        clips, unusable = [], []
+        result = ScanResult(classes=list(classes))
         with path.open(newline="", encoding="utf-8") as handle:
             for number, row in enumerate(csv.reader(handle), start=1):
                 if not row or row[0].startswith("#"):
@@ -120,11 +119,7 @@ class VGGSoundDataModule(VideoDataModule):
                 )
                 if split == "train" and holdout(key, self.val_fraction, self.val_seed):
                     split = "val"
-                problem = video_problem(video)
-                if problem is not None:
-                    unusable.append((key, str(video), problem))
-                    continue
-                clips.append(
+                result.add(
                     VideoClip(
                         key=key,
                         video=str(video),
@@ -135,4 +130,4 @@ class VGGSoundDataModule(VideoDataModule):
                         meta={"youtube_id": ytid, "start": seconds},
                     )
                 )
-        return ScanResult(clips=clips, unusable=unusable, classes=list(classes))
+        return result

@@ -55,14 +55,17 @@ class ScanResult:
         classes: Class names (index = label), or None for unlabelled data.
     """
 
-    clips: list[VideoClip]
+    clips: list[VideoClip] = field(default_factory=list)
     unusable: list[tuple[str, str, str]] = field(default_factory=list)
     classes: list[str] | None = None
 
-
-def video_problem(path: Path) -> str | None:
-    """Why a listed video cannot be used (missing, empty, unreadable), or None."""
-    return _file_problem(path)
+    def add(self, clip: VideoClip) -> None:
+        """Keep ``clip``, or list it as unusable when its video is missing, empty or unreadable."""
+        problem = _file_problem(Path(clip.video))
+        if problem is None:
+            self.clips.append(clip)
+        else:
+            self.unusable.append((clip.key, clip.video, problem))
 
 
 def holdout(key: str, fraction: float, seed: int) -> bool:
