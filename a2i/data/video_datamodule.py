@@ -198,11 +198,17 @@ class VideoDataModule(ManifestDataModule):
             len(result.unusable),
             f" (listed in {self.prepared / SCAN_LOG})" if result.unusable else "",
         )
-        self.prepared.mkdir(parents=True, exist_ok=True)
         lines = "".join(f"{key}\t{path}\t{problem}\n" for key, path, problem in result.unusable)
-        _atomic_write_text(self.prepared / SCAN_LOG, "key\tvideo\tproblem\n" + lines)
         rows = "".join(f"{c.key},{c.split}\n" for c in sorted(result.clips, key=lambda c: c.key))
-        _atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
+        try:
+            self.prepared.mkdir(parents=True, exist_ok=True)
+            _atomic_write_text(self.prepared / SCAN_LOG, "key\tvideo\tproblem\n" + lines)
+            _atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
+        except OSError as error:
+            raise ConfigError(
+                f"data.prepared '{self.prepared}' is not writable ({error.strerror}); a read-only "
+                "dataset folder needs `prepared:` set to a writable folder for the shards"
+            ) from None
         if not result.clips:
             raise DatasetNotFoundError(
                 self.raw_root, f"no videos of the annotation files were found; {self.prepare_hint}"

@@ -491,3 +491,12 @@ def test_split_is_written_and_a_split_file_replaces_the_rule(tmp_path):
     custom.write_text("key,split\nDog_video_dog01,holdout\n")
     with pytest.raises(Exception, match=r"split\.csv:2: split must be"):
         VEGASDataModule(str(root), prepared=str(tmp_path / "q"), split_file=str(custom))
+
+
+def test_read_only_dataset_folder_asks_for_a_writable_prepared_folder(tmp_path):
+    root = tmp_path / "celebvhq"
+    write_celebvhq_fixture(root, clips=2)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="prepared"):
+        CelebVHQDataModule(str(root), prepared=str(blocker / "prepared"))
