@@ -88,7 +88,14 @@ def load_state_dict_file(path: str, *, field: str, download: str | None = None) 
 
 
 def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
-    """Save a module's state dict as safetensors, atomically (temp file + rename).
+    """Save a module's state dict as safetensors, atomically (see :func:`save_state_dict`)."""
+    save_state_dict(module.state_dict(), path, dtype)
+
+
+def save_state_dict(
+    state: dict[str, torch.Tensor], path: str | Path, dtype: torch.dtype | None = None
+) -> None:
+    """Save tensors as safetensors, atomically (temp file + rename).
 
     ``dtype`` casts floating-point tensors (e.g. float16 halves the shipped tiny weights;
     loading casts them back to the module's dtype).
@@ -96,11 +103,11 @@ def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    state = {}
-    for key, value in module.state_dict().items():
+    cast = {}
+    for key, value in state.items():
         value = value.detach().contiguous().cpu()
-        state[key] = value.to(dtype) if dtype is not None and value.is_floating_point() else value
-    save_file(state, str(tmp))
+        cast[key] = value.to(dtype) if dtype is not None and value.is_floating_point() else value
+    save_file(cast, str(tmp))
     os.replace(tmp, path)
 
 

@@ -35,25 +35,29 @@ from a2i.interfaces import (
     check_embedding_match,
 )
 from a2i.methods.base import A2IMethod
-from a2i.pretrained import save_module
+from a2i.pretrained import save_state_dict
 
 ExportDtype = Literal["float32", "float16"]
 
 
 def export_weights(
-    modules: dict[str, torch.nn.Module], export_dir: str, overwrite: bool, dtype: ExportDtype
+    parts: dict[str, torch.nn.Module | dict[str, Tensor]],
+    export_dir: str,
+    overwrite: bool,
+    dtype: ExportDtype,
 ) -> None:
-    """Write each module's state dict to ``export_dir/<name>.safetensors`` (atomic, no clobbering)."""
+    """Write each module (or state dict) to ``export_dir/<name>.safetensors`` (atomic, no clobbering)."""
     out = Path(export_dir)
-    targets = {name: out / f"{name}.safetensors" for name in modules}
+    targets = {name: out / f"{name}.safetensors" for name in parts}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise ConfigError(
             f"refusing to overwrite exported weights {existing}; "
             "set model.init_args.overwrite_export=true or choose another export_dir"
         )
-    for name, module in modules.items():
-        save_module(module, targets[name], getattr(torch, dtype))
+    for name, part in parts.items():
+        state = part.state_dict() if isinstance(part, torch.nn.Module) else part
+        save_state_dict(state, targets[name], getattr(torch, dtype))
 
 
 class GeneratorPretraining(A2IMethod):
@@ -282,6 +286,16 @@ class TextToImagePretraining(A2IMethod):
         )
         self.text_encoder = text_encoder
         self.generator = generator
+        # Which token rows training reached: the export keeps only those (a few dozen of
+        # CLIP's 49,408 in the world), so the shipped text encoder stays small.
+        table = text_encoder.model.get_input_embeddings()
+        self.register_buffer("trained_tokens", torch.zeros(table.num_embeddings, dtype=torch.bool))
+        table.register_forward_hook(self._mark_trained_tokens)
+
+    def _mark_trained_tokens(self, module: torch.nn.Module, inputs: tuple[Tensor], output: Tensor):
+        """Forward hook on the token table: remember the ids of every training step."""
+        if self.training:
+            self.trained_tokens[inputs[0].unique()] = True
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the text encoder and the UNet."""
@@ -316,10 +330,14 @@ class TextToImagePretraining(A2IMethod):
         return {"real": batch[IMAGE][:8], "generated": drawn}
 
     def on_fit_end(self) -> None:
-        """Export the text encoder and the UNet as safetensors (rank 0 only)."""
+        """Export the text encoder (trained token rows only) and the UNet (rank 0 only)."""
         if self.hparams.export_dir is not None and self.global_rank == 0:
+            trained = self.trained_tokens.nonzero().flatten()
             export_weights(
-                {"text_encoder": self.text_encoder, "unet": self.generator.unet},
+                {
+                    "text_encoder": self.text_encoder.compact_state_dict(trained),
+                    "unet": self.generator.unet,
+                },
                 self.hparams.export_dir,
                 self.hparams.overwrite_export,
                 self.hparams.export_dtype,

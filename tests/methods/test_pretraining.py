@@ -94,7 +94,7 @@ def test_vae_pretraining_exports_weights_the_ldm_loads(tmp_path):
 def test_text_to_image_pretraining_trains_text_encoder_and_unet_and_exports_both(tmp_path):
     generator = LatentDiffusionGenerator(preset="tiny", condition_dim=64, condition_dropout=0.0)
     module = TextToImagePretraining(
-        CLIPTextEncoder(preset="tiny"), generator, export_dir=str(tmp_path)
+        CLIPTextEncoder(preset="tiny"), generator, caption_dropout=0.0, export_dir=str(tmp_path)
     )
     batch = {"image": torch.rand(2, 3, 32, 32), "caption": ["a red circle", "a blue triangle"]}
     module.training_step(batch, 0).backward()
@@ -118,3 +118,23 @@ def test_audio_classifier_pretraining_exports_the_encoder_only(tmp_path):
     assert module.training_step(batch, 0).ndim == 0
     module.on_fit_end()
     assert [p.name for p in tmp_path.iterdir()] == ["audio_encoder.safetensors"]
+
+
+def test_text_encoder_export_keeps_only_the_token_rows_training_reached(tmp_path):
+    generator = LatentDiffusionGenerator(preset="tiny", condition_dim=64, condition_dropout=0.0)
+    encoder = CLIPTextEncoder(preset="tiny")
+    module = TextToImagePretraining(
+        encoder, generator, caption_dropout=0.0, export_dir=str(tmp_path)
+    )
+    module.training_step({"image": torch.rand(1, 3, 32, 32), "caption": ["a red circle"]}, 0)
+    module.eval()
+    encoder(["a violin"])  # evaluation does not count as training
+    module.on_fit_end()
+    trained = set(encoder.tokenize(["a red circle"]).unique().tolist())
+    assert set(module.trained_tokens.nonzero().flatten().tolist()) == trained
+    reloaded = CLIPTextEncoder(preset="tiny", pretrained=str(tmp_path / "text_encoder.safetensors"))
+    table = reloaded.model.get_input_embeddings().weight
+    kept = table.abs().sum(dim=1).nonzero().flatten().tolist()
+    assert set(kept) == trained  # every other row loads as zeros
+    assert torch.equal(reloaded(["a red circle"]), encoder(["a red circle"]))
+    assert (tmp_path / "text_encoder.safetensors").stat().st_size < 1_000_000

@@ -54,6 +54,10 @@ CLIP_TEXT_PRESETS = {
 }
 """Both use CLIP's 49,408-token BPE vocabulary (the tokenizer is shared)."""
 
+TOKEN_IDS_SUFFIX = ".ids"
+TOKEN_ROWS_SUFFIX = ".rows"
+"""An a2i file may store the token table as ``<table key>.ids`` and ``.rows`` (kept rows only)."""
+
 CLIP_VOCAB_SIZE = 49408
 _MERGES = 49152 - 256 - 2
 
@@ -141,7 +145,9 @@ class CLIPTextEncoder(FreezableMixin):
         self._injected: Tensor | None = None
         self.model.get_input_embeddings().register_forward_hook(self._inject)
         if a2i_file:
-            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+            self.load_state_dict(
+                self._expand_token_table(load_state_dict_file(pretrained, field=field))
+            )
         if freeze:
             self.freeze()
 
@@ -172,6 +178,38 @@ class CLIPTextEncoder(FreezableMixin):
                 )
         with self._injecting(injected):
             return self.model(input_ids=ids).last_hidden_state
+
+    def compact_state_dict(self, token_ids: Tensor) -> dict[str, Tensor]:
+        """The state dict with the token table cut to the rows of ``token_ids``.
+
+        A text encoder trained on a small caption vocabulary (the synthetic world's) moves only
+        those rows of CLIP's 49,408; the others are noise that would make up 97% of the file.
+        Loading an a2i file gives every row not stored a zero embedding.
+        """
+        state = dict(self.state_dict())
+        key = self._token_table_key
+        ids = token_ids.detach().to(torch.long).cpu().unique()
+        state[key + TOKEN_IDS_SUFFIX] = ids
+        state[key + TOKEN_ROWS_SUFFIX] = state.pop(key)[ids]
+        return state
+
+    def _expand_token_table(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Undo :meth:`compact_state_dict` (a full table passes through unchanged)."""
+        key = self._token_table_key
+        if key + TOKEN_IDS_SUFFIX not in state:
+            return state
+        ids, rows = state.pop(key + TOKEN_IDS_SUFFIX), state.pop(key + TOKEN_ROWS_SUFFIX)
+        table = torch.zeros_like(self.model.get_input_embeddings().weight, dtype=rows.dtype)
+        table[ids] = rows
+        return {**state, key: table}
+
+    @property
+    def _token_table_key(self) -> str:
+        return next(
+            name
+            for name, tensor in self.state_dict(keep_vars=True).items()
+            if tensor is self.model.get_input_embeddings().weight
+        )
 
     def pooled_label(self, labels: Sequence[str]) -> Tensor:
         """AudioToken eq. 7's ``l̂``: average over the label's own tokens of the encoder output."""
