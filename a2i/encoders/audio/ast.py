@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import Tensor, cat
+from torch import Tensor
 from transformers import ASTConfig, ASTModel
 
 from a2i.audio.features import KaldiFbank
-from a2i.errors import ConfigError
+from a2i.encoders.audio.layers import check_hidden_layers, concat_hidden_states
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
 from a2i.pretrained import load_pretrained, load_state_dict_file
 
@@ -77,14 +77,9 @@ class ASTAudioEncoder(AudioEncoder):
         else:
             self.model = ASTModel(ASTConfig(**AST_PRESETS[preset]))
         config = self.model.config
-        self.hidden_layers = tuple(hidden_layers) if hidden_layers is not None else None
-        if self.hidden_layers is not None:
-            bad = [i for i in self.hidden_layers if not 1 <= i <= config.num_hidden_layers]
-            if bad or not self.hidden_layers:
-                raise ConfigError(
-                    f"{type(self).__name__}.hidden_layers {hidden_layers}: layers are numbered "
-                    f"1..{config.num_hidden_layers} for this model (bad: {bad or 'empty'})"
-                )
+        self.hidden_layers = check_hidden_layers(
+            type(self).__name__, hidden_layers, config.num_hidden_layers
+        )
         self.front_end = KaldiFbank(
             sample_rate=SAMPLE_RATE,
             num_mel_bins=config.num_mel_bins,
@@ -113,5 +108,5 @@ class ASTAudioEncoder(AudioEncoder):
         if self.hidden_layers is None:
             tokens = outputs.last_hidden_state
         else:  # hidden_states[0] is the embedding output, [i] the output of layer i
-            tokens = cat([outputs.hidden_states[i] for i in self.hidden_layers], dim=-1)
+            tokens = concat_hidden_states(outputs.hidden_states, self.hidden_layers)
         return AudioEncoderOutput(pooled=outputs.pooler_output, tokens=tokens)

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchaudio.compliance import kaldi
 
+from a2i.encoders.audio.layers import check_hidden_layers
 from a2i.errors import A2IError, CheckpointNotFoundError, ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
 from a2i.pretrained import load_state_dict_file, resolve_local
@@ -515,13 +516,9 @@ class BEATsAudioEncoder(AudioEncoder):
         config, state, self.class_ids = BEATS_PRESETS[preset], None, None
         if published:
             config, state, self.class_ids = load_published_checkpoint(pretrained, field)
-        self.hidden_layers = tuple(hidden_layers)
-        bad = [i for i in self.hidden_layers if not 1 <= i <= config.encoder_layers]
-        if bad or not self.hidden_layers:
-            raise ConfigError(
-                f"{type(self).__name__}.hidden_layers {hidden_layers}: layers are numbered "
-                f"1..{config.encoder_layers} for this model (bad: {bad or 'empty'})"
-            )
+        self.hidden_layers = check_hidden_layers(
+            type(self).__name__, hidden_layers, config.encoder_layers
+        )
         self.num_samples = round(clip_seconds * SAMPLE_RATE)
         patch = config.input_patch_size
         self.num_tokens = (BEATsFbank.num_frames(self.num_samples) // patch) * (

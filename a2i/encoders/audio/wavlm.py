@@ -15,6 +15,7 @@ from torch import Tensor
 from transformers import WavLMConfig, WavLMModel
 
 from a2i.audio.io import fit_length
+from a2i.encoders.audio.layers import check_hidden_layers, concat_hidden_states
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
 from a2i.pretrained import load_pretrained, load_state_dict_file
@@ -74,14 +75,9 @@ class WavLMAudioEncoder(AudioEncoder):
         else:
             self.model = WavLMModel(WavLMConfig(**WAVLM_PRESETS[preset]))
         config = self.model.config
-        self.hidden_layers = tuple(hidden_layers) if hidden_layers is not None else None
-        if self.hidden_layers is not None:
-            bad = [i for i in self.hidden_layers if not 1 <= i <= config.num_hidden_layers]
-            if bad or not self.hidden_layers:
-                raise ConfigError(
-                    f"{type(self).__name__}.hidden_layers {hidden_layers}: layers are numbered "
-                    f"1..{config.num_hidden_layers} for this model (bad: {bad or 'empty'})"
-                )
+        self.hidden_layers = check_hidden_layers(
+            type(self).__name__, hidden_layers, config.num_hidden_layers
+        )
         if clip_seconds <= 0:
             raise ConfigError(f"{type(self).__name__}.clip_seconds must be > 0 ({clip_seconds})")
         self.sample_rate = SAMPLE_RATE
@@ -109,5 +105,5 @@ class WavLMAudioEncoder(AudioEncoder):
         if self.hidden_layers is None:
             tokens = last
         else:  # hidden_states[0] is the input to the transformer, [i] the output of layer i
-            tokens = torch.cat([outputs.hidden_states[i] for i in self.hidden_layers], dim=-1)
+            tokens = concat_hidden_states(outputs.hidden_states, self.hidden_layers)
         return AudioEncoderOutput(pooled=last.mean(dim=1), tokens=tokens)
