@@ -25,11 +25,11 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import Tensor
 from torchvision.transforms import v2
 
-from a2i.encoders.image.clip import clip_preprocess
+from a2i.encoders.image.clip import clip_preprocess, open_clip_model
 from a2i.encoders.image.timm_encoder import load_timm_model
 from a2i.errors import ConfigError
 from a2i.interfaces import FreezableMixin
-from a2i.pretrained import load_pretrained, load_state_dict_file
+from a2i.pretrained import load_state_dict_file
 from a2i.synth.world import WORLD_CLASSES
 
 TINY_CLIP = {
@@ -67,32 +67,11 @@ class CLIPScorer(FreezableMixin):
     ) -> None:
         super().__init__()
         field = f"{type(self).__name__}.pretrained"
-        if model_name not in open_clip.list_models():
-            raise ConfigError(
-                f"{type(self).__name__}.model_name: '{model_name}' is not an open_clip "
-                "architecture (see open_clip.list_models())"
-            )
         context_length = None
-        if pretrained is not None and not _is_a2i_file(pretrained):
-            tag = open_clip.get_pretrained_cfg(model_name, pretrained)
-            self.model = load_pretrained(
-                lambda: open_clip.create_model(
-                    model_name,
-                    pretrained=pretrained,
-                    force_quick_gelu=bool(tag.get("quick_gelu", False)),
-                ),
-                checkpoint=f"{model_name}/{pretrained}",
-                field=field,
-                library="open_clip",
-                download=(
-                    "python -c \"import open_clip; open_clip.create_model('"
-                    f"{model_name}', pretrained='{pretrained}')\""
-                ),
-            )
-        elif preset == "paper":
-            self.model = open_clip.create_model(
-                model_name, pretrained=None, device=torch.get_default_device()
-            )
+        a2i_file = _is_a2i_file(pretrained)
+        if (pretrained is not None and not a2i_file) or preset == "paper":
+            published = None if a2i_file else pretrained
+            self.model = open_clip_model(type(self).__name__, model_name, published)
         else:
             self.model = open_clip.CLIP(**TINY_CLIP)
             context_length = TINY_CLIP["text_cfg"]["context_length"]

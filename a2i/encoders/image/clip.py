@@ -79,6 +79,40 @@ def clip_preprocess(image_size: int, mean: tuple[float, ...], std: tuple[float, 
     )
 
 
+def open_clip_model(owner: str, model_name: str, pretrained: str | None) -> nn.Module:
+    """An open_clip CLIP of ``model_name``: published ``pretrained`` weights, or random ones.
+
+    A missing checkpoint raises :class:`~a2i.errors.CheckpointNotFoundError` with the command
+    that downloads it; ``pretrained=None`` builds the architecture with random weights on the
+    caller's default device (meta for parameter counts).
+    """
+    if model_name not in open_clip.list_models():
+        raise ConfigError(
+            f"{owner}.model_name: '{model_name}' is not an open_clip architecture "
+            "(see open_clip.list_models())"
+        )
+    if pretrained is None:
+        return open_clip.create_model(
+            model_name, pretrained=None, device=torch.get_default_device()
+        )
+    tag = open_clip.get_pretrained_cfg(model_name, pretrained)
+    return load_pretrained(
+        lambda: open_clip.create_model(
+            model_name,
+            pretrained=pretrained,
+            # OpenAI's weights were trained with QuickGELU; the plain config uses GELU.
+            force_quick_gelu=bool(tag.get("quick_gelu", False)),
+        ),
+        checkpoint=f"{model_name}/{pretrained}",
+        field=f"{owner}.pretrained",
+        library="open_clip",
+        download=(
+            "python -c \"import open_clip; open_clip.create_model('"
+            f"{model_name}', pretrained='{pretrained}')\""
+        ),
+    )
+
+
 class OpenCLIPImageEncoder(ImageEncoder):
     """open_clip image tower → unit-norm image embedding (768-d for ViT-L-14).
 
@@ -104,34 +138,10 @@ class OpenCLIPImageEncoder(ImageEncoder):
     ) -> None:
         super().__init__()
         field = f"{type(self).__name__}.pretrained"
-        if model_name not in open_clip.list_models():
-            raise ConfigError(
-                f"{type(self).__name__}.model_name: '{model_name}' is not an open_clip "
-                "architecture (see open_clip.list_models())"
-            )
         a2i_weights = pretrained is not None and _holds_visual_tower_only(pretrained)
-        if pretrained is not None and not a2i_weights:
-            tag = open_clip.get_pretrained_cfg(model_name, pretrained)
-            model = load_pretrained(
-                lambda: open_clip.create_model(
-                    model_name,
-                    pretrained=pretrained,
-                    # OpenAI's weights were trained with QuickGELU; the plain config uses GELU.
-                    force_quick_gelu=bool(tag.get("quick_gelu", False)),
-                ),
-                checkpoint=f"{model_name}/{pretrained}",
-                field=field,
-                library="open_clip",
-                download=(
-                    "python -c \"import open_clip; open_clip.create_model('"
-                    f"{model_name}', pretrained='{pretrained}')\""
-                ),
-            )
-        elif preset == "paper":
-            # open_clip moves the model to `device`: keep the caller's default (meta for counts).
-            model = open_clip.create_model(
-                model_name, pretrained=None, device=torch.get_default_device()
-            )
+        if (pretrained is not None and not a2i_weights) or preset == "paper":
+            published = None if a2i_weights else pretrained
+            model = open_clip_model(type(self).__name__, model_name, published)
         else:
             model = open_clip.CLIP(**OPENCLIP_TINY)
         self.visual: nn.Module = model.visual
