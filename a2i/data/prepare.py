@@ -198,6 +198,11 @@ class PrepareSettings:
     features: list[str] = field(default_factory=list)
     clips_sha1: str = ""
 
+    def record(self, selector: FrameSelector, features: Sequence[CachedFeature]) -> None:
+        """Name the frame selector and the cached features in the recipe."""
+        self.frame_selector = class_path_of(selector)
+        self.features = [f"{f.name}={class_path_of(f)}" for f in features]
+
 
 @dataclass
 class PrepareReport:
@@ -243,7 +248,9 @@ def _init_worker_from_bytes(payload: bytes, device: str) -> None:
     _init_worker(selector, features, settings, device)
 
 
-def _prepare_one(clip: VideoClip, settings: PrepareSettings, selector: FrameSelector):
+def _prepare_one(
+    clip: VideoClip, settings: PrepareSettings, selector: FrameSelector
+) -> PreparedClip | str:
     """Decode and select; returns a :class:`PreparedClip` or the problem text."""
     try:
         video = decode_video(
@@ -308,7 +315,7 @@ def crop_frames(frames: Tensor, box: tuple[int, int, int, int], size: int) -> Te
     return cut.round().clamp(0, 255).byte().permute(0, 2, 3, 1).contiguous()
 
 
-def _prepare_shard(out: str, name: str, clips: list[VideoClip]) -> tuple[str, int, list[dict]]:
+def _prepare_shard(out: str, name: str, clips: list[VideoClip]) -> None:
     """Worker job: decode, select, compute features and write one shard."""
     settings, selector, features = _worker["settings"], _worker["selector"], _worker["features"]
     prepared, dropped = [], []
@@ -319,16 +326,15 @@ def _prepare_shard(out: str, name: str, clips: list[VideoClip]) -> tuple[str, in
         else:
             prepared.append(result)
     if prepared and features:
-        _compute_features(prepared, features, settings.sample_rate)
+        _compute_features(prepared, features)
     write_shard(Path(out) / SHARD_DIR, name, prepared, dropped)
-    return name, len(prepared), dropped
 
 
 @torch.no_grad()
 def _compute_features(
-    clips: list[PreparedClip], features: Sequence[CachedFeature], sample_rate: int, batch: int = 32
+    clips: list[PreparedClip], features: Sequence[CachedFeature], batch: int = 32
 ) -> None:
-    """Fill ``clip.features`` in batches (frames resized to the first frame's square size)."""
+    """Fill ``clip.features`` in batches (frames centre-cropped to the batch's smallest side)."""
     for first in range(0, len(clips), batch):
         group = clips[first : first + batch]
         size = min(min(c.frame.shape[:2]) for c in group)
@@ -388,8 +394,7 @@ def prepare_clips(
     """
     out = Path(out)
     settings = settings or PrepareSettings()
-    settings.frame_selector = describe(selector)
-    settings.features = [f"{f.name}={describe(f)}" for f in features]
+    settings.record(selector, features)
     _check_settings(out, settings)
     directory = out / SHARD_DIR
     stale = remove_partial_files(directory)
@@ -435,7 +440,7 @@ def prepare_clips(
     return report
 
 
-def describe(component: Any) -> str:
+def class_path_of(component: Any) -> str:
     """``module.Class`` of a configured component (recorded in ``settings.json``)."""
     return f"{type(component).__module__}.{type(component).__qualname__}"
 

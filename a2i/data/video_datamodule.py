@@ -31,7 +31,6 @@ from a2i.data.prepare import (
     PrepareReport,
     PrepareSettings,
     VideoClip,
-    describe,
     plan_shards,
     prepare_clips,
 )
@@ -165,8 +164,7 @@ class VideoDataModule(ManifestDataModule):
         self.shuffle_buffer = shuffle_buffer
         self.scan_result = self._scan_and_report()
         self.settings.clips_sha1 = _fingerprint(self.scan_result.clips)
-        self.settings.frame_selector = describe(self.frame_selector)
-        self.settings.features = [f"{f.name}={describe(f)}" for f in self.features]
+        self.settings.record(self.frame_selector, self.features)
 
     def check_root(self) -> None:
         """The raw folder must exist (the prepared one is created by ``prepare_data``)."""
