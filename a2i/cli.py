@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from torch import Tensor
 
-from a2i.callbacks import ImageFolderWriter, ImageLogger
-from a2i.controls import Controls
+from a2i.callbacks import ImageLogger
 from a2i.data.base import AudioVisualDataModule
-from a2i.data.folder import AudioFolderDataModule
+from a2i.data.folder import list_audio_files
 from a2i.errors import A2IError, ConfigError
+from a2i.interfaces import AUDIO, KEY
 from a2i.methods.base import A2IMethod
+from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.loading import load_checkpoint_into
+from a2i.pipelines.writer import ImageFolderWriter
 
 WORLD_HELP = "materialise the embedded synthetic audio-visual world to disk"
 PREPARE_HELP = "decode a video dataset into training shards"
 
 
 class A2ITrainer(L.Trainer):
-    """A Lightning ``Trainer`` whose ``predict`` also writes images and applies controls."""
+    """A Lightning ``Trainer`` whose ``predict`` runs :class:`~a2i.pipelines.AudioToImagePipeline`.
+
+    Prediction is inference only: no training loop, logger or checkpoint callback is involved,
+    the controls are pipeline arguments, and the images are written by
+    :class:`~a2i.pipelines.writer.ImageFolderWriter`.
+    """
 
     prediction_writer: ImageFolderWriter | None = None
 
@@ -48,58 +59,98 @@ class A2ITrainer(L.Trainer):
         mix_gains_db: list[float] | None = None,
         image: str | None = None,
         image_weight: float = 0.5,
+        prompt: str | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
         num_seeds: int = 1,
         seed: int = 0,
     ) -> Any:
         """Generate images; with ``output_dir`` they are written as PNGs + grid + manifest.
 
         Args:
-            model: The method (its ``controls`` are set from the arguments below).
-            dataloaders: Explicit dataloaders (instead of a datamodule).
+            model: The method (an :class:`~a2i.interfaces.AudioToImageModel`).
+            dataloaders: Explicit dataloaders of audio batches (instead of a datamodule).
             datamodule: Where inputs come from; replaced by ``audio_dir`` when that is given.
-            return_predictions: Keep predictions in memory (default: only without ``output_dir``).
-            ckpt_path: Checkpoint to load before predicting.
-            weights_only: Passed to Lightning's checkpoint loading.
+            return_predictions: Return the images (default: only without ``output_dir``).
+            ckpt_path: Checkpoint whose trainable weights are loaded (its method must be the
+                config's; the config's other settings, e.g. sampling steps, apply).
+            weights_only: Unused (checkpoints are always read tensors-only).
             audio_dir: Predict on every audio file under this folder (recursively).
             output_dir: Write one PNG per input (and seed), ``grid.png`` and ``manifest.jsonl``.
             overwrite: Replace files that already exist in ``output_dir``.
-            gain_db: Volume change of every input in dB.
+            gain_db: Volume change of every input in dB (Sound2Vision §5.1).
             mix_with: Audio files mixed into every input.
             mix_gains_db: Gain of each ``mix_with`` file in dB.
-            image: Image to blend with the audio features (``λ·z_V + (1−λ)·z_A``).
+            image: Image to blend with the audio features (``λ·z_V + (1−λ)·z_A``, §5.2).
             image_weight: λ of that blend.
+            prompt: Prompt around the audio token (AudioToken).
+            guidance_scale: Classifier-free guidance scale (diffusion methods; default: config's).
+            num_inference_steps: Sampling steps (diffusion methods; default: config's).
             num_seeds: Images per input.
             seed: First noise seed.
         """
-        if isinstance(model, A2IMethod):
-            model.controls = Controls(
-                gain_db=gain_db,
-                mix_with=list(mix_with or []),
-                mix_gains_db=list(mix_gains_db or []),
-                image=image,
-                image_weight=image_weight,
-                num_seeds=num_seeds,
-                seed=seed,
-            )
-        if audio_dir is not None:
-            if model is None or not hasattr(model, "sample_rate"):
-                raise ConfigError("--audio_dir needs a method with an audio encoder (sample_rate)")
-            batch_size = (
-                datamodule.batch_size if isinstance(datamodule, AudioVisualDataModule) else 16
-            )
-            datamodule = AudioFolderDataModule(
-                audio_dir=audio_dir,
-                batch_size=batch_size,
-                sample_rate=model.sample_rate,
-                clip_seconds=model.clip_seconds,
-            )
-        if output_dir is not None:
-            self.prediction_writer = ImageFolderWriter(output_dir, overwrite=overwrite)
-            self.callbacks.append(self.prediction_writer)
-            return_predictions = bool(return_predictions)
-        return super().predict(
-            model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only
+        pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
+        request = pipeline.prepare_request(
+            num_images_per_input=num_seeds,
+            seed=seed,
+            gain_db=gain_db,
+            mix_with=list(mix_with or []),
+            mix_gains_db=list(mix_gains_db or []),
+            image=image,
+            image_weight=image_weight,
+            prompt=prompt,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
         )
+        if ckpt_path is not None:
+            load_checkpoint_into(model, ckpt_path)
+        pipeline.to(self.strategy.root_device)
+        writer = ImageFolderWriter(output_dir, overwrite=overwrite) if output_dir else None
+        self.prediction_writer = writer
+        predictions = []
+        with self.precision_plugin.forward_context():
+            for keys, images, errors in _generate(
+                pipeline, request, audio_dir, dataloaders, datamodule
+            ):
+                if writer is not None:
+                    writer.write(keys, images, request.seeds, errors)
+                if return_predictions or (return_predictions is None and writer is None):
+                    predictions.append({"key": keys, "images": images, "error": errors})
+        if writer is not None:
+            writer.close()
+        return predictions or None
+
+
+def _batch_size(datamodule: L.LightningDataModule | None) -> int:
+    return datamodule.batch_size if isinstance(datamodule, AudioVisualDataModule) else 16
+
+
+def _generate(
+    pipeline: AudioToImagePipeline,
+    request: Any,
+    audio_dir: str | None,
+    dataloaders: Any,
+    datamodule: L.LightningDataModule | None,
+) -> Iterator[tuple[list[str], list[Tensor | None], list[str]]]:
+    """``(keys, images, errors)`` per batch of a folder of files or of audio batches."""
+    if audio_dir is not None:
+        root = Path(audio_dir)
+        keys = list_audio_files(root)
+        for start in range(0, len(keys), pipeline.batch_size):
+            chunk = keys[start : start + pipeline.batch_size]
+            output = pipeline.run([root / key for key in chunk], request)
+            yield chunk, output.images, output.errors
+        return
+    if dataloaders is None:
+        if datamodule is None:
+            raise ConfigError("predict needs --audio_dir or a datamodule with a predict split")
+        datamodule.setup("predict")
+        dataloaders = datamodule.predict_dataloader()
+    for batch in dataloaders:
+        keys = list(batch[KEY])
+        errors = list(batch.get("error", [""] * len(keys)))
+        images = pipeline.generate(batch[AUDIO], request).cpu()
+        yield keys, [None if e else img for img, e in zip(images, errors, strict=True)], errors
 
 
 class A2ICLI(LightningCLI):
@@ -110,6 +161,27 @@ class A2ICLI(LightningCLI):
         parser.add_lightning_class_args(ImageLogger, "image_logger")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
+
+    def instantiate_classes(self) -> None:
+        """Build model and datamodule, then refuse data the method would hear differently.
+
+        A data overlay (``--config configs/data/vegas.yaml``) states its own sample rate and clip
+        length; a method built for others would otherwise train on silently misfit clips.
+        ``predict`` is exempt: the pipeline reads every file at the method's own rate and length.
+        """
+        super().instantiate_classes()
+        if self.subcommand != "predict" and isinstance(self.model, A2IMethod):
+            self.model.check_datamodule(self.datamodule)
+
+    def _parse_ckpt_path(self) -> None:
+        """Under ``predict`` the config builds the model and the checkpoint gives weights only.
+
+        Lightning would replace the config's model settings (sampling steps, prompt, even the
+        method) by the checkpoint's; :func:`~a2i.pipelines.loading.load_checkpoint_into` instead
+        checks that the checkpoint belongs to the configured method and loads its weights.
+        """
+        if self.config.get("subcommand") != "predict":
+            super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         """``predict --audio_dir`` reads that folder instead of building the run's dataset.

@@ -70,5 +70,14 @@ class DatasetNotFoundError(A2IError, FileNotFoundError):
         super().__init__(f"dataset not found at '{self.root}': {remedy}")
 
 
+class OutputExistsError(A2IError, FileExistsError):
+    """An output file exists and replacing it was not asked for (a2i never overwrites silently)."""
+
+    def __init__(self, paths: str | Path | list[str | Path], remedy: str) -> None:
+        self.paths = [str(p) for p in paths] if isinstance(paths, list) else [str(paths)]
+        shown = f"'{self.paths[0]}' exists" if len(self.paths) == 1 else f"{self.paths} exist"
+        super().__init__(f"{shown}; {remedy}")
+
+
 class ConfigError(A2IError, ValueError):
     """A combination of config values cannot work (the message names the fields)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from a2i.errors import ImageDecodeError
+from a2i.io_utils import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -39,16 +39,10 @@ def to_uint8(image: Tensor) -> np.ndarray:
 
 
 def write_png(path: str | Path, image: Tensor, *, overwrite: bool = False) -> None:
-    """Write a PNG atomically (temp file + rename): a killed run never leaves half an image."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"'{path}' exists; pass overwrite=True (CLI: --overwrite true) to replace it"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    """Write a PNG atomically: a killed run never leaves half an image."""
+    remedy = "pass overwrite=True (CLI: --overwrite true) to replace it"
+    with atomic_write(path, overwrite=overwrite, remedy=remedy) as tmp:
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
 
 
 def image_grid(images: Tensor, nrow: int = 8, padding: int = 2) -> Tensor:

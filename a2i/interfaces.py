@@ -34,6 +34,12 @@ CAPTION = "caption"
 KEY = "key"
 FEATURES = "features/"
 
+Control = Literal["gain", "mix", "image_blend", "prompt", "guidance_scale", "num_inference_steps"]
+"""Inference controls a method may honour (Sound2Vision §5, AudioToken §4); ``gain`` and ``mix``
+act on the waveform, the others on generation."""
+
+WAVEFORM_CONTROLS: frozenset[Control] = frozenset({"gain", "mix"})
+
 
 class FreezableMixin(nn.Module):
     """A module that can be frozen: no gradients, eval mode kept through ``.train()`` calls."""
@@ -116,8 +122,111 @@ class ImageEncoder(FreezableMixin, ABC):
         """Encode images in ``[0, 1]``."""
 
 
+Generators = torch.Generator | list[torch.Generator] | None
+"""Seeds of a generation: one generator for the batch, one per row (batch-size independent), or
+the global RNG."""
+
+
+def per_row_generators(seed: int, rows: int, device: torch.device | str) -> list[torch.Generator]:
+    """One generator per row, all seeded with ``seed``.
+
+    A row's image is then the same whatever batch it is drawn in (under DDP and on one process).
+    """
+    return [torch.Generator(device=device).manual_seed(seed) for _ in range(rows)]
+
+
+@dataclass
+class Condition:
+    """What a conditional generator reads, as one typed value (audiocraft's conditioning idea).
+
+    Sound2Vision passes an image-space embedding (one token), AudioToken the text encoder's
+    states of a prompt with the audio token injected, Seeing Sound AST tokens with a padding mask;
+    all go through the same :meth:`ImageGenerator.generate`.
+
+    Attributes:
+        tokens: ``(B, N, D)`` sequence the denoiser cross-attends to.
+        mask: ``(B, N)`` bool, True for real tokens and False for padding; None = no padding.
+        pooled: Optional ``(B, D')`` summary vector (e.g. for denoisers with pooled conditioning).
+    """
+
+    tokens: Tensor
+    mask: Tensor | None = None
+    pooled: Tensor | None = None
+
+    @classmethod
+    def from_embedding(cls, embedding: Tensor) -> Condition:
+        """One token per row from ``(B, D)`` embeddings (``(B, N, D)`` sequences pass through)."""
+        return cls(embedding[:, None, :] if embedding.dim() == 2 else embedding)
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def dim(self) -> int:
+        """Width of each token."""
+        return self.tokens.shape[-1]
+
+    def full_mask(self) -> Tensor:
+        """``mask``, or all True when there is no padding."""
+        if self.mask is not None:
+            return self.mask
+        return torch.ones(self.tokens.shape[:2], dtype=torch.bool, device=self.tokens.device)
+
+    def null(self) -> Condition:
+        """The all-zero condition of the same shape (unconditional input of guidance)."""
+        return Condition(
+            torch.zeros_like(self.tokens),
+            self.mask,
+            None if self.pooled is None else torch.zeros_like(self.pooled),
+        )
+
+    def expand(self, batch: int) -> Condition:
+        """Broadcast a one-row condition (an empty prompt, say) to ``batch`` rows."""
+        if len(self) == batch:
+            return self
+        if len(self) != 1:
+            raise ValueError(f"cannot expand a condition of {len(self)} rows to {batch}")
+        return Condition(
+            self.tokens.expand(batch, *self.tokens.shape[1:]),
+            None if self.mask is None else self.mask.expand(batch, -1),
+            None if self.pooled is None else self.pooled.expand(batch, -1),
+        )
+
+    def cat(self, other: Condition) -> Condition:
+        """Rows of ``self`` then ``other`` (classifier-free guidance batches both)."""
+        mask = None
+        if self.mask is not None or other.mask is not None:
+            mask = torch.cat([c.full_mask() for c in (self, other)])
+        pooled = None
+        if self.pooled is not None and other.pooled is not None:
+            pooled = torch.cat([self.pooled, other.pooled])
+        return Condition(torch.cat([self.tokens, other.tokens]), mask, pooled)
+
+    def select(self, keep: Tensor) -> Condition:
+        """Rows where ``keep`` is False are replaced by the null condition (condition dropout)."""
+        k = keep.to(self.tokens.dtype)
+        return Condition(
+            self.tokens * k.view(-1, 1, 1),
+            self.mask,
+            None if self.pooled is None else self.pooled * k.view(-1, 1),
+        )
+
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Condition:
+        """Move to ``device`` and cast the float parts to ``dtype`` (the mask stays bool)."""
+        return Condition(
+            self.tokens.to(device=device, dtype=dtype),
+            None if self.mask is None else self.mask.to(device=device),
+            None if self.pooled is None else self.pooled.to(device=device, dtype=dtype),
+        )
+
+
 class ImageGenerator(FreezableMixin, ABC):
-    """Condition ``(B, D)`` (or ``(B, N, D)`` tokens) → image ``(B, 3, H, W)`` in ``[0, 1]``.
+    """Condition → image ``(B, 3, H, W)`` in ``[0, 1]``.
+
+    The condition is a :class:`Condition`, or a plain ``(B, D)`` embedding for generators that
+    read one vector (IC-GAN).
 
     Attributes:
         condition_dim: Size of the conditioning vector (the last dimension of the condition).
@@ -126,10 +235,16 @@ class ImageGenerator(FreezableMixin, ABC):
 
     condition_dim: int
     image_size: int
+    sampling_controls: frozenset[Control] = frozenset()
+    """Sampling arguments :meth:`generate` accepts as keywords (``guidance_scale``, …)."""
 
     @abstractmethod
-    def generate(self, condition: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Draw one image per condition row; ``generator`` seeds every random draw."""
+    def generate(self, condition: Tensor | Condition, generator: Generators = None) -> Tensor:
+        """Draw one image per condition row.
+
+        ``generator`` seeds every random draw: a list gives row ``i`` its own generator, so the
+        image of a row does not depend on the other rows of the batch.
+        """
 
     def trained_parts(self) -> dict[str, nn.Module]:
         """The submodules stage-1 training changes, by export name (saved as ``<name>.safetensors``).
@@ -175,6 +290,85 @@ class AdversarialGenerator(ImageGenerator):
             f"{type(self).__name__} is adversarial: train it with generator_loss and "
             "discriminator_loss (a2i.methods.generator_pretraining does this)"
         )
+
+
+class AudioToImageModel(ABC):
+    """The audio-to-image contract: what the pipeline, the harness and the CLI rely on.
+
+    Every method that draws images from sound implements it (Sound2Vision, AudioToken, …), so
+    callers read :attr:`supports` instead of probing signatures, and an unsupported control is
+    refused by name (:meth:`check_controls`).
+
+    Attributes:
+        supports: The controls the method honours (:data:`Control`).
+    """
+
+    supports: frozenset[Control] = WAVEFORM_CONTROLS
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int:
+        """Sample rate of the waveforms :meth:`generate_from_audio` reads."""
+
+    @property
+    @abstractmethod
+    def clip_seconds(self) -> float:
+        """Clip length the audio encoder was built for (longer inputs are cropped to it)."""
+
+    @property
+    @abstractmethod
+    def image_size(self) -> int:
+        """Side of the generated images."""
+
+    @abstractmethod
+    def generate_from_audio(
+        self,
+        waveform: Tensor,
+        seeds: list[int],
+        *,
+        image: Tensor | None = None,
+        image_weight: float = 0.5,
+        prompt: str | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+    ) -> Tensor:
+        """Images ``(B, S, 3, H, W)`` in ``[0, 1]`` for waveforms ``(B, T)`` and ``S`` seeds.
+
+        The image of (row, seed) depends on that row and seed only, never on the batch.
+
+        Args:
+            waveform: Mono clips at :attr:`sample_rate`.
+            seeds: Noise seeds; one image per seed and row.
+            image: ``(B or 1, 3, H, W)`` image in ``[0, 1]`` blended with the audio (``image_blend``).
+            image_weight: λ of the blend (0 = audio only, 1 = image only).
+            prompt: Text around the audio (``prompt``).
+            guidance_scale: Classifier-free guidance scale (``guidance_scale``; None = default).
+            num_inference_steps: Sampling steps (``num_inference_steps``; None = default).
+        """
+
+    def audio_features(self, waveform: Tensor) -> Tensor:
+        """``(B, D)`` audio embedding in the space shared with :meth:`image_features`.
+
+        Only methods that align an audio and an image space have it (the harness then measures
+        the modality gap); see :attr:`aligns_spaces`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not align audio and image spaces")
+
+    def image_features(self, image: Tensor) -> Tensor:
+        """``(B, D)`` image embedding of images in ``[0, 1]`` (see :meth:`audio_features`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not align audio and image spaces")
+
+    aligns_spaces: bool = False
+    """True when :meth:`audio_features` and :meth:`image_features` are implemented."""
+
+    def check_controls(self, asked: dict[Control, bool]) -> None:
+        """Refuse controls that were asked for (True) but that this method does not honour."""
+        refused = sorted(name for name, on in asked.items() if on and name not in self.supports)
+        if refused:
+            raise ConfigError(
+                f"{type(self).__name__} does not support {', '.join(refused)} (it supports: "
+                f"{', '.join(sorted(self.supports)) or 'none'})"
+            )
 
 
 def check_embedding_match(produced: int, consumed: int, producer: str, consumer: str) -> None:

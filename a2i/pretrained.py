@@ -1,24 +1,33 @@
-"""Loading published checkpoints offline, or failing with one clear message.
+"""One way to say "these weights": resolve a ``pretrained`` value, load it offline, write weights.
 
-Every component with published weights takes ``pretrained=<hub id or local path>``. Loading goes
-through the owning library (transformers, diffusers, open_clip, timm, torchvision); when the
-checkpoint is not on disk or in the library's cache, :func:`load_pretrained` converts the
-library's error into a :class:`~a2i.errors.CheckpointNotFoundError` that names the checkpoint,
-the config field and how to get it. a2i-trained weights are plain safetensors files.
+Every component takes its weights as ``pretrained: str | None`` (parts of a component as
+``<part>_pretrained``) and sends it through :func:`resolve_weights`, which finds what it names on
+this machine: a local file or folder, a file in ``$A2I_CACHE``, a weights file shipped in
+``a2i/assets``, or else a hub id / library tag for the owning library's cache. a2i-trained
+weights are ``.safetensors`` files of one module's state dict, loaded into its ``preset``;
+published checkpoints go through their own library (transformers, diffusers, open_clip, timm,
+torchvision) with the hub offline (:meth:`Weights.load`). Nothing is ever downloaded: a
+checkpoint that is not on disk stops the run with one
+:class:`~a2i.errors.CheckpointNotFoundError` naming it, the config field and how to get it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
+from huggingface_hub import constants as hub_constants
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
-from a2i.errors import CheckpointNotFoundError
+from a2i.errors import CheckpointNotFoundError, OutputExistsError
+from a2i.io_utils import atomic_write
 
 T = TypeVar("T")
 
@@ -33,82 +42,209 @@ def cache_dir() -> Path:
 ASSETS_DIR = Path(__file__).parent / "assets"
 """Small a2i-trained weights shipped with the package (tiny presets); see README 'Tiny weights'."""
 
+WEIGHT_FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".tar", ".npz")
+"""A ``pretrained`` value ending like this names a file, never a hub id or a library tag."""
 
-def resolve_local(pretrained: str) -> Path | None:
-    """An existing local path for ``pretrained``: as given, in the a2i cache, or a shipped asset."""
-    for candidate in (
-        Path(pretrained).expanduser(),
-        cache_dir() / pretrained,
-        ASSETS_DIR / pretrained,
-    ):
-        if candidate.exists():
-            return candidate
-    return None
+LOCAL_FILE = "a2i (local file)"
 
 
-def load_pretrained(
-    loader: Callable[[], T],
-    *,
-    checkpoint: str,
-    field: str,
-    library: str,
-    download: str | None = None,
-) -> T:
-    """Run ``loader`` and turn any "not found / no network" failure into a clear error.
+@dataclass(frozen=True)
+class Weights:
+    """The weights a ``pretrained`` value names, found on this machine (:func:`resolve_weights`).
+
+    Attributes:
+        spec: The value as written.
+        field: The config field that gave it (``ClassName.argument``), named in every error.
+        path: The local file or folder; None for a hub id or library tag, which only the owning
+            library's cache can provide (:meth:`load`).
+    """
+
+    spec: str
+    field: str
+    path: Path | None = None
+
+    @property
+    def is_file(self) -> bool:
+        """A local file (not a folder, not a hub id)."""
+        return self.path is not None and self.path.is_file()
+
+    @property
+    def is_a2i_file(self) -> bool:
+        """A ``.safetensors`` file: a2i's format for one module's own state dict."""
+        return self.is_file and self.path.suffix == ".safetensors"
+
+    def holds_only(self, prefix: str) -> bool:
+        """Whether this is an a2i file whose tensors all start with ``prefix`` (header read only).
+
+        Tells an a2i file of a wrapper (``model.*``, ``visual.*``) from a library's own
+        ``.safetensors`` checkpoint, e.g. open_clip's, which holds both towers.
+        """
+        if not self.is_a2i_file:
+            return False
+        with safe_open(str(self.path), framework="pt") as handle:
+            return all(key.startswith(prefix) for key in handle.keys())
+
+    def metadata(self) -> dict[str, str]:
+        """String metadata in an a2i file's header; {} for anything else."""
+        if not self.is_a2i_file:
+            return {}
+        with safe_open(str(self.path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+
+    def local_file(self, *, library: str = LOCAL_FILE, download: str | None = None) -> Path:
+        """The local file; a hub id or a folder raises :class:`CheckpointNotFoundError`."""
+        if not self.is_file:
+            raise CheckpointNotFoundError(self.spec, self.field, library=library, download=download)
+        return self.path
+
+    def state_dict(
+        self, *, library: str = LOCAL_FILE, download: str | None = None
+    ) -> dict[str, Tensor]:
+        """Tensors of a ``.safetensors`` or tensors-only ``.pt``/``.pth`` file.
+
+        ``.pt`` files are opened with ``weights_only=True``: tensors and plain containers only,
+        never arbitrary pickled code.
+        """
+        path = self.local_file(library=library, download=download)
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def load(
+        self,
+        loader: Callable[[str], T],
+        *,
+        library: str,
+        download: str | None = None,
+        name: str | None = None,
+    ) -> T:
+        """Run the owning library's ``loader(location)`` with the hub offline.
+
+        ``location`` is the local path, or the hub id / tag for the library's cache. A checkpoint
+        the library cannot find there becomes one :class:`CheckpointNotFoundError` naming it
+        (``name``, default the spec), the field and ``download``, the command that fetches it
+        on a connected machine.
+        """
+        location = self.spec if self.path is None else str(self.path)
+        try:
+            with hub_offline():
+                return loader(location)
+        except (OSError, RuntimeError, ValueError) as error:
+            if self.path is not None and not isinstance(error, OSError):
+                raise  # the files exist, so this is a real loading bug, not a missing checkpoint
+            raise CheckpointNotFoundError(
+                name or self.spec,
+                self.field,
+                library=library,
+                download=download,
+                cause=_first_line(error),
+            ) from error
+
+
+def resolve_weights(spec: str | None, field: str, *, download: str | None = None) -> Weights | None:
+    """Find what a ``pretrained`` value names, without the network; None stays None.
+
+    Looked for in order: the path as given, ``$A2I_CACHE/<spec>``, ``a2i/assets/<spec>`` (the
+    shipped tiny weights, e.g. ``tiny/gan/generator.safetensors``). Anything else is a hub id or
+    a library tag, left to :meth:`Weights.load`; but a value that can only be a file (a weights
+    suffix, or a path from ``/``, ``~`` or ``.``) raises :class:`CheckpointNotFoundError` here.
 
     Args:
-        loader: Zero-argument callable doing the library's own loading.
-        checkpoint: Hub id or path, as the user wrote it.
-        field: Config field that asked for it (e.g. ``model.init_args.image_encoder.pretrained``).
-        library: Owning library, shown in the message.
-        download: Command that fetches the checkpoint on a connected machine.
+        spec: The ``pretrained`` value; None means no weights (the preset's initialisation).
+        field: The config field that gave it (``ClassName.argument``).
+        download: How to fetch a missing file, shown in the error.
     """
+    if spec is None:
+        return None
+    for candidate in (Path(spec).expanduser(), cache_dir() / spec, ASSETS_DIR / spec):
+        if candidate.exists():
+            return Weights(spec, field, candidate)
+    if spec.endswith(WEIGHT_FILE_SUFFIXES) or spec.startswith(("/", "~", ".")):
+        raise CheckpointNotFoundError(spec, field, library=LOCAL_FILE, download=download)
+    return Weights(spec, field)
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """huggingface_hub's offline mode while a library loads: cached files only, no request.
+
+    The hub reads ``HF_HUB_OFFLINE`` once at import; the flag it checks before every request is
+    set here, so no download is tried whatever the environment says.
+    """
+    previous = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = True
     try:
-        return loader()
-    except (OSError, RuntimeError, ValueError, FileNotFoundError) as error:
-        if resolve_local(checkpoint) is not None and not isinstance(error, OSError):
-            raise  # the file exists, so this is a real loading bug, not a missing checkpoint
-        raise CheckpointNotFoundError(
-            checkpoint, field, library=library, download=download, cause=_first_line(error)
-        ) from error
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = previous
 
 
-def load_state_dict_file(path: str, *, field: str, download: str | None = None) -> dict:
-    """Read a state dict from ``.safetensors`` or a tensors-only ``.pt``/``.pth`` file.
-
-    ``.pt`` files are opened with ``weights_only=True``: tensors and plain containers only, never
-    arbitrary pickled code.
-    """
-    local = resolve_local(path)
-    if local is None or local.is_dir():
-        raise CheckpointNotFoundError(path, field, library="a2i (file)", download=download)
-    if local.suffix == ".safetensors":
-        return load_file(str(local))
-    return torch.load(local, map_location="cpu", weights_only=True)
-
-
-def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> None:
+def save_module(
+    module: nn.Module,
+    path: str | Path,
+    dtype: torch.dtype | None = None,
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Save a module's state dict as safetensors, atomically (see :func:`save_state_dict`)."""
-    save_state_dict(module.state_dict(), path, dtype)
+    save_state_dict(module.state_dict(), path, dtype, metadata)
 
 
 def save_state_dict(
-    state: dict[str, torch.Tensor], path: str | Path, dtype: torch.dtype | None = None
+    state: dict[str, torch.Tensor],
+    path: str | Path,
+    dtype: torch.dtype | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
-    """Save tensors as safetensors, atomically (temp file + rename).
+    """Save tensors as safetensors, atomically (:func:`~a2i.io_utils.atomic_write`).
 
     ``dtype`` casts floating-point tensors (e.g. float16 halves the shipped tiny weights;
-    loading casts them back to the module's dtype).
+    loading casts them back to the module's dtype). ``metadata`` goes into the safetensors
+    header (read back with :func:`load_file_metadata`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     cast = {}
     for key, value in state.items():
         value = value.detach().contiguous().cpu()
         cast[key] = value.to(dtype) if dtype is not None and value.is_floating_point() else value
-    save_file(cast, str(tmp))
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        save_file(cast, str(tmp), metadata=metadata)
+
+
+ExportDtype = Literal["float32", "float16"]
+"""Floating-point type of exported weights (float16 halves shipped files)."""
+
+EXPORT_REMEDY = (
+    "set overwrite_export: true (CLI: --model.init_args.overwrite_export true) "
+    "or export somewhere else"
+)
+
+
+def files_in(
+    directory: str | Path | None, parts: dict[str, nn.Module | dict[str, torch.Tensor]]
+) -> dict[str | Path, nn.Module | dict[str, torch.Tensor]]:
+    """``parts`` keyed by their file ``directory/<name>.safetensors``; none without a directory."""
+    if directory is None:
+        return {}
+    return {Path(directory) / f"{name}.safetensors": part for name, part in parts.items()}
+
+
+def export_parts(
+    parts: dict[str | Path, nn.Module | dict[str, torch.Tensor]],
+    *,
+    overwrite: bool = False,
+    dtype: ExportDtype = "float32",
+    remedy: str = EXPORT_REMEDY,
+) -> None:
+    """Write each module (or state dict) to its ``.safetensors`` path, atomically.
+
+    Every target is checked before any is written, so a refused export leaves no mix of old
+    and new files.
+    """
+    existing = [str(path) for path in parts if Path(path).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(existing, remedy)
+    for path, part in parts.items():
+        state = part.state_dict() if isinstance(part, nn.Module) else part
+        save_state_dict(state, path, getattr(torch, dtype))
 
 
 def _first_line(error: BaseException) -> str:

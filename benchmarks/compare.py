@@ -1,7 +1,7 @@
 """Collect several ``a2i test`` evaluation reports into one side-by-side table.
 
 Each argument is a report folder (holding ``metrics.json``, written by
-:class:`a2i.metrics.harness.Evaluation`) or a folder searched for them. Rows are runs, columns
+:class:`a2i.callbacks.evaluation.Evaluation`) or a folder searched for them. Rows are runs, columns
 the measures every method reports the same way::
 
     python benchmarks/compare.py runs/loss_ablation --out docs/results/sound2vision_losses.md

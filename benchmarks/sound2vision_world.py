@@ -3,7 +3,7 @@
 For each generator variant (GAN, LDM) and each alignment loss of the paper's Table 2 (``l2``,
 ``nce_cosine`` = L_nce, ``nce_l2`` = L_total), stage 2 is trained with the real CLI on the tiny
 config (a finished run is reused), then ``a2i test`` with ``configs/eval/world.yaml`` writes the
-full evaluation report of :mod:`a2i.metrics.harness` (judge, CLIP R@k, AIS/IIS/AIC, FID/KID/IS
+full evaluation report of :mod:`a2i.callbacks.evaluation` (judge, CLIP R@k, AIS/IIS/AIC, FID/KID/IS
 on the world feature network, control sweeps, modality gap). The reports are collected into one
 side-by-side table by ``benchmarks/compare.py``.
 

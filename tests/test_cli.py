@@ -68,19 +68,29 @@ def test_fit_saves_config_and_trainable_only_checkpoint(fitted_run):
     assert "Sound2Vision" in config.read_text()
 
 
-def test_test_subcommand_runs(fitted_run, tmp_path):
+def logged_scalars(folder: Path) -> dict[str, float]:
+    """Last value of every scalar in the TensorBoard event files under ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = {}
+    for events in sorted(folder.rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            scalars[tag] = accumulator.Scalars(tag)[-1].value
+    return scalars
+
+
+def test_test_subcommand_evaluates_the_checkpoint(fitted_run, tmp_path):
     config, ckpt = fitted_run
-    main(
-        [
-            "test",
-            "--config",
-            str(config),
-            "--ckpt_path",
-            str(ckpt),
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path),
-        ]
-    )
+    args = ["test", "--config", str(config), "--trainer.logger.init_args.save_dir"]
+    main([*args, str(tmp_path / "trained"), "--ckpt_path", str(ckpt)])
+    main([*args, str(tmp_path / "fresh")])  # the same seed-0 weights fit started from
+    trained, fresh = logged_scalars(tmp_path / "trained"), logged_scalars(tmp_path / "fresh")
+    assert {"test/loss", "test/retrieval_top1", "test/feature_distance"} <= set(trained)
+    assert 0.0 <= trained["test/retrieval_top1"] <= 1.0
+    assert torch.isfinite(torch.tensor(trained["test/loss"]))
+    assert trained["test/loss"] != fresh["test/loss"]  # the checkpoint's weights were used
 
 
 def write_inputs(folder: Path) -> None:
@@ -164,3 +174,19 @@ def test_world_subcommand_materialises_a_world_the_manifest_datamodule_reads(tmp
     batch = next(iter(data.train_dataloader()))
     assert batch["audio"].shape == (3, 16000) and batch["image"].shape == (3, 3, 32, 32)
     assert exit_code(["world", "--out", str(out)]) == 2  # never writes into a non-empty folder
+
+
+def test_data_delivering_other_clips_than_the_encoder_expects_is_refused(tmp_path, capsys):
+    args = [
+        "fit",
+        "--config",
+        str(CONF / "sound2vision_gan.yaml"),
+        "--data.init_args.clip_seconds",
+        "2.0",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    ]
+    assert exit_code(args) == 2
+    assert "data.init_args.clip_seconds is 2.0 but the model's audio encoder expects 1.0" in (
+        capsys.readouterr().err
+    )

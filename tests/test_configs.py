@@ -30,7 +30,7 @@ def test_evaluation_config_parses_on_top_of_a_method_config(config, capsys):
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 0, capsys.readouterr().err
-    assert "a2i.metrics.harness.Evaluation" in capsys.readouterr().out
+    assert "a2i.callbacks.evaluation.Evaluation" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("config", DATA_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +28,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from a2i.errors import AudioDecodeError, ConfigError
+from a2i.io_utils import atomic_write
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".aac")
 """Lower-case suffixes a2i treats as audio (containers count: their audio track is used)."""
@@ -182,8 +182,6 @@ def write_audio(
         raise ConfigError(f"write_audio('{path}'): only .wav and .flac can be written")
     if file_format == "FLAC" and subtype == "FLOAT":
         raise ConfigError(f"write_audio('{path}'): flac stores integers; use PCM_16/PCM_24")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
     samples = waveform.detach().float().cpu()
     if samples.ndim not in (1, 2):
         raise ValueError(
@@ -197,15 +195,8 @@ def write_audio(
             "would clip it; peak-normalise first or write subtype='FLOAT'"
         )
     data = samples.numpy() if samples.ndim == 1 else samples.T.numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        sf.write(tmp_name, data, sample_rate, subtype=subtype, format=file_format)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        sf.write(tmp, data, sample_rate, subtype=subtype, format=file_format)
     return path
 
 

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import A2IError, ConfigError
 from a2i.interfaces import AudioEncoder, ImageEncoder, check_embedding_match
-from a2i.metrics.backbones import CLIPScorer, ImageClassifier
 
 
 class FrameSelectionError(A2IError, ValueError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from a2i.data.base import AudioVisualDataModule
 from a2i.errors import A2IError, DatasetNotFoundError
 from a2i.image import read_image
 from a2i.interfaces import AUDIO, CAPTION, IMAGE, KEY, LABEL
+from a2i.io_utils import atomic_write
 
 MANIFEST_FILE = "manifest.jsonl"
 CLASSES_FILE = "classes.json"
@@ -233,15 +233,9 @@ def write_manifest(
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a unique temporary file and rename, so readers never see half a file."""
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Write through a temporary file, so readers never see half a file."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _file_problem(path: Path) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from a2i.audio.io import fit_length
 from a2i.data.manifest import SPLITS, ManifestError
 from a2i.errors import A2IError, DatasetNotFoundError
 from a2i.interfaces import AUDIO, CAPTION, FEATURES, IMAGE, KEY, LABEL
+from a2i.io_utils import TEMP_GLOB, atomic_write
 
 SHARD_DIR = "shards"
 JPEG_QUALITY = 95
@@ -128,11 +128,9 @@ def write_shard(
         clips: The clips to store, in order.
         dropped: ``{"key", "video", "problem"}`` for each clip of this shard that was skipped.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     tar_path, index_path = directory / f"{name}.tar", directory / f"{name}.json"
-    tmp_tar = directory / f".{name}.tar.{os.getpid()}.tmp"
-    tmp_index = directory / f".{name}.json.{os.getpid()}.tmp"
-    try:
+    # the index is renamed into place first, the tar last: a tar on disk marks a finished shard
+    with atomic_write(tar_path) as tmp_tar, atomic_write(index_path) as tmp_index:
         with open(tmp_tar, "wb") as stream:
             writer = wds.TarWriter(stream, user="a2i", group="a2i", mtime=0.0)
             for clip in clips:
@@ -148,8 +146,6 @@ def write_shard(
                     sample[f"{feature}.npy"] = encode_npy(value)
                 writer.write(sample)
             writer.close()
-            stream.flush()
-            os.fsync(stream.fileno())
         members = _member_offsets(tmp_tar)
         index = {
             "shard": f"{name}.tar",
@@ -157,11 +153,6 @@ def write_shard(
             "dropped": list(dropped),
         }
         tmp_index.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp_index, index_path)
-        os.replace(tmp_tar, tar_path)
-    finally:
-        tmp_tar.unlink(missing_ok=True)
-        tmp_index.unlink(missing_ok=True)
     return tar_path
 
 
@@ -186,7 +177,7 @@ def remove_partial_files(directory: Path) -> list[Path]:
     """Delete temporary files a killed preparation left behind; return them."""
     if not directory.is_dir():
         return []
-    stale = sorted(directory.glob(".*.tmp"))
+    stale = sorted(directory.glob(TEMP_GLOB))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

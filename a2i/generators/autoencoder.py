@@ -21,10 +21,7 @@ from torch import Tensor, nn
 
 from a2i.errors import ConfigError
 from a2i.interfaces import FreezableMixin
-from a2i.pretrained import load_pretrained, load_state_dict_file
-
-STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth")
-"""File suffixes read as a2i state dicts; anything else is a diffusers repo id or directory."""
+from a2i.pretrained import Weights, resolve_weights
 
 SD_VAE_SCALING_FACTOR = 0.18215
 """Stable Diffusion's latent scale: 1 / std of its VAE latents (Rombach et al. 2022, App. G)."""
@@ -53,18 +50,18 @@ AUTOENCODER_PRESETS: dict[str, dict] = {
 }
 
 
-def load_weights_file(module: nn.Module, path: str, *, field: str) -> None:
+def load_weights_file(module: nn.Module, weights: Weights) -> None:
     """Load an a2i weights file (a state dict of exactly ``module``) into ``module``.
 
     A file written for another preset or component fails with one line naming the file, the
     config field and the first mismatch, instead of torch's list of every tensor.
     """
     try:
-        module.load_state_dict(load_state_dict_file(path, field=field))
+        module.load_state_dict(weights.state_dict())
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise ConfigError(
-            f"'{path}' (field '{field}') does not hold the weights of this "
+            f"'{weights.spec}' (field '{weights.field}') does not hold the weights of this "
             f"{type(module).__name__} (wrong preset or component?): {detail}"
         ) from error
 
@@ -122,8 +119,8 @@ class KLAutoencoder(FreezableMixin):
     generator's ``vae`` is a ``KLAutoencoder`` of the same preset and loads that file.
 
     Args:
-        preset: ``"tiny"`` (32 px → 4×8×8 latents, 681,911 parameters) or ``"paper"`` (the Stable
-            Diffusion v1.x VAE shapes, 83,653,863 parameters).
+        preset: ``"paper"`` (the Stable Diffusion v1.x VAE shapes, 83,653,863 parameters) or
+            ``"tiny"`` (32 px → 4×8×8 latents, 681,911 parameters).
         image_size: Training resolution recorded in the config (``None``: 32 tiny / 512 paper).
         kl_weight: Weight of the KL term. 1e-6 is the LDM default for KL autoencoders
             (``configs/autoencoder/autoencoder_kl_*.yaml``): just enough to keep the latent
@@ -142,7 +139,7 @@ class KLAutoencoder(FreezableMixin):
 
     def __init__(
         self,
-        preset: Literal["tiny", "paper"] = "tiny",
+        preset: Literal["tiny", "paper"] = "paper",
         image_size: int | None = None,
         kl_weight: float = 1e-6,
         foreground_weight: float = 10.0,
@@ -162,19 +159,18 @@ class KLAutoencoder(FreezableMixin):
         self.kl_weight = kl_weight
         self.foreground_weight = foreground_weight
         self.latent_std_momentum = latent_std_momentum
-        a2i_file = pretrained is not None and pretrained.endswith(STATE_DICT_SUFFIXES)
-        if pretrained is None or a2i_file:
+        weights = resolve_weights(pretrained, "KLAutoencoder.pretrained")
+        a2i_file = weights is not None and weights.is_file  # a state dict of this module
+        if weights is None or a2i_file:
             self.autoencoder = AutoencoderKL(**AUTOENCODER_PRESETS[preset])
         else:
-            self.autoencoder = load_pretrained(
-                lambda: AutoencoderKL.from_pretrained(pretrained, subfolder=subfolder),
-                checkpoint=pretrained,
-                field="pretrained",
+            self.autoencoder = weights.load(
+                lambda where: AutoencoderKL.from_pretrained(where, subfolder=subfolder),
                 library="diffusers",
                 download=f"hf download {pretrained}",
             )
         scale = float(self.autoencoder.config.scaling_factor)
-        initial_std = 1.0 / scale if pretrained is not None and not a2i_file else 1.0
+        initial_std = 1.0 / scale if weights is not None and not a2i_file else 1.0
         self.register_buffer("latent_std", torch.tensor(initial_std))
         self.image_size = image_size or int(self.autoencoder.config.sample_size)
         if self.image_size % self.downsample_factor:
@@ -183,7 +179,7 @@ class KLAutoencoder(FreezableMixin):
                 f"autoencoder's downsampling factor {self.downsample_factor}"
             )
         if a2i_file:
-            load_weights_file(self, pretrained, field="pretrained")
+            load_weights_file(self, weights)
         if freeze:
             self.freeze()
 

@@ -26,8 +26,9 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from a2i.errors import ConfigError
 from a2i.generators.autoencoder import foreground_weighted_l1
-from a2i.interfaces import AdversarialGenerator
-from a2i.pretrained import load_state_dict_file
+from a2i.interfaces import AdversarialGenerator, Generators
+from a2i.modules.noise import randn
+from a2i.pretrained import Weights, resolve_weights
 
 ICGAN_DOWNLOAD = (
     "wget https://dl.fbaipublicfiles.com/ic_gan/icgan_biggan_imagenet_res128.tar.gz && tar -xzf "
@@ -339,7 +340,7 @@ class BigGANGenerator(AdversarialGenerator):
 
     def __init__(
         self,
-        preset: Literal["paper", "tiny"] = "tiny",
+        preset: Literal["paper", "tiny"] = "paper",
         condition_dim: int | None = None,
         image_size: int | None = None,
         noise_dim: int | None = None,
@@ -394,14 +395,15 @@ class BigGANGenerator(AdversarialGenerator):
         self.discriminator = ICGANDiscriminator(
             self.condition_dim, self.image_size, width, attention
         )
-        if pretrained is not None:
-            self._load(pretrained)
+        weights = resolve_weights(pretrained, "BigGANGenerator.pretrained", download=ICGAN_DOWNLOAD)
+        if weights is not None:
+            self._load(weights)
         if freeze:
             self.freeze()
 
-    def _load(self, pretrained: str) -> None:
+    def _load(self, weights: Weights) -> None:
         """Load an a2i file of this module or a converted IC-GAN (BigGAN-PyTorch) generator."""
-        state = load_state_dict_file(pretrained, field="pretrained", download=ICGAN_DOWNLOAD)
+        state = weights.state_dict(download=ICGAN_DOWNLOAD)
         is_biggan_pytorch = any(key.endswith(".u0") for key in state)
         try:
             if is_biggan_pytorch:
@@ -417,7 +419,7 @@ class BigGANGenerator(AdversarialGenerator):
             )
             detail = " ".join(str(error).split())[:300]
             raise ConfigError(
-                f"'{pretrained}' (field 'pretrained') is {kind}, and it does not fit preset "
+                f"'{weights.spec}' (field '{weights.field}') is {kind}, and it does not fit preset "
                 f"{self.preset!r} with condition_dim={self.condition_dim}, "
                 f"image_size={self.image_size}, noise_dim={self.noise_dim}: {detail}"
             ) from error
@@ -429,10 +431,8 @@ class BigGANGenerator(AdversarialGenerator):
                 f"got {tuple(condition.shape)}"
             )
 
-    def _noise(self, batch: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
-        noise_device = generator.device if generator is not None else device
-        noise = torch.randn(batch, self.noise_dim, generator=generator, device=noise_device)
-        return noise.to(device)
+    def _noise(self, batch: int, device: torch.device, generator: Generators) -> Tensor:
+        return randn((batch, self.noise_dim), generator, device)
 
     def forward(self, noise: Tensor, condition: Tensor) -> Tensor:
         """``G(z, c)`` in ``[0, 1]``, differentiable in both (for GAN inversion, §5.2)."""
@@ -440,11 +440,12 @@ class BigGANGenerator(AdversarialGenerator):
         return (self.network(noise, condition) + 1.0) / 2.0
 
     @torch.no_grad()
-    def generate(self, condition: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def generate(self, condition: Tensor, generator: Generators = None) -> Tensor:
         """One image per condition row in ``[0, 1]``; ``generator`` seeds the noise.
 
         Batch norm uses running statistics in eval mode (IC-GAN samples with ``G_eval_mode``)
-        and batch statistics in train mode.
+        and batch statistics in train mode. In eval mode a list of generators, one per row,
+        makes a row's image independent of the batch it is drawn in.
         """
         noise = self._noise(condition.shape[0], condition.device, generator)
         return self(noise, condition)

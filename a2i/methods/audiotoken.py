@@ -19,47 +19,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from a2i.controls import seeded
 from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
-from a2i.interfaces import AUDIO, CAPTION, IMAGE, KEY, AudioEncoder, check_embedding_match
+from a2i.interfaces import (
+    AUDIO,
+    CAPTION,
+    IMAGE,
+    WAVEFORM_CONTROLS,
+    AudioEncoder,
+    AudioToImageModel,
+    Control,
+    check_embedding_match,
+    per_row_generators,
+)
 from a2i.methods.base import A2IMethod
-from a2i.pretrained import load_state_dict_file, save_module
-
-
-class AttentivePooling(nn.Module):
-    """Attention-weighted mean over a token sequence (§2.1 eq. 6, "Atten-Pooling" [35]).
-
-    As in the public AudioToken code, a token's weight combines a *unary* potential (a two-layer
-    1×1-conv MLP of the token) and a *pairwise* one (its mean cosine similarity to every token,
-    through two 1×1-conv projections), merged by a bias-free 1×1 conv and normalised by a softmax
-    over tokens. The public code keeps dropout active at inference; a2i's pooling has no
-    dropout, so generation is deterministic for a given seed.
-
-    Args:
-        dim: Token width (the text encoder's, 768 for Stable Diffusion v1.x).
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.unary = nn.Sequential(nn.Conv1d(dim, dim, 1), nn.ReLU(), nn.Conv1d(dim, 1, 1))
-        self.pair_query = nn.Conv1d(dim, dim, 1)
-        self.pair_key = nn.Conv1d(dim, dim, 1)
-        self.merge = nn.Conv1d(2, 1, 1, bias=False)
-
-    def weights(self, tokens: Tensor) -> Tensor:
-        """Softmax weights ``(B, N)`` of tokens ``(B, N, D)``."""
-        channels = tokens.transpose(1, 2)  # (B, D, N): 1×1 convs act per token
-        unary = self.unary(channels)
-        query = F.normalize(self.pair_query(channels), dim=1)
-        key = F.normalize(self.pair_key(channels), dim=1)
-        pairwise = (query.transpose(1, 2) @ key).mean(dim=2)[:, None]  # (B, 1, N)
-        return self.merge(torch.cat([unary, pairwise], dim=1))[:, 0].softmax(dim=-1)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        """``(B, N, D)`` → ``(B, D)``."""
-        return (self.weights(tokens)[:, None] @ tokens)[:, 0]
+from a2i.modules.pooling import AttentivePooling
+from a2i.modules.projectors import MLPProjector
+from a2i.pretrained import export_parts, resolve_weights
 
 
 class AudioTokenEmbedder(nn.Module):
@@ -75,9 +52,7 @@ class AudioTokenEmbedder(nn.Module):
 
     def __init__(self, audio_dim: int, text_dim: int) -> None:
         super().__init__()
-        self.project = nn.Sequential(
-            nn.Linear(audio_dim, audio_dim), nn.GELU(), nn.Linear(audio_dim, text_dim)
-        )
+        self.project = MLPProjector(audio_dim, audio_dim, text_dim, activation="gelu")
         self.pool = AttentivePooling(text_dim)
 
     def forward(self, audio_tokens: Tensor) -> Tensor:
@@ -95,7 +70,7 @@ def l1_penalty(audio_token: Tensor) -> Tensor:
     return audio_token.abs().sum(dim=-1).mean()
 
 
-class AudioToken(A2IMethod):
+class AudioToken(A2IMethod, AudioToImageModel):
     """Train an audio token for a frozen text-to-image latent diffusion model.
 
     Args:
@@ -149,10 +124,19 @@ class AudioToken(A2IMethod):
         self.text_encoder = text_encoder.freeze()
         self.generator = generator.freeze()
         self.embedder = AudioTokenEmbedder(audio_encoder.token_dim, text_encoder.width)
-        if embedder_pretrained is not None:
-            self.embedder.load_state_dict(
-                load_state_dict_file(embedder_pretrained, field="AudioToken.embedder_pretrained")
-            )
+        weights = resolve_weights(embedder_pretrained, "AudioToken.embedder_pretrained")
+        if weights is not None:
+            self.embedder.load_state_dict(weights.state_dict())
+
+    @property
+    def supports(self) -> frozenset[Control]:
+        """Gain, mixing, another prompt around the token (§4), and the LDM's sampling controls."""
+        return WAVEFORM_CONTROLS | {"prompt"} | self.generator.sampling_controls
+
+    @property
+    def image_size(self) -> int:
+        """Side of the LDM's images."""
+        return self.generator.image_size
 
     @property
     def sample_rate(self) -> int:
@@ -224,26 +208,43 @@ class AudioToken(A2IMethod):
 
     @torch.no_grad()
     def generate_from_audio(
-        self, waveform: Tensor, seeds: list[int], prompt: str | None = None
+        self,
+        waveform: Tensor,
+        seeds: list[int],
+        *,
+        image: Tensor | None = None,
+        image_weight: float = 0.5,
+        prompt: str | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
     ) -> Tensor:
         """Sound (and a prompt with the placeholder) → images ``(B, S, 3, H, W)``."""
+        self.check_controls({"image_blend": image is not None})
+        if prompt is not None and self.text_encoder.placeholder not in prompt:
+            raise ConfigError(
+                f"prompt '{prompt}' lacks the placeholder '{self.text_encoder.placeholder}' "
+                "where the audio token goes"
+            )
         condition = self.condition(self.audio_token(waveform), prompt)
         negative = self.text_encoder([self.hparams.negative_prompt])
+        sampling = {
+            k: v
+            for k, v in (
+                ("guidance_scale", guidance_scale),
+                ("num_inference_steps", num_inference_steps),
+            )
+            if v is not None
+        }
         images = [
-            self.generator.generate(condition, seeded(seed, condition.device), negative)
+            self.generator.generate(
+                condition,
+                per_row_generators(seed, len(condition), condition.device),
+                negative,
+                **sampling,
+            )
             for seed in seeds
         ]
         return torch.stack(images, dim=1)
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Images for every input under :attr:`controls` (gain and mixing apply to the audio)."""
-        controls = self.controls
-        if controls.image is not None:
-            raise ConfigError("AudioToken draws from audio and text: --image is not supported")
-        waveform = controls.apply_to_waveforms(batch[AUDIO], self.sample_rate)
-        images = self.generate_from_audio(waveform, controls.seeds)
-        errors = batch.get("error", [""] * len(batch[KEY]))
-        return {"key": batch[KEY], "images": images, "seeds": controls.seeds, "error": errors}
 
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Ground-truth frames and the images drawn from their audio."""
@@ -252,16 +253,15 @@ class AudioToken(A2IMethod):
             "from_audio": self.generate_from_audio(batch[AUDIO][:8], [0])[:, 0],
         }
 
-    def on_fit_end(self) -> None:
-        """Export the embedder when ``export_embedder`` is set (rank 0 only)."""
-        if self.hparams.export_embedder is not None and self.global_rank == 0:
-            self.save_embedder(self.hparams.export_embedder, self.hparams.overwrite_export)
+    def exported_parts(self) -> dict[str | Path, nn.Module]:
+        """The trained embedder, to ``export_embedder`` when it is set."""
+        path = self.hparams.export_embedder
+        return {} if path is None else {path: self.embedder}
 
     def save_embedder(self, path: str | Path, overwrite: bool = False) -> None:
         """Write the trained embedder alone (safetensors); load it with ``embedder_pretrained``.
 
         The frozen backbones are not copied: they are referenced by the config.
         """
-        if Path(path).exists() and not overwrite:
-            raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
-        save_module(self.embedder, path)
+        remedy = "pass overwrite=True to replace it"
+        export_parts({path: self.embedder}, overwrite=overwrite, remedy=remedy)

@@ -5,24 +5,27 @@ A method is a ``LightningModule`` composed of injected components (``AudioEncode
 rebuilt from their config on load, so by default they are left out of checkpoints: a Sound2Vision
 checkpoint holds the audio encoder, not a copy of the generator.
 
-Prediction contract: ``predict_step`` returns a dict with ``key`` (list of B input names),
-``images`` ``(B, S, 3, H, W)`` in ``[0, 1]`` (S seeds per input), ``seeds`` (list of S ints) and
-``error`` (list of B strings, empty when the input was fine). :class:`~a2i.callbacks.ImageFolderWriter`
-turns it into files.
+Methods that draw images from sound also implement :class:`~a2i.interfaces.AudioToImageModel`;
+inference goes through :class:`~a2i.pipelines.AudioToImagePipeline` (``a2i predict``, the
+evaluation harness, Python), so ``predict_step`` is only Lightning's default-controls view of it:
+a dict with ``key`` (B input names), ``images`` ``(B, S, 3, H, W)``, ``seeds`` and ``error``.
 """
 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
-from a2i.controls import Controls
 from a2i.errors import ConfigError
-from a2i.interfaces import FreezableMixin
+from a2i.interfaces import AUDIO, KEY, AudioToImageModel
+from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.loading import frozen_prefixes
+from a2i.pretrained import export_parts
 
 
 class A2IMethod(L.LightningModule):
@@ -41,7 +44,6 @@ class A2IMethod(L.LightningModule):
         self.save_frozen = save_frozen
         # Frozen weights may be absent from the checkpoint; on_load_checkpoint checks the rest.
         self.strict_loading = False
-        self.controls = Controls()
 
     def save_config(self, init_locals: dict[str, Any]) -> None:
         """Record the constructor arguments as hyper-parameters.
@@ -57,26 +59,22 @@ class A2IMethod(L.LightningModule):
         caller = inspect.currentframe().f_back  # the subclass __init__ whose args are recorded
         self.save_hyperparameters(ignore=ignore, frame=caller)
 
-    def frozen_prefixes(self) -> list[str]:
+    def frozen_prefixes(self) -> tuple[str, ...]:
         """State-dict prefixes of frozen components (top-level children that are frozen)."""
-        return [
-            f"{name}."
-            for name, child in self.named_children()
-            if isinstance(child, FreezableMixin) and child.frozen
-        ]
+        return frozen_prefixes(self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Drop frozen components from the checkpoint unless ``save_frozen``."""
         if self.save_frozen:
             return
-        prefixes = tuple(self.frozen_prefixes())
+        prefixes = self.frozen_prefixes()
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(prefixes)]:
             del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint that lacks trainable weights (only frozen ones may be absent)."""
-        prefixes = tuple(self.frozen_prefixes())
+        prefixes = self.frozen_prefixes()
         stored = checkpoint.get("state_dict", {})
         missing = [k for k in self.state_dict() if k not in stored and not k.startswith(prefixes)]
         if missing:
@@ -85,6 +83,49 @@ class A2IMethod(L.LightningModule):
                 f"(first: {missing[:3]}); was it written by a different method or config?"
             )
 
+    def check_datamodule(self, datamodule: L.LightningDataModule | None) -> None:
+        """Refuse a datamodule whose clips differ from what the audio encoder expects."""
+        if not isinstance(self, AudioToImageModel) or datamodule is None:
+            return
+        for name in ("sample_rate", "clip_seconds"):
+            delivered, expected = getattr(datamodule, name, None), getattr(self, name)
+            if delivered is not None and delivered != expected:
+                raise ConfigError(
+                    f"data.init_args.{name} is {delivered} but the model's audio encoder expects "
+                    f"{expected}; set data.init_args.{name}: {expected} (or change the encoder)"
+                )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Images of the batch's clips with default controls (one seed, 0).
+
+        ``a2i predict`` and :class:`~a2i.pipelines.AudioToImagePipeline` add the controls.
+        """
+        pipeline = AudioToImagePipeline(self)
+        request = pipeline.prepare_request()
+        errors = batch.get("error", [""] * len(batch[KEY]))
+        images = pipeline.generate(batch[AUDIO], request)
+        return {"key": batch[KEY], "images": images, "seeds": request.seeds, "error": errors}
+
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Named ``(N, 3, H, W)`` image stacks in ``[0, 1]`` for TensorBoard grids (ImageLogger)."""
         return {}
+
+    # --- Export: the one place a method's trained parts are written as weights files -------------
+    # A method lists them in ``exported_parts``; its ``overwrite_export`` and ``export_dtype``
+    # arguments (when it has them) say whether existing files may be replaced and in which type.
+
+    def exported_parts(self) -> dict[str | Path, nn.Module | dict[str, Tensor]]:
+        """Weights to write when ``fit`` ends: ``.safetensors`` path → module or state dict.
+
+        Stage-1 trainers return what stage 2 loads through ``pretrained``; none by default.
+        """
+        return {}
+
+    def on_fit_end(self) -> None:
+        """Write :meth:`exported_parts` once, from rank 0 (:func:`~a2i.pretrained.export_parts`)."""
+        if self.global_rank == 0:
+            export_parts(
+                self.exported_parts(),
+                overwrite=self.hparams.get("overwrite_export", False),
+                dtype=self.hparams.get("export_dtype", "float32"),
+            )

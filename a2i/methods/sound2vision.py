@@ -6,8 +6,9 @@ see :mod:`a2i.methods.pretraining`) draws images from sound. Only the audio enco
 the image encoder and the generator are frozen, kept in eval mode, left out of the optimizer and
 (by default) out of the checkpoint.
 
-Inference (§5): audio → ``z^A`` → generator, with the controls of :mod:`a2i.controls` — volume,
-waveform mixing, interpolation ``λ·z^V + (1−λ)·z^A`` with an image (§5.2), several seeds.
+Inference (§5): audio → ``z^A`` → generator, with the controls of
+:class:`~a2i.pipelines.AudioToImagePipeline` — volume, waveform mixing, interpolation
+``λ·z^V + (1−λ)·z^A`` with an image (§5.2), several seeds.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from a2i.controls import seeded
 from a2i.errors import ConfigError
-from a2i.image import read_image
 from a2i.interfaces import (
     AUDIO,
     FEATURES,
     IMAGE,
-    KEY,
+    WAVEFORM_CONTROLS,
     AudioEncoder,
+    AudioToImageModel,
+    Control,
     ImageEncoder,
     ImageGenerator,
     check_embedding_match,
+    per_row_generators,
 )
 from a2i.losses.alignment import AlignmentLoss, AlignmentLossName
 from a2i.methods.base import A2IMethod
@@ -37,7 +39,7 @@ from a2i.methods.base import A2IMethod
 CACHED_IMAGE_FEATURES = FEATURES + "image"
 
 
-class Sound2Vision(A2IMethod):
+class Sound2Vision(A2IMethod, AudioToImageModel):
     """Align an audio encoder to a frozen image-feature space and generate with a frozen generator.
 
     Args:
@@ -82,6 +84,13 @@ class Sound2Vision(A2IMethod):
         # generator sees conditions of the magnitude it was trained on (1.0 for unit-norm encoders).
         self.register_buffer("image_feature_norm", torch.ones(()))
 
+    aligns_spaces = True
+
+    @property
+    def supports(self) -> frozenset[Control]:
+        """Gain, mixing and the image blend (§5), plus the generator's sampling controls."""
+        return WAVEFORM_CONTROLS | {"image_blend"} | self.generator.sampling_controls
+
     @property
     def sample_rate(self) -> int:
         """Sample rate the audio encoder expects."""
@@ -91,6 +100,11 @@ class Sound2Vision(A2IMethod):
     def clip_seconds(self) -> float:
         """Clip duration the audio encoder expects."""
         return self.audio_encoder.clip_seconds
+
+    @property
+    def image_size(self) -> int:
+        """Side of the generator's images."""
+        return self.generator.image_size
 
     def audio_features(self, waveform: Tensor) -> Tensor:
         """``z^A``: pooled audio-encoder output ``(B, D)``."""
@@ -124,9 +138,15 @@ class Sound2Vision(A2IMethod):
         return F.normalize(self.audio_features(waveform), dim=-1) * self.image_feature_norm
 
     @torch.no_grad()
-    def generate(self, condition: Tensor, seeds: list[int]) -> Tensor:
-        """``(B, S, 3, H, W)``: one image per seed for every condition row."""
-        images = [self.generator.generate(condition, seeded(s, condition.device)) for s in seeds]
+    def generate(self, condition: Tensor, seeds: list[int], **sampling: Any) -> Tensor:
+        """``(B, S, 3, H, W)``: one image per seed for every condition row (own noise per row)."""
+        sampling = {k: v for k, v in sampling.items() if v is not None}
+        images = [
+            self.generator.generate(
+                condition, per_row_generators(seed, len(condition), condition.device), **sampling
+            )
+            for seed in seeds
+        ]
         return torch.stack(images, dim=1)
 
     @torch.no_grad()
@@ -134,15 +154,25 @@ class Sound2Vision(A2IMethod):
         self,
         waveform: Tensor,
         seeds: list[int],
+        *,
         image: Tensor | None = None,
         image_weight: float = 0.5,
+        prompt: str | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
     ) -> Tensor:
         """Sound → images, optionally blended with an image: ``λ·z^V + (1−λ)·z^A`` (§5.2)."""
+        self.check_controls({"prompt": prompt is not None})
         condition = self.condition_from_audio(waveform)
         if image is not None:
-            visual = self.image_features(image).expand_as(condition)
+            visual = self.image_features(image.to(condition)).expand_as(condition)
             condition = image_weight * visual + (1.0 - image_weight) * condition
-        return self.generate(condition, seeds)
+        return self.generate(
+            condition,
+            seeds,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the audio encoder only (§4.1)."""
@@ -192,18 +222,6 @@ class Sound2Vision(A2IMethod):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Same measures as validation on the test split."""
         self._shared_step(batch, "test")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Images for every input under :attr:`controls` (see :mod:`a2i.methods.base`)."""
-        controls = self.controls
-        waveform = controls.apply_to_waveforms(batch[AUDIO], self.sample_rate)
-        image = None
-        if controls.image is not None:
-            size = self.image_encoder.image_size
-            image = read_image(controls.image, size).to(waveform)[None]
-        images = self.generate_from_audio(waveform, controls.seeds, image, controls.image_weight)
-        errors = batch.get("error", [""] * len(batch[KEY]))
-        return {"key": batch[KEY], "images": images, "seeds": controls.seeds, "error": errors}
 
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Ground-truth frames, images drawn from their audio, and from the frames' own features."""

@@ -4,7 +4,7 @@ torchmetrics would fetch torch-fidelity's Inception weights from the internet on
 instead takes the network as an argument: :class:`InceptionFeatures` loads the standard FID
 Inception from a local file (a clear error names the file and its URL when it is missing), and in
 the synthetic world the tiny classifier a2i trains on world images
-(:class:`a2i.metrics.backbones.ImageClassifier`) takes its place. World numbers are comparable
+(:class:`a2i.encoders.image.scorers.ImageClassifier`) takes its place. World numbers are comparable
 between a2i runs, **not** with published Inception FIDs.
 """
 
@@ -23,9 +23,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from a2i.errors import CheckpointNotFoundError
 from a2i.interfaces import FreezableMixin
-from a2i.pretrained import cache_dir, load_state_dict_file, resolve_local
+from a2i.pretrained import cache_dir, resolve_weights
 
 INCEPTION_WEIGHTS = URL_INCEPTION_V3.rsplit("/", 1)[-1]
 """``weights-inception-2015-12-05-6726825d.pth``: the TF FID Inception ported by torch-fidelity."""
@@ -63,14 +62,12 @@ class InceptionFeatures(FreezableMixin):
 
     def __init__(self, pretrained: str = INCEPTION_WEIGHTS) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
         download = f"wget {URL_INCEPTION_V3} -O {cache_dir() / INCEPTION_WEIGHTS}"
-        local = resolve_local(pretrained)
-        if local is None or local.is_dir():
-            raise CheckpointNotFoundError(
-                pretrained, field, library="torch-fidelity", download=download
-            )
-        load_state_dict_file(str(local), field=field)  # refuses anything but plain tensors
+        weights = resolve_weights(
+            pretrained, f"{type(self).__name__}.pretrained", download=download
+        )
+        local = weights.local_file(library="torch-fidelity", download=download)
+        weights.state_dict()  # refuses anything but plain tensors before torch-fidelity reads it
         self.network = FeatureExtractorInceptionV3(
             "inception-v3-compat",
             ["2048", "logits_unbiased"],

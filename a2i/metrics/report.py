@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import Tensor
 
 from a2i.errors import ConfigError
 from a2i.image import image_grid, write_png
+from a2i.io_utils import atomic_write
 
 REPORT_FILES = ("metrics.json", "metrics.md", "metrics.csv")
 
@@ -128,9 +128,8 @@ def _pad_row(row: list[Tensor], columns: int) -> list[Tensor]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def _format(value: Any) -> str:

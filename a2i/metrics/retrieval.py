@@ -1,6 +1,6 @@
 """Similarity-based scores of generated images: CLIP R@k, AIS/IIS and AIC.
 
-All three compare embeddings that a backbone (:mod:`a2i.metrics.backbones`) computed; the metrics
+All three compare embeddings that a backbone (:mod:`a2i.encoders.image.scorers`) computed; the metrics
 themselves only see tensors, which keeps them exact to test and independent of the backbone.
 """
 

@@ -4,9 +4,9 @@ The metrics of :mod:`a2i.metrics` score with published models on real data (CLIP
 classifier, Wav2CLIP, Inception). In the world, a2i trains tiny counterparts with the same
 classes, so every metric runs offline on a CPU:
 
-1. ``clip.safetensors``: a tiny :class:`~a2i.metrics.backbones.CLIPScorer` trained with CLIP's
+1. ``clip.safetensors``: a tiny :class:`~a2i.encoders.image.scorers.CLIPScorer` trained with CLIP's
    symmetric contrastive loss on world images and captions ("a photo of a red circle on grass").
-2. ``classifier.safetensors``: a tiny :class:`~a2i.metrics.backbones.ImageClassifier` on the
+2. ``classifier.safetensors``: a tiny :class:`~a2i.encoders.image.scorers.ImageClassifier` on the
    scenes' main class (AIC, and the feature network of FID/KID/IS).
 3. ``audio_tower.safetensors``: a tiny :class:`~a2i.encoders.audio.resnet_spectrogram.SpectrogramResNet`
    aligned to the frozen tiny CLIP image tower (Wav2CLIP-style, for AIS).
@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from a2i.data.synthetic import REVERB, SyntheticWorldDataset
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.interfaces import AUDIO, IMAGE, LABEL
 from a2i.losses.alignment import AlignmentLoss
-from a2i.metrics.backbones import CLIPScorer, ImageClassifier
 from a2i.pretrained import save_module
+from a2i.synth.datamodule import REVERB, SyntheticWorldDataset
 from a2i.synth.judge import degrade
 from a2i.synth.world import WORLD_CLASSES, SyntheticWorld, describe
 
@@ -103,7 +103,7 @@ def train_classifier(
     world: SyntheticWorld, steps: int, batch_size: int, generator: torch.Generator
 ) -> ImageClassifier:
     """Cross-entropy on the main class of training scenes."""
-    classifier = ImageClassifier(preset="tiny")
+    classifier = ImageClassifier(preset="tiny", class_names=world.classes)
     model = classifier.model.requires_grad_(True).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
@@ -189,7 +189,8 @@ def train_eval_backbones(
     classifier = train_classifier(world, classifier_steps, batch_size, generator)
     tower = train_audio_tower(world, clip, tower_steps, batch_size // 2)
     for name, module in zip(FILES, (clip, classifier, tower), strict=True):
-        save_module(module, out / name, dtype=torch.float16)
+        metadata = module.file_metadata() if isinstance(module, ImageClassifier) else None
+        save_module(module, out / name, dtype=torch.float16, metadata=metadata)
     return held_out(world, clip, classifier, tower)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,11 +33,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from a2i.errors import CheckpointNotFoundError, ConfigError
+from a2i.errors import ConfigError
+from a2i.io_utils import atomic_write
+from a2i.pretrained import resolve_weights
 from a2i.synth.world import WORLD_CLASSES, SceneSpec, SyntheticWorld
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "judge.safetensors"
@@ -166,21 +166,15 @@ class WorldJudge(nn.Module):
     @classmethod
     def load(cls, path: str | Path | None = None) -> WorldJudge:
         """Load judge weights (default: the shipped ``a2i/assets/judge.safetensors``)."""
-        path = Path(path) if path is not None else DEFAULT_WEIGHTS
-        if not path.is_file():
-            raise CheckpointNotFoundError(
-                str(path),
-                "WorldJudge.load(path)",
-                library="a2i (safetensors)",
-                download=f"regenerate it offline with `{REGENERATE_COMMAND}`",
-            )
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {name: handle.get_tensor(name) for name in handle.keys()}
+        regenerate = f"regenerate it offline with `{REGENERATE_COMMAND}`"
+        weights = resolve_weights(
+            str(path or DEFAULT_WEIGHTS), "WorldJudge.load(path)", download=regenerate
+        )
+        state, metadata = weights.state_dict(download=regenerate), weights.metadata()
         classes = json.loads(metadata.get("classes", "[]"))
         if classes != [c.caption for c in WORLD_CLASSES]:
             raise ConfigError(
-                f"judge weights '{path}' were trained for classes {classes}, not this world's; "
+                f"judge weights '{weights.path}' were trained for classes {classes}, not this world's; "
                 f"regenerate them with `{REGENERATE_COMMAND}`"
             )
         judge = cls(num_classes=len(classes), width=int(metadata["width"]))
@@ -189,12 +183,6 @@ class WorldJudge(nn.Module):
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Write the weights (float16) and the class list as safetensors, atomically."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(
-                f"'{path}' exists; pass overwrite=True (--overwrite) to replace it"
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {}
         for name, value in self.state_dict().items():
             value = value.detach().cpu().contiguous()
@@ -204,9 +192,9 @@ class WorldJudge(nn.Module):
             "width": str(self.width),
             "command": REGENERATE_COMMAND,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(state, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
+        remedy = "pass overwrite=True (--overwrite) to replace it"
+        with atomic_write(path, overwrite=overwrite, remedy=remedy) as tmp:
+            save_file(state, str(tmp), metadata=metadata)
 
 
 def _to_input_size(images: Tensor) -> Tensor:

@@ -47,7 +47,7 @@ def materialize_world(
 
     Layout: ``audio/<split>/<index>.wav`` (16-bit PCM), ``images/<split>/<index>.png``,
     optionally ``videos/<split>/<index>.mp4``, plus ``manifest.jsonl`` and ``classes.json``.
-    Keys are ``<split>/<index>``, the same keys :class:`~a2i.data.synthetic.SyntheticWorldDataModule`
+    Keys are ``<split>/<index>``, the same keys :class:`~a2i.synth.datamodule.SyntheticWorldDataModule`
     gives the same scenes.
 
     Args:

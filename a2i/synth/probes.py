@@ -1,6 +1,6 @@
 """Judge the images an ``a2i predict`` run wrote for the synthetic world's test wavs.
 
-The full evaluation (metrics, control sweeps, modality gap) is :mod:`a2i.metrics.harness`, run by
+The full evaluation (metrics, control sweeps, modality gap) is :mod:`a2i.callbacks.evaluation`, run by
 ``a2i test``; this is the light check ``make demo`` applies to the PNG files a user gets from
 ``a2i predict``.
 """

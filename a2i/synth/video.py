@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +19,7 @@ import torch
 from torch import Tensor
 
 from a2i.errors import ConfigError
+from a2i.io_utils import atomic_write
 
 AUDIO_FRAME = 1024
 """Samples per encoded audio frame (the AAC frame size)."""
@@ -71,13 +70,9 @@ def encode_video(
         raise ConfigError(f"encode_video('{path}'): rotation must be a multiple of 90 ({rotation})")
     pts, time_base = _timestamps(path, count, fps, times)
     samples = None if audio is None else _mono(path, audio)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"'{path}' exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        with av.open(tmp_name, mode="w", format="mp4") as container:
+    remedy = "pass overwrite=True (--overwrite) to replace it"
+    with atomic_write(path, overwrite=overwrite, remedy=remedy) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
             rate = Fraction(fps).limit_denominator(10_000)
             video = container.add_stream("libx264", rate=rate)
             video.width, video.height = width, height
@@ -100,10 +95,6 @@ def encode_video(
             container.mux(video.encode(None))
             if sound is not None and samples is not None:
                 _encode_audio(container, sound, samples, sample_rate)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -9,8 +9,8 @@ import torch
 from a2i.data.frames import AVCorrelationFrame, CLIPBestFrame, MidFrame, centred_windows
 from a2i.encoders.audio.beats import BEATsAudioEncoder
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import ConfigError
-from a2i.metrics.backbones import CLIPScorer, ImageClassifier
 from a2i.synth.video_datasets import ClipSpec, scene_clip
 from a2i.synth.world import SceneSpec, SyntheticWorld
 

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import torch
 
 from a2i.cli import main
 from a2i.data.celebvhq import CelebVHQDataModule
+from a2i.data.manifest import ManifestError
 from a2i.data.vegas import VEGASDataModule
 from a2i.data.vggsound import VGGSoundDataModule, vggsound_classes
 from a2i.data.video_datamodule import holdout
@@ -129,16 +129,34 @@ def test_missing_root_says_what_to_do(tmp_path):
 
 def test_strict_mode_refuses_missing_videos(vggsound, tmp_path):
     root, special = vggsound
-    with pytest.raises(Exception, match=special["missing"][0]):
+    missing = root / "video" / f"{special['missing'][0]}.mp4"
+    with pytest.raises(ManifestError) as info:
         VGGSoundDataModule(str(root), prepared=str(tmp_path / "p"), strict=True)
+    message = str(info.value)
+    assert f"1 listed video(s) cannot be used (e.g. {missing} (missing))" in message
+    assert "set strict: false" in message
+
+
+KILL_AT_SECOND_SHARD = """
+import os, signal, sys
+import a2i.data.prepare as prepare
+from a2i.cli import main
+
+write_shard, written = prepare.write_shard, []
+
+def write_then_die(*args, **kwargs):
+    if written:  # the second shard dies with its temp files written, before renaming them
+        os.replace = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+    written.append(write_shard(*args, **kwargs))
+
+prepare.write_shard = write_then_die
+main(sys.argv[1:])
+"""
 
 
 def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     root, _ = vggsound
     args = [
-        sys.executable,
-        "-m",
-        "a2i",
         "prepare",
         "--config",
         "tests/conf/data/vggsound.yaml",
@@ -147,16 +165,17 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run([*args, "--data.init_args.prepared", str(whole)], check=True, env=env)
-    process = subprocess.Popen([*args, "--data.init_args.prepared", str(killed)], env=env)
-    deadline = time.time() + 120
-    while not list(killed.glob("shards/*.tar")) and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    a2i = [sys.executable, "-m", "a2i", *args]
+    subprocess.run([*a2i, "--data.init_args.prepared", str(whole)], check=True, env=env)
+    dying = [sys.executable, "-c", KILL_AT_SECOND_SHARD, *args]
+    run = subprocess.run([*dying, "--data.init_args.prepared", str(killed)], env=env)
+    assert run.returncode == -signal.SIGKILL
     partial = digests(killed)
-    assert 0 < len(partial) < len(digests(whole))
-    subprocess.run([*args, "--data.init_args.prepared", str(killed)], check=True, env=env)
+    finished = {name: digest for name, digest in partial.items() if not name.startswith(".")}
+    assert len(finished) == 2 < len(digests(whole))  # one shard: its .tar and .json
+    assert finished.items() <= digests(whole).items()
+    assert len(partial) == 4  # and the second shard's two temp files
+    subprocess.run([*a2i, "--data.init_args.prepared", str(killed)], check=True, env=env)
     assert digests(killed) == digests(whole)
     assert (killed / "problems.log").read_text() == (whole / "problems.log").read_text()
 
@@ -317,7 +336,7 @@ def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
 def test_audio_visual_correlation_picks_the_seconds_the_object_is_on_screen(vggsound, tmp_path):
     from a2i.data.frames import AVCorrelationFrame
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
-    from a2i.metrics.backbones import CLIPScorer
+    from a2i.encoders.image.scorers import CLIPScorer
 
     root, special = vggsound
     tower = SpectrogramResNet(
@@ -442,7 +461,7 @@ def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsou
 
 def test_a_folder_prepared_with_another_recipe_is_refused(vggsound, tmp_path):
     from a2i.data.frames import CLIPBestFrame
-    from a2i.metrics.backbones import CLIPScorer
+    from a2i.encoders.image.scorers import CLIPScorer
 
     root, _ = vggsound
     common = dict(prepared=str(tmp_path / "p"), classes=["raining"], val_fraction=0.0)

@@ -72,7 +72,7 @@ def test_missing_published_vae_names_checkpoint_and_field():
     with pytest.raises(CheckpointNotFoundError) as error:
         KLAutoencoder(preset="paper", pretrained="stabilityai/sd-vae-ft-mse")
     message = str(error.value)
-    assert "stabilityai/sd-vae-ft-mse" in message and "'pretrained'" in message
+    assert "stabilityai/sd-vae-ft-mse" in message and "'KLAutoencoder.pretrained'" in message
     assert "hf download" in message
 
 

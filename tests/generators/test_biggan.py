@@ -56,6 +56,17 @@ def test_generate_shape_range_and_seeding(gan, conditions):
     assert not torch.equal(first, gan.generate(conditions, seeded(1)))
 
 
+def test_a_row_drawn_with_its_own_generator_does_not_depend_on_its_batch(gan, conditions):
+    gan.eval()
+    seeds = [3, 1, 4, 1]
+    batch = gan.generate(conditions[:4], [seeded(s) for s in seeds])
+    for row, seed in enumerate(seeds):
+        alone = gan.generate(conditions[row : row + 1], [seeded(seed)])
+        assert torch.allclose(batch[row : row + 1], alone, atol=1e-6)
+    with pytest.raises(ValueError, match="3 generators given for a batch of 4 rows"):
+        gan.generate(conditions[:4], [seeded(s) for s in seeds[:3]])
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_generate_never_touches_the_discriminator(gan, conditions, training):
     def forbid(module, inputs):
@@ -203,7 +214,7 @@ def test_missing_checkpoint_names_field_and_download(tmp_path):
     with pytest.raises(CheckpointNotFoundError) as error:
         BigGANGenerator(preset="tiny", pretrained=str(tmp_path / "G_ema_best0.pth"))
     message = str(error.value)
-    assert "G_ema_best0.pth" in message and "'pretrained'" in message
+    assert "G_ema_best0.pth" in message and "'BigGANGenerator.pretrained'" in message
     assert "dl.fbaipublicfiles.com/ic_gan" in message
 
 
@@ -228,5 +239,5 @@ def test_rejects_conditions_of_the_wrong_size(gan):
 def test_weights_of_another_preset_are_refused_with_the_field(tmp_path):
     path = tmp_path / "narrow.safetensors"
     save_module(BigGANGenerator(preset="tiny", channels=4), path)
-    with pytest.raises(ConfigError, match=r"field 'pretrained'.*a2i BigGANGenerator"):
+    with pytest.raises(ConfigError, match=r"field 'BigGANGenerator\.pretrained'.*a2i BigGAN"):
         BigGANGenerator(preset="tiny", pretrained=str(path))

@@ -5,6 +5,7 @@ import torch
 
 from a2i.errors import CheckpointNotFoundError, ConfigError
 from a2i.generators.latent_diffusion import IMAGE_VARIATIONS_REPO, LatentDiffusionGenerator
+from a2i.interfaces import Condition
 from a2i.pretrained import save_module
 
 
@@ -26,6 +27,23 @@ def test_generate_shape_range_and_seeding(ldm, conditions):
     assert not torch.equal(first, ldm.generate(conditions[:4], seeded(1)))
 
 
+def test_a_row_drawn_with_its_own_generator_does_not_depend_on_its_batch(ldm, conditions):
+    seeds = [3, 1, 4, 1]
+    batch = ldm.generate(conditions[:4], [seeded(s) for s in seeds])
+    for row, seed in enumerate(seeds):
+        alone = ldm.generate(Condition.from_embedding(conditions[row : row + 1]), [seeded(seed)])
+        assert torch.allclose(batch[row : row + 1], alone, atol=1e-5)
+    with pytest.raises(ValueError, match="3 generators given for a batch of 4 rows"):
+        ldm.generate(conditions[:4], [seeded(s) for s in seeds[:3]])
+
+
+def test_sampling_controls_override_the_configured_ones_per_call(ldm, conditions):
+    assert ldm.sampling_controls == {"guidance_scale", "num_inference_steps"}
+    once = ldm.generate(conditions[:2], seeded(0), guidance_scale=1.0, num_inference_steps=2)
+    ldm.guidance_scale, ldm.num_inference_steps = 1.0, 2
+    assert torch.equal(once, ldm.generate(conditions[:2], seeded(0)))
+
+
 def test_unguided_sampling_and_token_conditions(ldm, conditions):
     ldm.guidance_scale = 1.0
     images = ldm.generate(conditions[:2, None, :].expand(2, 3, 64), seeded(0))
@@ -37,8 +55,9 @@ def test_unguided_sampling_and_token_conditions(ldm, conditions):
 def test_only_the_unet_trains_and_the_vae_stays_frozen(ldm):
     ldm.train()
     assert not ldm.vae.training
-    trainable = {name.split(".")[0] for name, p in ldm.named_parameters() if p.requires_grad}
-    assert trainable == {"unet"}
+    trainable = {id(p) for p in ldm.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in ldm.unet.parameters()}
+    assert set(ldm.trained_parts()) == {"unet"}
 
 
 def test_training_reduces_epsilon_loss(scenes, conditions):
@@ -63,13 +82,16 @@ def test_training_reduces_epsilon_loss(scenes, conditions):
 def test_condition_dropout_zeroes_whole_conditions(monkeypatch, scenes, conditions):
     ldm = LatentDiffusionGenerator(preset="tiny", condition_dropout=0.5)
     seen = []
-    forward = ldm.unet.forward
+    denoiser = ldm.diffusion.denoiser
+    forward = denoiser.forward
     monkeypatch.setattr(
-        ldm.unet, "forward", lambda x, t, tokens: seen.append(tokens) or forward(x, t, tokens)
+        denoiser,
+        "forward",
+        lambda x, t, condition: seen.append(condition) or forward(x, t, condition),
     )
     torch.manual_seed(3)
     ldm.training_losses(scenes, conditions)
-    tokens = seen[0]
+    tokens = seen[0].tokens
     assert tokens.shape == (8, 1, 64)
     dropped = tokens.abs().sum(dim=(1, 2)) == 0
     assert 0 < dropped.sum() < 8
@@ -89,12 +111,15 @@ def test_missing_published_model_names_checkpoint_and_field():
     with pytest.raises(CheckpointNotFoundError) as error:
         LatentDiffusionGenerator(preset="paper", pretrained=IMAGE_VARIATIONS_REPO)
     message = str(error.value)
-    assert IMAGE_VARIATIONS_REPO in message and "'pretrained'" in message
+    assert IMAGE_VARIATIONS_REPO in message
+    assert "'LatentDiffusionGenerator.pretrained'" in message
 
 
 def test_missing_tiny_weight_file_names_its_field(tmp_path):
-    with pytest.raises(CheckpointNotFoundError, match="'unet_pretrained'"):
-        LatentDiffusionGenerator(unet_pretrained=str(tmp_path / "unet.safetensors"))
+    with pytest.raises(
+        CheckpointNotFoundError, match=r"'LatentDiffusionGenerator\.unet_pretrained'"
+    ):
+        LatentDiffusionGenerator(preset="tiny", unet_pretrained=str(tmp_path / "unet.safetensors"))
 
 
 def test_safetensors_round_trip_gives_identical_images(tmp_path, ldm, conditions):
@@ -132,7 +157,7 @@ def test_loads_a_local_diffusers_pipeline_directory(tmp_path, ldm, conditions):
 def test_unet_weights_of_another_shape_are_refused_with_the_field(tmp_path):
     path = tmp_path / "unet.safetensors"
     save_module(LatentDiffusionGenerator(preset="tiny", condition_dim=32).unet, path)
-    with pytest.raises(ConfigError, match="field 'unet_pretrained'"):
+    with pytest.raises(ConfigError, match=r"field 'LatentDiffusionGenerator\.unet_pretrained'"):
         LatentDiffusionGenerator(preset="tiny", unet_pretrained=str(path))
 
 

@@ -4,11 +4,10 @@ import lightning as L
 import pytest
 import torch
 
-from a2i.data.synthetic import SyntheticWorldDataModule
 from a2i.encoders.audio.beats import BEATsAudioEncoder
 from a2i.encoders.image.tiny import TinyImageEncoder
 from a2i.encoders.text.clip_text import CLIPTextEncoder
-from a2i.errors import ConfigError
+from a2i.errors import OutputExistsError
 from a2i.generators.autoencoder import KLAutoencoder
 from a2i.generators.biggan import BigGANGenerator
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
@@ -18,6 +17,7 @@ from a2i.methods.pretraining import (
     GeneratorPretraining,
     TextToImagePretraining,
 )
+from a2i.synth.datamodule import SyntheticWorldDataModule
 
 
 def fit(model, tmp_path):
@@ -59,9 +59,12 @@ def test_gan_stage1_trains_encoder_and_generator_and_exports(tmp_path):
         loaded.eval().generate(condition, seed),
         generator.generate(condition, torch.Generator().manual_seed(0)),
     )
-    assert (tmp_path / "out" / "image_encoder.safetensors").exists()
-    with pytest.raises(ConfigError, match="overwrite"):
-        fit(GeneratorPretraining(encoder, generator, export_dir=str(tmp_path / "out")), tmp_path)
+    exported = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert sorted(exported) == ["generator.safetensors", "image_encoder.safetensors"]
+    again = GeneratorPretraining(encoder, generator, export_dir=str(tmp_path / "out"))
+    with pytest.raises(OutputExistsError, match="overwrite_export"):
+        fit(again, tmp_path)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == exported
 
 
 def test_ldm_stage1_trains_only_the_unet_and_exports_it(tmp_path):
@@ -87,8 +90,18 @@ def test_ldm_stage1_trains_only_the_unet_and_exports_it(tmp_path):
 
 def test_vae_pretraining_exports_weights_the_ldm_loads(tmp_path):
     torch.manual_seed(0)
-    fit(AutoencoderPretraining(KLAutoencoder(preset="tiny"), export_dir=str(tmp_path)), tmp_path)
-    LatentDiffusionGenerator(preset="tiny", vae_pretrained=str(tmp_path / "vae.safetensors"))
+    autoencoder = KLAutoencoder(preset="tiny")
+    before = {k: v.clone() for k, v in autoencoder.state_dict().items()}
+    fit(AutoencoderPretraining(autoencoder, export_dir=str(tmp_path / "out")), tmp_path)
+    trained = autoencoder.state_dict()
+    assert any(not torch.equal(v, trained[k]) for k, v in before.items())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vae.safetensors"]
+    ldm = LatentDiffusionGenerator(
+        preset="tiny", vae_pretrained=str(tmp_path / "out" / "vae.safetensors")
+    )
+    loaded = ldm.vae.state_dict()
+    assert loaded.keys() == trained.keys()
+    assert all(torch.equal(loaded[k], trained[k]) for k in trained)
 
 
 def test_text_to_image_pretraining_trains_text_encoder_and_unet_and_exports_both(tmp_path):

@@ -4,14 +4,14 @@ import lightning as L
 import pytest
 import torch
 
-from a2i.controls import Controls
-from a2i.data.synthetic import SyntheticWorldDataModule
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
 from a2i.encoders.image.tiny import TinyImageEncoder
 from a2i.errors import ConfigError
 from a2i.generators.biggan import BigGANGenerator
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
 from a2i.methods.sound2vision import Sound2Vision
+from a2i.pipelines import AudioToImagePipeline
+from a2i.synth.datamodule import SyntheticWorldDataModule
 
 
 def build(generator="gan", **kwargs):
@@ -110,8 +110,9 @@ def test_checkpoint_without_trainable_weights_is_refused():
 def test_controls_change_the_input_and_seeds_draw_different_images():
     model = build().eval()
     waveform = torch.randn(1, 16000, generator=torch.Generator().manual_seed(2)) * 0.1
-    louder = Controls(gain_db=10.0).apply_to_waveforms(waveform, 16000)
-    assert torch.allclose(louder, waveform * 10**0.5)
+    pipe = AudioToImagePipeline(model)
+    louder = pipe(waveform, gain_db=10.0).images[0]
+    torch.testing.assert_close(louder, pipe(waveform * 10**0.5).images[0])
     images = model.generate_from_audio(waveform, [0, 1])
     assert images.shape == (1, 2, 3, 32, 32)
     assert not torch.equal(images[:, 0], images[:, 1])
@@ -128,3 +129,15 @@ def test_mismatched_feature_sizes_are_a_config_error():
             image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
             generator=BigGANGenerator(preset="tiny", condition_dim=64, image_size=32),
         )
+
+
+def test_image_feature_norm_follows_the_image_features_and_scales_audio_conditions():
+    model = build()
+    datamodule = world()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    model.training_step(batch, 0)  # global_step 0: the norm is taken as is
+    norms = model.image_features(batch["image"]).norm(dim=-1)
+    torch.testing.assert_close(model.image_feature_norm, norms.mean())
+    condition = model.condition_from_audio(batch["audio"])
+    torch.testing.assert_close(condition.norm(dim=-1), norms.mean().expand(len(condition)))

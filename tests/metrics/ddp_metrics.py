@@ -16,11 +16,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from a2i.metrics.diversity import SeedDiversity
 from a2i.metrics.image_quality import ImageQuality
 from a2i.metrics.modality_gap import ModalityGap
 from a2i.metrics.retrieval import ClassAgreement, ClassRetrieval, RelativeSimilarity
-from a2i.metrics.world import JudgeMetrics, SeedDiversity
 from a2i.synth.judge import JudgeReport
+from a2i.synth.metrics import JudgeMetrics
 
 ITEMS, CLASSES, DIM = 24, 5, 8
 

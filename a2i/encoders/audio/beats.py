@@ -41,9 +41,9 @@ from torch.nn import functional as F
 from torchaudio.compliance import kaldi
 
 from a2i.encoders.audio.layers import check_hidden_layers
-from a2i.errors import A2IError, CheckpointNotFoundError, ConfigError
+from a2i.errors import A2IError, ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
-from a2i.pretrained import load_state_dict_file, resolve_local
+from a2i.pretrained import Weights, resolve_weights
 
 SAMPLE_RATE = 16000
 NUM_MEL_BINS = 128
@@ -411,7 +411,7 @@ class BEATsModel(nn.Module):
 
 
 def load_published_checkpoint(
-    path: str, field: str
+    weights: Weights,
 ) -> tuple[BEATsConfig, dict[str, Tensor], dict | None]:
     """Read a published BEATs ``.pt`` safely: ``(config, model state dict, label_dict)``.
 
@@ -420,19 +420,11 @@ def load_published_checkpoint(
     admits tensors and plain containers only: the published files need nothing more (their
     ``cfg`` is a plain dict), and a file that does is refused rather than allowed to run code.
 
-    Args:
-        path: File path, or a bare file name looked up in ``$A2I_CACHE``.
-        field: Config field that asked for it (named in errors).
-
     Raises:
         CheckpointNotFoundError: No such file.
         CheckpointFormatError: Not a torch file, unsafe objects inside, or not the BEATs layout.
     """
-    local = resolve_local(path)
-    if local is None or local.is_dir():
-        raise CheckpointNotFoundError(
-            path, field, library="a2i BEATs loader (torch.load)", download=DOWNLOAD_HINT
-        )
+    local = weights.local_file(library="a2i BEATs loader (torch.load)", download=DOWNLOAD_HINT)
     try:
         checkpoint = torch.load(local, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -507,15 +499,16 @@ class BEATsAudioEncoder(AudioEncoder):
         freeze: bool = False,
     ) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
         if preset not in BEATS_PRESETS:
             raise ConfigError(
                 f"{type(self).__name__}.preset '{preset}': choose one of {sorted(BEATS_PRESETS)}"
             )
-        published = pretrained is not None and not pretrained.endswith(".safetensors")
+        weights = resolve_weights(
+            pretrained, f"{type(self).__name__}.pretrained", download=DOWNLOAD_HINT
+        )
         config, state, self.class_ids = BEATS_PRESETS[preset], None, None
-        if published:
-            config, state, self.class_ids = load_published_checkpoint(pretrained, field)
+        if weights is not None and not weights.is_a2i_file:
+            config, state, self.class_ids = load_published_checkpoint(weights)
         self.hidden_layers = check_hidden_layers(
             type(self).__name__, hidden_layers, config.encoder_layers
         )
@@ -539,8 +532,8 @@ class BEATsAudioEncoder(AudioEncoder):
         self.output = "both"
         if state is not None:
             self._load_model_state(state, pretrained)
-        elif pretrained is not None:
-            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+        elif weights is not None:
+            self.load_state_dict(weights.state_dict())
         if freeze:
             self.freeze()
 

@@ -16,14 +16,15 @@ from torch import Tensor, nn
 from a2i.audio.features import LogSpectrogram
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
-from a2i.pretrained import load_state_dict_file
+from a2i.pretrained import resolve_weights
 
 TRUNK_PRESETS: dict[str, dict] = {
-    "paper": {"layers": (2, 2, 2, 2), "channels": (64, 128, 256, 512), "stem_width": 64},
-    "tiny": {"layers": (1, 1, 1, 1), "channels": (16, 32, 64, 128), "stem_width": 16},
+    "paper": {"layers": (2, 2, 2, 2), "channels": (64, 128, 256, 512)},
+    "tiny": {"layers": (1, 1, 1, 1), "channels": (16, 32, 64, 128)},
 }
 """``paper`` is ResNet-18 on one input channel (11,170,240 parameters); ``tiny`` one basic block
-per stage, 16–128 channels (318,304), which learns the synthetic world in about a minute on a CPU.
+per stage, 16–128 channels after timm's 64-wide stem (318,304), which learns the synthetic world
+in about a minute on a CPU.
 """
 
 
@@ -75,10 +76,9 @@ class SpectrogramResNet(AudioEncoder):
         self.output = "pooled"
         self.trunk = ResNet(BasicBlock, in_chans=1, num_classes=0, **TRUNK_PRESETS[preset])
         self.project = nn.Linear(self.trunk.num_features, embed_dim)
-        if pretrained is not None:
-            self.load_state_dict(
-                load_state_dict_file(pretrained, field=f"{type(self).__name__}.pretrained")
-            )
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        if weights is not None:
+            self.load_state_dict(weights.state_dict())
         if freeze:
             self.freeze()
 

@@ -18,7 +18,7 @@ from a2i.audio.io import fit_length
 from a2i.encoders.audio.layers import check_hidden_layers, concat_hidden_states
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
-from a2i.pretrained import load_pretrained, load_state_dict_file
+from a2i.pretrained import resolve_weights
 
 SAMPLE_RATE = 16000
 
@@ -62,13 +62,11 @@ class WavLMAudioEncoder(AudioEncoder):
         freeze: bool = False,
     ) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
-        a2i_weights = pretrained is not None and pretrained.endswith(".safetensors")
-        if pretrained is not None and not a2i_weights:
-            self.model = load_pretrained(
-                lambda: WavLMModel.from_pretrained(pretrained),
-                checkpoint=pretrained,
-                field=field,
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        a2i_weights = weights is not None and weights.is_a2i_file
+        if weights is not None and not a2i_weights:
+            self.model = weights.load(
+                WavLMModel.from_pretrained,
                 library="transformers",
                 download=f"hf download {pretrained}",
             )
@@ -86,7 +84,7 @@ class WavLMAudioEncoder(AudioEncoder):
         self.token_dim = config.hidden_size * len(self.hidden_layers or (0,))
         self.output = "both"
         if a2i_weights:
-            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+            self.load_state_dict(weights.state_dict())
         if freeze:
             self.freeze()
 

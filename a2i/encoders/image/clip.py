@@ -14,14 +14,13 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-from safetensors import safe_open
 from torch import Tensor, nn
 from torchvision.transforms import v2
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from a2i.errors import ConfigError
 from a2i.interfaces import ImageEncoder
-from a2i.pretrained import load_pretrained, load_state_dict_file, resolve_local
+from a2i.pretrained import Weights, resolve_weights
 
 OPENCLIP_TINY = {
     "embed_dim": 64,
@@ -55,19 +54,6 @@ HF_CLIP_VISION_PRESETS = {
 """``paper`` is the ViT-L/14 vision tower of OpenAI CLIP (the sd-image-variations image encoder)."""
 
 
-def _holds_visual_tower_only(pretrained: str) -> bool:
-    """Whether ``pretrained`` is an a2i file of this module (``visual.*`` keys only).
-
-    open_clip checkpoints, ``.safetensors`` ones included, also hold the text tower, so the keys
-    tell the two apart without reading any tensor.
-    """
-    local = resolve_local(pretrained)
-    if local is None or local.suffix != ".safetensors":
-        return False
-    with safe_open(str(local), framework="pt") as weights:
-        return all(key.startswith("visual.") for key in weights.keys())
-
-
 def clip_preprocess(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Compose:
     """CLIP's preprocessing on tensors: bicubic resize of the short side, centre crop, normalise."""
     return v2.Compose(
@@ -79,11 +65,11 @@ def clip_preprocess(image_size: int, mean: tuple[float, ...], std: tuple[float, 
     )
 
 
-def open_clip_model(owner: str, model_name: str, pretrained: str | None) -> nn.Module:
-    """An open_clip CLIP of ``model_name``: published ``pretrained`` weights, or random ones.
+def open_clip_model(owner: str, model_name: str, weights: Weights | None) -> nn.Module:
+    """An open_clip CLIP of ``model_name``: published ``weights`` (a tag or a local file), or random.
 
     A missing checkpoint raises :class:`~a2i.errors.CheckpointNotFoundError` with the command
-    that downloads it; ``pretrained=None`` builds the architecture with random weights on the
+    that downloads it; ``weights=None`` builds the architecture with random weights on the
     caller's default device (meta for parameter counts).
     """
     if model_name not in open_clip.list_models():
@@ -91,24 +77,23 @@ def open_clip_model(owner: str, model_name: str, pretrained: str | None) -> nn.M
             f"{owner}.model_name: '{model_name}' is not an open_clip architecture "
             "(see open_clip.list_models())"
         )
-    if pretrained is None:
+    if weights is None:
         return open_clip.create_model(
             model_name, pretrained=None, device=torch.get_default_device()
         )
-    tag = open_clip.get_pretrained_cfg(model_name, pretrained)
-    return load_pretrained(
-        lambda: open_clip.create_model(
+    tag = open_clip.get_pretrained_cfg(model_name, weights.spec)
+    return weights.load(
+        lambda where: open_clip.create_model(
             model_name,
-            pretrained=pretrained,
+            pretrained=where,
             # OpenAI's weights were trained with QuickGELU; the plain config uses GELU.
             force_quick_gelu=bool(tag.get("quick_gelu", False)),
         ),
-        checkpoint=f"{model_name}/{pretrained}",
-        field=f"{owner}.pretrained",
         library="open_clip",
+        name=f"{model_name}/{weights.spec}",
         download=(
             "python -c \"import open_clip; open_clip.create_model('"
-            f"{model_name}', pretrained='{pretrained}')\""
+            f"{model_name}', pretrained='{weights.spec}')\""
         ),
     )
 
@@ -137,10 +122,11 @@ class OpenCLIPImageEncoder(ImageEncoder):
         freeze: bool = False,
     ) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
-        a2i_weights = pretrained is not None and _holds_visual_tower_only(pretrained)
-        if (pretrained is not None and not a2i_weights) or preset == "paper":
-            published = None if a2i_weights else pretrained
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        # open_clip checkpoints hold both towers; an a2i file of this module only ``visual.*``
+        a2i_weights = weights is not None and weights.holds_only("visual.")
+        if (weights is not None and not a2i_weights) or preset == "paper":
+            published = None if a2i_weights else weights
             model = open_clip_model(type(self).__name__, model_name, published)
         else:
             model = open_clip.CLIP(**OPENCLIP_TINY)
@@ -156,7 +142,7 @@ class OpenCLIPImageEncoder(ImageEncoder):
             tuple(preprocess_cfg.get("std", OPENAI_DATASET_STD)),
         )
         if a2i_weights:
-            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+            self.load_state_dict(weights.state_dict())
         if freeze:
             self.freeze()
 
@@ -191,18 +177,16 @@ class HFCLIPImageEncoder(ImageEncoder):
         freeze: bool = False,
     ) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
-        a2i_weights = pretrained is not None and pretrained.endswith(".safetensors")
-        if pretrained is not None and not a2i_weights:
-            location = f"{pretrained}/{subfolder}" if subfolder else pretrained
-            self.model = load_pretrained(
-                lambda: CLIPVisionModelWithProjection.from_pretrained(
-                    pretrained, subfolder=subfolder
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        a2i_weights = weights is not None and weights.is_a2i_file
+        if weights is not None and not a2i_weights:
+            self.model = weights.load(
+                lambda where: CLIPVisionModelWithProjection.from_pretrained(
+                    where, subfolder=subfolder
                 ),
-                checkpoint=location,
-                field=field,
                 library="transformers",
                 download=f"hf download {pretrained}",
+                name=f"{pretrained}/{subfolder}" if subfolder else pretrained,
             )
         else:
             config = CLIPVisionConfig(**HF_CLIP_VISION_PRESETS[preset])
@@ -213,7 +197,7 @@ class HFCLIPImageEncoder(ImageEncoder):
         self.normalized = normalize
         self.preprocess = clip_preprocess(self.image_size, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
         if a2i_weights:
-            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+            self.load_state_dict(weights.state_dict())
         if freeze:
             self.freeze()
 

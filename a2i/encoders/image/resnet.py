@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 
 from a2i.errors import CheckpointNotFoundError, ConfigError
 from a2i.interfaces import ImageEncoder
-from a2i.pretrained import load_pretrained, load_state_dict_file, resolve_local
+from a2i.pretrained import Weights, resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,20 +28,16 @@ SWAV_URL = "https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.t
 SWAV_HEAD_PREFIXES = ("projection_head.", "prototypes.", "fc.")
 """SwAV's training heads (and a classifier, if any): not part of the feature trunk."""
 
-OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-
 
 def build_resnet_trunk(preset: Literal["tiny", "paper"]) -> ResNet:
     """The ResNet trunk without classifier (timm's ResNet uses torchvision's parameter names).
 
     ``paper`` is ResNet-50 (23,508,032 parameters); ``tiny`` a one-block-per-stage ResNet,
-    16 to 128 channels wide, for 32–64 px synthetic images.
+    16 to 128 channels wide after timm's 64-wide stem, for 32–64 px synthetic images.
     """
     if preset == "paper":
         return ResNet(Bottleneck, (3, 4, 6, 3), num_classes=0)
-    return ResNet(
-        BasicBlock, (1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16, num_classes=0
-    )
+    return ResNet(BasicBlock, (1, 1, 1, 1), channels=(16, 32, 64, 128), num_classes=0)
 
 
 def swav_backbone(checkpoint: dict) -> dict[str, Tensor]:
@@ -58,13 +54,6 @@ def swav_backbone(checkpoint: dict) -> dict[str, Tensor]:
         if not name.startswith(SWAV_HEAD_PREFIXES):
             backbone[name] = value
     return backbone
-
-
-def _offline() -> bool:
-    """Offline mode as the hub libraries define it, so torchvision never waits on a dead network."""
-    return any(
-        os.environ.get(name, "").lower() in ("1", "true", "yes", "on") for name in OFFLINE_ENV
-    )
 
 
 class ResNetImageEncoder(ImageEncoder):
@@ -93,15 +82,14 @@ class ResNetImageEncoder(ImageEncoder):
     ) -> None:
         super().__init__()
         field = f"{type(self).__name__}.pretrained"
+        weights = resolve_weights(pretrained, field, download=f"wget {SWAV_URL}")
         own_state: dict[str, Tensor] | None = None  # an a2i file of this module
         backbone: dict[str, Tensor] | None = None  # published ResNet-50 weights
-        if pretrained is not None:
-            if resolve_local(pretrained) is None and not pretrained.endswith(".safetensors"):
+        if weights is not None:
+            if weights.path is None:
                 backbone = self._torchvision_weights(pretrained, field)
             else:
-                checkpoint = load_state_dict_file(
-                    pretrained, field=field, download=f"wget {SWAV_URL}"
-                )
+                checkpoint = weights.state_dict()
                 if all(key.startswith("trunk.") for key in checkpoint):
                     own_state = checkpoint
                 else:
@@ -130,7 +118,7 @@ class ResNetImageEncoder(ImageEncoder):
 
     @staticmethod
     def _torchvision_weights(name: str, field: str) -> dict[str, Tensor]:
-        """Fetch torchvision ResNet-50 weights by enum name, failing fast when offline."""
+        """ResNet-50 weights by torchvision enum name, from its cache only (never downloaded)."""
         short = name.removeprefix("ResNet50_Weights.")
         if short not in torchvision.models.ResNet50_Weights.__members__:
             raise CheckpointNotFoundError(
@@ -143,19 +131,11 @@ class ResNetImageEncoder(ImageEncoder):
                     f"({', '.join(torchvision.models.ResNet50_Weights.__members__)})"
                 ),
             )
-        weights = torchvision.models.ResNet50_Weights[short]
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-        download = f"wget -P {cached.parent} {weights.url}"
-        if not cached.exists() and _offline():
-            raise CheckpointNotFoundError(
-                name, field, library="torchvision", download=download, cause="offline mode"
-            )
-        state = load_pretrained(
-            lambda: weights.get_state_dict(progress=False),
-            checkpoint=name,
-            field=field,
-            library="torchvision",
-            download=download,
+        published = torchvision.models.ResNet50_Weights[short]
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(published.url)
+        # torchvision would download a missing file; a2i reads its cache only
+        state = Weights(name, field, cached if cached.is_file() else None).state_dict(
+            library="torchvision (cache)", download=f"wget -P {cached.parent} {published.url}"
         )
         return {k: v for k, v in state.items() if not k.startswith(SWAV_HEAD_PREFIXES)}
 

@@ -7,19 +7,14 @@ them: the model's own pretrained config decides resolution, interpolation and no
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import timm
 import timm.data
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
-from a2i.errors import CheckpointNotFoundError, ConfigError
+from a2i.errors import ConfigError
 from a2i.interfaces import ImageEncoder
-from a2i.pretrained import load_pretrained, resolve_local
-
-WEIGHT_FILE_SUFFIXES = {".pth", ".pt", ".bin", ".safetensors", ".tar", ".npz"}
-"""A ``pretrained`` value ending like this is a file path, never a timm pretrained tag."""
+from a2i.pretrained import Weights, resolve_weights
 
 
 class TimmImageEncoder(ImageEncoder):
@@ -42,12 +37,11 @@ class TimmImageEncoder(ImageEncoder):
                 f"{type(self).__name__}.model_name: '{model_name}' is not a timm architecture "
                 "(see timm.list_models())"
             )
-        if pretrained is None:
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        if weights is None:
             self.model = timm.create_model(model_name, pretrained=False, num_classes=0)
         else:
-            self.model = load_timm_model(
-                model_name, pretrained, f"{type(self).__name__}.pretrained"
-            )
+            self.model = load_timm_model(model_name, weights)
         config = timm.data.resolve_model_data_config(self.model)
         self.image_size = int(config["input_size"][-1])
         self.embed_dim = int(self.model.num_features)
@@ -71,34 +65,24 @@ class TimmImageEncoder(ImageEncoder):
         return self.model(self.preprocess(image))
 
 
-def load_timm_model(
-    model_name: str, pretrained: str, field: str, num_classes: int | None = 0
-) -> nn.Module:
-    """Create ``model_name`` with published (hub tag) or local weights, or fail clearly.
+def load_timm_model(model_name: str, weights: Weights, num_classes: int | None = 0) -> nn.Module:
+    """Create ``model_name`` with published weights (a hub tag or a local file), or fail clearly.
 
     ``num_classes=0`` drops the classifier head (an encoder); ``None`` keeps the published one.
     """
     head = {} if num_classes is None else {"num_classes": num_classes}
-    local = resolve_local(pretrained)
-    if local is not None:
-        return load_pretrained(
-            lambda: timm.create_model(
-                model_name,
-                pretrained=True,
-                pretrained_cfg_overlay={"file": str(local)},
-                **head,
+    if weights.path is not None:
+        return weights.load(
+            lambda where: timm.create_model(
+                model_name, pretrained=True, pretrained_cfg_overlay={"file": where}, **head
             ),
-            checkpoint=pretrained,
-            field=field,
             library="timm",
         )
-    if "/" in pretrained or Path(pretrained).suffix in WEIGHT_FILE_SUFFIXES:
-        raise CheckpointNotFoundError(pretrained, field, library="timm (file)")
-    name = pretrained if pretrained.startswith(f"{model_name}.") else f"{model_name}.{pretrained}"
-    return load_pretrained(
-        lambda: timm.create_model(name, pretrained=True, **head),
-        checkpoint=name,
-        field=field,
+    tag = weights.spec
+    name = tag if tag.startswith(f"{model_name}.") else f"{model_name}.{tag}"
+    return weights.load(
+        lambda _: timm.create_model(name, pretrained=True, **head),
         library="timm",
+        name=name,
         download=("python -c \"import timm; timm.create_model('" + name + "', pretrained=True)\""),
     )

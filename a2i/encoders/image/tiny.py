@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 
 from a2i.errors import ConfigError
 from a2i.interfaces import ImageEncoder
-from a2i.pretrained import load_state_dict_file
+from a2i.pretrained import resolve_weights
 
 
 def _conv_stage(in_channels: int, out_channels: int, groups: int) -> nn.Sequential:
@@ -83,10 +83,9 @@ class TinyImageEncoder(ImageEncoder):
         )
         self.grid = nn.AdaptiveAvgPool2d(grid_size)
         self.project = nn.Linear(channels[-1] * grid_size * grid_size, embed_dim)
-        if pretrained is not None:
-            self.load_state_dict(
-                load_state_dict_file(pretrained, field=f"{type(self).__name__}.pretrained")
-            )
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        if weights is not None:
+            self.load_state_dict(weights.state_dict())
         if freeze:
             self.freeze()
 

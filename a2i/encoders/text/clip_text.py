@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +27,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from a2i.errors import ConfigError
 from a2i.interfaces import FreezableMixin
-from a2i.pretrained import cache_dir, load_pretrained, load_state_dict_file
+from a2i.io_utils import atomic_write
+from a2i.pretrained import cache_dir, resolve_weights
 
 CLIP_TEXT_PRESETS = {
     # Stable Diffusion v1.x's text encoder: OpenAI CLIP ViT-L/14's text tower (123,060,480).
@@ -109,19 +108,18 @@ class CLIPTextEncoder(FreezableMixin):
         freeze: bool = False,
     ) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
-        a2i_file = pretrained is not None and pretrained.endswith(".safetensors")
-        if pretrained is not None and not a2i_file:
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        a2i_file = weights is not None and weights.is_a2i_file
+        if weights is not None and not a2i_file:
             tokenizer_folder = "tokenizer" if subfolder else ""
-            self.tokenizer, self.model = load_pretrained(
-                lambda: (
-                    CLIPTokenizer.from_pretrained(pretrained, subfolder=tokenizer_folder),
-                    CLIPTextModel.from_pretrained(pretrained, subfolder=subfolder),
+            self.tokenizer, self.model = weights.load(
+                lambda where: (
+                    CLIPTokenizer.from_pretrained(where, subfolder=tokenizer_folder),
+                    CLIPTextModel.from_pretrained(where, subfolder=subfolder),
                 ),
-                checkpoint=f"{pretrained}/{subfolder}" if subfolder else pretrained,
-                field=field,
                 library="transformers",
                 download=f"hf download {pretrained}",
+                name=f"{pretrained}/{subfolder}" if subfolder else pretrained,
             )
         else:
             config = CLIPTextConfig(
@@ -145,9 +143,7 @@ class CLIPTextEncoder(FreezableMixin):
         self._injected: Tensor | None = None
         self.model.get_input_embeddings().register_forward_hook(self._inject)
         if a2i_file:
-            self.load_state_dict(
-                self._expand_token_table(load_state_dict_file(pretrained, field=field))
-            )
+            self.load_state_dict(self._expand_token_table(weights.state_dict()))
         if freeze:
             self.freeze()
 
@@ -239,7 +235,5 @@ class CLIPTextEncoder(FreezableMixin):
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

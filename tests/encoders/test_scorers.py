@@ -1,11 +1,12 @@
-"""Evaluation backbones: tiny presets, the shipped world weights, published-checkpoint errors."""
+"""Scoring encoders: tiny presets, the shipped world weights, published-checkpoint errors."""
 
 import pytest
 import torch
 
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import CheckpointNotFoundError, ConfigError
-from a2i.metrics.backbones import CLIPScorer, ImageClassifier
+from a2i.pretrained import save_module
 from a2i.synth.eval_backbones import AUDIO_TOWER
 from a2i.synth.world import WORLD_CLASSES, SyntheticWorld
 
@@ -31,14 +32,23 @@ def test_tiny_clip_embeds_any_image_size_and_texts_on_the_unit_sphere():
     assert torch.allclose(alone[0], texts[1], atol=1e-6)  # independent of the batch
 
 
-def test_tiny_classifier_shapes_and_names():
-    classifier = ImageClassifier(preset="tiny")
+def test_tiny_classifier_has_one_output_per_given_class_name():
+    classifier = ImageClassifier(preset="tiny", class_names=["one", "two", "three"])
     images = torch.rand(3, 3, 48, 48)
-    assert classifier.logits(images).shape == (3, len(WORLD_CLASSES))
+    assert classifier.logits(images).shape == (3, 3)
     assert classifier.features(images).shape == (3, classifier.num_features)
-    assert classifier.class_names[0] == WORLD_CLASSES[0].caption
+    assert classifier.class_names == ["one", "two", "three"]
     with pytest.raises(ConfigError, match="class_names"):
-        ImageClassifier(preset="tiny", class_names=["one", "two"])
+        ImageClassifier(preset="tiny")  # no names, no file that records them
+
+
+def test_classifier_file_records_its_class_names(shipped, tmp_path):
+    _, classifier = shipped
+    assert classifier.class_names == [c.caption for c in WORLD_CLASSES]
+    tiny = ImageClassifier(preset="tiny", class_names=["one", "two"])
+    save_module(tiny, tmp_path / "c.safetensors", metadata=tiny.file_metadata())
+    loaded = ImageClassifier(preset="tiny", pretrained=str(tmp_path / "c.safetensors"))
+    assert loaded.class_names == ["one", "two"]
 
 
 def test_paper_classifier_defaults_to_imagenet_names_and_needs_names_otherwise():

@@ -5,7 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from a2i.metrics.controllability import ControlSweeps, other_class, solo_specs
+from a2i.interfaces import AudioToImageModel
+from a2i.pipelines import AudioToImagePipeline
+from a2i.synth.controllability import ControlSweeps, other_class, solo_specs
 from a2i.synth.judge import WorldJudge
 from a2i.synth.world import SceneSpec, SyntheticWorld
 
@@ -23,16 +25,21 @@ class RecordingWorld(SyntheticWorld):
         return audio
 
 
-class Oracle(torch.nn.Module):
+class Oracle(torch.nn.Module, AudioToImageModel):
     """Draws the scene whose audio it is given; with an image, draws that image when λ ≥ 0.5."""
+
+    supports = frozenset({"gain", "mix", "image_blend"})
 
     def __init__(self, world: RecordingWorld) -> None:
         super().__init__()
         self.world = world
-        self.clip_seconds = world.clip_seconds
         self.anchor = torch.nn.Parameter(torch.zeros(()))
 
-    def generate_from_audio(self, waveform, seeds, image=None, image_weight=0.5):
+    sample_rate = property(lambda self: self.world.sample_rate)
+    clip_seconds = property(lambda self: self.world.clip_seconds)
+    image_size = property(lambda self: self.world.image_size)
+
+    def generate_from_audio(self, waveform, seeds, *, image=None, image_weight=0.5, **_):
         specs = [self.world.heard[clip[:4000].numpy().tobytes()] for clip in waveform]
         drawn = torch.stack([self.world.render_image(s) for s in specs])
         if image is not None and image_weight >= 0.5:
@@ -44,7 +51,7 @@ class Oracle(torch.nn.Module):
 def tables():
     world = RecordingWorld(image_size=32, clip_seconds=1.0)
     sweeps = ControlSweeps(world, WorldJudge.load(), scenes=6, batch_size=4)
-    return sweeps.run(Oracle(world))
+    return sweeps.run(AudioToImagePipeline(Oracle(world)))
 
 
 def test_oracle_is_bigger_when_louder(tables):
@@ -75,11 +82,10 @@ def test_methods_without_image_blending_skip_interpolation():
     world = RecordingWorld(image_size=32, clip_seconds=1.0)
 
     class AudioOnly(Oracle):
-        def generate_from_audio(self, waveform, seeds):
-            return super().generate_from_audio(waveform, seeds)
+        supports = frozenset({"gain", "mix"})
 
     tables = ControlSweeps(world, WorldJudge.load(), scenes=2, gains_db=(0.0, 5.0)).run(
-        AudioOnly(world)
+        AudioToImagePipeline(AudioOnly(world))
     )
     assert "interpolation" not in tables and len(tables["volume"]) == 2
 

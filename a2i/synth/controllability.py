@@ -12,18 +12,17 @@ the :class:`~a2i.synth.judge.WorldJudge` read the result:
 - **interpolation**: ``λ·z^V + (1−λ)·z^A`` with the image of another class → is the audio's
   class drawn, the image's, or both?
 
-A method needs ``generate_from_audio(waveform (B, T), seeds, image=None, image_weight=0.5)`` and
-``clip_seconds``; methods whose ``generate_from_audio`` takes no ``image`` skip interpolation.
+Images are drawn through :class:`~a2i.pipelines.AudioToImagePipeline`; methods that do not
+support ``image_blend`` skip interpolation.
 Under DDP every rank sweeps its share of the scenes and the per-scene results are gathered, so
 every rank returns the same tables.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 from a2i.audio.io import fit_length
+from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.judge import JudgeReport, WorldJudge
 from a2i.synth.world import SceneSpec, SyntheticWorld
 
@@ -40,15 +40,6 @@ INTERPOLATION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 Gather = Callable[[Tensor], Tensor]
 """Concatenates a per-rank tensor over all ranks (identity on one process)."""
-
-
-class AudioToImage(Protocol):
-    """What the sweeps need from a method."""
-
-    clip_seconds: float
-
-    def generate_from_audio(self, waveform: Tensor, seeds: list[int], **controls: Any) -> Tensor:
-        """Images ``(B, S, 3, H, W)`` in ``[0, 1]`` for waveforms ``(B, T)``."""
 
 
 def solo_specs(world: SyntheticWorld, count: int, split: str = "test") -> list[SceneSpec]:
@@ -102,7 +93,11 @@ class ControlSweeps:
         self.seed = seed
 
     def run(
-        self, method: AudioToImage, rank: int = 0, world_size: int = 1, gather: Gather = lambda t: t
+        self,
+        pipeline: AudioToImagePipeline,
+        rank: int = 0,
+        world_size: int = 1,
+        gather: Gather = lambda t: t,
     ) -> dict[str, Any]:
         """All sweeps; ``rank``/``world_size`` shard the scenes, ``gather`` joins the results.
 
@@ -110,25 +105,25 @@ class ControlSweeps:
         ``reverb`` and ``interpolation``, and ``volume_trend``: ρ and slope over all gains.
         """
         bases = solo_specs(self.world, self.scenes)[rank::world_size]
-        volume, trend = self.volume(method, bases, gather)
+        volume, trend = self.volume(pipeline, bases, gather)
         tables: dict[str, Any] = {
             "volume": volume,
             "volume_trend": trend,
-            "mixture": self.mixture(method, bases, gather),
-            "reverb": self.reverb(method, bases, gather),
+            "mixture": self.mixture(pipeline, bases, gather),
+            "reverb": self.reverb(pipeline, bases, gather),
         }
-        if "image" in inspect.signature(method.generate_from_audio).parameters:
-            tables["interpolation"] = self.interpolation(method, bases, gather)
+        if "image_blend" in pipeline.model.supports:
+            tables["interpolation"] = self.interpolation(pipeline, bases, gather)
         return tables
 
     def volume(
-        self, method: AudioToImage, bases: list[SceneSpec], gather: Gather
+        self, pipeline: AudioToImagePipeline, bases: list[SceneSpec], gather: Gather
     ) -> tuple[list[dict[str, float]], dict[str, float]]:
         """Rows per gain (mean judged size of the source), and Spearman ρ and slope over all."""
         rows, gains, sizes = [], [], []
         for gain in self.gains_db:
             specs = [replace(s, gains_db=(gain,), reverb=False) for s in bases]
-            report = self._judge(method, specs)
+            report = self._judge(pipeline, specs)
             label = torch.tensor([s.sources[0] for s in specs])
             size = gather(report.sizes.cpu()[torch.arange(len(specs)), label])
             rows.append({"gain_db": gain, "mean_size": float(size.mean())})
@@ -141,7 +136,7 @@ class ControlSweeps:
         return rows, trend
 
     def mixture(
-        self, method: AudioToImage, bases: list[SceneSpec], gather: Gather
+        self, pipeline: AudioToImagePipeline, bases: list[SceneSpec], gather: Gather
     ) -> list[dict[str, float]]:
         """Rows per gain ratio: how often the first, the second and both sources are drawn."""
         num_classes = len(self.world.classes)
@@ -156,7 +151,7 @@ class ControlSweeps:
                 )
                 for s in bases
             ]
-            present = self._judge(method, specs).present.cpu()
+            present = self._judge(pipeline, specs).present.cpu()
             index = torch.arange(len(specs))
             first = gather(present[index, [s.sources[0] for s in specs]].float())
             second = gather(present[index, [s.sources[1] for s in specs]].float())
@@ -171,18 +166,18 @@ class ControlSweeps:
         return rows
 
     def reverb(
-        self, method: AudioToImage, bases: list[SceneSpec], gather: Gather
+        self, pipeline: AudioToImagePipeline, bases: list[SceneSpec], gather: Gather
     ) -> list[dict[str, float]]:
         """Rows for dry and reverberant input: fraction judged indoor."""
         rows = []
         for reverberant in (False, True):
             specs = [replace(s, reverb=reverberant) for s in bases]
-            indoor = gather(self._judge(method, specs).indoor.cpu().float())
+            indoor = gather(self._judge(pipeline, specs).indoor.cpu().float())
             rows.append({"reverb": float(reverberant), "indoor": float(indoor.mean())})
         return rows
 
     def interpolation(
-        self, method: AudioToImage, bases: list[SceneSpec], gather: Gather
+        self, pipeline: AudioToImagePipeline, bases: list[SceneSpec], gather: Gather
     ) -> list[dict[str, float]]:
         """Rows per λ: the audio's class drawn, the image's class drawn, the audio's class main."""
         num_classes = len(self.world.classes)
@@ -195,7 +190,7 @@ class ControlSweeps:
         image_class = torch.tensor([s.sources[0] for s in image_specs])
         rows = []
         for weight in self.interpolation_weights:
-            report = self._judge(method, specs, images=images, image_weight=weight)
+            report = self._judge(pipeline, specs, images=images, image_weight=weight)
             index = torch.arange(len(specs))
             present = report.present.cpu()
             rows.append(
@@ -217,14 +212,14 @@ class ControlSweeps:
     @torch.no_grad()
     def _judge(
         self,
-        method: AudioToImage,
+        pipeline: AudioToImagePipeline,
         specs: Sequence[SceneSpec],
         images: Tensor | None = None,
         image_weight: float = 0.5,
     ) -> JudgeReport:
         """Render the specs' audio, generate one image each, judge them."""
-        num_samples = round(method.clip_seconds * self.world.sample_rate)
-        device = next(method.parameters()).device if hasattr(method, "parameters") else "cpu"
+        num_samples = round(pipeline.model.clip_seconds * self.world.sample_rate)
+        device = pipeline.device
         generated = []
         for start in range(0, len(specs), self.batch_size):
             chunk = specs[start : start + self.batch_size]
@@ -234,13 +229,11 @@ class ControlSweeps:
                     for s in chunk
                 ]
             ).to(device)
-            controls = {}
-            if images is not None:
-                controls = {
-                    "image": images[start : start + self.batch_size].to(device),
-                    "image_weight": image_weight,
-                }
-            generated.append(method.generate_from_audio(audio, [self.seed], **controls)[:, 0])
+            blend = None if images is None else images[start : start + self.batch_size]
+            request = pipeline.prepare_request(
+                seed=self.seed, image=blend, image_weight=image_weight
+            )
+            generated.append(pipeline.generate(audio, request)[:, 0])
         if not generated:
             return self.judge.judge(torch.zeros(0, 3, self.world.image_size, self.world.image_size))
         return self.judge.judge(torch.cat(generated))

@@ -1,9 +1,10 @@
-"""Backbones the evaluation scores with: a CLIP model (image + text) and an image classifier.
+"""Scoring encoders: a CLIP model (image + text) and an image classifier with its class names.
 
 Each loads the published model the papers used (a missing checkpoint is a clear error, never a
-random model) or builds a ``tiny`` preset that a2i trains on the synthetic world
-(:mod:`a2i.synth.eval_backbones`) and ships in ``a2i/assets/tiny/eval/``, so every metric runs
-offline on a CPU with the same classes.
+random model) or builds a ``tiny`` preset (a2i trains it on the synthetic world with
+:mod:`a2i.synth.eval_backbones` and ships it in ``a2i/assets/tiny/eval/``), so every metric runs
+offline on a CPU. This module knows no dataset: a tiny classifier's class names come from the
+caller or from the ``class_names`` metadata of its a2i ``.safetensors`` file.
 
 - :class:`CLIPScorer`: Sound2Vision §5 ranks class names with CLIP for R@k (CLIP R-precision);
   AudioToken §4 uses CLIP for IIS and for AIC's name-matching fallback. Default: OpenAI's
@@ -14,6 +15,7 @@ offline on a CPU with the same classes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Literal
 
@@ -29,8 +31,7 @@ from a2i.encoders.image.clip import clip_preprocess, open_clip_model
 from a2i.encoders.image.timm_encoder import load_timm_model
 from a2i.errors import ConfigError
 from a2i.interfaces import FreezableMixin
-from a2i.pretrained import load_state_dict_file
-from a2i.synth.world import WORLD_CLASSES
+from a2i.pretrained import resolve_weights
 
 TINY_CLIP = {
     "embed_dim": 64,
@@ -41,11 +42,10 @@ TINY_CLIP = {
 BPE vocabulary (so open_clip's own tokenizer works), both into a 64-d space."""
 
 TINY_CLASSIFIER = "test_resnet"
-"""timm's smallest ResNet (~0.37 M parameters), with a 10-class head on 32 px world images."""
+"""timm's smallest ResNet (~0.37 M parameters), one output per class name, on 32 px images."""
 
-
-def _is_a2i_file(pretrained: str | None) -> bool:
-    return pretrained is not None and pretrained.endswith(".safetensors")
+CLASS_NAMES_METADATA = "class_names"
+"""Key of the JSON list of class names in an a2i classifier file's safetensors metadata."""
 
 
 class CLIPScorer(FreezableMixin):
@@ -66,11 +66,11 @@ class CLIPScorer(FreezableMixin):
         preset: Literal["tiny", "paper"] = "paper",
     ) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
         context_length = None
-        a2i_file = _is_a2i_file(pretrained)
-        if (pretrained is not None and not a2i_file) or preset == "paper":
-            published = None if a2i_file else pretrained
+        a2i_file = weights is not None and weights.holds_only("model.")
+        if (weights is not None and not a2i_file) or preset == "paper":
+            published = None if a2i_file else weights
             self.model = open_clip_model(type(self).__name__, model_name, published)
         else:
             self.model = open_clip.CLIP(**TINY_CLIP)
@@ -89,8 +89,8 @@ class CLIPScorer(FreezableMixin):
             tuple(preprocess_cfg.get("mean", OPENAI_DATASET_MEAN)),
             tuple(preprocess_cfg.get("std", OPENAI_DATASET_STD)),
         )
-        if _is_a2i_file(pretrained):
-            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+        if a2i_file:
+            self.load_state_dict(weights.state_dict())
         self.freeze()
 
     @torch.no_grad()
@@ -118,9 +118,10 @@ class ImageClassifier(FreezableMixin):
             weights file: the published classifier. An a2i ``.safetensors`` file of this module
             is loaded into ``preset`` instead.
         preset: ``paper`` = ``model_name`` with random weights (1000 ImageNet classes); ``tiny``
-            = :data:`TINY_CLASSIFIER` with one class per world class on 32 px.
-        class_names: Name of each output class. Default: ImageNet-1k's (timm's bundled list) for
-            1000 outputs, the world classes' captions for the tiny preset.
+            = :data:`TINY_CLASSIFIER` with one output per class name on 32 px.
+        class_names: Name of each output class. Default: the ``class_names`` metadata of an a2i
+            ``.safetensors`` file, else ImageNet-1k's (timm's bundled list) for 1000 outputs.
+            The tiny preset needs one of the two (its head has one output per name).
     """
 
     def __init__(
@@ -131,13 +132,22 @@ class ImageClassifier(FreezableMixin):
         class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
-        field = f"{type(self).__name__}.pretrained"
-        tiny = preset == "tiny" and (pretrained is None or _is_a2i_file(pretrained))
+        weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
+        a2i_file = weights is not None and weights.holds_only("model.")
+        tiny = preset == "tiny" and (weights is None or a2i_file)
+        if class_names is None and a2i_file:
+            metadata = weights.metadata()
+            if CLASS_NAMES_METADATA in metadata:
+                class_names = json.loads(metadata[CLASS_NAMES_METADATA])
         if tiny:
-            self.model = timm.create_model(TINY_CLASSIFIER, num_classes=len(WORLD_CLASSES))
-            class_names = class_names or [c.caption for c in WORLD_CLASSES]
-        elif pretrained is not None and not _is_a2i_file(pretrained):
-            self.model = load_timm_model(model_name, pretrained, field, num_classes=None)
+            if not class_names:
+                raise ConfigError(
+                    f"{type(self).__name__}.class_names: the tiny preset needs the class names "
+                    "(or an a2i .safetensors file that records them)"
+                )
+            self.model = timm.create_model(TINY_CLASSIFIER, num_classes=len(class_names))
+        elif weights is not None and not a2i_file:
+            self.model = load_timm_model(model_name, weights, num_classes=None)
         else:
             self.model = timm.create_model(model_name, pretrained=False)
         self.num_classes = int(self.model.num_classes)
@@ -164,9 +174,13 @@ class ImageClassifier(FreezableMixin):
                 v2.Normalize(config["mean"], config["std"]),
             ]
         )
-        if _is_a2i_file(pretrained):
-            self.load_state_dict(load_state_dict_file(pretrained, field=field))
+        if a2i_file:
+            self.load_state_dict(weights.state_dict())
         self.freeze()
+
+    def file_metadata(self) -> dict[str, str]:
+        """Safetensors metadata that lets a file of this module rebuild its class names."""
+        return {CLASS_NAMES_METADATA: json.dumps(self.class_names)}
 
     @torch.no_grad()
     def features(self, images: Tensor) -> Tensor:

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from a2i.metrics.diversity import SeedDiversity
 from a2i.metrics.modality_gap import ModalityGap
-from a2i.metrics.world import JudgeMetrics, SeedDiversity, layout_codes
 from a2i.synth.judge import JudgeReport
+from a2i.synth.metrics import JudgeMetrics, layout_codes
 
 
 def report(main, present, sizes, indoor):

@@ -1,4 +1,4 @@
-"""Write predictions to a folder: one PNG per input (and seed), a contact sheet, a manifest.
+"""Write generated images to a folder: one PNG per input (and seed), a contact sheet, a manifest.
 
 Sub-folders of the input are mirrored. Existing files are never replaced unless ``overwrite``;
 every PNG and the manifest are written atomically, so a killed run leaves no half-written file.
@@ -9,20 +9,20 @@ A bad input is recorded by name and reason in the manifest and does not stop the
 from __future__ import annotations
 
 import json
-import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor
 
 from a2i.image import image_grid, write_png
+from a2i.io_utils import atomic_write
 
 
-class ImageFolderWriter(BasePredictionWriter):
-    """Turn the predict contract of :mod:`a2i.methods.base` into files.
+class ImageFolderWriter:
+    """Turn generated images (``a2i predict``) into files.
 
     Args:
         output_dir: Destination folder.
@@ -30,14 +30,17 @@ class ImageFolderWriter(BasePredictionWriter):
         grid_size: Inputs shown in the contact sheet (first seed of each).
     """
 
-    def __init__(self, output_dir: str, overwrite: bool = False, grid_size: int = 64) -> None:
-        super().__init__(write_interval="batch")
+    def __init__(
+        self, output_dir: str | Path, overwrite: bool = False, grid_size: int = 64
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.overwrite = overwrite
         self.grid_size = grid_size
         self.rows: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
-        self._grid_images: list[torch.Tensor] = []
+        self.manifest_path: Path | None = None
+        self.grid_path: Path | None = None
+        self._grid_images: list[Tensor] = []
 
     def image_path(self, key: str, seed: int, num_seeds: int) -> Path:
         """``output_dir/<key without extension>[_seed<S>].png``."""
@@ -45,20 +48,15 @@ class ImageFolderWriter(BasePredictionWriter):
         name = f"{stem.name}_seed{seed}.png" if num_seeds > 1 else f"{stem.name}.png"
         return self.output_dir / stem.parent / name
 
-    def write_on_batch_end(
+    def write(
         self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        prediction: dict[str, Any],
-        batch_indices: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        keys: Sequence[str],
+        images: Sequence[Tensor | None],
+        seeds: Sequence[int],
+        errors: Sequence[str],
     ) -> None:
-        """Write this batch's images and record one manifest row per (input, seed)."""
-        seeds = prediction["seeds"]
-        for row, key in enumerate(prediction["key"]):
-            error = prediction["error"][row]
+        """Write one batch: ``images[i]`` is ``(S, 3, H, W)`` for input ``keys[i]`` (None if failed)."""
+        for key, drawn, error in zip(keys, images, errors, strict=True):
             for index, seed in enumerate(seeds):
                 path = self.image_path(key, seed, len(seeds))
                 record = {
@@ -68,28 +66,25 @@ class ImageFolderWriter(BasePredictionWriter):
                     "status": "ok",
                     "error": "",
                 }
-                if error:
-                    record.update(output="", status="failed", error=error)
+                if error or drawn is None:
+                    record.update(output="", status="failed", error=error or "no image")
                     self.failures.append(record)
                 elif path.exists() and not self.overwrite:
                     record.update(
                         status="exists", error="kept existing file (use --overwrite true)"
                     )
                 else:
-                    image = prediction["images"][row, index]
-                    write_png(path, image, overwrite=self.overwrite)
+                    write_png(path, drawn[index], overwrite=self.overwrite)
                     if index == 0 and len(self._grid_images) < self.grid_size:
-                        self._grid_images.append(image.detach().cpu())
+                        self._grid_images.append(drawn[index].detach().cpu())
                 self.rows.append(record)
 
-    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Write the manifest (JSONL) and the contact sheet."""
+    def close(self, suffix: str = "") -> None:
+        """Write the manifest (JSONL) and the contact sheet; ``suffix`` names a rank's files."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        suffix = f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         manifest = self._fresh_name(f"manifest{suffix}", ".jsonl")
-        tmp = manifest.with_name(f".{manifest.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
-        os.replace(tmp, manifest)
+        with atomic_write(manifest) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
         self.manifest_path = manifest
         if self._grid_images:
             self.grid_path = self._fresh_name(f"grid{suffix}", ".png")

@@ -120,3 +120,20 @@ def test_two_process_ddp_test_writes_one_report(report, tmp_path):
     assert results["run"]["test_images"] == 8  # one batch of 4 on each rank
     assert sum(map(sum, results["confusion"])) == 8
     assert len(results["controllability"]["volume"]) == 7
+    # One process over the same 8 clips draws the same images: every judged count and sweep agrees.
+    single = tmp_path / "single"
+    main(
+        [
+            *args[: args.index("--trainer.callbacks.init_args.output_dir")],
+            "--trainer.callbacks.init_args.output_dir",
+            str(single),
+            "--trainer.limit_test_batches",
+            "2",
+        ]
+    )
+    alone = json.loads((single / "metrics.json").read_text())
+    assert alone["confusion"] == results["confusion"]
+    assert alone["controllability"] == results["controllability"]
+    for name, value in results["metrics"].items():
+        if name.startswith(("judge_", "clip_", "aic")):
+            assert alone["metrics"][name] == pytest.approx(value, abs=1e-6), name

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from a2i.data.synthetic import SyntheticWorldDataModule
 from a2i.errors import ConfigError
+from a2i.synth.datamodule import SyntheticWorldDataModule
 from a2i.synth.world import WORLD_CLASSES
 
 

@@ -1,9 +1,9 @@
-"""One evaluation harness for every method: ``a2i test`` with the :class:`Evaluation` callback.
+r"""One evaluation harness for every method: ``a2i test`` with the :class:`Evaluation` callback.
 
 Each seed paper scores with its own scripts, so their numbers do not compare. Here every method
-is scored the same way from the same test batches: the callback asks the method for one image
-per test clip (``generate_from_audio``), feeds the images to every configured metric, and at the
-end writes one report (``metrics.json``/``.md``/``.csv`` + image grids) and logs it to
+is scored the same way from the same test batches: the callback draws one image per test clip
+through :class:`~a2i.pipelines.AudioToImagePipeline` (the path ``a2i predict`` takes), feeds the
+images to every configured metric, and at the end writes one report (``metrics.json``/``.md``/``.csv`` + image grids) and logs it to
 TensorBoard. Which metrics run depends on which backbones the evaluation config gives:
 
 ========================  ==========================================================  =========
@@ -14,11 +14,13 @@ metric                    needs                                                 
 ``iis``                   ``clip`` + ground-truth frames                               AT §4
 ``ais``                   ``clip`` + ``audio_tower`` in CLIP's image space              AT §4
 ``aic``                   ``classifier`` (+ ``clip`` for the 0.75 name fallback)       AT §4
-``judge_*``, sweeps       ``world_judge`` on the synthetic world                        S2V §5
-``modality_gap``          a method with ``audio_features`` and ``image_features``      S2V §4.3
+``judge_*``, sweeps       a plugin: :class:`a2i.synth.evaluation.WorldEvaluation`      S2V §5
+``modality_gap``          a method that ``aligns_spaces``                              S2V §4.3
 ``diversity_*``           ``diversity_seeds >= 2``                                     —
 ========================  ==========================================================  =========
 
+Dataset-specific measures plug in as :class:`EvaluationPlugin`\ s (the synthetic world's judge
+and control sweeps live in :mod:`a2i.synth`), so this core knows no dataset.
 All metrics are torchmetrics ``Metric``s: under DDP every rank scores its share of the test set
 and the states are synced before computing, so the report is the same as on one process.
 """
@@ -26,6 +28,8 @@ and the states are synced before computing, so the report is the same as on one 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +44,10 @@ from torchmetrics import SumMetric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from a2i.audio.io import fit_length
-from a2i.data.synthetic import GAIN_DB, REVERB, SECOND_SOURCE
+from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import ConfigError
 from a2i.interfaces import AUDIO, IMAGE, LABEL, AudioEncoder
-from a2i.metrics.backbones import CLIPScorer, ImageClassifier
-from a2i.metrics.controllability import ControlSweeps
+from a2i.metrics.diversity import SeedDiversity
 from a2i.metrics.image_quality import ImageQuality
 from a2i.metrics.modality_gap import ModalityGap
 from a2i.metrics.report import check_report_dir, flatten, write_report
@@ -54,10 +57,42 @@ from a2i.metrics.retrieval import (
     RelativeSimilarity,
     class_agreement_matrix,
 )
-from a2i.metrics.world import JudgeMetrics, SeedDiversity, layout_codes
-from a2i.synth.judge import WorldJudge
+from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.audio_to_image import Request
 
 log = logging.getLogger(__name__)
+
+Gather = Callable[[Tensor], Tensor]
+"""Concatenates a per-rank tensor over all ranks (identity on one process)."""
+
+
+class EvaluationPlugin(ABC):
+    """Measures that need more than the generic harness knows (a dataset's ground truth).
+
+    The harness calls :meth:`setup` once, :meth:`update` per test batch with the images it drew,
+    and :meth:`compute` at the end; what :meth:`compute` returns is merged into the report.
+    """
+
+    @abstractmethod
+    def setup(self, trainer: L.Trainer, pipeline: AudioToImagePipeline) -> None:
+        """Check that the run fits (e.g. its datamodule) and build the plugin's metrics."""
+
+    @abstractmethod
+    def update(self, batch: dict[str, Any], images: Tensor) -> Tensor | None:
+        """Score one batch's images ``(B, 3, H, W)``.
+
+        Optionally returns per-image scores of the input's own class (they rank the grids).
+        """
+
+    def layout_codes(self, images: Tensor) -> Tensor | None:
+        """Optional ``(N,)`` discrete scene codes of images, for the seed-diversity measure."""
+        return None
+
+    @abstractmethod
+    def compute(
+        self, pipeline: AudioToImagePipeline, rank: int, world_size: int, gather: Gather
+    ) -> dict[str, Any]:
+        """Report sections: ``{"metrics": {name: value}, <section>: …}`` (same on every rank)."""
 
 
 class Evaluation(Callback):
@@ -77,9 +112,7 @@ class Evaluation(Callback):
         quality_backbone: Feature network of FID/KID/IS (:class:`InceptionFeatures` for
             paper-comparable numbers; the world classifier in the synthetic world).
         kid_subset_size: KID subset size (clamped to the number of images).
-        world_judge: Judge generated images against the synthetic world's ground truth and run
-            the control sweeps (needs a ``SyntheticWorldDataModule``).
-        control_scenes: Scenes per point of each control sweep (0: no sweeps).
+        plugins: Dataset-specific measures (e.g. :class:`a2i.synth.evaluation.WorldEvaluation`).
         diversity_seeds: Seeds per input for the diversity measures (< 2: skipped).
         diversity_inputs: Inputs per rank that get ``diversity_seeds`` images.
         grid_images: Images per class in the best/worst/random grids.
@@ -99,8 +132,7 @@ class Evaluation(Callback):
         audio_tower: AudioEncoder | None = None,
         quality_backbone: nn.Module | None = None,
         kid_subset_size: int = 1000,
-        world_judge: bool = False,
-        control_scenes: int = 40,
+        plugins: list[EvaluationPlugin] | None = None,
         diversity_seeds: int = 4,
         diversity_inputs: int = 32,
         grid_images: int = 4,
@@ -122,8 +154,7 @@ class Evaluation(Callback):
         self.audio_tower = audio_tower.freeze() if audio_tower is not None else None
         self.quality_backbone = quality_backbone
         self.kid_subset_size = kid_subset_size
-        self.world_judge = world_judge
-        self.control_scenes = control_scenes
+        self.plugins = list(plugins or [])
         self.diversity_seeds = diversity_seeds
         self.diversity_inputs = diversity_inputs
         self.grid_images = grid_images
@@ -138,11 +169,8 @@ class Evaluation(Callback):
         """Check the report folder, move backbones to the device, build the metrics."""
         self.report_dir = Path(self.output_dir or Path(trainer.log_dir or ".") / "evaluation")
         check_report_dir(self.report_dir, self.overwrite)
-        if not hasattr(pl_module, "generate_from_audio"):
-            raise ConfigError(
-                f"{type(pl_module).__name__} has no generate_from_audio(); Evaluation scores "
-                "methods that draw images from audio"
-            )
+        self.pipeline = AudioToImagePipeline(pl_module)
+        self.request: Request = self.pipeline.prepare_request(seed=self.seed)
         device = pl_module.device
         self.classes = self.class_names or list(getattr(trainer.datamodule, "classes", []) or [])
         for backbone in (self.clip, self.classifier, self.audio_tower, self.quality_backbone):
@@ -168,18 +196,11 @@ class Evaluation(Callback):
                 self.agreement_threshold,
             )
             metrics["aic"] = ClassAgreement(agreement)
-        if self.world_judge:
-            self.world = getattr(trainer.datamodule, "world", None)
-            if self.world is None:
-                raise ConfigError(
-                    "Evaluation.world_judge needs the synthetic world's test set "
-                    "(data: a2i.data.synthetic.SyntheticWorldDataModule)"
-                )
-            self.judge = WorldJudge.load().to(device)
-            metrics["judge"] = JudgeMetrics(len(self.world.classes))
-        if hasattr(pl_module, "audio_features") and hasattr(pl_module, "image_features"):
+        for plugin in self.plugins:
+            plugin.setup(trainer, self.pipeline)
+        if pl_module.aligns_spaces:
             metrics["modality_gap"] = ModalityGap()
-        if self.diversity_seeds >= 2 and (self.clip is not None or self.world_judge):
+        if self.diversity_seeds >= 2 and (self.clip is not None or self.plugins):
             metrics["diversity"] = SeedDiversity()
         self.metrics = {name: metric.to(device) for name, metric in metrics.items()}
         self.diversity_seen = 0
@@ -201,7 +222,7 @@ class Evaluation(Callback):
         audio = batch[AUDIO]
         labels = batch.get(LABEL, torch.full((len(audio),), -1, device=audio.device))
         frames = batch.get(IMAGE)
-        images = pl_module.generate_from_audio(audio, [self.seed])[:, 0]
+        images = self.pipeline.generate(audio, self.request)[:, 0]
         metrics = self.metrics
         metrics["count"].update(torch.tensor(float(len(images)), device=images.device))
         if "quality" in metrics:
@@ -224,13 +245,10 @@ class Evaluation(Callback):
                 )
         if "aic" in metrics:
             metrics["aic"].update(self.classifier.logits(images).argmax(dim=-1), labels)
-        if "judge" in metrics:
-            report = self.judge.judge(images)
-            metrics["judge"].update(
-                report, labels, batch[SECOND_SOURCE], batch[GAIN_DB], batch[REVERB]
-            )
+        for plugin in self.plugins:
+            plugin_scores = plugin.update(batch, images)
             if scores is None:
-                scores = report.confidence.gather(1, labels.clamp(min=0)[:, None])[:, 0]
+                scores = plugin_scores
         if "modality_gap" in metrics and frames is not None:
             metrics["modality_gap"].update(
                 pl_module.image_features(frames), pl_module.audio_features(audio)
@@ -241,12 +259,17 @@ class Evaluation(Callback):
             self.grid_pool.add(images, labels, scores)
 
     def _update_diversity(self, pl_module: L.LightningModule, audio: Tensor) -> None:
-        seeds = list(range(self.seed, self.seed + self.diversity_seeds))
-        images = pl_module.generate_from_audio(audio, seeds)  # (B, S, 3, H, W)
+        request = self.pipeline.prepare_request(
+            seed=self.seed, num_images_per_input=self.diversity_seeds
+        )
+        images = self.pipeline.generate(audio, request)  # (B, S, 3, H, W)
         flat = images.flatten(0, 1)
+        seeds = request.seeds
         codes = None
-        if self.world_judge:
-            codes = layout_codes(self.judge.judge(flat)).view(len(audio), len(seeds))
+        for plugin in self.plugins:
+            found = plugin.layout_codes(flat)
+            if found is not None:
+                codes = found.view(len(audio), len(seeds))
         if self.clip is not None:
             features = self.clip.embed_images(flat)
         else:
@@ -257,7 +280,7 @@ class Evaluation(Callback):
     def _tower_input(self, audio: Tensor, pl_module: L.LightningModule) -> Tensor:
         """The method's clips at the audio tower's sample rate and clip length."""
         tower = self.audio_tower
-        method_rate = int(getattr(pl_module, "sample_rate", tower.sample_rate))
+        method_rate = pl_module.sample_rate
         if method_rate != tower.sample_rate:
             audio = AF.resample(audio, method_rate, tower.sample_rate)
         samples = round(tower.clip_seconds * tower.sample_rate)
@@ -268,17 +291,16 @@ class Evaluation(Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Compute every metric (synced over ranks), run the sweeps, write and log the report."""
         results = self._compute(trainer, pl_module)
-        if self.world_judge and self.control_scenes > 0:
-            sweeps = ControlSweeps(
-                self.world, self.judge, scenes=self.control_scenes, seed=self.seed
-            )
-            device = pl_module.device
-            results["controllability"] = sweeps.run(
-                pl_module,
+        device = pl_module.device
+        for plugin in self.plugins:
+            sections = plugin.compute(
+                self.pipeline,
                 trainer.global_rank,
                 trainer.world_size,
                 lambda tensor: _gather_cat(tensor.to(device)).cpu(),
             )
+            results["metrics"].update(sections.pop("metrics", {}))
+            results.update(sections)
         grids = self.grid_pool.grids(self.classes)
         self.results = results
         scalars = flatten({k: v for k, v in results.items() if k not in ("run", "classes")})
@@ -310,11 +332,6 @@ class Evaluation(Callback):
                 metrics.update({f"clip_{k}": float(v) for k, v in value.items()})
             elif name in ("iis", "ais", "aic"):
                 metrics[name] = float(value)
-            elif name == "judge":
-                confusion = value.pop("confusion")
-                metrics.update({f"judge_{k}": float(v) for k, v in value.items()})
-                results["confusion"] = confusion.long().tolist()
-                results["classes"] = self.classes
             elif name == "modality_gap":
                 results["modality_gap"] = {k: float(v) for k, v in value.items()}
                 self.gap_distributions = metric.distributions()

@@ -1,0 +1,53 @@
+"""Writing files atomically: a killed run leaves either the old file or the new one, never half.
+
+Every file a2i writes (images, audio, weights, manifests, reports, shards) goes through
+:func:`atomic_write`. Temporary files are hidden and end in ``.tmp`` (``.<name>.<random>.tmp``
+next to the target), so a resumed run can find and delete what a killed one left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from a2i.errors import OutputExistsError
+
+TEMP_GLOB = ".*.tmp"
+"""Matches the temporary files :func:`atomic_write` creates (and a killed run may leave)."""
+
+
+@contextmanager
+def atomic_write(
+    path: str | Path,
+    *,
+    overwrite: bool = True,
+    remedy: str = "pass overwrite=True to replace it",
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; when the block ends, move it onto ``path``.
+
+    The caller writes (and closes) the temporary file; it is then fsynced and renamed over
+    ``path`` with :func:`os.replace`, so readers see the old file or the whole new one. If the
+    block raises, the temporary file is deleted and ``path`` is left untouched. The parent folder
+    is created.
+
+    Args:
+        path: The file to write.
+        overwrite: Replace an existing ``path``; False raises :class:`OutputExistsError`
+            before anything is written.
+        remedy: How to allow the overwrite, shown in that error.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise OutputExistsError(path, remedy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:  # the writer closed it; flush its data to disk
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,368 @@
+"""Sound in, images out: the one inference path of every method, without Lightning.
+
+``a2i predict``, the evaluation harness, the control sweeps and Python users all call
+:class:`AudioToImagePipeline`. It follows diffusers' pipeline conventions
+(``pipeline_pixart_alpha.py``): inference only, one ``__call__``, the usual argument names
+(``num_images_per_input``, ``seed``, ``guidance_scale``, ``num_inference_steps``,
+``output_type``), inputs checked before anything is computed. What it adds to a method's
+:meth:`~a2i.interfaces.AudioToImageModel.generate_from_audio`:
+
+- reading audio files of any format and rate (one bad file is that input's error, the others go on),
+- the waveform controls of Sound2Vision §5.1 (volume, mixing with other sounds at given gains),
+- the image blend of §5.2 from a file or tensor, a prompt, sampling overrides — each refused by
+  name when the method does not support it,
+- batching, with images that do not depend on the batch (every (input, seed) has its own noise).
+
+Building a pipeline from a training run or an exported folder lives in :mod:`a2i.pipelines.loading`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from a2i.audio.effects import apply_gain, db_to_amplitude
+from a2i.audio.io import fit_length, read_audio
+from a2i.errors import A2IError, ConfigError
+from a2i.image import read_image, to_uint8
+from a2i.interfaces import AudioToImageModel, Control
+from a2i.pipelines.card import ModelCard
+
+AudioInput = str | Path | Tensor
+"""A file path, or a mono waveform ``(T,)`` at the model's sample rate."""
+
+
+@dataclass
+class AudioToImageOutput:
+    """What :class:`AudioToImagePipeline` returns, one entry per input, in input order.
+
+    Attributes:
+        images: ``(S, 3, H, W)`` tensors in ``[0, 1]`` (``output_type="pt"``) or lists of
+            ``PIL.Image`` (``"pil"``); None for an input that failed.
+        seeds: The ``S`` noise seeds, shared by every input.
+        errors: ``""`` for an input that worked, else why it failed (file and reason).
+        durations: Seconds of audio each input held before cropping/padding (None if unread).
+    """
+
+    images: list[Tensor | list[Image.Image] | None]
+    seeds: list[int]
+    errors: list[str]
+    durations: list[float | None] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[int]:
+        """Indices of the inputs that failed."""
+        return [i for i, error in enumerate(self.errors) if error]
+
+
+@dataclass(frozen=True)
+class Request:
+    """The controls of one call, checked and resolved (mix sources read, image loaded)."""
+
+    seeds: list[int]
+    gain_db: float
+    mix_sources: list[tuple[Tensor, float]]
+    image: Tensor | None
+    image_weight: float
+    prompt: str | None
+    guidance_scale: float | None
+    num_inference_steps: int | None
+
+
+class AudioToImagePipeline:
+    """Inference over any :class:`~a2i.interfaces.AudioToImageModel` (see module docstring).
+
+    Args:
+        model: A trained method (a Lightning module or any object with the contract).
+        batch_size: Inputs generated at once (images do not depend on it).
+
+    Example::
+
+        pipe = AudioToImagePipeline.from_run("runs/demo/<time>/logs/gan/version_0")
+        out = pipe(["dog.wav", "rain.flac"], num_images_per_input=2)
+        out.images[0]  # (2, 3, H, W)
+    """
+
+    def __init__(self, model: AudioToImageModel, batch_size: int = 16) -> None:
+        if not isinstance(model, AudioToImageModel):
+            raise ConfigError(
+                f"{type(model).__name__} does not draw images from audio (it does not implement "
+                "a2i.interfaces.AudioToImageModel); predict and test need such a method"
+            )
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1 (got {batch_size})")
+        self.model = model
+        self.batch_size = batch_size
+        self.card = ModelCard()
+        if isinstance(model, nn.Module):
+            model.eval()
+
+    @classmethod
+    def from_run(cls, run: str | Path, **kwargs: Any) -> AudioToImagePipeline:
+        """The method of a training run.
+
+        ``run`` is a run folder (``config.yaml`` + ``checkpoints/``) or a ``.ckpt`` inside one;
+        see :func:`a2i.pipelines.loading.load_run`.
+        """
+        from a2i.pipelines.loading import load_run
+
+        model, card = load_run(run)
+        pipe = cls(model, **kwargs)
+        pipe.card = card
+        return pipe
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> AudioToImagePipeline:
+        """The method saved by :meth:`save_pretrained` in ``directory``."""
+        from a2i.pipelines.loading import load_exported
+
+        model, card = load_exported(directory)
+        pipe = cls(model, **kwargs)
+        pipe.card = card
+        return pipe
+
+    def save_pretrained(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write ``config.yaml`` + ``model.safetensors`` (trainable weights) + ``README.md``."""
+        from a2i.pipelines.loading import save_exported
+
+        return save_exported(self.model, directory, self.card, overwrite=overwrite)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights live (CPU for weight-less models)."""
+        if isinstance(self.model, nn.Module):
+            for tensor in (*self.model.parameters(), *self.model.buffers()):
+                return tensor.device
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> AudioToImagePipeline:
+        """Move the model to ``device``."""
+        if isinstance(self.model, nn.Module):
+            self.model.to(device)
+        return self
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per clip the model hears."""
+        return round(self.model.clip_seconds * self.model.sample_rate)
+
+    # -- checking and resolving the request ------------------------------------------------------
+
+    def prepare_request(
+        self,
+        *,
+        num_images_per_input: int = 1,
+        seed: int = 0,
+        gain_db: float = 0.0,
+        mix_with: Sequence[AudioInput] = (),
+        mix_gains_db: Sequence[float] = (),
+        image: str | Path | Tensor | None = None,
+        image_weight: float = 0.5,
+        prompt: str | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+    ) -> Request:
+        """Check every control against the model's ``supports`` and load the files they name.
+
+        Raises:
+            ConfigError: A control the model does not support, or a value out of range.
+            AudioDecodeError / ImageDecodeError: A ``mix_with`` or ``image`` file is unreadable
+                (it applies to every input, so the whole call stops).
+        """
+        asked: dict[Control, bool] = {
+            "gain": gain_db != 0.0,
+            "mix": bool(mix_with),
+            "image_blend": image is not None,
+            "prompt": prompt is not None,
+            "guidance_scale": guidance_scale is not None,
+            "num_inference_steps": num_inference_steps is not None,
+        }
+        self.model.check_controls(asked)
+        if num_images_per_input < 1:
+            raise ConfigError(f"num_images_per_input must be >= 1 (got {num_images_per_input})")
+        if not 0.0 <= image_weight <= 1.0:
+            raise ConfigError(f"image_weight must be in [0, 1] (got {image_weight})")
+        if mix_gains_db and len(mix_gains_db) != len(mix_with):
+            raise ConfigError(
+                f"mix_gains_db has {len(mix_gains_db)} values for {len(mix_with)} mix_with sounds"
+            )
+        if num_inference_steps is not None and num_inference_steps < 1:
+            raise ConfigError(f"num_inference_steps must be >= 1 (got {num_inference_steps})")
+        gains = list(mix_gains_db) or [0.0] * len(mix_with)
+        sources = [(self._clip(source), gain) for source, gain in zip(mix_with, gains, strict=True)]
+        if isinstance(image, str | Path):
+            image = read_image(image, self.model.image_size)
+        if image is not None and image.dim() == 3:
+            image = image[None]
+        return Request(
+            seeds=list(range(seed, seed + num_images_per_input)),
+            gain_db=gain_db,
+            mix_sources=sources,
+            image=image,
+            image_weight=image_weight,
+            prompt=prompt,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+        )
+
+    def _clip(self, source: AudioInput) -> Tensor:
+        """A file or waveform as one clip of the model's length (start-aligned, zero-padded)."""
+        waveform = read_audio(source, self.model.sample_rate) if _is_path(source) else source
+        return fit_length(waveform.float().reshape(-1), self.num_samples, random_crop=False)
+
+    # -- generation ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, waveform: Tensor, request: Request) -> Tensor:
+        """Images ``(B, S, 3, H, W)`` for clips ``(B, T)`` already at the model's rate/length."""
+        device = self.device
+        waveform = waveform.to(device)
+        if request.gain_db:
+            waveform = apply_gain(waveform, request.gain_db)
+        for source, gain in request.mix_sources:
+            waveform = waveform + db_to_amplitude(gain) * source.to(waveform)
+        image = None
+        if request.image is not None:
+            image = request.image.to(device)
+            if len(image) not in (1, len(waveform)):
+                raise ConfigError(
+                    f"{len(image)} blend images for {len(waveform)} inputs (give 1 or one each)"
+                )
+        return self.model.generate_from_audio(
+            waveform,
+            request.seeds,
+            image=image,
+            image_weight=request.image_weight,
+            prompt=request.prompt,
+            guidance_scale=request.guidance_scale,
+            num_inference_steps=request.num_inference_steps,
+        )
+
+    def __call__(
+        self,
+        audio: AudioInput | Sequence[AudioInput],
+        *,
+        num_images_per_input: int = 1,
+        seed: int = 0,
+        gain_db: float = 0.0,
+        mix_with: Sequence[AudioInput] = (),
+        mix_gains_db: Sequence[float] = (),
+        image: str | Path | Tensor | None = None,
+        image_weight: float = 0.5,
+        prompt: str | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        output_type: Literal["pt", "pil"] = "pt",
+    ) -> AudioToImageOutput:
+        """Draw ``num_images_per_input`` images for every input.
+
+        Args:
+            audio: Files (any format and rate) and/or mono waveforms ``(T,)`` at the model's rate;
+                a ``(B, T)`` tensor is B waveforms.
+            num_images_per_input: Images per input, seeds ``seed, seed+1, …``.
+            seed: First noise seed.
+            gain_db: Volume change of every input (``gain``, Sound2Vision §5.1).
+            mix_with: Sounds added to every input (``mix``, §5.1).
+            mix_gains_db: Gain of each ``mix_with`` sound (default 0 dB).
+            image: Image blended with the audio (``image_blend``, §5.2): path or ``(3, H, W)``,
+                or ``(B, 3, H, W)`` with one image per input.
+            image_weight: λ of ``λ·z_V + (1−λ)·z_A``.
+            prompt: Text around the audio token (``prompt``, AudioToken).
+            guidance_scale: Classifier-free guidance scale (diffusion methods).
+            num_inference_steps: Sampling steps (diffusion methods).
+            output_type: ``"pt"`` tensors in ``[0, 1]`` or ``"pil"`` images.
+        """
+        if output_type not in ("pt", "pil"):
+            raise ConfigError(f"output_type must be 'pt' or 'pil' (got {output_type!r})")
+        inputs = _as_inputs(audio)
+        request = self.prepare_request(
+            num_images_per_input=num_images_per_input,
+            seed=seed,
+            gain_db=gain_db,
+            mix_with=mix_with,
+            mix_gains_db=mix_gains_db,
+            image=image,
+            image_weight=image_weight,
+            prompt=prompt,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+        )
+        return self.run(inputs, request, output_type)
+
+    def run(
+        self,
+        inputs: Sequence[AudioInput],
+        request: Request,
+        output_type: Literal["pt", "pil"] = "pt",
+    ) -> AudioToImageOutput:
+        """Generate for ``inputs`` under an already prepared ``request`` (see :meth:`__call__`)."""
+        inputs = list(inputs)
+        if request.image is not None and len(request.image) not in (1, len(inputs)):
+            raise ConfigError(
+                f"{len(request.image)} blend images for {len(inputs)} inputs (give 1 or one each)"
+            )
+        output = AudioToImageOutput(
+            images=[None] * len(inputs),
+            seeds=request.seeds,
+            errors=[""] * len(inputs),
+            durations=[None] * len(inputs),
+        )
+        for indices, clips in self._batches(inputs, output):
+            batch_request = request
+            if request.image is not None and len(request.image) > 1:
+                batch_request = replace(request, image=request.image[indices])
+            images = self.generate(torch.stack(clips), batch_request).cpu()
+            for index, drawn in zip(indices, images, strict=True):
+                output.images[index] = drawn if output_type == "pt" else to_pil(drawn)
+        return output
+
+    def _batches(
+        self, inputs: list[AudioInput], output: AudioToImageOutput
+    ) -> Iterator[tuple[list[int], list[Tensor]]]:
+        """Read inputs in order and yield full batches; a read failure is that input's error."""
+        indices: list[int] = []
+        clips: list[Tensor] = []
+        for index, source in enumerate(inputs):
+            try:
+                waveform = (
+                    read_audio(source, self.model.sample_rate) if _is_path(source) else source
+                )
+                waveform = waveform.float().reshape(-1)
+            except A2IError as error:
+                output.errors[index] = str(error)
+                continue
+            output.durations[index] = waveform.shape[-1] / self.model.sample_rate
+            indices.append(index)
+            clips.append(fit_length(waveform, self.num_samples, random_crop=False))
+            if len(indices) == self.batch_size:
+                yield indices, clips
+                indices, clips = [], []
+        if indices:
+            yield indices, clips
+
+
+def to_pil(images: Tensor) -> list[Image.Image]:
+    """``(S, 3, H, W)`` in ``[0, 1]`` → S PIL images."""
+    return [Image.fromarray(to_uint8(image)) for image in images]
+
+
+def _is_path(source: AudioInput) -> bool:
+    return isinstance(source, str | Path)
+
+
+def _as_inputs(audio: AudioInput | Sequence[AudioInput]) -> list[AudioInput]:
+    if _is_path(audio):
+        return [audio]
+    if isinstance(audio, Tensor):
+        if audio.dim() == 1:
+            return [audio]
+        if audio.dim() == 2:
+            return list(audio)
+        raise ConfigError(f"waveforms must be (T,) or (B, T), got {tuple(audio.shape)}")
+    return list(audio)

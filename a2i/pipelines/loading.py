@@ -1,0 +1,267 @@
+"""Rebuilding a trained method without LightningCLI: from a run, a checkpoint or an export.
+
+A run folder holds ``config.yaml`` (the parsed config: every component as
+``class_path``/``init_args``) and ``checkpoints/*.ckpt`` (trainable weights; frozen components
+are rebuilt from their config). An exported folder (:func:`save_exported`, diffusers'
+``save_pretrained`` layout) holds ``config.yaml`` (the model section only), ``model.safetensors``
+(trainable weights only) and a ``README.md`` model card.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from jsonargparse import ArgumentParser
+from safetensors.torch import load_file
+
+from a2i.errors import ConfigError
+from a2i.interfaces import AudioToImageModel, FreezableMixin
+from a2i.io_utils import atomic_write
+from a2i.pipelines.card import ModelCard
+from a2i.pretrained import save_state_dict
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+
+
+def build_method(model_config: dict[str, Any], seed: int | None = None) -> AudioToImageModel:
+    """Instantiate a method from its ``class_path``/``init_args`` config (a run's ``model:``).
+
+    The method records that config as its hyper-parameters, as under ``a2i fit``, so it can be
+    exported again. ``seed`` (the run's ``seed_everything``) seeds the construction as ``a2i fit``
+    did, so frozen components with random weights (tiny test presets) come out identical; the
+    caller's random state is left untouched.
+    """
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(AudioToImageModel, "model", required=True, fail_untyped=False)
+    try:
+        parsed = parser.parse_object({"model": model_config})
+    except Exception as error:  # jsonargparse reports every config mistake as one message
+        raise ConfigError(f"invalid model config: {_first_line(error)}") from error
+    dumped = yaml.safe_load(parser.dump(parsed, skip_none=False))["model"]
+    hparams = {"_class_path": dumped["class_path"], **(dumped.get("init_args") or {})}
+    with torch.random.fork_rng(devices=[]), _recorded_hyperparameters(hparams):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return parser.instantiate_classes(parsed).model
+
+
+def _recorded_hyperparameters(hparams: dict[str, Any]) -> Any:
+    """Lightning's context that makes ``save_hyperparameters`` store ``hparams`` (the config)."""
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
+
+    return _given_hyperparameters_context(
+        hparams=hparams, instantiator="lightning.pytorch.cli.instantiate_module"
+    )
+
+
+def frozen_prefixes(model: object) -> tuple[str, ...]:
+    """State-dict prefixes of the model's frozen top-level components."""
+    children = model.named_children() if isinstance(model, torch.nn.Module) else []
+    return tuple(
+        f"{name}." for name, child in children if isinstance(child, FreezableMixin) and child.frozen
+    )
+
+
+def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint or an export must hold: everything but frozen components."""
+    prefixes = frozen_prefixes(model)
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(prefixes)}
+
+
+def load_trainable_weights(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str
+) -> None:
+    """Load ``state`` into ``model``; refuse any missing trainable, unknown or misshapen weight.
+
+    Frozen components may be absent (they were rebuilt from the config) but, when present,
+    must match too.
+    """
+    own = model.state_dict()
+    prefixes = frozen_prefixes(model)
+    missing = [k for k in own if k not in state and not k.startswith(prefixes)]
+    unknown = [k for k in state if k not in own]
+    misshapen = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in state
+        if k in own and state[k].shape != own[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} weights missing (first: {', '.join(missing[:3])})")
+    if unknown:
+        problems.append(f"{len(unknown)} unknown weights (first: {', '.join(unknown[:3])})")
+    if misshapen:
+        problems.append(f"{len(misshapen)} of another shape (first: {misshapen[0]})")
+    if problems:
+        raise ConfigError(
+            f"{source} does not fit {type(model).__name__} as configured: {'; '.join(problems)}. "
+            "Was it written by another method or with other component sizes?"
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint's contents (tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint '{path}' does not exist (or is not a file)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors all mean "not a usable checkpoint"
+        raise ConfigError(f"cannot read checkpoint '{path}': {_first_line(error)}") from error
+
+
+def check_checkpoint_method(checkpoint: dict[str, Any], model: object, source: str) -> None:
+    """Refuse a checkpoint written by another method class than ``model``'s."""
+    written_by = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    expected = f"{type(model).__module__}.{type(model).__qualname__}"
+    if written_by and written_by != expected:
+        raise ConfigError(f"{source} was written by {written_by}, but the config builds {expected}")
+
+
+def load_checkpoint_into(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
+    """Check that the checkpoint at ``path`` belongs to ``model``'s method and load its weights."""
+    checkpoint = read_checkpoint(path)
+    check_checkpoint_method(checkpoint, model, f"checkpoint '{path}'")
+    load_trainable_weights(model, checkpoint.get("state_dict", {}), f"checkpoint '{path}'")
+    return checkpoint
+
+
+def find_run(run: str | Path) -> tuple[Path, Path, Path]:
+    """``(run folder, config.yaml, checkpoint)`` of a run folder or of a checkpoint inside one.
+
+    A folder uses ``checkpoints/last.ckpt``, or its only checkpoint.
+    """
+    run = Path(run)
+    if run.is_file():
+        checkpoint = run
+        folder = run.parent.parent if run.parent.name == "checkpoints" else run.parent
+    elif run.is_dir():
+        folder = run
+        candidates = sorted((run / "checkpoints").glob("*.ckpt"))
+        last = run / "checkpoints" / "last.ckpt"
+        if last.exists():
+            checkpoint = last
+        elif len(candidates) == 1:
+            checkpoint = candidates[0]
+        else:
+            found = ", ".join(p.name for p in candidates) or "none"
+            raise ConfigError(
+                f"{run}: cannot tell which checkpoint to use (checkpoints/*.ckpt: {found}); "
+                "pass the .ckpt file itself"
+            )
+    else:
+        raise ConfigError(f"run '{run}' does not exist (give a run folder or a .ckpt file)")
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        raise ConfigError(f"{folder} has no {CONFIG_FILE}: is it a folder written by `a2i fit`?")
+    return folder, config, checkpoint
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A YAML config as a dict, with its ``model`` section checked."""
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config.get("model"), dict) or "class_path" not in config["model"]:
+        raise ConfigError(f"{path} has no model section with a class_path")
+    return config
+
+
+def load_run(run: str | Path) -> tuple[AudioToImageModel, ModelCard]:
+    """The trained method of a run folder or checkpoint, and its model card."""
+    folder, config_path, checkpoint = find_run(run)
+    config = read_config(config_path)
+    model = build_method(config["model"], _seed(config))
+    load_checkpoint_into(model, checkpoint)
+    card = ModelCard.describe(
+        model,
+        data=config.get("data"),
+        metrics=ModelCard.read_metrics(folder),
+        source=str(checkpoint),
+        seed=_seed(config),
+    )
+    return model, card
+
+
+def load_exported(directory: str | Path) -> tuple[AudioToImageModel, ModelCard]:
+    """The method saved by :func:`save_exported` in ``directory``."""
+    directory = Path(directory)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise ConfigError(f"{directory} has no {name}: was it written by save_pretrained?")
+    config = read_config(directory / CONFIG_FILE)
+    model = build_method(config["model"], _seed(config))
+    load_trainable_weights(model, load_file(str(directory / WEIGHTS_FILE)), str(directory))
+    card = ModelCard.describe(model, source=str(directory), data=config.get("data"))
+    card.seed = _seed(config)
+    return model, card
+
+
+def save_exported(
+    model: AudioToImageModel, directory: str | Path, card: ModelCard, overwrite: bool = False
+) -> Path:
+    """Write ``config.yaml``, ``model.safetensors`` (trainable weights) and ``README.md``.
+
+    Raises:
+        ConfigError: The model was built from Python objects (its config is unknown), or the
+            folder already holds an export and ``overwrite`` is False.
+    """
+    directory = Path(directory)
+    hparams = dict(getattr(model, "hparams", {}) or {})
+    class_path = hparams.pop("_class_path", None)
+    hparams.pop("_instantiator", None)
+    if class_path is None:
+        raise ConfigError(
+            f"{type(model).__name__} was built from Python objects, so its config is unknown; "
+            "build it from a config (AudioToImagePipeline.from_run, or a2i.pipelines.loading."
+            "build_method) to export it"
+        )
+    existing = [n for n in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE) if (directory / n).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"{directory} already holds {', '.join(existing)}; pass overwrite=True to replace"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {"model": {"class_path": class_path, "init_args": _plain(hparams)}}
+    if card.seed is not None:
+        config["seed_everything"] = card.seed
+    if card.data is not None:
+        config["data"] = card.data
+    save_state_dict(trainable_state_dict(model), directory / WEIGHTS_FILE)
+    _write_text(directory / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    described = ModelCard.describe(
+        model, data=card.data, metrics=card.metrics, source=card.source or str(directory)
+    )
+    _write_text(directory / CARD_FILE, described.render())
+    return directory
+
+
+def _seed(config: dict[str, Any]) -> int | None:
+    """The run's ``seed_everything`` (an int; ``true`` draws a random seed, not reproducible)."""
+    seed = config.get("seed_everything")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def _plain(value: Any) -> Any:
+    """Hyper-parameters as YAML-safe containers (jsonargparse Namespaces become dicts)."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__

@@ -1,0 +1,250 @@
+"""The Lightning-free pipeline on tiny runs made by the real CLI: load, controls, export, batches."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from a2i.cli import main
+from a2i.errors import ConfigError
+from a2i.methods.audiotoken import AudioToken
+from a2i.methods.sound2vision import Sound2Vision
+from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.loading import load_checkpoint_into
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "tests" / "conf"
+
+
+def fit(config: str, out: Path) -> Path:
+    main(["fit", "--config", str(CONF / config), "--trainer.logger.init_args.save_dir", str(out)])
+    (run,) = {p.parent for p in out.rglob("config.yaml")}
+    return run
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    return fit("sound2vision_gan.yaml", tmp_path_factory.mktemp("gan"))
+
+
+@pytest.fixture(scope="module")
+def ldm_run(tmp_path_factory):
+    return fit("sound2vision_ldm.yaml", tmp_path_factory.mktemp("ldm"))
+
+
+@pytest.fixture(scope="module")
+def audiotoken_run(tmp_path_factory):
+    return fit("audiotoken.yaml", tmp_path_factory.mktemp("audiotoken"))
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    """Five tones of 0.3 to 1.9 s (shorter and longer than the 1 s clips) and a broken wav."""
+    folder = tmp_path_factory.mktemp("sounds")
+    paths = []
+    for i in range(5):
+        t = np.arange(round((0.3 + 0.4 * i) * 16000)) / 16000
+        paths.append(folder / f"tone{i}.wav")
+        sf.write(
+            paths[-1], (0.3 * np.sin(2 * np.pi * 220.0 * (i + 1) * t)).astype(np.float32), 16000
+        )
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt ")
+    return paths, folder / "broken.wav"
+
+
+def test_from_run_draws_images_and_names_bad_inputs(gan_run, sounds):
+    paths, broken = sounds
+    pipe = AudioToImagePipeline.from_run(gan_run)
+    assert isinstance(pipe.model, Sound2Vision) and not pipe.model.training
+    out = pipe([paths[0], broken, paths[1]], num_images_per_input=2)
+    assert out.seeds == [0, 1]
+    assert out.images[0].shape == (2, 3, 32, 32) and out.images[2].shape == (2, 3, 32, 32)
+    assert out.images[1] is None and "broken.wav" in out.errors[1]
+    assert out.failed == [1]
+    assert out.durations[0] == pytest.approx(0.3, abs=1e-3)
+    pil = pipe(paths[0], output_type="pil").images[0]
+    assert len(pil) == 1 and pil[0].size == (32, 32)
+
+
+def test_from_run_accepts_the_checkpoint_and_loads_its_weights(gan_run):
+    pipe = AudioToImagePipeline.from_run(gan_run / "checkpoints" / "last.ckpt")
+    state = torch.load(gan_run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    for key, value in state.items():
+        assert torch.equal(pipe.model.state_dict()[key], value), key
+    assert pipe.card.source.endswith("last.ckpt")
+
+
+def test_images_do_not_depend_on_the_batch(ldm_run, sounds):
+    paths, _ = sounds
+    alone = AudioToImagePipeline.from_run(ldm_run, batch_size=1)(paths, num_images_per_input=2)
+    batched = AudioToImagePipeline.from_run(ldm_run, batch_size=4)(paths, num_images_per_input=2)
+    for one, many in zip(alone.images, batched.images, strict=True):
+        torch.testing.assert_close(one, many, atol=1e-5, rtol=0)
+
+
+def test_save_pretrained_round_trip_gives_identical_images(ldm_run, sounds, tmp_path):
+    paths, _ = sounds
+    pipe = AudioToImagePipeline.from_run(ldm_run)
+    exported = pipe.save_pretrained(tmp_path / "export")
+    assert sorted(p.name for p in exported.iterdir()) == [
+        "README.md",
+        "config.yaml",
+        "model.safetensors",
+    ]
+    card = (exported / "README.md").read_text()
+    assert "Sound2Vision" in card and "SyntheticWorldDataModule" in card
+    reloaded = AudioToImagePipeline.from_pretrained(exported)
+    torch.testing.assert_close(
+        reloaded(paths[:2], seed=3).images[0], pipe(paths[:2], seed=3).images[0], atol=0, rtol=0
+    )
+    with pytest.raises(ConfigError, match="already holds"):
+        pipe.save_pretrained(exported)
+
+
+def test_controls_reach_the_method(gan_run, sounds):
+    paths, _ = sounds
+    pipe = AudioToImagePipeline.from_run(gan_run)
+    model = pipe.model
+    plain = pipe(paths[0]).images[0]
+    silent = torch.zeros(model.sample_rate)
+    torch.testing.assert_close(pipe(paths[0], mix_with=[silent]).images[0], plain)
+    assert not torch.equal(pipe(paths[0], gain_db=12.0).images[0], plain)
+    image = torch.rand(3, 32, 32)
+    blended = pipe(paths[0], image=image, image_weight=1.0).images[0]
+    expected = model.generate(model.image_features(image[None]), [0])[0]
+    torch.testing.assert_close(blended, expected)
+
+
+def test_unsupported_controls_are_refused_by_name(gan_run, sounds):
+    paths, _ = sounds
+    pipe = AudioToImagePipeline.from_run(gan_run)
+    with pytest.raises(ConfigError, match="does not support prompt"):
+        pipe(paths[0], prompt="a photo of a <audio>")
+    with pytest.raises(ConfigError, match="does not support guidance_scale"):
+        pipe(paths[0], guidance_scale=2.0)
+    with pytest.raises(ConfigError, match="mix_gains_db has 2 values for 1"):
+        pipe(paths[0], mix_with=[paths[1]], mix_gains_db=[0.0, 1.0])
+
+
+def test_sampling_overrides_apply_to_diffusion(ldm_run, sounds):
+    paths, _ = sounds
+    pipe = AudioToImagePipeline.from_run(ldm_run)
+    assert {"guidance_scale", "num_inference_steps"} <= pipe.model.supports
+    default = pipe(paths[0]).images[0]
+    assert not torch.equal(pipe(paths[0], num_inference_steps=3).images[0], default)
+
+
+def test_checkpoint_of_another_method_or_shape_is_refused(gan_run, audiotoken_run, ldm_run):
+    audiotoken = AudioToImagePipeline.from_run(audiotoken_run).model
+    with pytest.raises(ConfigError, match=r"Sound2Vision, but the config builds .*AudioToken"):
+        load_checkpoint_into(audiotoken, gan_run / "checkpoints" / "last.ckpt")
+    ldm = AudioToImagePipeline.from_run(ldm_run).model
+    ldm.audio_encoder.project = torch.nn.Linear(3, 64)  # another architecture of the same method
+    with pytest.raises(ConfigError, match="does not fit Sound2Vision"):
+        load_checkpoint_into(ldm, gan_run / "checkpoints" / "last.ckpt")
+
+
+def test_lightning_load_from_checkpoint_rebuilds_the_method(gan_run, sounds):
+    paths, _ = sounds
+    ckpt = gan_run / "checkpoints" / "last.ckpt"
+    torch.manual_seed(0)  # the run's seed_everything: the tiny test generator has random weights
+    model = Sound2Vision.load_from_checkpoint(ckpt, map_location="cpu")
+    pipe = AudioToImagePipeline.from_run(gan_run)
+    torch.testing.assert_close(
+        AudioToImagePipeline(model)(paths[0]).images[0], pipe(paths[0]).images[0]
+    )
+
+
+def test_a_method_that_is_not_audio_to_image_is_refused():
+    with pytest.raises(ConfigError, match="does not draw images from audio"):
+        AudioToImagePipeline(torch.nn.Linear(2, 2))
+
+
+def test_audiotoken_refuses_an_image_and_a_prompt_without_placeholder(audiotoken_run, sounds):
+    paths, _ = sounds
+    pipe = AudioToImagePipeline.from_run(audiotoken_run)
+    assert isinstance(pipe.model, AudioToken)
+    with pytest.raises(ConfigError, match="does not support image_blend"):
+        pipe(paths[0], image=torch.rand(3, 32, 32))
+    with pytest.raises(ConfigError, match="placeholder"):
+        pipe(paths[0], prompt="a painting")
+    images = pipe(paths[0], prompt="A painting of a <audio>", num_images_per_input=2).images[0]
+    assert images.shape[0] == 2
+
+
+def test_manifest_of_cli_predict_comes_from_the_pipeline(gan_run, sounds, tmp_path):
+    paths, _ = sounds
+    args = [
+        "predict",
+        "--config",
+        str(gan_run / "config.yaml"),
+        "--ckpt_path",
+        str(gan_run / "checkpoints" / "last.ckpt"),
+        "--audio_dir",
+        str(paths[0].parent),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--num_seeds",
+        "2",
+    ]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 1  # broken.wav
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").open()]
+    assert sum(r["status"] == "ok" for r in rows) == 10
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_cli_refuses_an_unsupported_control_before_computing(gan_run, sounds, tmp_path, capsys):
+    paths, _ = sounds
+    args = [
+        "predict",
+        "--config",
+        str(gan_run / "config.yaml"),
+        "--ckpt_path",
+        str(gan_run / "checkpoints" / "last.ckpt"),
+        "--audio_dir",
+        str(paths[0].parent),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--prompt",
+        "a <audio>",
+    ]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "does not support prompt" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_mix_and_image_controls_change_the_images(gan_run, sounds, tmp_path):
+    paths, _ = sounds
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "one.wav").write_bytes(paths[2].read_bytes())
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(photo)
+    base = [
+        "predict",
+        "--config",
+        str(gan_run / "config.yaml"),
+        "--ckpt_path",
+        str(gan_run / "checkpoints" / "last.ckpt"),
+        "--audio_dir",
+        str(folder),
+    ]
+    variants = {
+        "plain": [],
+        "mixed": ["--mix_with", f"[{paths[4]}]", "--mix_gains_db", "[-6]"],
+        "blended": ["--image", str(photo), "--image_weight", "0.75"],
+    }
+    drawn = {}
+    for name, extra in variants.items():
+        main([*base, "--output_dir", str(tmp_path / name), *extra])
+        drawn[name] = (tmp_path / name / "one.png").read_bytes()
+    assert drawn["mixed"] != drawn["plain"] and drawn["blended"] != drawn["plain"]

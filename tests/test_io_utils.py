@@ -1,0 +1,41 @@
+"""The one atomic writer: old file or whole new file, never half of one, and no clobbering."""
+
+import pytest
+
+from a2i.errors import OutputExistsError
+from a2i.io_utils import TEMP_GLOB, atomic_write
+
+
+def test_writes_through_a_hidden_temp_file_in_the_same_folder(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_write(target) as tmp:
+        assert tmp.parent == target.parent and tmp.match(TEMP_GLOB)
+        tmp.write_text("new")
+        assert not target.exists()  # nothing visible until the block ends
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_an_error_leaves_the_old_file_and_no_temp_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_write(target) as tmp:
+            tmp.write_text("half of the new")
+            raise RuntimeError("killed while writing")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_refuses_to_overwrite_before_writing_anything(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(OutputExistsError, match=r"out\.txt' exists; use --force") as info:
+        with atomic_write(target, overwrite=False, remedy="use --force") as tmp:
+            tmp.write_text("new")
+    assert isinstance(info.value, FileExistsError)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    with atomic_write(target) as tmp:  # overwriting is the default
+        tmp.write_text("new")
+    assert target.read_text() == "new"
