@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,19 @@ import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from torch import Tensor
 
+from a2i.audio.io import Crop
 from a2i.callbacks import ImageLogger
+from a2i.callbacks.evaluation import Evaluation
+from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
 from a2i.data.folder import list_audio_files
 from a2i.errors import A2IError, ConfigError
 from a2i.interfaces import AUDIO, KEY
 from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.audio_to_image import Request
+from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
 from a2i.pipelines.loading import load_checkpoint_into
 from a2i.pipelines.writer import ImageFolderWriter
 
@@ -38,9 +41,10 @@ class A2ITrainer(L.Trainer):
 
     Prediction is inference only: no training loop, logger or checkpoint callback is involved,
     the controls are pipeline arguments, and the images are written by
-    :class:`~a2i.pipelines.writer.ImageFolderWriter`.
+    :class:`~a2i.pipelines.writer.ImageFolderWriter` (resumable, one manifest per request).
     """
 
+    prediction_summary: FolderSummary | None = None
     prediction_writer: ImageFolderWriter | None = None
 
     def predict(  # type: ignore[override]
@@ -55,13 +59,14 @@ class A2ITrainer(L.Trainer):
         output_dir: str | None = None,
         overwrite: bool = False,
         gain_db: float = 0.0,
-        mix_with: list[str] | None = None,
-        mix_gains_db: list[float] | None = None,
+        mix_with: list[str] | str | None = None,
+        mix_gains_db: list[float] | float | None = None,
         image: str | None = None,
         image_weight: float = 0.5,
         prompt: str | None = None,
         guidance_scale: float | None = None,
         num_inference_steps: int | None = None,
+        crop: Crop = "start",
         num_seeds: int = 1,
         seed: int = 0,
     ) -> Any:
@@ -72,85 +77,109 @@ class A2ITrainer(L.Trainer):
             dataloaders: Explicit dataloaders of audio batches (instead of a datamodule).
             datamodule: Where inputs come from; replaced by ``audio_dir`` when that is given.
             return_predictions: Return the images (default: only without ``output_dir``).
-            ckpt_path: Checkpoint whose trainable weights are loaded (its method must be the
-                config's; the config's other settings, e.g. sampling steps, apply).
+            ckpt_path: Checkpoint whose trainable weights are loaded (its method and components
+                must be the config's; the config's settings, e.g. sampling steps, apply).
             weights_only: Unused (checkpoints are always read tensors-only).
             audio_dir: Predict on every audio file under this folder (recursively).
-            output_dir: Write one PNG per input (and seed), ``grid.png`` and ``manifest.jsonl``.
-            overwrite: Replace files that already exist in ``output_dir``.
+            output_dir: Write one PNG per input (and seed), ``grid.png`` and ``manifest.jsonl``;
+                a rerun of the same request resumes, another request is refused.
+            overwrite: Replace images made with other settings, and files in the way.
             gain_db: Volume change of every input in dB (Sound2Vision §5.1).
-            mix_with: Audio files mixed into every input.
+            mix_with: Audio file(s) mixed into every input (a path or a list).
             mix_gains_db: Gain of each ``mix_with`` file in dB.
             image: Image to blend with the audio features (``λ·z_V + (1−λ)·z_A``, §5.2).
             image_weight: λ of that blend.
             prompt: Prompt around the audio token (AudioToken).
             guidance_scale: Classifier-free guidance scale (diffusion methods; default: config's).
             num_inference_steps: Sampling steps (diffusion methods; default: config's).
+            crop: Which window of a longer input the model hears: start, center or loudest.
             num_seeds: Images per input.
             seed: First noise seed.
         """
+        mix_with = [mix_with] if isinstance(mix_with, str) else list(mix_with or [])
+        gains = [mix_gains_db] if isinstance(mix_gains_db, float | int) else mix_gains_db
         pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
         request = pipeline.prepare_request(
             num_images_per_input=num_seeds,
             seed=seed,
             gain_db=gain_db,
-            mix_with=list(mix_with or []),
-            mix_gains_db=list(mix_gains_db or []),
+            mix_with=mix_with,
+            mix_gains_db=list(gains or []),
             image=image,
             image_weight=image_weight,
             prompt=prompt,
             guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
+            crop=crop,
         )
         if ckpt_path is not None:
             load_checkpoint_into(model, ckpt_path)
-        pipeline.to(self.strategy.root_device)
-        writer = ImageFolderWriter(output_dir, overwrite=overwrite) if output_dir else None
+        writer = None
+        if output_dir is not None:
+            settings = request_settings(
+                pipeline, request, checkpoint=ckpt_path, mix_with=mix_with, image=image
+            )
+            writer = ImageFolderWriter(output_dir, settings, overwrite=overwrite)
         self.prediction_writer = writer
-        predictions = []
+        pipeline.to(self.strategy.root_device)
         with self.precision_plugin.forward_context():
-            for keys, images, errors in _generate(
-                pipeline, request, audio_dir, dataloaders, datamodule
-            ):
-                if writer is not None:
-                    writer.write(keys, images, request.seeds, errors)
-                if return_predictions or (return_predictions is None and writer is None):
-                    predictions.append({"key": keys, "images": images, "error": errors})
+            if audio_dir is not None and writer is not None:
+                root = Path(audio_dir)
+                keys = list_audio_files(root)
+                self.prediction_summary = predict_folder(pipeline, request, root, keys, writer)
+                return None
+            return self._predict_batches(pipeline, request, dataloaders, datamodule, writer)
+
+    def _predict_batches(
+        self,
+        pipeline: AudioToImagePipeline,
+        request: Request,
+        dataloaders: Any,
+        datamodule: L.LightningDataModule | None,
+        writer: ImageFolderWriter | None,
+    ) -> list[dict[str, Any]] | None:
+        """Predict on a datamodule's (or explicit) batches of audio clips."""
+        if dataloaders is None:
+            if datamodule is None:
+                raise ConfigError("predict needs --audio_dir or a datamodule with a predict split")
+            datamodule.setup("predict")
+            dataloaders = datamodule.predict_dataloader()
+        predictions = []
+        for batch in dataloaders:
+            keys = list(batch[KEY])
+            errors = list(batch.get("error", [""] * len(keys)))
+            images = pipeline.generate(batch[AUDIO], request).cpu()
+            drawn = [None if e else img for img, e in zip(images, errors, strict=True)]
+            if writer is not None:
+                writer.write(keys, drawn, errors)
+            else:
+                predictions.append({"key": keys, "images": drawn, "error": errors})
         if writer is not None:
             writer.close()
+            self.prediction_summary = FolderSummary(
+                written=writer.written, failures=writer.failures
+            )
         return predictions or None
+
+
+def check_predict_arguments(config: Namespace) -> None:
+    """Refuse, before anything is built, a prediction that cannot give what the user expects."""
+    if config.get("ckpt_path") is None:
+        raise ConfigError(
+            "a2i predict needs --ckpt_path (the trained weights, e.g. RUN/checkpoints/last.ckpt); "
+            "without it the images would come from an untrained model"
+        )
+    output_dir = config.get("output_dir")
+    if output_dir is None:
+        raise ConfigError("a2i predict needs --output_dir (where the images and manifest go)")
+    if Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise ConfigError(f"--output_dir '{output_dir}' is a file, not a folder")
+    if config.get("audio_dir") is not None and not Path(config.audio_dir).is_dir():
+        raise ConfigError(f"--audio_dir '{config.audio_dir}' is not a folder")
 
 
 def _batch_size(datamodule: L.LightningDataModule | None) -> int:
     return datamodule.batch_size if isinstance(datamodule, AudioVisualDataModule) else 16
-
-
-def _generate(
-    pipeline: AudioToImagePipeline,
-    request: Any,
-    audio_dir: str | None,
-    dataloaders: Any,
-    datamodule: L.LightningDataModule | None,
-) -> Iterator[tuple[list[str], list[Tensor | None], list[str]]]:
-    """``(keys, images, errors)`` per batch of a folder of files or of audio batches."""
-    if audio_dir is not None:
-        root = Path(audio_dir)
-        keys = list_audio_files(root)
-        for start in range(0, len(keys), pipeline.batch_size):
-            chunk = keys[start : start + pipeline.batch_size]
-            output = pipeline.run([root / key for key in chunk], request)
-            yield chunk, output.images, output.errors
-        return
-    if dataloaders is None:
-        if datamodule is None:
-            raise ConfigError("predict needs --audio_dir or a datamodule with a predict split")
-        datamodule.setup("predict")
-        dataloaders = datamodule.predict_dataloader()
-    for batch in dataloaders:
-        keys = list(batch[KEY])
-        errors = list(batch.get("error", [""] * len(keys)))
-        images = pipeline.generate(batch[AUDIO], request).cpu()
-        yield keys, [None if e else img for img, e in zip(images, errors, strict=True)], errors
 
 
 class A2ICLI(LightningCLI):
@@ -184,14 +213,23 @@ class A2ICLI(LightningCLI):
             super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
-        """``predict --audio_dir`` reads that folder instead of building the run's dataset.
+        """Check the paths the user gave before anything is built; predict reads ``--audio_dir``.
 
-        A run config names its training data (a VGGSound folder, say), which a machine that only
-        predicts need not have; building that datamodule would stop on the missing folder.
+        A missing ``--ckpt_path`` is one line, not a traceback after the model was built. A run
+        config names its training data (a VGGSound folder, say), which a machine that only
+        predicts need not have; ``predict --audio_dir`` reads that folder instead.
         """
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if (
+            ckpt_path is not None
+            and ckpt_path not in ("last", "best")
+            and not Path(ckpt_path).is_file()
+        ):
+            raise ConfigError(f"--ckpt_path '{ckpt_path}' does not exist (or is not a file)")
         if self.subcommand != "predict":
             return
         config = self.config["predict"]
+        check_predict_arguments(config)
         if config.get("audio_dir") is None or config.get("data") is None:
             return
         batch_size = (config.data.get("init_args") or Namespace()).get("batch_size") or 16
@@ -200,20 +238,32 @@ class A2ICLI(LightningCLI):
             init_args=Namespace(audio_dir=config.audio_dir, batch_size=batch_size),
         )
 
+    def after_test(self) -> None:
+        """Say where the evaluation report went (it is the result of ``a2i test``)."""
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, Evaluation) and self.trainer.is_global_zero:
+                print(f"a2i test: evaluation report in {callback.report_dir}")
+
     def after_predict(self) -> None:
-        """Report failed inputs and exit non-zero when any input failed."""
-        writer = self.trainer.prediction_writer
-        if writer is None:
+        """Say what was written, skipped, cropped and failed; exit 1 when any input failed."""
+        summary, writer = self.trainer.prediction_summary, self.trainer.prediction_writer
+        if summary is None or writer is None:
             return
-        ok = sum(r["status"] == "ok" for r in writer.rows)
-        kept = sum(r["status"] == "exists" for r in writer.rows)
+        clip = self.model.clip_seconds
         print(
-            f"a2i predict: {ok} images written, {kept} kept (already existed), "
-            f"{len(writer.failures)} failed → {writer.output_dir} (manifest: {writer.manifest_path})"
+            f"a2i predict: {summary.written} images written, {summary.skipped} inputs already done "
+            f"by an earlier run of the same request (skipped), {len(summary.failures)} failed → "
+            f"{writer.output_dir} (manifest: {writer.manifest_path})"
         )
-        for failure in writer.failures:
+        if summary.cropped or summary.padded:
+            print(
+                f"  the model hears {clip:g} s: {summary.cropped} longer inputs were cropped "
+                f"(--crop {writer.settings['crop']}), {summary.padded} shorter ones zero-padded; "
+                "each input's duration is in the manifest"
+            )
+        for failure in summary.failures:
             print(f"  failed: {failure['input']}: {failure['error']}", file=sys.stderr)
-        if writer.failures:
+        if summary.failures:
             sys.exit(1)
 
 
@@ -307,6 +357,7 @@ def main(args: list[str] | None = None) -> None:
             A2IMethod,
             AudioVisualDataModule,
             trainer_class=A2ITrainer,
+            parser_class=A2IArgumentParser,
             subclass_mode_model=True,
             subclass_mode_data=True,
             seed_everything_default=0,

@@ -1,6 +1,5 @@
 """The real ``a2i`` command on tiny configs: help, config checks, fit → test → predict."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +7,7 @@ import soundfile as sf
 import torch
 
 from a2i.cli import main
+from a2i.pipelines.writer import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "tests" / "conf"
@@ -122,7 +122,7 @@ def test_predict_on_folder_reports_bad_inputs_and_never_overwrites(fitted_run, t
         str(tmp_path / "logs"),
     ]
     assert exit_code(args) == 1
-    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    _, rows = read_manifest(out)
     status = {r["input"]: r["status"] for r in rows}
     assert status == {
         "a.wav": "ok",
@@ -133,21 +133,21 @@ def test_predict_on_folder_reports_bad_inputs_and_never_overwrites(fitted_run, t
     }
     assert all(r["error"] for r in rows if r["status"] == "failed")
     assert (
-        (out / "a.png").exists()
-        and (out / "sub" / "b.png").exists()
+        (out / "a.wav.png").exists()
+        and (out / "sub" / "b.flac.png").exists()
         and (out / "grid.png").exists()
     )
     assert "empty.wav" in capsys.readouterr().err
 
-    before = (out / "a.png").stat().st_mtime_ns
+    before = (out / "a.wav.png").stat().st_mtime_ns
     (
         (inputs / "empty.wav").unlink(),
         (inputs / "notes.wav").unlink(),
         (inputs / "truncated.wav").unlink(),
     )
-    main(args)  # all inputs fine now: exit status 0, nothing replaced
-    assert (out / "a.png").stat().st_mtime_ns == before
-    assert len(list(out.glob("manifest*.jsonl"))) == 2
+    main(args)  # all inputs fine now: exit status 0, finished inputs not recomputed
+    assert (out / "a.wav.png").stat().st_mtime_ns == before
+    assert "0 images written, 2 inputs already done" in capsys.readouterr().out
 
 
 def test_world_subcommand_materialises_a_world_the_manifest_datamodule_reads(tmp_path, capsys):
@@ -189,4 +189,24 @@ def test_data_delivering_other_clips_than_the_encoder_expects_is_refused(tmp_pat
     assert exit_code(args) == 2
     assert "data.init_args.clip_seconds is 2.0 but the model's audio encoder expects 1.0" in (
         capsys.readouterr().err
+    )
+
+
+def test_a_config_mistake_is_one_line_with_a_hint(capsys):
+    args = ["fit", "--config", str(CONF / "sound2vision_gan.yaml"), "--model.init_args.los", "l2"]
+    assert exit_code(args) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (
+        "a2i: error: unknown key 'model.init_args.los' of a2i.methods.sound2vision.Sound2Vision "
+        "(did you mean 'loss'?)"
+    )
+    assert "usage:" not in err and len(err.splitlines()) == 2
+
+
+def test_test_with_a_missing_checkpoint_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "gone.ckpt"
+    args = ["test", "--config", str(CONF / "sound2vision_gan.yaml"), "--ckpt_path", str(missing)]
+    assert exit_code(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"a2i: error: --ckpt_path '{missing}' does not exist (or is not a file)"
     )

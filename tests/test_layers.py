@@ -31,7 +31,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("callbacks",),
     ("methods",),
     ("synth",),
-    ("cli", "demo", "__main__"),
+    ("cli", "config_errors", "demo", "__main__"),
 )
 """Bottom to top; names on one row share a layer."""
 

@@ -1,6 +1,7 @@
 """One resolver for "these weights" (offline, one clear error) and one way to export them."""
 
 import socket
+from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
@@ -129,3 +130,21 @@ def test_export_refuses_before_writing_any_part(tmp_path):
         "weight",
         "bias",
     }
+
+
+@pytest.mark.parametrize(
+    "config", ["sound2vision_ldm.yaml", "sound2vision_gan.yaml", "audiotoken.yaml"]
+)
+def test_paper_configs_stop_with_the_missing_checkpoint_error_and_never_connect(
+    no_network, config, capsys
+):
+    """Issue 13 item 11: no hub retries (31 s before), one line naming the checkpoint."""
+    from a2i.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--config", str(root / "configs" / config), "--trainer.fast_dev_run", "true"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("a2i: error: checkpoint '") and "is not available offline" in err
+    assert no_network == []

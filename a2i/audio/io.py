@@ -1,23 +1,33 @@
 """Reading and writing audio files: every format a user may hand us, or one clear error.
 
-:func:`read_audio` returns float32 mono at the requested rate or raises
+:func:`read_audio` returns a whole file as float32 mono at the requested rate;
+:func:`read_audio_window` returns only the seconds a model hears, decoding little more than
+them, so time and memory stay bounded whatever the file's length. Both raise
 :class:`~a2i.errors.AudioDecodeError` naming the file and what is wrong with it (missing, empty,
-not audio, truncated, no samples, NaN/inf, no audio stream). It never returns a shortened or
-garbage waveform silently: a model fed half a clip or NaNs fails far from the cause.
+not audio, truncated, no samples, NaN/inf, no audio stream), and nothing else, whatever the
+bytes: a damaged file can make any decoder layer fail in its own way, and one bad file must not
+abort a run over thousands. Neither returns a shortened or garbage waveform silently: a model
+fed half a clip or NaNs fails far from the cause.
 
-libsndfile (``soundfile``) decodes wav/flac/ogg (and mp3 when built with mpg123) exactly and
-exposes the header, which is how truncation is detected; FFmpeg (``av``) decodes everything else
-(aac/m4a, the audio track of mp4/mkv/webm) and is the fallback for mislabelled files.
-torchaudio's own ``load`` is not used: in torchaudio 2.11 it requires torchcodec.
+libsndfile (``soundfile``) decodes wav/flac/ogg (and mp3 when built with mpg123), exposes the
+header and seeks sample-exactly; FFmpeg (``av``) decodes everything else (aac/m4a, the audio
+track of mp4/mkv/webm) and is the fallback for mislabelled files. Both are read in blocks and
+downmixed as they arrive. torchaudio's own ``load`` is not used: in torchaudio 2.11 it requires
+torchcodec.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import av
 import numpy as np
@@ -39,15 +49,76 @@ SOUNDFILE_EXTENSIONS = frozenset(
 """Suffixes decoded by libsndfile first (header-exact lengths); all others go through FFmpeg."""
 
 MIN_DECODED_FRACTION = 0.9
-"""A stream decoding to less than this fraction of its declared duration is reported truncated.
+"""A stream whose declared length is only an estimate must decode at least this fraction of it.
 
-Declared durations of compressed streams are approximate (mp3 frame granularity, AAC priming),
-so an exact comparison would reject valid files; a half-downloaded file misses far more.
+Elementary streams without an index (mp3, ADTS AAC) declare a length estimated from the bitrate,
+and codecs not in :data:`DECODER_TOLERANCE` have no documented allowance; a half-downloaded file
+misses far more than this.
 """
+
+DECODER_TOLERANCE: dict[str, tuple[int, int | None]] = {
+    "mp3": (2 * 1152 + 529, None),
+    "aac": (2112 + 1024, None),
+    "opus": (312 + 960, 48000),
+    "vorbis": (8192, None),
+}
+"""Samples a lossy stream may decode short of its declared length without being truncated.
+
+``codec: (samples, the rate they count at; None: the stream's own rate)``. A header counts what
+the encoder wrote (priming and padding included) or whole frames, while the decoder drops the
+priming and the padding, so an exact comparison refuses valid files. Sources:
+
+- mp3: two frames of 1152 samples (ISO/IEC 11172-3 Layer III; 576 at <= 24 kHz, ISO/IEC
+  13818-3): a header without a LAME/Xing tag counts or estimates whole frames; plus the
+  529-sample decoder delay gapless decoders remove (LAME's ``DECDELAY`` 528 + 1, mpg123's
+  ``GAPLESS_DELAY``).
+- aac: Apple's 2112 priming samples (Technical Note TN2258, the largest common encoder delay)
+  plus one 1024-sample frame (ISO/IEC 14496-3 AAC-LC).
+- opus: libopus's pre-skip of 312 samples (the OpusHead field of RFC 7845 §4.2), at 48 kHz, the
+  rate Opus always decodes at, plus one default 20 ms frame of 960 samples (RFC 6716 §2.1.4).
+- vorbis: one block of the largest size, 8192 samples (Vorbis I specification §4.2.2).
+
+Lossless codecs get no allowance (their headers count samples exactly); codecs not listed get
+:data:`MIN_DECODED_FRACTION` instead.
+"""
+
+SEEK_PREROLL_SECONDS = 1.0
+"""Seeks in lossy streams land this much before a window and decode forward to it.
+
+Lossy decoders need earlier frames to reproduce what a continuous decode gives: MDCT overlap,
+MP3's bit reservoir (up to 511 bytes back, half a second at 8 kbit/s; mpg123's own seek is off
+at 8-22 kHz without it), Opus's 80 ms pre-roll (RFC 7845 §4.6).
+"""
+
+Crop = Literal["start", "center", "loudest"]
+"""Which part of a long file :func:`read_audio_window` returns."""
+
+_BLOCK_VALUES = 1 << 18
+"""libsndfile reads about this many values (frames x channels) per block: 1 MiB of float32."""
+
+_RESAMPLE_PIECE = 1 << 20
+"""Native samples resampled per call: one call over a 2-hour file allocates over 10 GB."""
+
+_WINDOW_HOPS = 16
+"""The loudest window is searched at offsets of 1/16 of its length."""
+
+_MAX_KERNEL = 1 << 24
+"""Entries (output x input phases) of a resampling kernel: about 600 MB with its temporaries."""
+
+_LOWPASS_WIDTH, _ROLLOFF = 6, 0.99
+"""torchaudio ``resample``'s defaults: its sinc kernel reaches this far (see _context)."""
+
+_ELEMENTARY_FORMATS = frozenset({"mp3", "aac"})
+"""FFmpeg demuxers of streams without an index: their duration is a bitrate estimate."""
+
+_SUFFIX_DEMUXERS = {".aac": "aac"}
+"""Demuxers named by the suffix when probing fails: FFmpeg cannot recognise a few ADTS frames."""
 
 _WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_PLACEHOLDER_SIZE = 0x7FFFFFFF
 """WAV writers that stream set the data size to 0x7FFFFFFF/0xFFFFFFFF: not a truncation."""
+_OGG_UNFINISHED = ("ended unexpectedly", "lacks an end-of-stream bit")
+"""What libsndfile's header log says (by version) of an Ogg stream cut before its last page."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +136,29 @@ class AudioInfo:
     channels: int
 
 
+@dataclass(frozen=True)
+class AudioWindow:
+    """The part of a file a model hears, and where it lies in the whole.
+
+    Attributes:
+        waveform: Float32 mono ``(T,)`` at the requested rate: at most
+            ``round(seconds * sample_rate)`` samples, fewer (never padded) for a shorter file.
+        duration: Length of the whole file in seconds, as decoded (found by a seek near the
+            end: as exact as the container's timestamps, 1 ms in Matroska/WebM).
+        offset: Start of the window in the file, in seconds.
+    """
+
+    waveform: Tensor
+    duration: float
+    offset: float
+
+
 def read_audio(path: str | Path, sample_rate: int) -> Tensor:
-    """Decode an audio file (or a video's audio track) to a float32 mono ``(T,)`` tensor.
+    """Decode a whole audio file (or a video's audio track) to a float32 mono ``(T,)`` tensor.
 
     Channels are averaged (a plain mean keeps a mono file's level and a stereo file's
-    loudness comparable), then resampled with :func:`torchaudio.functional.resample`.
+    loudness comparable), then resampled with :func:`torchaudio.functional.resample`. Memory
+    grows with the file; :func:`read_audio_window` reads only the part a model hears.
 
     Args:
         path: File to read; any suffix in :data:`AUDIO_EXTENSIONS` (others are tried with FFmpeg).
@@ -79,43 +168,81 @@ def read_audio(path: str | Path, sample_rate: int) -> Tensor:
         AudioDecodeError: The file is missing, empty, not audio, truncated or corrupt, holds no
             samples, holds NaN/inf, or is a container without an audio stream.
     """
-    if sample_rate <= 0:
-        raise ConfigError(f"read_audio() needs sample_rate > 0 (got {sample_rate})")
+    _check_rate(sample_rate)
     path = Path(path)
-    samples, native_rate = _decode(path)
-    mono = torch.from_numpy(samples).mean(dim=0)
-    if native_rate != sample_rate:
-        mono = AF.resample(mono, native_rate, sample_rate)
-    return mono.contiguous()
+    with _decoding(path), _open_stream(path) as stream:
+        samples = _read_range(stream, 0, None)
+        _check_length(stream, len(samples))
+        _check_samples(stream, samples, 0)
+    rate = _resampling_rate(stream.rate, sample_rate)
+    return _resample(torch.from_numpy(samples), rate, sample_rate).contiguous()
+
+
+def read_audio_window(
+    path: str | Path, sample_rate: int, seconds: float, crop: Crop = "start"
+) -> AudioWindow:
+    """Decode only the ``seconds`` of a file a model hears: bounded time and memory for any file.
+
+    ``start`` decodes the first seconds; ``center`` seeks to the middle window; ``loudest``
+    streams the file once in blocks (time proportional to the file, memory not) to find the
+    window of highest RMS, then reads it. Only the window is resampled, with enough context
+    around it that it equals the same slice of :func:`read_audio`'s result (but for noise a codec
+    synthesises, AAC's noise substitution, which differs between decodes). The checks of
+    :func:`read_audio` apply: a truncated file is found by decoding near its declared end, and
+    NaN/inf are looked for in what was decoded.
+
+    Args:
+        path: File to read, as for :func:`read_audio`.
+        sample_rate: Rate of the returned waveform in Hz.
+        seconds: Window length; a shorter file is returned whole.
+        crop: Which window of a longer file to return.
+
+    Raises:
+        AudioDecodeError: As :func:`read_audio`.
+    """
+    _check_rate(sample_rate)
+    wanted = round(seconds * sample_rate) if math.isfinite(seconds) else 0
+    if wanted < 1 or crop not in get_args(Crop):
+        raise ConfigError(
+            f"read_audio_window() needs seconds of at least one sample and crop in start, center, "
+            f"loudest (got seconds={seconds}, crop={crop!r})"
+        )
+    path = Path(path)
+    with _decoding(path), _open_stream(path) as stream:
+        rate = _resampling_rate(stream.rate, sample_rate)
+        length = math.ceil(wanted * rate / sample_rate)  # native samples the window spans
+        context, period = _context(rate, sample_rate), _period(rate, sample_rate)
+        if crop == "start":
+            offset = origin = 0
+            samples = _read_range(stream, 0, length + context)
+            total = len(samples) if len(samples) < length + context else _stream_end(stream)
+        else:
+            if crop == "loudest":
+                total, offset = _loudest_start(stream, length, period)
+            else:
+                total = _stream_end(stream)
+                offset = max(0, (total - length) // 2 // period * period)
+            origin = offset - min(context, offset)  # both multiples of period: grids line up
+            samples = _read_range(stream, origin, offset + length + context)
+        _check_length(stream, total)
+        _check_samples(stream, samples, origin)
+    skip = (offset - origin) * sample_rate // rate
+    waveform = _resample(torch.from_numpy(samples), rate, sample_rate)[skip : skip + wanted]
+    return AudioWindow(waveform.contiguous(), total / stream.rate, offset / stream.rate)
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    """Duration, sample rate and channel count, from the header when it is trustworthy.
+    """Duration, sample rate and channel count, from the header when it declares a length.
 
-    libsndfile formats and containers that declare a duration are answered without decoding;
-    a stream without a declared duration is decoded once to measure it.
+    A stream without a declared length is decoded once (in blocks) to measure it.
 
     Raises:
         AudioDecodeError: As :func:`read_audio`, for files that cannot be opened.
     """
     path = Path(path)
-    _check_file(path)
-    if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
-        try:
-            header = sf.info(str(path))
-        except (sf.SoundFileError, RuntimeError):
-            header = None  # mislabelled or broken: FFmpeg below gives the definitive answer
-        if header is not None and header.frames > 0:
-            return AudioInfo(header.frames / header.samplerate, header.samplerate, header.channels)
-    container = _open_container(path, soundfile_error=None)
-    with container:
-        stream = _audio_stream(path, container)
-        declared = _declared_seconds(container, stream)
-        rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
-    if declared is None:
-        samples, rate = _decode(path)
-        declared = samples.shape[-1] / rate
-    return AudioInfo(declared, rate, channels)
+    with _decoding(path), _open_stream(path) as stream:
+        samples = stream.declared if stream.declared else _stream_end(stream)
+        return AudioInfo(samples / stream.rate, stream.rate, stream.channels)
 
 
 def fit_length(
@@ -200,22 +327,28 @@ def write_audio(
     return path
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """``(channels, samples)`` float32 array and native rate, validated; raises on any defect."""
-    _check_file(path)
-    decoded: tuple[np.ndarray, int] | None = None
-    soundfile_error = None
-    if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
-        decoded, soundfile_error = _decode_soundfile(path)
-    if decoded is None:
-        decoded = _decode_ffmpeg(path, soundfile_error)
-    samples, rate = decoded
-    if samples.shape[-1] == 0:
-        raise AudioDecodeError(path, "the file holds zero audio samples")
-    if not np.isfinite(samples).all():
-        bad = int(np.count_nonzero(~np.isfinite(samples)))
-        raise AudioDecodeError(path, f"{bad} samples are NaN or infinite")
-    return samples, rate
+def _check_rate(sample_rate: int) -> None:
+    if sample_rate <= 0:
+        raise ConfigError(f"reading audio needs sample_rate > 0 (got {sample_rate})")
+
+
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Turn any failure while decoding ``path`` into :class:`AudioDecodeError`.
+
+    Known failures are caught where they happen and named; this boundary catches what damaged
+    bytes make decoders and their bindings raise besides (ValueError, IndexError, MemoryError
+    for a header declaring absurd sizes, ...).
+    """
+    try:
+        yield
+    except AudioDecodeError:
+        raise
+    except Exception as error:
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        raise AudioDecodeError(
+            path, f"corrupt or unsupported audio ({type(error).__name__}: {detail})"
+        ) from error
 
 
 def _check_file(path: Path) -> None:
@@ -229,65 +362,234 @@ def _check_file(path: Path) -> None:
         raise AudioDecodeError(path, "permission denied")
 
 
-def _decode_soundfile(path: Path) -> tuple[tuple[np.ndarray, int] | None, str | None]:
-    """Decode with libsndfile; ``(None, reason)`` when libsndfile cannot even open the file."""
-    try:
-        audio_file = sf.SoundFile(str(path))
-    except (sf.SoundFileError, RuntimeError) as error:
-        return None, _soundfile_message(error)
-    with audio_file:
-        declared = audio_file.frames
-        header_log = audio_file.extra_info
+class _Stream:
+    """An opened audio stream: its header, and mono float32 blocks at its native rate.
+
+    Attributes:
+        path: The file.
+        rate: Native sample rate in Hz.
+        channels: Channels before downmixing.
+        declared: Samples the header declares; None when it declares none.
+        allowance: Samples the stream may decode short of ``declared`` (see DECODER_TOLERANCE).
+    """
+
+    path: Path
+    rate: int
+    channels: int
+    declared: int | None
+    allowance: int
+
+    def blocks(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
+        """``(position, samples)`` in order, the first block starting at or before ``start``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file."""
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_stream(path: Path) -> _Stream:
+    """Open with libsndfile for its formats (exact lengths and seeks), else with FFmpeg."""
+    _check_file(path)
+    soundfile_error = None
+    if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
         try:
-            data = audio_file.read(dtype="float32", always_2d=True)
+            handle = sf.SoundFile(str(path))
         except (sf.SoundFileError, RuntimeError) as error:
+            soundfile_error = getattr(error, "error_string", None) or str(error)
+        else:
+            return _SoundFileStream(path, handle)
+    return _FFmpegStream(path, soundfile_error)
+
+
+class _SoundFileStream(_Stream):
+    """A libsndfile stream: lengths from the header, sample-exact seeks."""
+
+    def __init__(self, path: Path, handle: sf.SoundFile) -> None:
+        self.path, self.file = path, handle
+        self.rate, self.channels, self.declared = handle.samplerate, handle.channels, handle.frames
+        mpeg = handle.subtype.startswith("MPEG_LAYER")
+        # mpg123 counts or estimates whole frames; every other libsndfile format is exact.
+        self.allowance = _allowance("mp3", False, self.rate, self.declared, True) if mpeg else 0
+        self.preroll = round(SEEK_PREROLL_SECONDS * self.rate) if mpeg else 0
+        header_log = handle.extra_info
+        try:
+            for match in _WAV_DATA_SIZE.finditer(header_log):
+                declared_bytes, present_bytes = int(match[1]), int(match[2])
+                if present_bytes < declared_bytes < _STREAMING_PLACEHOLDER_SIZE:
+                    raise AudioDecodeError(
+                        path,
+                        f"truncated: the data chunk declares {declared_bytes} bytes but the file "
+                        f"holds only {present_bytes}",
+                    )
+            if any(message in header_log for message in _OGG_UNFINISHED):
+                raise AudioDecodeError(
+                    path, "truncated: the Ogg stream ends without its end-of-stream page"
+                )
+        except AudioDecodeError:
+            handle.close()
+            raise
+
+    def blocks(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
+        frames = max(1, _BLOCK_VALUES // max(1, self.channels))
+        start = max(0, start - self.preroll)
+        try:
+            self.file.seek(start)
+            while len(block := self.file.read(frames, dtype="float32", always_2d=True)):
+                yield start, block.mean(axis=1, dtype=np.float32)
+                start += len(block)
+        except (sf.SoundFileError, RuntimeError) as error:
+            reason = getattr(error, "error_string", None) or str(error)
             raise AudioDecodeError(
-                path, f"corrupt or truncated ({_soundfile_message(error)})"
+                self.path, f"corrupt or truncated (at sample {start}: {reason})"
             ) from None
-        rate = audio_file.samplerate
-    if data.shape[0] < declared:
-        raise AudioDecodeError(
-            path,
-            f"truncated: the header declares {declared} samples but only {data.shape[0]} decode",
-        )
-    for match in _WAV_DATA_SIZE.finditer(header_log):
-        declared_bytes, present_bytes = int(match[1]), int(match[2])
-        if present_bytes < declared_bytes < _STREAMING_PLACEHOLDER_SIZE:
-            raise AudioDecodeError(
-                path,
-                f"truncated: the data chunk declares {declared_bytes} bytes but the file holds "
-                f"only {present_bytes}",
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _FFmpegStream(_Stream):
+    """The best audio stream of any container FFmpeg opens; reopened for each pass over it."""
+
+    def __init__(self, path: Path, soundfile_error: str | None) -> None:
+        self.path, self.soundfile_error = path, soundfile_error
+        with self._open() as container:
+            stream = self._audio_stream(container)
+            context = stream.codec_context
+            self.rate, self.channels = context.sample_rate, context.channels
+            if not self.rate or self.rate <= 0:
+                raise AudioDecodeError(path, "the audio stream declares no sample rate")
+            self.origin = stream.start_time or 0
+            self.time_base: Fraction | None = stream.time_base
+            declared = _declared_seconds(container, stream)
+            self.declared = round(declared * self.rate) if declared and declared > 0 else None
+            estimated = container.format.name in _ELEMENTARY_FORMATS
+            codec = context.codec
+            self.allowance = _allowance(
+                codec.canonical_name, codec.lossless, self.rate, self.declared or 0, estimated
             )
-    if "ended unexpectedly" in header_log:
-        raise AudioDecodeError(
-            path, "truncated: the Ogg stream ends without its end-of-stream page"
+            if self.time_base:  # durations count whole ticks of the time base (1 ms in Matroska)
+                self.allowance += math.ceil(self.time_base * self.rate)
+
+    def _open(self) -> av.container.InputContainer:
+        errors = (av.error.FFmpegError, OSError, UnicodeDecodeError)
+        try:
+            return av.open(str(self.path), metadata_errors="replace")
+        except errors as error:
+            if demuxer := _SUFFIX_DEMUXERS.get(self.path.suffix.lower()):
+                try:
+                    return av.open(str(self.path), format=demuxer, metadata_errors="replace")
+                except errors:
+                    pass
+            raise self._not_audio(str(error)) from None
+
+    def _not_audio(self, ffmpeg_error: str) -> AudioDecodeError:
+        detail = f"FFmpeg: {ffmpeg_error}"
+        if self.soundfile_error:
+            detail = f"libsndfile: {self.soundfile_error}; {detail}"
+        return AudioDecodeError(
+            self.path, f"not an audio file, or an unsupported or damaged one ({detail})"
         )
-    return (np.ascontiguousarray(data.T), rate), None
+
+    def _audio_stream(self, container: av.container.InputContainer) -> av.audio.AudioStream:
+        if not container.streams.audio:
+            kinds = ", ".join(stream.type for stream in container.streams) or "none"
+            raise AudioDecodeError(
+                self.path,
+                f"no audio stream in this {container.format.name} container (streams: {kinds})",
+            )
+        stream = container.streams.best("audio")
+        if stream is None or stream.codec_context is None:  # e.g. random bytes named .flac
+            raise self._not_audio(f"no decodable audio stream as {container.format.name}")
+        return stream
+
+    def blocks(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
+        preroll = round(SEEK_PREROLL_SECONDS * self.rate)
+        with self._open() as container:
+            stream = self._audio_stream(container)
+            if start > preroll and self._seek(container, stream, start - preroll):
+                frames = self._frames(container, stream)
+                first = next(frames, None)
+                position = None if first is None else self._position(first)
+                if position is not None and preroll <= position <= start:
+                    yield from self._samples(itertools.chain([first], frames), position)
+                    return
+                frames.close()
+        # Decode from the start, where positions are counted, not read from timestamps: the seek
+        # failed, overshot, hit a frame without a timestamp, or landed in the first second, where
+        # it saves nothing and the first packets' timestamps can be off (Opus in WebM).
+        with self._open() as container:
+            yield from self._samples(self._frames(container, self._audio_stream(container)), 0)
+
+    def _seek(
+        self, container: av.container.InputContainer, stream: av.stream.Stream, sample: int
+    ) -> bool:
+        """Seek to the frame holding ``sample`` or an earlier one; False where it cannot."""
+        if not self.time_base:
+            return False
+        target = self.origin + int(Fraction(sample, self.rate) / self.time_base)
+        try:
+            container.seek(target, stream=stream)
+        except av.error.FFmpegError:
+            return False
+        return True
+
+    def _position(self, frame: av.AudioFrame) -> int | None:
+        """The frame's first sample counted from the stream's start, from its timestamp."""
+        time_base = frame.time_base or self.time_base
+        if frame.pts is None or not time_base:
+            return None
+        return round((frame.pts - self.origin) * time_base * self.rate)
+
+    def _frames(
+        self, container: av.container.InputContainer, stream: av.stream.Stream
+    ) -> Iterator[av.AudioFrame]:
+        try:
+            yield from container.decode(stream)
+        except av.error.FFmpegError as error:
+            raise AudioDecodeError(
+                self.path, f"corrupt or truncated audio stream ({error})"
+            ) from None
+
+    def _samples(
+        self, frames: Iterator[av.AudioFrame], position: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        to_float = _FloatFrames(self.rate)
+        for frame in itertools.chain(frames, [None]):
+            for planes in to_float(frame):
+                yield position, planes.mean(axis=0, dtype=np.float32)
+                position += planes.shape[1]
 
 
-def _soundfile_message(error: BaseException) -> str:
-    return getattr(error, "error_string", None) or str(error)
+class _FloatFrames:
+    """Decoded frames to planar float32 at one rate, whatever format, layout or rate each has.
 
+    PyAV's resampler refuses a frame unlike the first, and streams may change their channel
+    layout or rate mid-way (concatenated files, broadcast recordings): one resampler per kind.
+    """
 
-def _open_container(path: Path, soundfile_error: str | None) -> av.container.InputContainer:
-    try:
-        return av.open(str(path))
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
-        detail = f"FFmpeg: {error}"
-        if soundfile_error:
-            detail = f"libsndfile: {soundfile_error}; {detail}"
-        raise AudioDecodeError(
-            path, f"not an audio file, or an unsupported or damaged one ({detail})"
-        ) from None
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.kind: tuple[str, str, int] | None = None
+        self.resampler: av.AudioResampler | None = None
 
-
-def _audio_stream(path: Path, container: av.container.InputContainer) -> av.audio.AudioStream:
-    if not container.streams.audio:
-        kinds = ", ".join(stream.type for stream in container.streams) or "none"
-        raise AudioDecodeError(
-            path, f"no audio stream in this {container.format.name} container (streams: {kinds})"
-        )
-    return container.streams.best("audio")
+    def __call__(self, frame: av.AudioFrame | None) -> list[np.ndarray]:
+        """Converted arrays ``(channels, samples)`` for ``frame``; None flushes."""
+        out = []
+        kind = None if frame is None else (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self.resampler is not None and kind != self.kind:
+            out += [f.to_ndarray() for f in self.resampler.resample(None)]
+            self.resampler = None
+        if frame is not None:
+            if self.resampler is None:
+                self.kind, self.resampler = kind, av.AudioResampler(format="fltp", rate=self.rate)
+            out += [f.to_ndarray() for f in self.resampler.resample(frame)]
+        return [planes for planes in out if planes.size]
 
 
 def _declared_seconds(
@@ -300,28 +602,138 @@ def _declared_seconds(
     return None
 
 
-def _decode_ffmpeg(path: Path, soundfile_error: str | None) -> tuple[np.ndarray, int]:
-    """Decode the best audio stream with FFmpeg to planar float32 at its native rate."""
-    container = _open_container(path, soundfile_error)
-    with container:
-        stream = _audio_stream(path, container)
-        rate = stream.codec_context.sample_rate
-        to_float = av.AudioResampler(format="fltp")  # sample format only: keeps rate and layout
-        chunks: list[np.ndarray] = []
-        try:
-            for frame in container.decode(stream):
-                chunks.extend(out.to_ndarray() for out in to_float.resample(frame))
-            chunks.extend(out.to_ndarray() for out in to_float.resample(None))
-        except av.error.FFmpegError as error:
-            raise AudioDecodeError(path, f"corrupt or truncated audio stream ({error})") from None
-        declared = _declared_seconds(container, stream)
-    if not chunks:
-        raise AudioDecodeError(path, "the audio stream holds zero samples")
-    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if declared is not None and samples.shape[1] < MIN_DECODED_FRACTION * declared * rate:
+def _allowance(codec: str, lossless: bool, rate: int, declared: int, estimated: bool) -> int:
+    """Samples a stream may decode short of ``declared`` (see :data:`DECODER_TOLERANCE`)."""
+    samples, counted_at = DECODER_TOLERANCE.get(codec, (0, None))
+    allowance = math.ceil(samples * rate / (counted_at or rate))
+    if estimated or (codec not in DECODER_TOLERANCE and not lossless):
+        allowance = max(allowance, math.ceil((1 - MIN_DECODED_FRACTION) * declared))
+    return allowance
+
+
+def _read_range(stream: _Stream, start: int, stop: int | None) -> np.ndarray:
+    """Mono samples ``[start, stop)`` (None: to the end); fewer where the stream ends first."""
+    parts = []
+    for position, block in stream.blocks(start):
+        end = len(block) if stop is None else min(len(block), stop - position)
+        if end > start - position:
+            parts.append(block[max(0, start - position) : end])
+        if stop is not None and position + len(block) >= stop:
+            break
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def _stream_end(stream: _Stream) -> int:
+    """Samples the stream decodes to, found by decoding only its last second when declared."""
+    if stream.declared:
+        end = None
+        near_end = max(0, stream.declared - stream.allowance - stream.rate)
+        for position, block in stream.blocks(near_end):
+            end = position + len(block)
+        if end is not None:
+            return end
+    # Nothing decodes near the declared end (it is truncated), or no end is declared: count.
+    return sum(len(block) for _, block in stream.blocks(0))
+
+
+def _loudest_start(stream: _Stream, length: int, period: int) -> tuple[int, int]:
+    """Stream length and the start of its ``length`` samples of most energy, in one pass.
+
+    Energies are summed per hop (a multiple of ``period``, so the window's resampling grid
+    matches the whole file's); only the last window of hop energies is kept.
+    """
+    hop = period * max(1, length // (_WINDOW_HOPS * period))
+    hops = max(1, length // hop)
+    pending = np.zeros(0, np.float32)  # samples short of a whole hop
+    recent = np.zeros(0)  # energies of the last hops - 1 hops, the first one at hop ``first``
+    first, best, best_hop, total = 0, -1.0, 0, 0
+    for position, block in stream.blocks(0):
+        _check_samples(stream, block, position)
+        total = position + len(block)
+        data = np.concatenate([pending, block])
+        whole = len(data) // hop * hop
+        pending = data[whole:]
+        energies = np.square(data[:whole], dtype=np.float64).reshape(-1, hop).sum(axis=1)
+        series = np.concatenate([recent, energies])
+        if len(series) >= hops:
+            cumulative = np.concatenate([[0.0], np.cumsum(series)])
+            sums = cumulative[hops:] - cumulative[:-hops]
+            index = int(np.argmax(sums))
+            if sums[index] > best:
+                best, best_hop = float(sums[index]), first + index
+        drop = max(0, len(series) - (hops - 1))
+        first, recent = first + drop, series[drop:]
+    if total <= length:
+        return total, 0
+    return total, min(best_hop * hop, (total - length) // period * period)
+
+
+def _check_length(stream: _Stream, decoded: int) -> None:
+    if stream.declared is not None and decoded < stream.declared - stream.allowance:
+        rate = stream.rate
         raise AudioDecodeError(
-            path,
-            f"truncated: the container declares {declared:.2f} s but only "
-            f"{samples.shape[1] / rate:.2f} s decode",
+            stream.path,
+            f"truncated: the header declares {stream.declared} samples "
+            f"({stream.declared / rate:.2f} s) but only {decoded} ({decoded / rate:.2f} s) decode",
         )
-    return samples, rate
+
+
+def _check_samples(stream: _Stream, samples: np.ndarray, position: int) -> None:
+    """Refuse an empty stream and NaN/inf samples; ``position`` is where ``samples`` start."""
+    if position == 0 and len(samples) == 0:
+        raise AudioDecodeError(stream.path, "the file holds zero audio samples")
+    finite = np.isfinite(samples)
+    if not finite.all():
+        at = (position + int(np.argmin(finite))) / stream.rate
+        raise AudioDecodeError(
+            stream.path,
+            f"{np.count_nonzero(~finite)} samples are NaN or infinite (the first at {at:.2f} s)",
+        )
+
+
+def _resampling_rate(native: int, target: int) -> int:
+    """The rate ``native`` samples are resampled as: itself, or a neighbour with a small ratio.
+
+    An irreducible ratio to ``target`` makes torchaudio's kernel take gigabytes (16001 Hz to
+    16 kHz: 4.9 GB and 16 s, from a damaged or odd header); the nearest rate with a small ratio
+    is off by less than 0.1 %.
+    """
+    for step in (1, 2, 5, 10, 20, 50, 100):
+        candidate = max(step, round(native / step) * step)
+        divisor = math.gcd(candidate, target)
+        if (candidate // divisor) * (target // divisor) <= _MAX_KERNEL:
+            return candidate
+    return native
+
+
+def _period(native: int, target: int) -> int:
+    """Native samples per whole number of output samples: where resampling grids line up."""
+    return native // math.gcd(native, target)
+
+
+def _context(native: int, target: int) -> int:
+    """Native samples either side that make a resampled slice equal the resampled whole's slice.
+
+    torchaudio's sinc kernel reaches ``lowpass_filter_width * native / (rolloff * min(native,
+    target))`` samples; rounded up to whole periods so the slice starts on the grid.
+    """
+    if native == target:
+        return 0
+    reach = math.ceil(_LOWPASS_WIDTH * native / (_ROLLOFF * min(native, target))) + 1
+    period = _period(native, target)
+    return period * math.ceil(reach / period)
+
+
+def _resample(mono: Tensor, native: int, target: int) -> Tensor:
+    """:func:`torchaudio.functional.resample` in pieces, so temporary memory stays bounded."""
+    if native == target:
+        return mono
+    period, context = _period(native, target), _context(native, target)
+    piece = period * max(1, _RESAMPLE_PIECE // period)
+    outputs = []
+    for begin in range(0, len(mono), piece):
+        low = max(0, begin - context)
+        resampled = AF.resample(mono[low : begin + piece + context], native, target)
+        skip = (begin - low) * target // native
+        outputs.append(resampled[skip : skip + piece * target // native])
+    return torch.cat(outputs) if outputs else mono

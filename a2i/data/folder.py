@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from a2i.audio.io import AUDIO_EXTENSIONS, fit_length, read_audio
+from a2i.audio.io import AUDIO_EXTENSIONS, fit_length, read_audio_window
 from a2i.data.base import AudioVisualDataModule
 from a2i.errors import AudioDecodeError, ConfigError, DatasetNotFoundError
 from a2i.interfaces import AUDIO, KEY
@@ -53,7 +53,8 @@ def list_audio_files(audio_dir: str | Path) -> list[str]:
 class AudioFolderDataset(Dataset):
     """Audio-only items for prediction: ``key`` (relative path), ``audio`` and ``error``.
 
-    Clips are cropped from the start and zero-padded to ``clip_seconds``, like evaluation.
+    Clips are cropped from the start and zero-padded to ``clip_seconds``, like evaluation; only
+    that window is decoded, so an hour-long file costs what a short one does.
 
     Args:
         audio_dir: Folder searched recursively for :data:`~a2i.audio.io.AUDIO_EXTENSIONS`.
@@ -66,6 +67,7 @@ class AudioFolderDataset(Dataset):
     ) -> None:
         self.root = Path(audio_dir)
         self.sample_rate = sample_rate
+        self.clip_seconds = clip_seconds
         self.num_samples = round(sample_rate * clip_seconds)
         self.keys = list_audio_files(self.root)
         logger.info("%s: %d audio files to predict", self.root, len(self.keys))
@@ -76,11 +78,11 @@ class AudioFolderDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         key = self.keys[index]
         try:
-            waveform = read_audio(self.root / key, self.sample_rate)
+            window = read_audio_window(self.root / key, self.sample_rate, self.clip_seconds)
         except AudioDecodeError as error:
             logger.warning("%s", error)
             return {KEY: key, AUDIO: torch.zeros(self.num_samples), ERROR: str(error)}
-        audio = fit_length(waveform, self.num_samples, random_crop=False)
+        audio = fit_length(window.waveform, self.num_samples, random_crop=False)
         return {KEY: key, AUDIO: audio, ERROR: ""}
 
 

@@ -28,7 +28,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from a2i.audio.effects import apply_gain, db_to_amplitude
-from a2i.audio.io import fit_length, read_audio
+from a2i.audio.io import Crop, fit_length, read_audio_window
+from a2i.audio.windows import crop_waveform
 from a2i.errors import A2IError, ConfigError
 from a2i.image import read_image, to_uint8
 from a2i.interfaces import AudioToImageModel, Control
@@ -48,12 +49,14 @@ class AudioToImageOutput:
         seeds: The ``S`` noise seeds, shared by every input.
         errors: ``""`` for an input that worked, else why it failed (file and reason).
         durations: Seconds of audio each input held before cropping/padding (None if unread).
+        offsets: Where the clip the model heard starts in each input, in seconds.
     """
 
     images: list[Tensor | list[Image.Image] | None]
     seeds: list[int]
     errors: list[str]
     durations: list[float | None] = field(default_factory=list)
+    offsets: list[float | None] = field(default_factory=list)
 
     @property
     def failed(self) -> list[int]:
@@ -73,6 +76,7 @@ class Request:
     prompt: str | None
     guidance_scale: float | None
     num_inference_steps: int | None
+    crop: Crop = "start"
 
 
 class AudioToImagePipeline:
@@ -167,6 +171,7 @@ class AudioToImagePipeline:
         prompt: str | None = None,
         guidance_scale: float | None = None,
         num_inference_steps: int | None = None,
+        crop: Crop = "start",
     ) -> Request:
         """Check every control against the model's ``supports`` and load the files they name.
 
@@ -194,8 +199,12 @@ class AudioToImagePipeline:
             )
         if num_inference_steps is not None and num_inference_steps < 1:
             raise ConfigError(f"num_inference_steps must be >= 1 (got {num_inference_steps})")
+        if crop not in ("start", "center", "loudest"):
+            raise ConfigError(f"crop must be 'start', 'center' or 'loudest' (got {crop!r})")
         gains = list(mix_gains_db) or [0.0] * len(mix_with)
-        sources = [(self._clip(source), gain) for source, gain in zip(mix_with, gains, strict=True)]
+        sources = [
+            (self._clip(source, crop), gain) for source, gain in zip(mix_with, gains, strict=True)
+        ]
         if isinstance(image, str | Path):
             image = read_image(image, self.model.image_size)
         if image is not None and image.dim() == 3:
@@ -209,12 +218,28 @@ class AudioToImagePipeline:
             prompt=prompt,
             guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
+            crop=crop,
         )
 
-    def _clip(self, source: AudioInput) -> Tensor:
-        """A file or waveform as one clip of the model's length (start-aligned, zero-padded)."""
-        waveform = read_audio(source, self.model.sample_rate) if _is_path(source) else source
-        return fit_length(waveform.float().reshape(-1), self.num_samples, random_crop=False)
+    def read(self, source: AudioInput, crop: Crop = "start") -> tuple[Tensor, float, float]:
+        """The window of ``source`` the model hears, its whole duration and the window's offset.
+
+        Files are decoded only as far as the window needs (an hour-long file costs what its
+        window costs); the window is zero-padded at the end when the input is shorter.
+        """
+        rate = self.model.sample_rate
+        if _is_path(source):
+            window = read_audio_window(source, rate, self.model.clip_seconds, crop)
+            waveform, duration, offset = window.waveform, window.duration, window.offset
+        else:
+            waveform = source.float().reshape(-1)
+            duration = waveform.shape[-1] / rate
+            waveform, start = crop_waveform(waveform, self.num_samples, crop)
+            offset = start / rate
+        return fit_length(waveform, self.num_samples, random_crop=False), duration, offset
+
+    def _clip(self, source: AudioInput, crop: Crop) -> Tensor:
+        return self.read(source, crop)[0]
 
     # -- generation ------------------------------------------------------------------------------
 
@@ -258,6 +283,7 @@ class AudioToImagePipeline:
         prompt: str | None = None,
         guidance_scale: float | None = None,
         num_inference_steps: int | None = None,
+        crop: Crop = "start",
         output_type: Literal["pt", "pil"] = "pt",
     ) -> AudioToImageOutput:
         """Draw ``num_images_per_input`` images for every input.
@@ -276,6 +302,8 @@ class AudioToImagePipeline:
             prompt: Text around the audio token (``prompt``, AudioToken).
             guidance_scale: Classifier-free guidance scale (diffusion methods).
             num_inference_steps: Sampling steps (diffusion methods).
+            crop: Which part of a longer input the model hears: ``start``, ``center`` or the
+                ``loudest`` window of the model's clip length.
             output_type: ``"pt"`` tensors in ``[0, 1]`` or ``"pil"`` images.
         """
         if output_type not in ("pt", "pil"):
@@ -292,6 +320,7 @@ class AudioToImagePipeline:
             prompt=prompt,
             guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
+            crop=crop,
         )
         return self.run(inputs, request, output_type)
 
@@ -312,8 +341,9 @@ class AudioToImagePipeline:
             seeds=request.seeds,
             errors=[""] * len(inputs),
             durations=[None] * len(inputs),
+            offsets=[None] * len(inputs),
         )
-        for indices, clips in self._batches(inputs, output):
+        for indices, clips in self._batches(inputs, request.crop, output):
             batch_request = request
             if request.image is not None and len(request.image) > 1:
                 batch_request = replace(request, image=request.image[indices])
@@ -323,23 +353,19 @@ class AudioToImagePipeline:
         return output
 
     def _batches(
-        self, inputs: list[AudioInput], output: AudioToImageOutput
+        self, inputs: list[AudioInput], crop: Crop, output: AudioToImageOutput
     ) -> Iterator[tuple[list[int], list[Tensor]]]:
         """Read inputs in order and yield full batches; a read failure is that input's error."""
         indices: list[int] = []
         clips: list[Tensor] = []
         for index, source in enumerate(inputs):
             try:
-                waveform = (
-                    read_audio(source, self.model.sample_rate) if _is_path(source) else source
-                )
-                waveform = waveform.float().reshape(-1)
+                clip, output.durations[index], output.offsets[index] = self.read(source, crop)
             except A2IError as error:
                 output.errors[index] = str(error)
                 continue
-            output.durations[index] = waveform.shape[-1] / self.model.sample_rate
             indices.append(index)
-            clips.append(fit_length(waveform, self.num_samples, random_crop=False))
+            clips.append(clip)
             if len(indices) == self.batch_size:
                 yield indices, clips
                 indices, clips = [], []

@@ -116,12 +116,43 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read checkpoint '{path}': {_first_line(error)}") from error
 
 
+def component_classes(config: Any, prefix: str = "") -> dict[str, str]:
+    """``class_path`` of every component of a method's config, by argument name (``generator``)."""
+    found: dict[str, str] = {}
+    if isinstance(config, dict):
+        if "class_path" in config:
+            found[prefix] = config["class_path"]
+            config = config.get("init_args") or {}
+        for key, value in config.items():
+            if not key.startswith("_"):
+                found.update(component_classes(value, f"{prefix}.{key}" if prefix else key))
+    return found
+
+
 def check_checkpoint_method(checkpoint: dict[str, Any], model: object, source: str) -> None:
-    """Refuse a checkpoint written by another method class than ``model``'s."""
-    written_by = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    """Refuse a checkpoint written by another method, or with other components, than ``model``'s.
+
+    Inference settings (sampling steps, prompt, …) may differ: the config's apply. A frozen
+    component of another class (a GAN config with an LDM checkpoint) is refused even though its
+    weights are not in the checkpoint, since the trained part learned for that component.
+    """
+    stored = checkpoint.get("hyper_parameters") or {}
     expected = f"{type(model).__module__}.{type(model).__qualname__}"
+    written_by = stored.get("_class_path")
     if written_by and written_by != expected:
         raise ConfigError(f"{source} was written by {written_by}, but the config builds {expected}")
+    built = plain_config(dict(getattr(model, "hparams", {}) or {}))
+    trained, configured = component_classes(plain_config(stored)), component_classes(built)
+    differing = [
+        f"{name} = {trained[name]} (config: {configured[name]})"
+        for name in sorted(set(trained) & set(configured))
+        if trained[name] != configured[name]
+    ]
+    if differing:
+        raise ConfigError(
+            f"{source} was trained with other components than the config builds: "
+            f"{'; '.join(differing)}"
+        )
 
 
 def load_checkpoint_into(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
@@ -226,7 +257,9 @@ def save_exported(
             f"{directory} already holds {', '.join(existing)}; pass overwrite=True to replace"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    config: dict[str, Any] = {"model": {"class_path": class_path, "init_args": _plain(hparams)}}
+    config: dict[str, Any] = {
+        "model": {"class_path": class_path, "init_args": plain_config(hparams)}
+    }
     if card.seed is not None:
         config["seed_everything"] = card.seed
     if card.data is not None:
@@ -246,14 +279,14 @@ def _seed(config: dict[str, Any]) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def _plain(value: Any) -> Any:
+def plain_config(value: Any) -> Any:
     """Hyper-parameters as YAML-safe containers (jsonargparse Namespaces become dicts)."""
     if hasattr(value, "as_dict"):
         value = value.as_dict()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_config(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_config(v) for v in value]
     return value
 
 

@@ -7,13 +7,13 @@ The full evaluation (metrics, control sweeps, modality gap) is :mod:`a2i.callbac
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from a2i.image import read_image
+from a2i.pipelines.writer import read_manifest
 from a2i.synth.judge import WorldJudge
 
 
@@ -27,10 +27,8 @@ def score_prediction_folder(
     output_dir: str, labels: dict[str, int], judge: WorldJudge
 ) -> dict[str, float]:
     """Judge the PNGs an ``a2i predict`` run wrote; ``labels`` maps its input keys to classes."""
-    rows = [
-        json.loads(line) for line in (Path(output_dir) / "manifest.jsonl").read_text().splitlines()
-    ]
+    _, rows = read_manifest(output_dir)
     rows = [r for r in rows if r["status"] == "ok" and r["input"] in labels]
-    images = torch.stack([read_image(r["output"]) for r in rows])
+    images = torch.stack([read_image(Path(output_dir) / r["output"]) for r in rows])
     target = torch.tensor([labels[r["input"]] for r in rows])
     return {"images": len(rows), "class_accuracy": class_accuracy(judge, images, target)}

@@ -8,7 +8,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from a2i.audio.io import AUDIO_EXTENSIONS, audio_info, fit_length, read_audio, write_audio
+from a2i.audio.io import (
+    AUDIO_EXTENSIONS,
+    audio_info,
+    fit_length,
+    read_audio,
+    read_audio_window,
+    write_audio,
+)
 from a2i.errors import AudioDecodeError, ConfigError
 
 RATE = 16000
@@ -177,6 +184,16 @@ def _truncated_flac(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _truncated_ogg(path: Path) -> None:
+    sf.write(path, tone(SECONDS), RATE)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(0).bytes(1000))
+
+
 def _truncated_mkv(path: Path) -> None:
     encode_with_pyav(path, "matroska", "pcm_s16le", video_codec="mpeg4")
     data = path.read_bytes()
@@ -189,6 +206,8 @@ BAD_FILES = [
     ("truncated.wav", _truncated_wav, "truncated"),
     ("truncated.flac", _truncated_flac, "truncated"),
     ("truncated.mkv", _truncated_mkv, "truncated"),
+    ("truncated.ogg", _truncated_ogg, "truncated"),
+    ("random.flac", _random_bytes, "not an audio file"),  # FFmpeg finds a stream it cannot decode
     ("notes.wav", lambda path: path.write_text("not audio at all\n" * 20), "not an audio file"),
     ("zero.wav", lambda path: sf.write(path, np.zeros(0, np.float32), RATE), "zero audio samples"),
     ("nan.wav", _nan_wav, "NaN or infinite"),
@@ -201,12 +220,25 @@ BAD_FILES = [
 ]
 
 
+READERS = {
+    "read_audio": read_audio,
+    # a window longer than the files: what read_audio checks, the window reader checks too
+    **{
+        f"window-{crop}": lambda path, rate, crop=crop: read_audio_window(path, rate, 1.0, crop)
+        for crop in ("start", "center", "loudest")
+    },
+}
+
+
+@pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
 @pytest.mark.parametrize(("name", "make", "reason"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
-def test_bad_files_raise_with_path_and_reason(tmp_path: Path, name: str, make, reason: str) -> None:
+def test_bad_files_raise_with_path_and_reason(
+    tmp_path: Path, name: str, make, reason: str, reader
+) -> None:
     path = tmp_path / name
     make(path)
     with pytest.raises(AudioDecodeError) as caught:
-        read_audio(path, RATE)
+        reader(path, RATE)
     assert caught.value.path == str(path)
     assert reason in caught.value.reason
     assert str(path) in str(caught.value)

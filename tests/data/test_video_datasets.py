@@ -403,6 +403,9 @@ def test_predict_on_a_folder_needs_no_training_data(tmp_path):
     from a2i.audio.io import write_audio
 
     write_audio(tmp_path / "in" / "a.wav", torch.zeros(16000).uniform_(-0.1, 0.1), 16000)
+    fit = ["--config", "tests/conf/sound2vision_gan.yaml", "--trainer.max_steps", "1"]
+    main(["fit", *fit, "--trainer.logger.init_args.save_dir", str(tmp_path / "run")])
+    (ckpt,) = (tmp_path / "run").rglob("last.ckpt")
     main(
         [
             "predict",
@@ -410,6 +413,8 @@ def test_predict_on_a_folder_needs_no_training_data(tmp_path):
             "tests/conf/sound2vision_gan.yaml",
             "--config",
             "tests/conf/data/vggsound.yaml",
+            "--ckpt_path",
+            str(ckpt),
             "--data.init_args.root",
             str(tmp_path / "no_vggsound_here"),
             "--audio_dir",
@@ -420,7 +425,7 @@ def test_predict_on_a_folder_needs_no_training_data(tmp_path):
             str(tmp_path / "logs"),
         ]
     )
-    assert (tmp_path / "out" / "a.png").exists()
+    assert (tmp_path / "out" / "a.wav.png").exists()
 
 
 def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsound, tmp_path):

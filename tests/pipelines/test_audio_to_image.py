@@ -1,14 +1,10 @@
 """The Lightning-free pipeline on tiny runs made by the real CLI: load, controls, export, batches."""
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from a2i.cli import main
 from a2i.errors import ConfigError
 from a2i.methods.audiotoken import AudioToken
 from a2i.methods.sound2vision import Sound2Vision
@@ -17,42 +13,6 @@ from a2i.pipelines.loading import load_checkpoint_into
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
-
-
-def fit(config: str, out: Path) -> Path:
-    main(["fit", "--config", str(CONF / config), "--trainer.logger.init_args.save_dir", str(out)])
-    (run,) = {p.parent for p in out.rglob("config.yaml")}
-    return run
-
-
-@pytest.fixture(scope="module")
-def gan_run(tmp_path_factory):
-    return fit("sound2vision_gan.yaml", tmp_path_factory.mktemp("gan"))
-
-
-@pytest.fixture(scope="module")
-def ldm_run(tmp_path_factory):
-    return fit("sound2vision_ldm.yaml", tmp_path_factory.mktemp("ldm"))
-
-
-@pytest.fixture(scope="module")
-def audiotoken_run(tmp_path_factory):
-    return fit("audiotoken.yaml", tmp_path_factory.mktemp("audiotoken"))
-
-
-@pytest.fixture(scope="module")
-def sounds(tmp_path_factory):
-    """Five tones of 0.3 to 1.9 s (shorter and longer than the 1 s clips) and a broken wav."""
-    folder = tmp_path_factory.mktemp("sounds")
-    paths = []
-    for i in range(5):
-        t = np.arange(round((0.3 + 0.4 * i) * 16000)) / 16000
-        paths.append(folder / f"tone{i}.wav")
-        sf.write(
-            paths[-1], (0.3 * np.sin(2 * np.pi * 220.0 * (i + 1) * t)).astype(np.float32), 16000
-        )
-    (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt ")
-    return paths, folder / "broken.wav"
 
 
 def test_from_run_draws_images_and_names_bad_inputs(gan_run, sounds):
@@ -142,9 +102,12 @@ def test_checkpoint_of_another_method_or_shape_is_refused(gan_run, audiotoken_ru
     with pytest.raises(ConfigError, match=r"Sound2Vision, but the config builds .*AudioToken"):
         load_checkpoint_into(audiotoken, gan_run / "checkpoints" / "last.ckpt")
     ldm = AudioToImagePipeline.from_run(ldm_run).model
-    ldm.audio_encoder.project = torch.nn.Linear(3, 64)  # another architecture of the same method
-    with pytest.raises(ConfigError, match="does not fit Sound2Vision"):
+    with pytest.raises(ConfigError, match=r"generator = .*BigGANGenerator \(config: .*Latent"):
         load_checkpoint_into(ldm, gan_run / "checkpoints" / "last.ckpt")
+    gan = AudioToImagePipeline.from_run(gan_run).model
+    gan.audio_encoder.project = torch.nn.Linear(3, 64)  # another architecture of the same method
+    with pytest.raises(ConfigError, match="does not fit Sound2Vision"):
+        load_checkpoint_into(gan, gan_run / "checkpoints" / "last.ckpt")
 
 
 def test_lightning_load_from_checkpoint_rebuilds_the_method(gan_run, sounds):
@@ -173,78 +136,3 @@ def test_audiotoken_refuses_an_image_and_a_prompt_without_placeholder(audiotoken
         pipe(paths[0], prompt="a painting")
     images = pipe(paths[0], prompt="A painting of a <audio>", num_images_per_input=2).images[0]
     assert images.shape[0] == 2
-
-
-def test_manifest_of_cli_predict_comes_from_the_pipeline(gan_run, sounds, tmp_path):
-    paths, _ = sounds
-    args = [
-        "predict",
-        "--config",
-        str(gan_run / "config.yaml"),
-        "--ckpt_path",
-        str(gan_run / "checkpoints" / "last.ckpt"),
-        "--audio_dir",
-        str(paths[0].parent),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--num_seeds",
-        "2",
-    ]
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 1  # broken.wav
-    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").open()]
-    assert sum(r["status"] == "ok" for r in rows) == 10
-    assert not (tmp_path / "lightning_logs").exists()
-
-
-def test_cli_refuses_an_unsupported_control_before_computing(gan_run, sounds, tmp_path, capsys):
-    paths, _ = sounds
-    args = [
-        "predict",
-        "--config",
-        str(gan_run / "config.yaml"),
-        "--ckpt_path",
-        str(gan_run / "checkpoints" / "last.ckpt"),
-        "--audio_dir",
-        str(paths[0].parent),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--prompt",
-        "a <audio>",
-    ]
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 2
-    assert "does not support prompt" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-
-
-def test_cli_mix_and_image_controls_change_the_images(gan_run, sounds, tmp_path):
-    paths, _ = sounds
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "one.wav").write_bytes(paths[2].read_bytes())
-    photo = tmp_path / "photo.png"
-    from PIL import Image
-
-    Image.new("RGB", (40, 40), (200, 30, 30)).save(photo)
-    base = [
-        "predict",
-        "--config",
-        str(gan_run / "config.yaml"),
-        "--ckpt_path",
-        str(gan_run / "checkpoints" / "last.ckpt"),
-        "--audio_dir",
-        str(folder),
-    ]
-    variants = {
-        "plain": [],
-        "mixed": ["--mix_with", f"[{paths[4]}]", "--mix_gains_db", "[-6]"],
-        "blended": ["--image", str(photo), "--image_weight", "0.75"],
-    }
-    drawn = {}
-    for name, extra in variants.items():
-        main([*base, "--output_dir", str(tmp_path / name), *extra])
-        drawn[name] = (tmp_path / name / "one.png").read_bytes()
-    assert drawn["mixed"] != drawn["plain"] and drawn["blended"] != drawn["plain"]

@@ -1,0 +1,177 @@
+"""read_audio_window: the part of a file a model hears, at a cost bounded by that part."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from a2i.audio import io as audio_io
+from a2i.audio.io import AudioWindow, read_audio, read_audio_window
+from a2i.errors import AudioDecodeError, ConfigError
+
+RATE = 16000
+CROPS = ["start", "center", "loudest"]
+# (suffix, PyAV muxer and encoder; None: written by libsndfile)
+FORMATS = [
+    (".wav", None),
+    (".flac", None),
+    (".mp3", ("mp3", "libmp3lame")),
+    (".m4a", ("mp4", "aac")),
+]
+# (native rate, channels): 8-48 kHz, mono to 5.1 (lossy encoders here take up to stereo)
+INPUTS = [(8000, 1), (22050, 2), (44100, 6), (48000, 2)]
+
+
+def write(
+    path: Path, signal: np.ndarray, rate: int, encoder: tuple[str, str] | None, encode
+) -> Path:
+    if encoder is None:
+        sf.write(path, signal.T, rate)
+        return path
+    return encode(path, *encoder, signal[:2], rate)
+
+
+def expected_slice(full: torch.Tensor, window: AudioWindow, seconds: float) -> torch.Tensor:
+    start = round(window.offset * RATE)
+    return full[start : start + round(seconds * RATE)]
+
+
+@pytest.mark.parametrize("crop", CROPS)
+@pytest.mark.parametrize(("rate", "channels"), INPUTS, ids=[f"{r}Hz-{c}ch" for r, c in INPUTS])
+@pytest.mark.parametrize(("suffix", "encoder"), FORMATS, ids=[f[0] for f in FORMATS])
+def test_window_is_the_same_slice_of_a_full_read(
+    tmp_path: Path, encode, tonal, suffix: str, encoder, rate: int, channels: int, crop: str
+) -> None:
+    seconds = 2.0
+    path = write(tmp_path / f"a{suffix}", tonal(7.3, rate, channels, 5.0), rate, encoder, encode)
+    full = read_audio(path, RATE)
+    window = read_audio_window(path, RATE, seconds, crop)
+    assert window.waveform.dtype == torch.float32 and window.waveform.shape == (seconds * RATE,)
+    torch.testing.assert_close(
+        window.waveform, expected_slice(full, window, seconds), atol=1e-5, rtol=0
+    )
+    assert window.duration * RATE == pytest.approx(full.shape[0], abs=1)
+    if crop == "loudest":  # the half-second burst at 5 s lies inside
+        assert window.offset <= 5.0 and 5.5 <= window.offset + seconds
+    else:
+        center = (window.duration - seconds) / 2
+        assert window.offset == pytest.approx(0.0 if crop == "start" else center, abs=0.01)
+
+
+@pytest.mark.parametrize("crop", CROPS)
+@pytest.mark.parametrize(("suffix", "encoder"), FORMATS, ids=[f[0] for f in FORMATS])
+def test_file_shorter_than_the_window_is_returned_whole(
+    tmp_path: Path, encode, tonal, suffix: str, encoder, crop: str
+) -> None:
+    path = write(tmp_path / f"short{suffix}", tonal(1.3, 22050, 2), 22050, encoder, encode)
+    full = read_audio(path, RATE)
+    window = read_audio_window(path, RATE, 10.0, crop)
+    assert window.offset == 0.0
+    assert window.duration * RATE == pytest.approx(full.shape[0], abs=1)
+    torch.testing.assert_close(window.waveform, full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".mp3"])
+def test_loudest_finds_a_late_burst_in_a_long_quiet_file(tmp_path: Path, suffix: str) -> None:
+    rate, burst = 8000, 171.3
+    quiet = 0.01 * np.random.default_rng(0).standard_normal(180 * rate)
+    quiet[round(burst * rate) : round((burst + 0.5) * rate)] *= 50
+    sf.write(tmp_path / f"long{suffix}", quiet.astype(np.float32), rate)
+    window = read_audio_window(tmp_path / f"long{suffix}", RATE, 2.0, "loudest")
+    assert window.offset <= burst and burst + 0.5 <= window.offset + 2.0
+    assert window.duration == pytest.approx(180, abs=0.1)
+
+
+def test_window_reader_checks_what_it_decodes(tmp_path: Path) -> None:
+    signal = np.full(4 * RATE, 0.1, np.float32)
+    signal[round(2.5 * RATE)] = np.nan
+    sf.write(tmp_path / "nan.wav", signal, RATE, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match=r"NaN or infinite \(the first at 2.50 s\)"):
+        read_audio_window(tmp_path / "nan.wav", RATE, 1.0, "loudest")  # reads everything
+    with pytest.raises(AudioDecodeError, match="NaN or infinite"):
+        read_audio_window(tmp_path / "nan.wav", RATE, 2.0, "center")
+    assert read_audio_window(tmp_path / "nan.wav", RATE, 1.0).waveform.isfinite().all()
+    with pytest.raises(ConfigError, match="crop"):
+        read_audio_window(tmp_path / "nan.wav", RATE, 1.0, "middle")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="seconds"):
+        read_audio_window(tmp_path / "nan.wav", RATE, 0.0)
+
+
+def write_long_wav(path: Path, minutes: float, rate: int = 48000) -> Path:
+    """Stereo 16-bit wav written a minute at a time (quiet noise, a burst near the end)."""
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", rate, 2, "PCM_16") as out:
+        for minute in range(int(minutes)):
+            block = 0.01 * rng.standard_normal((60 * rate, 2))
+            if minute == int(minutes) - 1:
+                block[30 * rate : 31 * rate] *= 40
+            out.write(block.astype(np.float32))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ten_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_long_wav(tmp_path_factory.mktemp("long") / "ten_minutes.wav", 10)
+
+
+@pytest.mark.parametrize("crop", CROPS)
+def test_window_cost_does_not_grow_with_the_file(
+    ten_minutes: Path, monkeypatch: pytest.MonkeyPatch, crop: str
+) -> None:
+    """10 minutes of 48 kHz stereo are 230 MB as float32: the window reader holds a few MB."""
+    requested = []
+    read = sf.SoundFile.read
+
+    def counting_read(self, frames=-1, *args, **kwargs):
+        requested.append(frames)
+        return read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting_read)
+    tracemalloc.start()
+    try:
+        window = read_audio_window(ten_minutes, RATE, 10.0, crop)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert window.waveform.shape == (10 * RATE,)
+    assert window.duration == pytest.approx(600)
+    assert peak < 40e6, f"peak {peak / 1e6:.0f} MB of numpy/Python allocations"
+    assert all(0 < frames <= 1 << 18 for frames in requested)  # blocks, never the whole file
+    if crop != "loudest":  # the window, its resampling context and the last second
+        assert sum(requested) < 13 * 48000 + len(requested) * (1 << 17)
+    else:
+        assert window.offset == pytest.approx(9 * 60 + 30, abs=10.0)
+
+
+def test_ffmpeg_formats_stop_decoding_after_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encode, tonal
+) -> None:
+    path = encode(tmp_path / "long.m4a", "mp4", "aac", tonal(60.0, 16000), 16000)
+    decoded = []
+    frames = audio_io._FFmpegStream._frames
+
+    def counting_frames(self, container, stream):
+        for frame in frames(self, container, stream):
+            decoded.append(frame.samples)
+            yield frame
+
+    monkeypatch.setattr(audio_io._FFmpegStream, "_frames", counting_frames)
+    for crop in ("start", "center"):
+        decoded.clear()
+        window = read_audio_window(path, RATE, 1.0, crop)
+        assert window.duration == pytest.approx(60.0, abs=0.2)
+        assert sum(decoded) < 6 * RATE, crop  # window + context + pre-roll + last second
+
+
+def test_an_odd_native_rate_is_resampled_in_bounded_memory(tmp_path: Path) -> None:
+    """16001 Hz to 16 kHz is an irreducible ratio: torchaudio's kernel alone took 4.9 GB."""
+    sf.write(tmp_path / "odd.wav", np.full(3 * 16001, 0.1, np.float32), 16001)
+    full = read_audio(tmp_path / "odd.wav", RATE)
+    window = read_audio_window(tmp_path / "odd.wav", RATE, 1.0, "center")
+    assert full.shape[0] == pytest.approx(3 * RATE, rel=1e-3)  # resampled as 16 kHz
+    assert window.duration == pytest.approx(3.0) and window.waveform.shape == (RATE,)
