@@ -114,6 +114,12 @@ class A2ITrainer(L.Trainer):
         )
         if ckpt_path is not None:
             load_checkpoint_into(model, ckpt_path)
+        elif isinstance(model, A2IMethod) and (missing := model.parts_without_weights()):
+            raise ConfigError(
+                f"a2i predict needs --ckpt_path (the trained weights, e.g. "
+                f"RUN/checkpoints/last.ckpt): {', '.join(missing)} would be untrained; or give "
+                "their published weights in the config (e.g. audio_encoder.init_args.pretrained)"
+            )
         writer = None
         if output_dir is not None:
             settings = request_settings(
@@ -164,11 +170,6 @@ class A2ITrainer(L.Trainer):
 
 def check_predict_arguments(config: Namespace) -> None:
     """Refuse, before anything is built, a prediction that cannot give what the user expects."""
-    if config.get("ckpt_path") is None:
-        raise ConfigError(
-            "a2i predict needs --ckpt_path (the trained weights, e.g. RUN/checkpoints/last.ckpt); "
-            "without it the images would come from an untrained model"
-        )
     output_dir = config.get("output_dir")
     if output_dir is None:
         raise ConfigError("a2i predict needs --output_dir (where the images and manifest go)")

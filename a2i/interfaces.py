@@ -35,8 +35,8 @@ KEY = "key"
 FEATURES = "features/"
 
 Control = Literal["gain", "mix", "image_blend", "prompt", "guidance_scale", "num_inference_steps"]
-"""Inference controls a method may honour (Sound2Vision §5, AudioToken §4); ``gain`` and ``mix``
-act on the waveform, the others on generation."""
+"""Inference controls a method may honour (Sound2Vision §5; AudioToken §2.1's prompt around the
+audio token); ``gain`` and ``mix`` act on the waveform, the others on generation."""
 
 WAVEFORM_CONTROLS: frozenset[Control] = frozenset({"gain", "mix"})
 
@@ -237,6 +237,9 @@ class ImageGenerator(FreezableMixin, ABC):
     image_size: int
     sampling_controls: frozenset[Control] = frozenset()
     """Sampling arguments :meth:`generate` accepts as keywords (``guidance_scale``, …)."""
+    condition_scale: Literal["unit", "feature"] = "feature"
+    """Length of the conditions it was trained on: ``unit`` (IC-GAN on unit SwAV features) or
+    ``feature`` (raw encoder output, e.g. CLIP image embeddings for sd-image-variations)."""
 
     @abstractmethod
     def generate(self, condition: Tensor | Condition, generator: Generators = None) -> Tensor:

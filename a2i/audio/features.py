@@ -1,11 +1,16 @@
 """Spectral front ends: waveform batch ``(B, T)`` in, time × frequency features out.
 
+The Sound2Scene preset of :class:`LogSpectrogram` is frequency × time, as its released weights
+expect (``SPECTROGRAM_PRESETS``).
+
 Each front end is an ``nn.Module`` (so it follows the encoder to its device) built on torchaudio
 transforms, with an ``output_shape`` helper so encoders can size their layers from the clip
 length without running a forward pass.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torchaudio
@@ -31,25 +36,87 @@ def _check_batch(waveform: Tensor, name: str) -> None:
         )
 
 
+def tukey_window(length: int, alpha: float = 0.25) -> Tensor:
+    """Periodic Tukey window, scipy's ``get_window(("tukey", alpha), length)``.
+
+    The default window of ``scipy.signal.spectrogram``, hence of the Sound2Scene front end.
+    """
+    n = torch.arange(length, dtype=torch.float64)
+    edge = torch.minimum(n, length - n)  # periodic: the symmetric window of length + 1, cut
+    taper = alpha * length / 2
+    window = torch.where(edge < taper, 0.5 * (1 - torch.cos(torch.pi * edge / taper)), 1.0)
+    return window.float()
+
+
+def repeat_padding(waveform: Tensor) -> Tensor:
+    """Replace each row's trailing run of exact zeros by repeats of the samples before it.
+
+    a2i zero-pads short inputs at the end (:func:`a2i.audio.io.fit_length`); the Sound2Scene
+    code instead repeats the clip ten times and keeps the first 10 s (``test.py:122``), which
+    this restores inside the encoder. Two differences remain: a recording that itself ends in
+    digital silence is tiled too, and a clip under 1 s fills the whole window here.
+    """
+    steps = torch.arange(1, waveform.shape[-1] + 1, device=waveform.device)
+    length = ((waveform != 0) * steps).amax(dim=-1, keepdim=True).clamp(min=1)
+    return waveform.gather(-1, (steps - 1) % length)
+
+
+SpectrogramScaling = Literal["magnitude", "psd"]
+Orientation = Literal["time_freq", "freq_time"]
+
+SPECTROGRAM_PRESETS: dict[str, dict] = {
+    "a2i": {},
+    # Sound2Scene's released front end (postech-ami/Sound2Scene @2cc5fff, test.py:118-132, the
+    # same as training's a2s_dataloader.py:74-83): clip tiled to 10 s and clamped to [-1, 1],
+    # scipy's spectrogram with 512-sample segments overlapping by 353 and its defaults (periodic
+    # Tukey 0.25 window, per-frame mean removed, one-sided power spectral density),
+    # log(S + 1e-7), standardised by the clip's own mean and std (+1e-9), fed as a 257 × 1004
+    # frequency × time image (test.py:131, 145).
+    "sound2scene": {
+        "window": "tukey",
+        "scaling": "psd",
+        "detrend": True,
+        "per_clip": True,
+        "orientation": "freq_time",
+        "repeat_pad": True,
+    },
+}
+"""Keyword sets of :class:`LogSpectrogram` (``SpectrogramResNet(front_end=...)``)."""
+
+
 class LogSpectrogram(nn.Module):
-    """Log-magnitude STFT image, the Sound2Scene / Sound2Vision audio encoder input.
+    """Log STFT image, the Sound2Scene / Sound2Vision audio encoder input.
 
     Sound2Vision §4.1 feeds a 1004 × 257 log-spectrogram computed from 10 s of 16 kHz audio:
     a 512-point STFT with hop 159 and no centre padding gives ``(160000 - 512) // 159 + 1 =
-    1004`` frames of ``512 // 2 + 1 = 257`` bins.
+    1004`` frames of ``512 // 2 + 1 = 257`` bins. The defaults are a2i's (Hann magnitude, time ×
+    frequency, fixed statistics); ``SPECTROGRAM_PRESETS["sound2scene"]`` is the released code's.
 
-    Normalisation subtracts and divides by *fixed* constants. Per-clip standardisation would
-    erase the clip's loudness, and Sound2Vision §5.1's volume control (a louder input yields a
-    more prominent object) relies on the encoder seeing it: with fixed constants a gain of
-    ``g`` dB shifts every unclipped bin by ``g · ln(10) / 20 / std``.
+    By default normalisation subtracts and divides by *fixed* constants, so a gain of ``g`` dB
+    shifts every bin above the floor by the same ``g · ln(10) / 20 / std``: Sound2Vision §5.1's
+    volume control (a louder input yields a more prominent object) reads loudness as one
+    direction of the input. The released code standardises each clip instead (``per_clip``).
+    That does not erase loudness either: a gain adds the same constant to every log bin, which
+    standardisation would remove, but the ``eps`` floor is fixed, so bins near it do not move
+    and the standardised image changes (the more, the closer the clip is to the floor). a2i
+    keeps the fixed constants for its own encoders, whose shipped and trained weights assume them.
 
     Args:
-        n_fft: FFT size (and Hann window length).
+        n_fft: FFT size (and window length).
         hop_length: Samples between frames.
         eps: Floor added before the log, so silence maps to ``log(eps)`` instead of ``-inf``.
-        normalize: Standardise with ``mean`` and ``std``.
-        mean: Subtracted from the log-magnitude when ``normalize``.
-        std: Divides the centred log-magnitude when ``normalize``.
+        normalize: Standardise (with ``mean`` and ``std``, or per clip).
+        mean: Subtracted from the log-spectrogram when ``normalize`` and not ``per_clip``.
+        std: Divides the centred log-spectrogram when ``normalize`` and not ``per_clip``.
+        sample_rate: Input rate in Hz; sets the power spectral density's scale (``psd``).
+        window: ``hann`` or ``tukey`` (periodic, α = 0.25: scipy's spectrogram default).
+        scaling: ``magnitude`` ``|X|`` or ``psd``, scipy's one-sided density
+            ``2 |X|² / (sample_rate · Σw²)`` (DC and Nyquist not doubled).
+        detrend: Remove each frame's mean before the window (scipy's ``detrend="constant"``).
+        per_clip: Standardise by each clip's own mean and std (+1e-9) instead of ``mean``/``std``.
+        orientation: ``time_freq`` image ``(frames, bins)`` or ``freq_time`` ``(bins, frames)``.
+        repeat_pad: Tile clips over their trailing zero padding and clamp them to [-1, 1]
+            (:func:`repeat_padding`), as the Sound2Scene code prepares short clips.
     """
 
     def __init__(
@@ -60,6 +127,13 @@ class LogSpectrogram(nn.Module):
         normalize: bool = True,
         mean: float = PINK_NOISE_LOG_SPEC_MEAN,
         std: float = PINK_NOISE_LOG_SPEC_STD,
+        sample_rate: int = 16000,
+        window: Literal["hann", "tukey"] = "hann",
+        scaling: SpectrogramScaling = "magnitude",
+        detrend: bool = False,
+        per_clip: bool = False,
+        orientation: Orientation = "time_freq",
+        repeat_pad: bool = False,
     ) -> None:
         super().__init__()
         if n_fft < 2 or hop_length < 1 or eps <= 0 or std <= 0:
@@ -73,25 +147,59 @@ class LogSpectrogram(nn.Module):
         self.normalize = normalize
         self.mean = mean
         self.std = std
+        self.sample_rate = sample_rate
+        self.scaling = scaling
+        self.detrend = detrend
+        self.per_clip = per_clip
+        self.orientation = orientation
+        self.repeat_pad = repeat_pad
         self.stft = torchaudio.transforms.Spectrogram(
-            n_fft=n_fft, hop_length=hop_length, window_fn=torch.hann_window, power=1.0, center=False
+            n_fft=n_fft,
+            hop_length=hop_length,
+            window_fn=torch.hann_window if window == "hann" else tukey_window,
+            power=None,
+            center=False,
         )
 
     def output_shape(self, num_samples: int) -> tuple[int, int, int]:
-        """``(1, frames, freq_bins)`` for a clip of ``num_samples`` samples."""
+        """``(1, frames, freq_bins)`` (``(1, freq_bins, frames)`` for ``freq_time``)."""
         if num_samples < self.n_fft:
             raise ConfigError(
                 f"LogSpectrogram needs at least n_fft={self.n_fft} samples per clip "
                 f"(got {num_samples}); lengthen the clip or lower n_fft"
             )
-        return 1, (num_samples - self.n_fft) // self.hop_length + 1, self.n_fft // 2 + 1
+        frames, bins = (num_samples - self.n_fft) // self.hop_length + 1, self.n_fft // 2 + 1
+        return (1, bins, frames) if self.orientation == "freq_time" else (1, frames, bins)
+
+    def _spectrum(self, waveform: Tensor) -> Tensor:
+        """``(B, freq_bins, frames)`` magnitude or power spectral density."""
+        stft = self.stft(waveform)
+        window = self.stft.window
+        if self.detrend:  # the DFT is linear: removing a frame's mean removes mean × DFT(window)
+            means = waveform.unfold(-1, self.n_fft, self.hop_length).mean(dim=-1)
+            stft = stft - means[:, None, :] * torch.fft.rfft(window)[:, None]
+        if self.scaling == "magnitude":
+            return stft.abs()
+        density = stft.abs().square() / (self.sample_rate * window.square().sum())
+        last = None if self.n_fft % 2 else -1  # one-sided: every bin but DC (and Nyquist) twice
+        density[:, 1:last] *= 2.0
+        return density
 
     def forward(self, waveform: Tensor) -> Tensor:
-        """``(B, T)`` waveform → ``(B, 1, frames, freq_bins)`` log-magnitude image."""
+        """``(B, T)`` waveform → ``(B, 1, frames, freq_bins)`` (or ``freq_time``) log image."""
         _check_batch(waveform, type(self).__name__)
         self.output_shape(waveform.shape[-1])
-        features = torch.log(self.stft(waveform.float()) + self.eps).transpose(-1, -2)
-        if self.normalize:
+        waveform = waveform.float()
+        if self.repeat_pad:
+            waveform = repeat_padding(waveform).clamp(-1.0, 1.0)
+        features = torch.log(self._spectrum(waveform) + self.eps)
+        if self.orientation == "time_freq":
+            features = features.transpose(-1, -2)
+        if self.normalize and self.per_clip:
+            mean = features.mean(dim=(-2, -1), keepdim=True)
+            std = features.std(dim=(-2, -1), correction=0, keepdim=True)
+            features = (features - mean) / (std + 1e-9)
+        elif self.normalize:
             features = (features - self.mean) / self.std
         return features.unsqueeze(1)
 

@@ -251,6 +251,7 @@ def fit_length(
     *,
     random_crop: bool,
     generator: torch.Generator | None = None,
+    contains: int | None = None,
 ) -> Tensor:
     """Crop or zero-pad the last dimension to exactly ``num_samples``.
 
@@ -265,6 +266,8 @@ def fit_length(
         num_samples: Target length.
         random_crop: Random crop offset (training) instead of the start (evaluation).
         generator: Seeds the random offset.
+        contains: A sample index a random crop must include (the selected frame's time, so the
+            image shown was seen while the crop was heard; clamped into the waveform).
     """
     if num_samples < 1:
         raise ConfigError(f"fit_length() needs num_samples >= 1 (got {num_samples})")
@@ -272,7 +275,11 @@ def fit_length(
     if length > num_samples:
         start = 0
         if random_crop:
-            start = int(torch.randint(0, length - num_samples + 1, (1,), generator=generator))
+            low, high = 0, length - num_samples
+            if contains is not None:
+                inside = min(max(contains, 0), length - 1)
+                low, high = max(low, inside - num_samples + 1), min(high, inside)
+            start = int(torch.randint(low, high + 1, (1,), generator=generator))
         return waveform[..., start : start + num_samples]
     if length < num_samples:
         return F.pad(waveform, (0, num_samples - length))

@@ -9,13 +9,13 @@ TensorBoard. Which metrics run depends on which backbones the evaluation config 
 ========================  ==========================================================  =========
 metric                    needs                                                        paper
 ========================  ==========================================================  =========
-``fid``, ``kid``, ``is``  ``quality_backbone`` (Inception, or the world classifier)   S2V §5
-``clip_r@k``              ``clip`` + class names (from the datamodule)                 S2V §5
-``iis``                   ``clip`` + ground-truth frames                               AT §4
-``ais``                   ``clip`` + ``audio_tower`` in CLIP's image space              AT §4
-``aic``                   ``classifier`` (+ ``clip`` for the 0.75 name fallback)       AT §4
+``fid``, ``kid``, ``is``  ``quality_backbone`` (Inception, or the world classifier)   S2V §4.1
+``clip_r@k``              ``clip`` + class names (from the datamodule)                 S2V §4.1
+``iis``                   ``clip`` + ground-truth frames                               AT §2.2
+``ais``                   ``clip`` + ``audio_tower`` in CLIP's image space              AT §2.2
+``aic``                   ``classifier`` (+ ``clip`` for the 0.75 name fallback)       AT §2.2
 ``judge_*``, sweeps       a plugin: :class:`a2i.synth.evaluation.WorldEvaluation`      S2V §5
-``modality_gap``          a method that ``aligns_spaces``                              S2V §4.3
+``modality_gap``          a method that ``aligns_spaces``                              S2V §4.4
 ``diversity_*``           ``diversity_seeds >= 2``                                     —
 ========================  ==========================================================  =========
 
@@ -55,7 +55,7 @@ from a2i.metrics.retrieval import (
     ClassAgreement,
     ClassRetrieval,
     RelativeSimilarity,
-    class_agreement_matrix,
+    class_agreement,
 )
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.audio_to_image import Request
@@ -102,15 +102,17 @@ class Evaluation(Callback):
         output_dir: Report folder; default ``<run log dir>/evaluation``.
         overwrite: Replace an existing report in ``output_dir``.
         clip: CLIP image and text towers (R@k, IIS, AIS, AIC fallback, grid ranking, diversity).
-        prompt_template: Text for each class name in R@k (Sound2Vision §5 ranks class names).
+        prompt_template: Text for each class name in R@k (Sound2Vision §4.1 ranks class names).
         top_k: The ``k`` of CLIP R@k (Sound2Vision reports 1 and 5).
-        classifier: Image classifier for AIC (AudioToken §4).
+        classifier: Image classifier for AIC (AudioToken §2.2).
         agreement_threshold: CLIP text similarity above which a classifier class and an audio
-            label agree in AIC (AudioToken §4: 0.75).
+            label agree in AIC (AudioToken §2.2: 0.75).
         audio_tower: Audio encoder whose pooled output lives in ``clip``'s image space, for AIS
-            (AudioToken §4 uses Wav2CLIP).
+            (AudioToken §2.2 uses Wav2CLIP).
         quality_backbone: Feature network of FID/KID/IS (:class:`InceptionFeatures` for
-            paper-comparable numbers; the world classifier in the synthetic world).
+            FID comparable with AudioToken's, which uses the standard one; Sound2Scene's FID/IS
+            use an Inception its authors trained on VGGSound, so no a2i number compares with
+            Sound2Vision's; the world classifier in the synthetic world).
         kid_subset_size: KID subset size (clamped to the number of images).
         plugins: Dataset-specific measures (e.g. :class:`a2i.synth.evaluation.WorldEvaluation`).
         diversity_seeds: Seeds per input for the diversity measures (< 2: skipped).
@@ -189,13 +191,14 @@ class Evaluation(Callback):
             if self.audio_tower is not None:
                 metrics["ais"] = RelativeSimilarity()
         if self.classifier is not None and self.classes:
-            agreement = class_agreement_matrix(
+            agreement = class_agreement(
                 self.classifier.class_names,
                 self.classes,
                 self.clip.embed_texts if self.clip is not None else None,
                 self.agreement_threshold,
             )
-            metrics["aic"] = ClassAgreement(agreement)
+            self.agreement_summary = agreement.summary()
+            metrics["aic"] = ClassAgreement(agreement.matrix)
         for plugin in self.plugins:
             plugin.setup(trainer, self.pipeline)
         if pl_module.aligns_spaces:
@@ -338,6 +341,8 @@ class Evaluation(Callback):
             elif name == "diversity":
                 metrics.update({f"diversity_{k}": float(v) for k, v in value.items()})
             metric.reset()
+        if "aic" in self.metrics:
+            results["aic_agreement"] = self.agreement_summary
         return results
 
     def _log_tensorboard(

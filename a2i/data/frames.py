@@ -2,9 +2,11 @@
 
 In-the-wild video is loosely synchronised (the cow is on screen but silent), so both seed papers
 choose the frame: AudioToken §3 (Hyperparameters) by CLIP score for the label, dropping clips
-whose image and audio classifiers disagree; Sound2Vision §3.3 by audio-visual correlation.
+whose image and audio classifiers disagree; Sound2Vision §3.3 by audio-visual correlation. Both
+publish their choices, which :class:`AnnotatedFrame` reads.
 :mod:`a2i.data.prepare` calls a selector once per clip. Selectors are built from YAML and pickled
-into worker processes, so constructors only store; :meth:`FrameSelector.setup` moves models.
+into worker processes, so constructors only store (an annotation file's times at most);
+:meth:`FrameSelector.setup` moves models.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from a2i.data.annotations import clip_key, read_frame_annotations
 from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import A2IError, ConfigError
 from a2i.interfaces import AudioEncoder, ImageEncoder, check_embedding_match
@@ -64,6 +68,9 @@ class FrameSelector(ABC):
         sample_rate: int,
         label: int,
         caption: str,
+        *,
+        key: str = "",
+        fps: float = math.nan,
     ) -> FrameChoice:
         """Choose among ``frames`` ``(N, H, W, 3)`` uint8 shown at ``times`` ``(N,)`` seconds.
 
@@ -74,6 +81,8 @@ class FrameSelector(ABC):
             sample_rate: Rate of ``audio`` in Hz.
             label: The clip's class index (-1 when unknown).
             caption: The clip's text (the class name for labelled datasets).
+            key: The clip's key (annotation files name clips by it).
+            fps: The video's own frame rate (annotations may count frames at it).
         """
 
 
@@ -139,6 +148,9 @@ class MidFrame(FrameSelector):
         sample_rate: int,
         label: int,
         caption: str,
+        *,
+        key: str = "",
+        fps: float = math.nan,
     ) -> FrameChoice:
         """The frame closest to half the audio's duration (or the frame times' midpoint)."""
         _check_clip(frames, times)
@@ -230,6 +242,9 @@ class CLIPBestFrame(FrameSelector):
         sample_rate: int,
         label: int,
         caption: str,
+        *,
+        key: str = "",
+        fps: float = math.nan,
     ) -> FrameChoice:
         """Top CLIP score for the prompt; vetoed when the two classifiers disagree."""
         _check_clip(frames, times)
@@ -333,6 +348,9 @@ class AVCorrelationFrame(FrameSelector):
         sample_rate: int,
         label: int,
         caption: str,
+        *,
+        key: str = "",
+        fps: float = math.nan,
     ) -> FrameChoice:
         """Top-1 of C_av[t] = q_t^V · q_t^A."""
         _check_clip(frames, times)
@@ -346,3 +364,84 @@ class AVCorrelationFrame(FrameSelector):
         correlation = (F.normalize(image_z, dim=-1) * F.normalize(audio_z, dim=-1)).sum(-1).cpu()
         index = int(correlation.argmax())
         return FrameChoice(index, float(correlation[index]))
+
+
+def best_annotated(value: Any) -> Any:
+    """The first entry of nested lists: the published files list candidates best first."""
+    while isinstance(value, list):
+        value = value[0]
+    return value
+
+
+class AnnotatedFrame(FrameSelector):
+    """The frame a published annotation file names for each clip (Sound2Vision Table 2 (A)).
+
+    The file (JSON object or ``key,value`` CSV; :mod:`a2i.data.annotations`) maps clip names to
+    a time or a frame number, or to a list of them best first, of which the first is used:
+    Sound2Scene's ``top1_boxes_top10_moments.json`` (frame numbers at 10 fps: ``unit: frame``,
+    ``frame_rate: 10``, ``match: vggsound_ms``) and AudioToken's ``best_frames.json`` (frame
+    numbers at the video's own rate, read by OpenCV from 0: ``frame_rate: null``). The decoded
+    frame nearest to that time is chosen, so decode at the annotation's rate (the datamodule's
+    ``frame_rate``) to get the annotated frame itself.
+
+    Args:
+        path: The annotation file (read once here; a missing file stops the config).
+        match: How the file names clips (``key`` or ``vggsound_ms``, see ``KeyStyle``).
+        unit: ``seconds`` from the clip start, or ``frame`` numbers.
+        frame_rate: Rate of the frame numbers; None = the video's own frame rate.
+        first_frame: The number of the clip's first frame (0 or 1).
+        missing: ``drop`` clips the file does not name, or fall back to the ``mid`` frame.
+        source: Where the file is published (shown when it is missing).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        match: Literal["key", "vggsound_ms"] = "key",
+        unit: Literal["seconds", "frame"] = "seconds",
+        frame_rate: float | None = None,
+        first_frame: int = 0,
+        missing: Literal["drop", "mid"] = "drop",
+        source: str = "",
+    ) -> None:
+        name = type(self).__name__
+        if frame_rate is not None and not frame_rate > 0:
+            raise ConfigError(f"{name}.frame_rate must be > 0 or null (got {frame_rate})")
+        field = "data.frame_selector.path"
+        hint = f"download it from {source}" if source else "check the path"
+        named = read_frame_annotations(path, field, best_annotated, hint)
+        self.annotations = {clip_key(k, match): v for k, v in named.items()}
+        self.path, self.unit, self.frame_rate = path, unit, frame_rate
+        self.first_frame, self.missing = first_frame, missing
+
+    def select(
+        self,
+        frames: Tensor,
+        times: Tensor,
+        audio: Tensor,
+        sample_rate: int,
+        label: int,
+        caption: str,
+        *,
+        key: str = "",
+        fps: float = math.nan,
+    ) -> FrameChoice:
+        """The decoded frame nearest to the annotated time; unlisted clips per ``missing``."""
+        _check_clip(frames, times)
+        if key not in self.annotations:
+            if self.missing == "mid":
+                return MidFrame().select(frames, times, audio, sample_rate, label, caption)
+            return FrameChoice(0, math.nan, keep=False, reason=f"not in {self.path}")
+        value = self.annotations[key]
+        if self.unit == "frame":
+            rate = self.frame_rate or fps
+            if not rate > 0:
+                raise FrameSelectionError(f"{key}: frame numbers need the video's frame rate")
+            value = (value - self.first_frame) / rate
+        times = times.double()
+        index = int((times - value).abs().argmin())
+        end = max(float(times.max()), audio.shape[-1] / sample_rate)
+        if not 0 <= value <= end:
+            reason = f"annotated time {value:.2f} s is outside the clip (0-{end:.2f} s)"
+            return FrameChoice(index, math.nan, keep=False, reason=reason)
+        return FrameChoice(index, math.nan)

@@ -274,7 +274,14 @@ def _prepare_one(
     if clip.crop is not None:
         frames = crop_frames(frames, clip.crop, settings.frame_size)
     choice = selector.select(
-        frames, video.times, video.audio, settings.sample_rate, clip.label, clip.caption
+        frames,
+        video.times,
+        video.audio,
+        settings.sample_rate,
+        clip.label,
+        clip.caption,
+        key=clip.key,
+        fps=video.info.frame_rate,
     )
     if not choice.keep:
         return choice.reason or f"dropped by {type(selector).__name__}"

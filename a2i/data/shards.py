@@ -209,7 +209,10 @@ class ShardDataset(Dataset):
         clip_seconds: Audio length delivered (cropped or zero-padded).
         image_size: Square resolution delivered (the frame is resized on its short side and
             centre-cropped, so faces and objects keep their aspect).
-        random_crop: Crop audio at random offsets (training) instead of from the start.
+        random_crop: Crop audio at random offsets (training) instead of from the start; a crop
+            always contains the frame time recorded at preparation (``meta.frame_time``), as
+            AudioToken's official code picks the frame inside its random 5 s window
+            (guyyariv/AudioToken ab7d280, data/dataloader.py:128-140).
         features: Cached feature names to deliver as ``features/<name>``.
     """
 
@@ -282,9 +285,14 @@ class ShardDataset(Dataset):
             )
         with Image.open(io.BytesIO(blobs["jpg"])) as picture:
             frame = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
+        frame_time = record.get("meta", {}).get("frame_time")
+        frame_sample = None if frame_time is None else round(frame_time * rate)
         item: dict[str, Any] = {
             AUDIO: fit_length(
-                torch.from_numpy(samples), self.num_samples, random_crop=self.random_crop
+                torch.from_numpy(samples),
+                self.num_samples,
+                random_crop=self.random_crop,
+                contains=frame_sample,
             ),
             IMAGE: resize_center_crop(torch.from_numpy(frame).permute(2, 0, 1), self.image_size),
             LABEL: record["label"],

@@ -8,7 +8,8 @@ Expected layout (a2i does not download YouTube)::
 The class list (``a2i/assets/datasets/vggsound_classes.txt``, the 310 distinct labels of the
 official CSV, alphabetical; label = index) ships with a2i so label indices never depend on
 which clips a user has. Sound2Vision §4.1 trains on a 50-class subset and the official split;
-the subset is the ``classes`` list of the config (its public code does not name the 50).
+the authors publish the 50 names (Sound2Scene ``samples/categories.txt``), shipped as
+``a2i/assets/datasets/sound2scene_vggsound50.txt``: ``classes: sound2scene_vggsound50.txt``.
 VGGSound has no validation split: a2i holds out ``val_fraction`` of train by a hash of
 ``val_seed`` and the clip key (:func:`a2i.data.video_datamodule.holdout`).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import difflib
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from a2i.data.manifest import ManifestError
@@ -35,8 +37,28 @@ CLASSES_ASSET = "assets/datasets/vggsound_classes.txt"
 
 def vggsound_classes() -> list[str]:
     """The 310 VGGSound labels in index order."""
-    text = resources.files("a2i").joinpath(CLASSES_ASSET).read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line]
+    return _class_lines(resources.files("a2i").joinpath(CLASSES_ASSET).read_text(encoding="utf-8"))
+
+
+def _class_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def read_class_file(name: str) -> list[str]:
+    """Class names, one per line, from a file; a bare name not on disk is a shipped list.
+
+    Shipped lists live in ``a2i/assets/datasets/`` (``sound2scene_vggsound50.txt``), so a paper
+    config can name its class subset without a path that depends on where a2i is installed.
+    """
+    path = Path(name)
+    if not path.is_file() and path.name == name:
+        shipped = resources.files("a2i").joinpath("assets/datasets", name)
+        if shipped.is_file():
+            return _class_lines(shipped.read_text(encoding="utf-8"))
+    try:
+        return _class_lines(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"data.classes '{name}': cannot read it ({error})") from None
 
 
 class VGGSoundDataModule(VideoDataModule):
@@ -47,7 +69,8 @@ class VGGSoundDataModule(VideoDataModule):
         csv_file: The official CSV, relative to ``root``.
         video_dir: Folder of the clips, relative to ``root``.
         filename: Clip file name pattern (``ytid``, ``start`` fields).
-        classes: Class subset in label order (None: all 310); Sound2Vision §4.1 uses 50.
+        classes: Class subset in label order (None: all 310), or a file of names, one per line
+            (:func:`read_class_file`); Sound2Vision §4.1's 50: ``sound2scene_vggsound50.txt``.
         val_fraction: Share of the train split held out for validation.
         val_seed: Seed of that hold-out.
         clip_duration: Clip length in seconds from ``start`` (VGGSound clips are 10 s).
@@ -65,7 +88,7 @@ class VGGSoundDataModule(VideoDataModule):
         csv_file: str = "vggsound.csv",
         video_dir: str = "video",
         filename: str = "{ytid}_{start:06d}.mp4",
-        classes: list[str] | None = None,
+        classes: list[str] | str | None = None,
         val_fraction: float = 0.02,
         val_seed: int = 0,
         clip_duration: float = 10.0,
@@ -75,7 +98,7 @@ class VGGSoundDataModule(VideoDataModule):
         self.csv_file = csv_file
         self.video_dir = video_dir
         self.filename = filename
-        self.subset = classes
+        self.subset = read_class_file(classes) if isinstance(classes, str) else classes
         self.val_fraction = val_fraction
         self.val_seed = val_seed
         self.clip_duration = clip_duration

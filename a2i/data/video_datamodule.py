@@ -21,6 +21,7 @@ from pathlib import Path
 import webdataset as wds
 from torch.utils.data import DataLoader
 
+from a2i.data.annotations import ClipList
 from a2i.data.base import collate_batch
 from a2i.data.frames import FrameSelector, MidFrame
 from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text, _file_problem
@@ -101,6 +102,9 @@ class VideoDataModule(ManifestDataModule):
         split_file: CSV of ``key,split`` rows that replaces the dataset's split rule (e.g. a
             published split, or ``<prepared>/splits.csv`` of another machine); clips it does not
             list are left out. a2i writes the split it used to ``<prepared>/splits.csv``.
+        clip_lists: Published lists of clips to drop or to keep exclusively, applied in order
+            before decoding (AudioToken's ``unmatch_videos`` and ``low_quality_videos``;
+            :class:`a2i.data.annotations.ClipList`).
         batch_size: Clips per batch on each device.
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory for faster host→GPU copies.
@@ -128,6 +132,7 @@ class VideoDataModule(ManifestDataModule):
         stream_train: bool = False,
         shuffle_buffer: int = 1000,
         split_file: str | None = None,
+        clip_lists: list[ClipList] | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -161,6 +166,7 @@ class VideoDataModule(ManifestDataModule):
         self.prepare_device = prepare_device
         self.stream_train = stream_train
         self.split_file = split_file
+        self.clip_lists = list(clip_lists or [])
         self.shuffle_buffer = shuffle_buffer
         self.scan_result = self._scan_and_report()
         self.settings.clips_sha1 = _fingerprint(self.scan_result.clips)
@@ -182,6 +188,17 @@ class VideoDataModule(ManifestDataModule):
         result = self.scan()
         if self.split_file is not None:
             result.clips = self._apply_split_file(result.clips)
+        for clip_list in self.clip_lists:
+            before = len(result.clips)
+            result.clips = clip_list.apply(result.clips)
+            logger.warning(
+                "%s: %s list %s leaves %d of %d clips",
+                self.raw_root,
+                clip_list.action,
+                clip_list.path,
+                len(result.clips),
+                before,
+            )
         if result.unusable and self.strict:
             shown = ", ".join(f"{path} ({problem})" for _, path, problem in result.unusable[:5])
             raise ManifestError(

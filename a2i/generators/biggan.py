@@ -330,6 +330,11 @@ class BigGANGenerator(AdversarialGenerator):
         adversarial_weight: Weight of the hinge adversarial term in the generator loss.
         foreground_weight: Weight of object pixels in the reconstruction term (plain L1
             collapses to background on the synthetic world, ``cpu-budget-notes.md``).
+        condition_scale: Length of the conditions the generator was trained on, which
+            :class:`~a2i.methods.sound2vision.Sound2Vision` gives it: ``"unit"`` (IC-GAN
+            normalises its SwAV features to unit length, ``facebookresearch/ic_gan``
+            ``data_utils/datasets_common.py:426``; the tiny world's encoder is unit-norm) or
+            ``"feature"`` (trained here on an encoder's raw features).
         pretrained: An a2i ``.safetensors`` file of this module (generator and discriminator),
             or a published IC-GAN BigGAN generator (``G_ema_best0.pth`` from the IC-GAN release,
             converted by :func:`convert_biggan_pytorch_state_dict`; its discriminator is not
@@ -350,10 +355,12 @@ class BigGANGenerator(AdversarialGenerator):
         reconstruction_weight: float | None = None,
         adversarial_weight: float = 1.0,
         foreground_weight: float = 10.0,
+        condition_scale: Literal["unit", "feature"] = "unit",
         pretrained: str | None = None,
         freeze: bool = False,
     ) -> None:
         super().__init__()
+        self.condition_scale = condition_scale
         if preset not in PRESETS:
             raise ConfigError(f"BigGANGenerator.preset must be 'paper' or 'tiny' (got {preset!r})")
         defaults = PRESETS[preset]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import diffusers
 import torch
@@ -201,29 +202,43 @@ class LatentDiffusion(nn.Module):
     @torch.no_grad()
     def sample(
         self,
-        condition: Condition,
+        condition: Condition | Sequence[Condition],
         unconditional: Condition | None = None,
         generator: Generators = None,
         num_inference_steps: int = 50,
         guidance_scale: float = 1.0,
+        weights: Sequence[float] | None = None,
     ) -> Tensor:
         """Images ``(B, 3, H, W)`` in ``[0, 1]``, one per condition row.
 
         ``guidance_scale`` > 1 runs the denoiser on both inputs and extrapolates away from the
         unconditional prediction (classifier-free guidance); ≤ 1 is one conditional pass.
+        Several conditions are composed with the conjunction ("AND") of composable diffusion
+        (Liu et al. 2022): ``ε = ε(∅) + s · Σ_i w_i (ε(c_i) − ε(∅))``, one denoiser pass per
+        condition plus the unconditional one, whatever ``s``.
 
         Args:
-            condition: What to draw.
+            condition: What to draw, or several conditions of the same rows to compose.
             unconditional: Guidance's unconditional input (one row or one per row), e.g. a
                 text-to-image model's empty-prompt encoding; default ``condition.null()``, the
                 dropout this component trains with.
             generator: Seeds the initial noise and any noise the sampler adds; a list seeds
                 each row on its own, so a row's image does not depend on its batch.
             num_inference_steps: Sampling steps.
-            guidance_scale: Classifier-free guidance scale.
+            guidance_scale: Classifier-free guidance scale ``s``.
+            weights: Weight ``w_i`` of each condition (default 1 each).
         """
-        self.check_condition(condition)
-        device, dtype = condition.tokens.device, condition.tokens.dtype
+        conditions = [condition] if isinstance(condition, Condition) else list(condition)
+        weights = [1.0] * len(conditions) if weights is None else list(weights)
+        if not conditions or len(weights) != len(conditions):
+            raise ConfigError(
+                f"sample() needs one weight per condition (got {len(conditions)} conditions "
+                f"and {len(weights)} weights)"
+            )
+        for part in conditions:
+            self.check_condition(part)
+        first = conditions[0]
+        device, dtype = first.tokens.device, first.tokens.dtype
         scheduler = self.sampler.from_config(
             self.noise_scheduler.config, set_alpha_to_one=False, steps_offset=1
         )
@@ -231,18 +246,24 @@ class LatentDiffusion(nn.Module):
         step_kwargs = {}
         if "generator" in inspect.signature(scheduler.step).parameters:
             step_kwargs["generator"] = generator
-        shape = (len(condition), *self.sample_shape)
+        shape = (len(first), *self.sample_shape)
         latents = randn(shape, generator, device, dtype) * scheduler.init_noise_sigma
-        guided = guidance_scale > 1.0
+        guided = guidance_scale > 1.0 or len(conditions) > 1
+        inputs = first
         if guided:
-            null = condition.null() if unconditional is None else unconditional
-            condition = null.expand(len(condition)).to(device, dtype).cat(condition)
+            inputs = (first.null() if unconditional is None else unconditional).expand(len(first))
+            inputs = inputs.to(device, dtype)
+            for part in conditions:
+                inputs = inputs.cat(part)
+        copies = len(inputs) // len(first)
         for timestep in scheduler.timesteps:
-            model_input = torch.cat([latents, latents]) if guided else latents
-            model_input = scheduler.scale_model_input(model_input, timestep)
-            prediction = self.denoiser(model_input, timestep.expand(len(model_input)), condition)
+            model_input = scheduler.scale_model_input(torch.cat([latents] * copies), timestep)
+            prediction = self.denoiser(model_input, timestep.expand(len(model_input)), inputs)
             if guided:
-                without, with_condition = prediction.chunk(2)
-                prediction = without + guidance_scale * (with_condition - without)
+                without, *conditioned = prediction.chunk(copies)
+                prediction = without + guidance_scale * sum(
+                    weight * (part - without)
+                    for weight, part in zip(weights, conditioned, strict=True)
+                )
             latents = scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample
         return self.decode(latents)

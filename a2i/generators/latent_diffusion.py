@@ -12,6 +12,7 @@ guidance (Ho & Salimans 2022). The diffusion itself (loss, sampling, guidance) i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -99,6 +100,11 @@ class LatentDiffusionGenerator(ImageGenerator):
         sampler: diffusers scheduler class used for sampling (``DDIMScheduler``; any other, e.g.
             ``EulerDiscreteScheduler`` or ``DPMSolverMultistepScheduler``, is built from the
             training noise schedule).
+        condition_scale: Length of the conditions the UNet was trained on, which
+            :class:`~a2i.methods.sound2vision.Sound2Vision` gives it: ``"feature"`` (the image
+            encoder's raw embeddings: the sd-image-variations pipeline feeds CLIP's
+            ``image_embeds`` unnormalised, diffusers 0.42
+            ``pipeline_stable_diffusion_image_variation.py:151``) or ``"unit"``.
         freeze: Freeze the module after construction.
     """
 
@@ -117,9 +123,11 @@ class LatentDiffusionGenerator(ImageGenerator):
         condition_dropout: float = 0.1,
         prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon",
         sampler: str = "DDIMScheduler",
+        condition_scale: Literal["unit", "feature"] = "feature",
         freeze: bool = False,
     ) -> None:
         super().__init__()
+        self.condition_scale = condition_scale
         if preset not in PRESET_DEFAULTS:
             raise ConfigError(
                 f"LatentDiffusionGenerator.preset must be 'tiny' or 'paper' (got {preset!r})"
@@ -234,12 +242,13 @@ class LatentDiffusionGenerator(ImageGenerator):
     @torch.no_grad()
     def generate(
         self,
-        condition: Tensor | Condition,
+        condition: Tensor | Condition | Sequence[Tensor | Condition],
         generator: Generators = None,
         unconditional: Tensor | Condition | None = None,
         *,
         guidance_scale: float | None = None,
         num_inference_steps: int | None = None,
+        weights: Sequence[float] | None = None,
     ) -> Tensor:
         """Sampling (DDIM by default) with classifier-free guidance; images ``(B, 3, H, W)`` in ``[0, 1]``.
 
@@ -247,18 +256,25 @@ class LatentDiffusionGenerator(ImageGenerator):
         give identical images; a list of them seeds each row on its own.
 
         Args:
-            condition: ``(B, D)`` embeddings, ``(B, N, D)`` token sequences or a :class:`Condition`.
+            condition: ``(B, D)`` embeddings, ``(B, N, D)`` token sequences or a
+                :class:`Condition`; or a list of them, composed by composable diffusion
+                (:meth:`~a2i.generators.diffusion.LatentDiffusion.sample`).
             generator: Source of the noise: one generator, one per row, or None (global RNG).
             unconditional: The guidance's unconditional input, one row or one per row (a
                 text-to-image model's empty-prompt encoding); default all zeros, the
                 condition dropout this generator trains with.
             guidance_scale: Overrides the configured ``guidance_scale`` for this call.
             num_inference_steps: Overrides the configured ``num_inference_steps`` for this call.
+            weights: Weight of each composed condition (default 1 each).
         """
+        composed = isinstance(condition, list | tuple)
         return self.diffusion.sample(
-            self._condition(condition),
+            [self._condition(part) for part in condition]
+            if composed
+            else self._condition(condition),
             None if unconditional is None else self._condition(unconditional),
             generator,
             num_inference_steps=num_inference_steps or self.num_inference_steps,
             guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
+            weights=weights,
         )

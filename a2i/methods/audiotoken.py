@@ -48,26 +48,100 @@ class AudioTokenEmbedder(nn.Module):
     Args:
         audio_dim: Width ``d̂`` of the concatenated audio hidden states.
         text_dim: Width of the text encoder's token embeddings.
+        pool_dropout: The attentive pooling's dropout (:class:`AttentivePooling`; official: 0.5).
     """
 
-    def __init__(self, audio_dim: int, text_dim: int) -> None:
+    def __init__(self, audio_dim: int, text_dim: int, pool_dropout: float = 0.0) -> None:
         super().__init__()
         self.project = MLPProjector(audio_dim, audio_dim, text_dim, activation="gelu")
-        self.pool = AttentivePooling(text_dim)
+        self.pool = AttentivePooling(text_dim, dropout=pool_dropout)
 
     def forward(self, audio_tokens: Tensor) -> Tensor:
         """Audio hidden states ``(B, N, d̂)`` → ``e_audio`` ``(B, text_dim)``."""
         return self.pool(self.project(audio_tokens))
 
 
+OFFICIAL_EMBEDDER_KEYS = {
+    # guyyariv/AudioToken ab7d280: FGAEmbedder (modules/AudioToken/embedder.py:7-10) holds fc1,
+    # fc2 and ``fga = Atten(util_e=[768], pairwise_flag=False)``, whose one utility has a Unary
+    # (modules/FGA/atten.py:16-17), a self Pairwise (:46-47) and reduce_potentials (:178) over
+    # [unary, pairwise] in that order (:241-244), as a2i's ``merge``.
+    "fc1.weight": "project.0.weight",
+    "fc1.bias": "project.0.bias",
+    "fc2.weight": "project.2.weight",
+    "fc2.bias": "project.2.bias",
+    "fga.un_models.0.embed.weight": "pool.unary.0.weight",
+    "fga.un_models.0.embed.bias": "pool.unary.0.bias",
+    "fga.un_models.0.feature_reduce.weight": "pool.unary.2.weight",
+    "fga.un_models.0.feature_reduce.bias": "pool.unary.2.bias",
+    "fga.pp_models.0.embed_X.weight": "pool.pair_query.weight",
+    "fga.pp_models.0.embed_X.bias": "pool.pair_query.bias",
+    "fga.pp_models.0.embed_Y.weight": "pool.pair_key.weight",
+    "fga.pp_models.0.embed_Y.bias": "pool.pair_key.bias",
+    "fga.reduce_potentials.0.weight": "pool.merge.weight",
+}
+"""Official embedder state-dict key → :class:`AudioTokenEmbedder` key (same shapes)."""
+
+OFFICIAL_EMBEDDER_DOWNLOAD = (
+    "wget -P ~/.cache/a2i "
+    "https://github.com/guyyariv/AudioToken/raw/master/output/embedder_learned_embeds.bin"
+)
+
+
+def load_embedder(embedder: AudioTokenEmbedder, spec: str, field: str) -> None:
+    """Load an a2i embedder file or the official ``embedder_learned_embeds.bin`` into ``embedder``.
+
+    The official file is ``torch.save(embedder.state_dict())`` of its FGAEmbedder (train.py:51),
+    read tensors-only and renamed by :data:`OFFICIAL_EMBEDDER_KEYS`. A missing file raises
+    :class:`~a2i.errors.CheckpointNotFoundError` with the download command; a missing,
+    unexpected or wrongly shaped tensor raises :class:`ConfigError` naming it.
+    """
+    weights = resolve_weights(spec, field, download=OFFICIAL_EMBEDDER_DOWNLOAD)
+    state = weights.state_dict(download=OFFICIAL_EMBEDDER_DOWNLOAD)
+    expected = embedder.state_dict()
+    layout, names = "a2i", {key: key for key in expected}  # a2i key → name in the file
+    if any(key in OFFICIAL_EMBEDDER_KEYS for key in state):
+        layout = "official AudioToken (FGAEmbedder)"
+        names = {ours: theirs for theirs, ours in OFFICIAL_EMBEDDER_KEYS.items()}
+        state = {OFFICIAL_EMBEDDER_KEYS.get(key, key): value for key, value in state.items()}
+    missing = [names[key] for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    wrong = [
+        f"{names[key]} {tuple(state[key].shape)} (expected {tuple(value.shape)})"
+        for key, value in expected.items()
+        if key in state and state[key].shape != value.shape
+    ]
+    problems = [
+        f"{what}: {', '.join(keys)}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
+        if keys
+    ]
+    if problems:
+        raise ConfigError(
+            f"{field} '{spec}' ({layout} layout) does not fit the AudioToken embedder "
+            f"({embedder.project[0].in_features} → {embedder.project[2].out_features}): "
+            + "; ".join(problems)
+        )
+    embedder.load_state_dict(state)
+
+
 def classification_loss(audio_token: Tensor, label_embedding: Tensor) -> Tensor:
-    """L_CL (eq. 7): ``(1 − cos(e_audio, l̂))²``, averaged over the batch."""
+    """L_CL (eq. 7): ``(1 − cos(e_audio, l̂))²``, averaged over the batch.
+
+    Per clip, as eq. 7 writes it; the official code squares one minus the batch-mean cosine
+    (train.py:373-374), which differs only when the cosines vary within a batch.
+    """
     return ((1.0 - F.cosine_similarity(audio_token, label_embedding, dim=-1)) ** 2).mean()
 
 
 def l1_penalty(audio_token: Tensor) -> Tensor:
-    """``‖e_audio‖₁`` of eq. 8, averaged over the batch."""
-    return audio_token.abs().sum(dim=-1).mean()
+    """Eq. 8's ``‖e_audio‖₁`` as the official code computes it: the *mean* of ``|e_audio|``.
+
+    Over the batch and the dimensions (guyyariv/AudioToken ab7d280, train.py:360,
+    ``lambda_a * torch.mean(torch.abs(audio_token))``, λ 0.01). The sum over dimensions that eq. 8
+    writes would be, with that λ, 768× stronger at SD's width (64× in the tiny world).
+    """
+    return audio_token.abs().mean()
 
 
 class AudioToken(A2IMethod, AudioToImageModel):
@@ -79,14 +153,22 @@ class AudioToken(A2IMethod, AudioToImageModel):
         text_encoder: The LDM's frozen text encoder (SD v1.x: CLIP ViT-L/14 text tower).
         generator: The frozen LDM (SD v1.x UNet + VAE); its ``condition_dim`` is the text width.
             Give it ``condition_dropout: 0.0``: AudioToken trains on every prompt.
-        prompt: Text around the audio token (§2.1: "A photo of a"; the placeholder marks where
-            ``e_audio`` goes, so "A painting of a <audio>" works at inference too).
+        prompt: Text around the audio token in training (§2.1: "A photo of a"; the official code
+            trains on "a photo of <*>", data/dataloader.py:34). The placeholder marks where
+            ``e_audio`` goes, so "A painting of a <audio>" works at inference too.
+        inference_prompt: Prompt for generation when none is given; None uses ``prompt``. The
+            paper states none; the official code uses "a photo of <*>, 4k, high resolution"
+            (inference.py:73).
         negative_prompt: Unconditional input of classifier-free guidance (SD's: the empty prompt).
         lambda_l1: Weight of ``‖e_audio‖₁`` (eq. 8; 0.01 in the public code).
         lambda_cl: Weight of L_CL (eq. 9; 0.01 in the public code; 0 trains without it, eq. 8).
         lr: AdamW learning rate (§3: 8e-5).
         weight_decay: AdamW weight decay (1e-2 in the public code).
-        embedder_pretrained: An embedder saved by :meth:`save_embedder` (a few MB of safetensors).
+        pool_dropout: Dropout of the attentive pooling, at training and inference when set
+            (:class:`~a2i.modules.pooling.AttentivePooling`). The paper names none (default 0);
+            the official code uses 0.5.
+        embedder_pretrained: An embedder saved by :meth:`save_embedder` (a few MB of safetensors)
+            or the official release, ``embedder_learned_embeds.bin`` (:func:`load_embedder`).
         export_embedder: Write the trained embedder to this ``.safetensors`` file at the end of
             ``fit`` (the frozen backbones are referenced by the config, not copied).
         overwrite_export: Replace an existing ``export_embedder`` file.
@@ -99,11 +181,13 @@ class AudioToken(A2IMethod, AudioToImageModel):
         text_encoder: CLIPTextEncoder,
         generator: LatentDiffusionGenerator,
         prompt: str = "A photo of a <audio>",
+        inference_prompt: str | None = None,
         negative_prompt: str = "",
         lambda_l1: float = 0.01,
         lambda_cl: float = 0.0,
         lr: float = 8e-5,
         weight_decay: float = 1e-2,
+        pool_dropout: float = 0.0,
         embedder_pretrained: str | None = None,
         export_embedder: str | None = None,
         overwrite_export: bool = False,
@@ -116,17 +200,19 @@ class AudioToken(A2IMethod, AudioToImageModel):
         check_embedding_match(
             text_encoder.width, generator.condition_dim, "text_encoder", "generator"
         )
-        if text_encoder.placeholder not in prompt:
-            raise ConfigError(
-                f"AudioToken.prompt '{prompt}' lacks the placeholder '{text_encoder.placeholder}'"
-            )
+        for name, text in (("prompt", prompt), ("inference_prompt", inference_prompt)):
+            if text is not None and text_encoder.placeholder not in text:
+                raise ConfigError(
+                    f"AudioToken.{name} '{text}' lacks the placeholder '{text_encoder.placeholder}'"
+                )
         self.audio_encoder = audio_encoder.freeze()
         self.text_encoder = text_encoder.freeze()
         self.generator = generator.freeze()
-        self.embedder = AudioTokenEmbedder(audio_encoder.token_dim, text_encoder.width)
-        weights = resolve_weights(embedder_pretrained, "AudioToken.embedder_pretrained")
-        if weights is not None:
-            self.embedder.load_state_dict(weights.state_dict())
+        self.embedder = AudioTokenEmbedder(
+            audio_encoder.token_dim, text_encoder.width, pool_dropout=pool_dropout
+        )
+        if embedder_pretrained is not None:
+            load_embedder(self.embedder, embedder_pretrained, "AudioToken.embedder_pretrained")
 
     @property
     def supports(self) -> frozenset[Control]:
@@ -225,7 +311,9 @@ class AudioToken(A2IMethod, AudioToImageModel):
                 f"prompt '{prompt}' lacks the placeholder '{self.text_encoder.placeholder}' "
                 "where the audio token goes"
             )
-        condition = self.condition(self.audio_token(waveform), prompt)
+        condition = self.condition(
+            self.audio_token(waveform), prompt or self.hparams.inference_prompt
+        )
         negative = self.text_encoder([self.hparams.negative_prompt])
         sampling = {
             k: v

@@ -22,9 +22,9 @@ from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
 from a2i.errors import ConfigError
-from a2i.interfaces import AUDIO, KEY, AudioToImageModel
+from a2i.interfaces import AUDIO, KEY, AudioToImageModel, FreezableMixin
 from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.loading import frozen_prefixes
+from a2i.pipelines.loading import frozen_prefixes, plain_config
 from a2i.pretrained import export_parts
 
 
@@ -82,6 +82,28 @@ class A2IMethod(L.LightningModule):
                 f"checkpoint does not match this model: {len(missing)} trainable weights missing "
                 f"(first: {missing[:3]}); was it written by a different method or config?"
             )
+
+    def parts_without_weights(self) -> list[str]:
+        """Trainable components whose config names no weights to load (``*pretrained`` unset).
+
+        ``a2i predict`` without a checkpoint is refused while any is left: its images would come
+        from random weights. A part counts as given when its component config has a
+        ``pretrained``-like argument set (e.g. the released Sound2Scene audio encoder), or the
+        method has ``<part>_pretrained`` set (e.g. AudioToken's ``embedder_pretrained``).
+        """
+        hparams = plain_config(dict(self.hparams))
+        missing = []
+        for name, child in self.named_children():
+            if isinstance(child, FreezableMixin) and child.frozen:
+                continue
+            if not any(p.requires_grad for p in child.parameters()):
+                continue
+            config = hparams.get(name)
+            init_args = (config.get("init_args") or {}) if isinstance(config, dict) else {}
+            given = any(k.endswith("pretrained") and v for k, v in init_args.items())
+            if not (given or hparams.get(f"{name}_pretrained")):
+                missing.append(name)
+        return missing
 
     def check_datamodule(self, datamodule: L.LightningDataModule | None) -> None:
         """Refuse a datamodule whose clips differ from what the audio encoder expects."""

@@ -7,13 +7,30 @@ the image encoder and the generator are frozen, kept in eval mode, left out of t
 (by default) out of the checkpoint.
 
 Inference (§5): audio → ``z^A`` → generator, with the controls of
-:class:`~a2i.pipelines.AudioToImagePipeline` — volume, waveform mixing, interpolation
-``λ·z^V + (1−λ)·z^A`` with an image (§5.2), several seeds.
+:class:`~a2i.pipelines.AudioToImagePipeline` — volume, waveform mixing, an image joined by
+interpolation ``λ·z^V + (1−λ)·z^A`` (§5.2) or composable diffusion (§6.1), several seeds.
+
+Condition scale. Eq. (1–2) compare unit-norm features (§3.1), so the length of ``z^A`` is not
+learned; the generator must be given the length it was trained on, which its
+``condition_scale`` declares:
+
+- ``"unit"``: every condition is put on the unit sphere — audio, image, their blend (renormalised
+  after mixing) and the ``log_images`` grids. IC-GAN (§3.2) trains on unit-length SwAV features
+  (``facebookresearch/ic_gan`` @8eff2f7, ``data_utils/datasets_common.py:426``; its
+  ``predict.py:102`` normalises at inference), and the released Sound2Scene normalises the audio
+  embedding before the generator (``postech-ami/Sound2Scene`` @2cc5fff, ``test.py:102``;
+  ``train.py:84-85`` for both modalities).
+- ``"feature"``: the generator was trained on the image encoder's raw features, e.g. the
+  sd-image-variations LDM (§6.1), whose pipeline feeds CLIP's ``image_embeds`` unnormalised
+  (diffusers 0.42 ``pipeline_stable_diffusion_image_variation.py:151``). Image features go as
+  they are; the direction of ``z^A`` is scaled to ``image_feature_norm``, the running mean
+  norm of the training image features.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +69,12 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         temperature: Softmax temperature of the InfoNCE variants (eq. 1 has none: 1.0).
         lr: Adam learning rate (§4.1: 1e-3).
         weight_decay: Adam weight decay (§4.1: 1e-5).
+        image_blend: How an image joins the audio (``image=``, ``image_weight`` λ):
+            ``interpolate`` feeds ``λ·c^V + (1−λ)·c^A`` (§5.2, the paper's choice for the GAN);
+            ``composable`` samples with both conditions composed, weights ``(1−λ, λ)``, by
+            composable diffusion (Liu et al. 2022; §6.1 and Fig. 19, the paper's choice for the
+            LDM; latent diffusion generators only). ``None``: the paper's choice for the
+            generator.
         save_frozen: See :class:`A2IMethod`.
     """
 
@@ -64,6 +87,7 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         temperature: float = 1.0,
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
+        image_blend: Literal["interpolate", "composable"] | None = None,
         save_frozen: bool = False,
     ) -> None:
         super().__init__(save_frozen=save_frozen)
@@ -76,12 +100,21 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         )
         if audio_encoder.output == "sequence":
             raise ConfigError("Sound2Vision needs an audio encoder with a pooled output")
+        # a generator composes conditions when its generate() takes their weights (the LDM's)
+        composes = "weights" in inspect.signature(generator.generate).parameters
+        self.image_blend = image_blend or ("composable" if composes else "interpolate")
+        if self.image_blend == "composable" and not composes:
+            raise ConfigError(
+                "Sound2Vision.image_blend='composable' needs a generator that composes "
+                f"conditions (a latent diffusion one), not {type(generator).__name__}; "
+                "use 'interpolate'"
+            )
         self.audio_encoder = audio_encoder
         self.image_encoder = image_encoder.freeze()
         self.generator = generator.freeze()
         self.loss = AlignmentLoss(loss, temperature)
-        # Mean norm of the image features: unit-norm audio features are rescaled to it so the
-        # generator sees conditions of the magnitude it was trained on (1.0 for unit-norm encoders).
+        # Mean norm of the training image features: the length given to audio conditions of a
+        # "feature"-scale generator (see the module docstring).
         self.register_buffer("image_feature_norm", torch.ones(()))
 
     aligns_spaces = True
@@ -133,17 +166,39 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
             )
         return cached.to(self.dtype if self.dtype.is_floating_point else cached.dtype)
 
+    @property
+    def condition_scale(self) -> str:
+        """``"unit"`` or ``"feature"``: the generator's ``condition_scale`` (module docstring)."""
+        return self.generator.condition_scale
+
     def condition_from_audio(self, waveform: Tensor) -> Tensor:
-        """Generator condition for audio: direction of ``z^A`` at the image features' scale."""
-        return F.normalize(self.audio_features(waveform), dim=-1) * self.image_feature_norm
+        """Generator condition for audio: direction of ``z^A`` at the generator's scale."""
+        direction = F.normalize(self.audio_features(waveform), dim=-1)
+        return direction if self.condition_scale == "unit" else direction * self.image_feature_norm
+
+    def condition_from_image(self, image: Tensor) -> Tensor:
+        """Generator condition for an image: ``z^V``, unit-length for a unit-scale generator."""
+        visual = self.image_features(image)
+        return F.normalize(visual, dim=-1) if self.condition_scale == "unit" else visual
+
+    def blend(self, visual: Tensor, audio: Tensor, image_weight: float) -> Tensor:
+        """``λ·c^V + (1−λ)·c^A`` (§5.2), back on the unit sphere for a unit-scale generator."""
+        mixed = image_weight * visual + (1.0 - image_weight) * audio
+        return F.normalize(mixed, dim=-1) if self.condition_scale == "unit" else mixed
 
     @torch.no_grad()
-    def generate(self, condition: Tensor, seeds: list[int], **sampling: Any) -> Tensor:
-        """``(B, S, 3, H, W)``: one image per seed for every condition row (own noise per row)."""
+    def generate(
+        self, condition: Tensor | list[Tensor], seeds: list[int], **sampling: Any
+    ) -> Tensor:
+        """``(B, S, 3, H, W)``: one image per seed for every condition row (own noise per row).
+
+        A list of conditions (of the same rows) is composed by the generator (``image_blend``).
+        """
         sampling = {k: v for k, v in sampling.items() if v is not None}
+        rows = condition[0] if isinstance(condition, list) else condition
         images = [
             self.generator.generate(
-                condition, per_row_generators(seed, len(condition), condition.device), **sampling
+                condition, per_row_generators(seed, len(rows), rows.device), **sampling
             )
             for seed in seeds
         ]
@@ -161,18 +216,17 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         guidance_scale: float | None = None,
         num_inference_steps: int | None = None,
     ) -> Tensor:
-        """Sound → images, optionally blended with an image: ``λ·z^V + (1−λ)·z^A`` (§5.2)."""
+        """Sound → images, optionally with an image of weight λ (``image_blend``)."""
         self.check_controls({"prompt": prompt is not None})
+        sampling = {"guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps}
         condition = self.condition_from_audio(waveform)
-        if image is not None:
-            visual = self.image_features(image.to(condition)).expand_as(condition)
-            condition = image_weight * visual + (1.0 - image_weight) * condition
-        return self.generate(
-            condition,
-            seeds,
-            guidance_scale=guidance_scale,
-            num_inference_steps=num_inference_steps,
-        )
+        if image is None:
+            return self.generate(condition, seeds, **sampling)
+        visual = self.condition_from_image(image.to(condition)).expand_as(condition)
+        if self.image_blend == "composable":
+            weights = [1.0 - image_weight, image_weight]
+            return self.generate([condition, visual], seeds, weights=weights, **sampling)
+        return self.generate(self.blend(visual, condition, image_weight), seeds, **sampling)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the audio encoder only (§4.1)."""
@@ -229,5 +283,5 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         return {
             "frame": image,
             "from_audio": self.generate(self.condition_from_audio(audio), [0])[:, 0],
-            "from_image": self.generate(self.image_features(image), [0])[:, 0],
+            "from_image": self.generate(self.condition_from_image(image), [0])[:, 0],
         }

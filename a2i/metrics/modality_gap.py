@@ -1,4 +1,4 @@
-"""Geometry of the audio–visual modality gap (Sound2Vision §4.3, after Zhang et al. 2023).
+"""Geometry of the audio–visual modality gap (Sound2Vision §4.4, after Zhang et al. 2023).
 
 For paired unit-norm features ``z^V`` (image) and ``z^A`` (audio) and the gap ``g = z^V − z^A``:
 

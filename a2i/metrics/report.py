@@ -66,8 +66,14 @@ def markdown_report(results: dict[str, Any]) -> str:
     for name, rows in results.get("controllability", {}).items():
         lines += ["", f"## Controllability: {name}", ""]
         lines += markdown_table(rows if isinstance(rows, list) else [rows])
+    if results.get("aic_agreement"):
+        lines += ["", "## AIC agreement: classifier classes admitted per audio label", ""]
+        lines += [
+            f"- {k}: {'; '.join(v) if isinstance(v, list) else _format(v)}"
+            for k, v in results["aic_agreement"].items()
+        ]
     if results.get("modality_gap"):
-        lines += ["", "## Modality gap (Sound2Vision §4.3)", "", "| measure | value |", "|---|---|"]
+        lines += ["", "## Modality gap (Sound2Vision §4.4)", "", "| measure | value |", "|---|---|"]
         lines += [f"| {k} | {_format(v)} |" for k, v in results["modality_gap"].items()]
     if results.get("confusion"):
         classes = results.get("classes") or [str(i) for i in range(len(results["confusion"]))]

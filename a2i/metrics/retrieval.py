@@ -7,6 +7,8 @@ themselves only see tensors, which keeps them exact to test and independent of t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +23,7 @@ PAIRWISE_CHUNK = 1024
 
 
 class ClassRetrieval(Metric):
-    """CLIP R@k (Sound2Vision §5, after CLIP R-precision): is the true class among the top k?
+    """CLIP R@k (Sound2Vision §4.1, after CLIP R-precision): is the true class among the top k?
 
     Each generated image's embedding ranks the text embeddings of every class prompt ("a photo
     of {class}"); R@k is the fraction of images whose true class ranks in the top ``k``. A class
@@ -60,7 +62,7 @@ class ClassRetrieval(Metric):
 
 
 class RelativeSimilarity(Metric):
-    """AudioToken §4's relative scores: AIS (image vs. its audio) and IIS (vs. its true frame).
+    """AudioToken §2.2's relative scores: AIS (image vs. its audio) and IIS (vs. its true frame).
 
     A raw similarity has no meaningful scale, so the paper asks instead how often a generated
     image is more similar to its own reference (its input audio for AIS, its ground-truth frame
@@ -112,36 +114,97 @@ class RelativeSimilarity(Metric):
         return total / (count * (count - 1))
 
 
+@dataclass
+class AgreementTable:
+    """AIC's (classifier class, audio label) pairs: which agree by name, which by CLIP text.
+
+    Attributes:
+        classifier_names: The image classifier's classes (rows).
+        label_names: The dataset's audio labels (columns).
+        same: Identical names (case and spaces ignored).
+        similarity: CLIP text cosine of every pair (None without a text tower).
+        threshold: Similarity above which a pair agrees.
+    """
+
+    classifier_names: list[str]
+    label_names: list[str]
+    same: Tensor
+    similarity: Tensor | None
+    threshold: float
+
+    @property
+    def matrix(self) -> Tensor:
+        """``(classes, labels)`` bool: the pairs AIC counts as agreeing."""
+        if self.similarity is None:
+            return self.same
+        return self.same | (self.similarity > self.threshold)
+
+    def summary(self, examples: int = 10) -> dict[str, Any]:
+        """How many pairs the threshold admits beyond identical names, and the loosest of them.
+
+        A loose threshold lets many classifier classes agree with each label, which inflates AIC;
+        the loosest admitted pairs (lowest similarity) show what it accepts.
+        """
+        matrix, same = self.matrix, self.same
+        by_text = matrix & ~same
+        summary: dict[str, Any] = {
+            "threshold": self.threshold if self.similarity is not None else None,
+            "classifier_classes": len(self.classifier_names),
+            "labels": len(self.label_names),
+            "pairs_same_name": int(same.sum()),
+            "pairs_admitted_by_threshold": int(by_text.sum()),
+            "labels_with_an_agreeing_class": int(matrix.any(dim=0).sum()),
+            "mean_agreeing_classes_per_label": float(matrix.sum(dim=0).float().mean()),
+        }
+        if self.similarity is not None:
+            rows, cols = by_text.nonzero(as_tuple=True)
+            scores = self.similarity[rows, cols]
+            order = scores.argsort()[:examples].tolist()
+            summary["loosest_admitted"] = [
+                f"{self.label_names[cols[i]]} ~ {self.classifier_names[rows[i]]} "
+                f"({float(scores[i]):.3f})"
+                for i in order
+            ]
+        return summary
+
+
+def class_agreement(
+    classifier_names: Sequence[str],
+    label_names: Sequence[str],
+    embed_texts: Callable[[Sequence[str]], Tensor] | None = None,
+    threshold: float = 0.75,
+) -> AgreementTable:
+    """Which classifier classes count as agreeing with which audio labels (AudioToken §2.2, AIC).
+
+    An image classifier's classes rarely equal a dataset's audio labels (ImageNet's "tabby cat"
+    against VGGSound's "cat meowing"), so AIC also accepts a pair whose CLIP text embeddings have
+    cosine similarity above ``threshold`` (the paper's 0.75). Identical names (case and spaces
+    ignored) always agree.
+    """
+    same = torch.tensor(
+        [[_name_key(c) == _name_key(label) for label in label_names] for c in classifier_names]
+    )
+    similarity = None
+    if embed_texts is not None:
+        with torch.no_grad():
+            classifier_text = F.normalize(embed_texts(list(classifier_names)).float(), dim=-1)
+            label_text = F.normalize(embed_texts(list(label_names)).float(), dim=-1)
+        similarity = (classifier_text @ label_text.T).cpu()
+    return AgreementTable(list(classifier_names), list(label_names), same, similarity, threshold)
+
+
 def class_agreement_matrix(
     classifier_names: Sequence[str],
     label_names: Sequence[str],
     embed_texts: Callable[[Sequence[str]], Tensor] | None = None,
     threshold: float = 0.75,
 ) -> Tensor:
-    """Which classifier classes count as agreeing with which audio labels (AudioToken §4, AIC).
-
-    An image classifier's classes rarely equal a dataset's audio labels (ImageNet's "tabby cat"
-    against VGGSound's "cat meowing"), so AIC also accepts a pair whose CLIP text embeddings have
-    cosine similarity above ``threshold`` (the paper's 0.75). Identical names (case and spaces
-    ignored) always agree.
-
-    Returns:
-        ``(len(classifier_names), len(label_names))`` bool matrix.
-    """
-    same = torch.tensor(
-        [[_name_key(c) == _name_key(label) for label in label_names] for c in classifier_names]
-    )
-    if embed_texts is None:
-        return same
-    with torch.no_grad():
-        classifier_text = F.normalize(embed_texts(list(classifier_names)).float(), dim=-1)
-        label_text = F.normalize(embed_texts(list(label_names)).float(), dim=-1)
-    similar = (classifier_text @ label_text.T).cpu() > threshold
-    return same | similar
+    """``(len(classifier_names), len(label_names))`` bool matrix of :func:`class_agreement`."""
+    return class_agreement(classifier_names, label_names, embed_texts, threshold).matrix
 
 
 class ClassAgreement(Metric):
-    """AIC (AudioToken §4): the classifier's class for the generated image agrees with the label.
+    """AIC (AudioToken §2.2): the classifier's class for the generated image agrees with the label.
 
     Args:
         agreement: ``(classifier classes, labels)`` bool matrix from :func:`class_agreement_matrix`.

@@ -70,6 +70,9 @@ def test_report_has_every_metric_table_and_grid(report):
         results["modality_gap"]
     )
     assert len(results["confusion"]) == 10
+    agreement = results["aic_agreement"]  # how loose the 0.75 CLIP-text threshold is here
+    assert agreement["labels"] == 10 and agreement["pairs_admitted_by_threshold"] >= 0
+    assert "## AIC agreement" in (folder / "metrics.md").read_text()
     assert (folder / "metrics.md").read_text().startswith("# Evaluation of Sound2Vision")
     assert (folder / "metrics.csv").is_file()
     for grid in ("best", "worst", "random"):

@@ -32,7 +32,15 @@ def test_tiny_encoder_gives_one_state_per_token():
     encoder = CLIPTextEncoder(preset="tiny", freeze=True)
     states = encoder(["a photo of a red circle", ""])
     assert states.shape == (2, 16, 64) and encoder.frozen
-    assert encoder.pooled_label(["a red circle"]).shape == (1, 64)
+
+
+def test_label_target_is_the_mean_of_the_labels_input_word_embeddings():
+    encoder = CLIPTextEncoder(preset="tiny", freeze=True)
+    ids = encoder.tokenizer("a red circle").input_ids[1:-1]  # without start and end tokens
+    table = encoder.model.get_input_embeddings().weight
+    assert len(ids) == 3
+    expected = table[ids].mean(dim=0, keepdim=True)
+    torch.testing.assert_close(encoder.pooled_label(["a red circle"]), expected)
 
 
 def test_placeholder_that_is_a_word_and_missing_checkpoints_are_refused():

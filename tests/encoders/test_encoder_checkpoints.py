@@ -205,3 +205,23 @@ def test_hf_clip_local_directory(tmp_path, images: torch.Tensor) -> None:
     loaded = HFCLIPImageEncoder(pretrained=str(tmp_path / "sd-image-variations")).eval()
     assert loaded.embed_dim == 64 and loaded.image_size == 32
     torch.testing.assert_close(loaded(images), source(images))
+
+
+def test_sd_image_variations_preprocesses_as_its_model_card(tmp_path) -> None:
+    """lambdalabs' card: Resize((224, 224), bicubic, antialias=False), no crop; others: CLIP's."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    from torchvision.transforms.v2 import functional as TF
+
+    torch.manual_seed(0)
+    source = HFCLIPImageEncoder(preset="tiny").eval()
+    folder = tmp_path / "sd-image-variations-diffusers"
+    source.model.save_pretrained(folder / "image_encoder")
+    loaded = HFCLIPImageEncoder(pretrained=str(folder)).eval()
+    assert (source.resize, loaded.resize) == ("crop", "squash")
+    wide = torch.rand(2, 3, 48, 96)
+    squashed = TF.resize(wide, [32, 32], TF.InterpolationMode.BICUBIC, antialias=False)
+    expected = TF.normalize(squashed, list(OPENAI_DATASET_MEAN), list(OPENAI_DATASET_STD))
+    torch.testing.assert_close(loaded.preprocess(wide), expected)
+    assert not torch.allclose(source.preprocess(wide), expected, atol=1e-2)
+    explicit = HFCLIPImageEncoder(pretrained=str(folder), resize="crop").eval()
+    torch.testing.assert_close(explicit(wide), source(wide))

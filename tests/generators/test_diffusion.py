@@ -139,3 +139,24 @@ def test_conditions_and_denoisers_that_do_not_fit_are_refused(diffusion):
         LatentDiffusion(UNetDenoiser(tiny_unet(in_channels=4)), image_size=8)
     with pytest.raises(ConfigError, match="condition_dropout"):
         LatentDiffusion(Recorder(), 8, condition_dropout=1.0)
+
+
+def test_composed_conditions_add_their_weighted_guidance(diffusion, condition):
+    """Composable diffusion (Liu et al. 2022): ε(∅) + s·Σ w_i (ε(c_i) − ε(∅))."""
+    other = Condition(torch.randn(2, 3, WIDTH, generator=seeded(2)))
+
+    def draw(conditions, **kwargs):
+        return diffusion.sample(
+            conditions, generator=seeded(0), num_inference_steps=2, guidance_scale=3.0, **kwargs
+        )
+
+    alone = draw(condition)
+    torch.testing.assert_close(
+        draw([condition, other], weights=[1.0, 0.0]), alone, atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        draw([condition, condition], weights=[0.5, 0.5]), alone, atol=1e-5, rtol=0
+    )
+    assert not torch.allclose(draw([condition, other], weights=[0.5, 0.5]), alone, atol=1e-3)
+    with pytest.raises(ConfigError, match="one weight per condition"):
+        draw([condition, other], weights=[1.0])

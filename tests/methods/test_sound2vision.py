@@ -3,12 +3,14 @@
 import lightning as L
 import pytest
 import torch
+from torch import nn
 
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
 from a2i.encoders.image.tiny import TinyImageEncoder
 from a2i.errors import ConfigError
 from a2i.generators.biggan import BigGANGenerator
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.interfaces import AUDIO, IMAGE, ImageEncoder
 from a2i.methods.sound2vision import Sound2Vision
 from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.datamodule import SyntheticWorldDataModule
@@ -131,13 +133,109 @@ def test_mismatched_feature_sizes_are_a_config_error():
         )
 
 
-def test_image_feature_norm_follows_the_image_features_and_scales_audio_conditions():
-    model = build()
-    datamodule = world()
-    datamodule.setup("fit")
-    batch = next(iter(datamodule.train_dataloader()))
+class RawImageFeatures(ImageEncoder):
+    """A SwAV stand-in: raw features whose length (about 20 here) is far from 1."""
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.image_size = 32
+        self.project = nn.Linear(3, embed_dim)
+
+    def forward(self, image):
+        return 20.0 * self.project(image.mean(dim=(2, 3)))
+
+
+def raw_feature_model(generator):
+    torch.manual_seed(0)
+    return Sound2Vision(
+        audio_encoder=SpectrogramResNet(
+            preset="tiny", embed_dim=generator.condition_dim, clip_seconds=1.0
+        ),
+        image_encoder=RawImageFeatures(generator.condition_dim),
+        generator=generator,
+    )
+
+
+def trained_batch(model, size=4):
+    """A batch after one training step, so ``image_feature_norm`` holds the raw features' norm."""
+    generator = torch.Generator().manual_seed(3)
+    batch = {
+        AUDIO: torch.randn(size, 16000, generator=generator) * 0.1,
+        IMAGE: torch.rand(size, 3, 32, 32, generator=generator),
+    }
     model.training_step(batch, 0)  # global_step 0: the norm is taken as is
-    norms = model.image_features(batch["image"]).norm(dim=-1)
+    return batch
+
+
+def test_feature_scale_generator_gets_audio_at_the_image_features_mean_norm():
+    model = raw_feature_model(
+        LatentDiffusionGenerator(preset="tiny", condition_dim=64, image_size=32)
+    )
+    batch = trained_batch(model)
+    norms = model.image_features(batch[IMAGE]).norm(dim=-1)
+    assert norms.min() > 5.0
     torch.testing.assert_close(model.image_feature_norm, norms.mean())
-    condition = model.condition_from_audio(batch["audio"])
+    condition = model.condition_from_audio(batch[AUDIO])
     torch.testing.assert_close(condition.norm(dim=-1), norms.mean().expand(len(condition)))
+    torch.testing.assert_close(
+        model.condition_from_image(batch[IMAGE]), model.image_features(batch[IMAGE])
+    )
+
+
+def test_paper_gan_receives_unit_length_conditions_for_audio_blend_and_log_grids(monkeypatch):
+    """IC-GAN is trained on unit-length SwAV features (Sound2Vision module docstring)."""
+    with torch.device("meta"):
+        generator = BigGANGenerator(preset="paper")
+    assert generator.condition_scale == "unit"
+    received = []
+
+    def record(condition, generator=None):
+        received.append(condition)
+        return torch.zeros(len(condition), 3, 128, 128)
+
+    monkeypatch.setattr(generator, "generate", record)
+    model = raw_feature_model(generator)
+    batch = trained_batch(model)
+    assert model.image_feature_norm > 5.0
+    model.eval()
+    model.generate_from_audio(batch[AUDIO], [0, 1])
+    model.generate_from_audio(batch[AUDIO], [0], image=batch[IMAGE][:1], image_weight=0.5)
+    model.log_images(batch)
+    assert len(received) == 2 + 1 + 2
+    for condition in received:
+        assert condition.shape == (4, 2048)
+        torch.testing.assert_close(condition.norm(dim=-1), torch.ones(4))
+    blend = torch.nn.functional.normalize(
+        0.5 * model.condition_from_image(batch[IMAGE][:1])
+        + 0.5 * model.condition_from_audio(batch[AUDIO]),
+        dim=-1,
+    )
+    torch.testing.assert_close(received[2], blend)
+
+
+def test_ldm_composes_image_and_audio_and_a_zero_weight_drops_a_condition():
+    """Sound2Vision §6.1 / Fig. 19: composable diffusion (Liu et al. 2022) for the LDM."""
+    model = build("ldm").eval()
+    assert model.image_blend == "composable"
+    generator = torch.Generator().manual_seed(4)
+    waveform = torch.randn(2, 16000, generator=generator) * 0.1
+    frame = torch.rand(1, 3, 32, 32, generator=generator)
+
+    def draw(**kwargs):
+        return model.generate_from_audio(waveform, [5], guidance_scale=3.0, **kwargs)
+
+    torch.testing.assert_close(draw(image=frame, image_weight=0.0), draw(), atol=1e-5, rtol=0)
+    image_only = model.generate(
+        model.condition_from_image(frame).expand(2, -1), [5], guidance_scale=3.0
+    )
+    torch.testing.assert_close(draw(image=frame, image_weight=1.0), image_only, atol=1e-5, rtol=0)
+    composed = draw(image=frame, image_weight=0.5)
+    model.image_blend = "interpolate"
+    assert not torch.allclose(composed, draw(image=frame, image_weight=0.5), atol=1e-3)
+
+
+def test_composable_blend_needs_a_diffusion_generator():
+    with pytest.raises(ConfigError, match=r"image_blend='composable'.*BigGANGenerator"):
+        build("gan", image_blend="composable")
+    assert build("gan").image_blend == "interpolate"

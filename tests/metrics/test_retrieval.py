@@ -8,6 +8,7 @@ from a2i.metrics.retrieval import (
     ClassAgreement,
     ClassRetrieval,
     RelativeSimilarity,
+    class_agreement,
     class_agreement_matrix,
 )
 
@@ -101,3 +102,18 @@ def test_class_agreement_counts_agreeing_predictions():
     metric = ClassAgreement(matrix)
     metric.update(torch.tensor([0, 1, 2, 3, 3]), torch.tensor([0, 0, 0, 1, -1]))
     assert float(metric.compute()) == pytest.approx(3 / 4)
+
+
+def test_agreement_summary_counts_the_pairs_the_threshold_admits():
+    names, labels = ["Cat", "kitten", "tabby", "car"], ["cat", "car"]
+    summary = class_agreement(names, labels, text_table).summary()
+    assert summary["pairs_same_name"] == 2  # Cat~cat, car~car
+    assert summary["pairs_admitted_by_threshold"] == 1  # kitten~cat (0.8); tabby~cat is 0.7
+    assert summary["labels_with_an_agreeing_class"] == 2
+    assert summary["mean_agreeing_classes_per_label"] == pytest.approx(1.5)
+    assert summary["loosest_admitted"] == ["cat ~ kitten (0.800)"]
+    loose = class_agreement(names, labels, text_table, threshold=0.5).summary()
+    assert loose["pairs_admitted_by_threshold"] == 3  # + tabby~cat 0.7, tabby~car 0.714
+    assert loose["loosest_admitted"][0] == "cat ~ tabby (0.700)"
+    by_name = class_agreement(names, labels).summary()
+    assert by_name["threshold"] is None and by_name["pairs_admitted_by_threshold"] == 0

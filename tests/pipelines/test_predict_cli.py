@@ -296,3 +296,26 @@ def test_mix_and_image_controls_change_the_images(gan_run, sounds, tmp_path):
         assert predict(gan_run, folder, tmp_path / name, *extra) == 0
         drawn[name] = (tmp_path / name / "one.wav.png").read_bytes()
     assert drawn["mixed"] != drawn["plain"] and drawn["blended"] != drawn["plain"]
+
+
+def test_published_weights_in_the_config_replace_the_checkpoint(gan_run, tmp_path):
+    """The released encoder given as ``pretrained`` is the trained part: no --ckpt_path needed."""
+    from a2i.pretrained import save_module
+
+    model = AudioToImagePipeline.from_run(gan_run).model
+    weights = tmp_path / "audio_encoder.safetensors"
+    save_module(model.audio_encoder, weights)
+    inputs = tone_folder(tmp_path / "in", [1.0])
+    args = [
+        "predict",
+        "--config",
+        str(gan_run / "config.yaml"),
+        "--model.init_args.audio_encoder.init_args.pretrained",
+        str(weights),
+        "--audio_dir",
+        str(inputs),
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
+    main(args)
+    assert (tmp_path / "out" / "clip0.wav.png").exists()

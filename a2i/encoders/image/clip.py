@@ -54,15 +54,39 @@ HF_CLIP_VISION_PRESETS = {
 """``paper`` is the ViT-L/14 vision tower of OpenAI CLIP (the sd-image-variations image encoder)."""
 
 
-def clip_preprocess(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Compose:
-    """CLIP's preprocessing on tensors: bicubic resize of the short side, centre crop, normalise."""
-    return v2.Compose(
-        [
+Resize = Literal["crop", "squash"]
+"""How an image reaches the CLIP tower's square input: ``crop`` = CLIP's own (antialiased bicubic
+resize of the short side, centre crop); ``squash`` = bicubic resize of the whole image to the
+square without antialiasing and without a crop."""
+
+CHECKPOINT_RESIZE: dict[str, Resize] = {"sd-image-variations-diffusers": "squash"}
+"""Checkpoints trained with another preprocessing than CLIP's, by hub repository name.
+
+The model card of ``lambdalabs/sd-image-variations-diffusers`` (its section "The importance of
+resizing correctly") prescribes ``Resize((224, 224), BICUBIC, antialias=False)`` and no crop: the
+image encoder's input was resized that way during training, and matching it "makes a big
+difference"."""
+
+
+def checkpoint_resize(pretrained: str | None) -> Resize:
+    """The preprocessing ``pretrained`` was trained with (``crop`` unless listed)."""
+    name = (pretrained or "").rstrip("/").split("/")[-1]
+    return CHECKPOINT_RESIZE.get(name, "crop")
+
+
+def clip_preprocess(
+    image_size: int, mean: tuple[float, ...], std: tuple[float, ...], resize: Resize = "crop"
+) -> v2.Compose:
+    """CLIP's preprocessing on tensors (``resize``: see :data:`Resize`), then normalisation."""
+    if resize == "squash":
+        size = (image_size, image_size)
+        steps = [v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC, antialias=False)]
+    else:
+        steps = [
             v2.Resize(image_size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
             v2.CenterCrop(image_size),
-            v2.Normalize(mean, std),
         ]
-    )
+    return v2.Compose([*steps, v2.Normalize(mean, std)])
 
 
 def open_clip_model(owner: str, model_name: str, weights: Weights | None) -> nn.Module:
@@ -165,6 +189,9 @@ class HFCLIPImageEncoder(ImageEncoder):
         preset: ``paper`` = ViT-L/14 vision config with 768-d projection; ``tiny`` = 2 layers,
             64 wide, 32 px, 64-d projection. Ignored when ``pretrained`` names published weights.
         normalize: Return unit-norm embeddings (for cosine losses) instead of the raw projection.
+        resize: ``crop`` or ``squash`` (:data:`Resize`); None = what ``pretrained`` was trained
+            with: ``squash`` for ``lambdalabs/sd-image-variations-diffusers`` (its model card),
+            ``crop`` otherwise. Set it for a local copy of that checkpoint under another name.
         freeze: Freeze the encoder (no gradients, eval mode kept).
     """
 
@@ -174,6 +201,7 @@ class HFCLIPImageEncoder(ImageEncoder):
         subfolder: str = "image_encoder",
         preset: Literal["tiny", "paper"] = "paper",
         normalize: bool = False,
+        resize: Resize | None = None,
         freeze: bool = False,
     ) -> None:
         super().__init__()
@@ -195,7 +223,10 @@ class HFCLIPImageEncoder(ImageEncoder):
         self.image_size = int(config.image_size)
         self.embed_dim = int(config.projection_dim)
         self.normalized = normalize
-        self.preprocess = clip_preprocess(self.image_size, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+        self.resize = resize or checkpoint_resize(pretrained)
+        self.preprocess = clip_preprocess(
+            self.image_size, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD, self.resize
+        )
         if a2i_weights:
             self.load_state_dict(weights.state_dict())
         if freeze:

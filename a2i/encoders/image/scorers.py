@@ -6,10 +6,10 @@ random model) or builds a ``tiny`` preset (a2i trains it on the synthetic world 
 offline on a CPU. This module knows no dataset: a tiny classifier's class names come from the
 caller or from the ``class_names`` metadata of its a2i ``.safetensors`` file.
 
-- :class:`CLIPScorer`: Sound2Vision §5 ranks class names with CLIP for R@k (CLIP R-precision);
-  AudioToken §4 uses CLIP for IIS and for AIC's name-matching fallback. Default: OpenAI's
+- :class:`CLIPScorer`: Sound2Vision §4.1 ranks class names with CLIP for R@k (CLIP R-precision);
+  AudioToken §2.2 uses CLIP for IIS and for AIC's name-matching fallback. Default: OpenAI's
   ViT-B/32, the usual R-precision backbone.
-- :class:`ImageClassifier`: AudioToken §4's AIC compares an image classifier's prediction with the
+- :class:`ImageClassifier`: AudioToken §2.2's AIC compares an image classifier's prediction with the
   audio label; in the world the same tiny classifier also serves as FID/KID/IS feature network.
 """
 

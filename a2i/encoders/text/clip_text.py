@@ -208,15 +208,22 @@ class CLIPTextEncoder(FreezableMixin):
         )
 
     def pooled_label(self, labels: Sequence[str]) -> Tensor:
-        """AudioToken eq. 7's ``l̂``: average over the label's own tokens of the encoder output."""
+        """AudioToken eq. 7's ``l̂``: mean of the label tokens' input word embeddings ``(B, width)``.
+
+        The rows of the token-embedding table (the space ``e_audio`` is injected into), not the
+        encoder's output states: the official code averages ``get_input_embeddings().weight`` over
+        the label's tokens without ``<|startoftext|>``/``<|endoftext|>`` (guyyariv/AudioToken
+        ab7d280, train.py:311, 366-368). Output states of one prompt template barely differ between
+        labels (mutual cosine 0.956 over the synthetic world's ten classes), so L_CL taught little.
+        """
         ids = self.tokenize(labels)
-        hidden = self.model(input_ids=ids).last_hidden_state
         # The label's tokens: everything between <|startoftext|> and the first <|endoftext|>.
         words = torch.zeros_like(ids, dtype=torch.bool)
         lengths = (ids != self.tokenizer.eos_token_id).sum(dim=1)
         for row, length in enumerate(lengths.tolist()):
             words[row, 1:length] = True
-        return (hidden * words[..., None]).sum(dim=1) / words.sum(dim=1, keepdim=True).clamp(min=1)
+        rows = self.model.get_input_embeddings().weight[ids]
+        return (rows * words[..., None]).sum(dim=1) / words.sum(dim=1, keepdim=True).clamp(min=1)
 
     @contextmanager
     def _injecting(self, injected: Tensor | None):

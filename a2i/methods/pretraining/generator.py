@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 
@@ -58,8 +59,15 @@ class GeneratorPretraining(A2IMethod):
         self.automatic_optimization = not self.adversarial
 
     def condition(self, image: Tensor) -> Tensor:
-        """Encoder features of ``image`` (gradients flow only if the encoder trains)."""
-        return self.image_encoder(image)
+        """Encoder features of ``image`` at the generator's ``condition_scale``.
+
+        Unit length for IC-GAN, as its official training normalises SwAV features; gradients
+        flow only if the encoder trains.
+        """
+        features = self.image_encoder(image)
+        if self.generator.condition_scale == "unit":
+            return F.normalize(features, dim=-1)
+        return features
 
     def configure_optimizers(self) -> Any:
         """Adam over the generator (and encoder if trained); a second one for a discriminator."""

@@ -1,0 +1,45 @@
+"""The cheapest paper config at full size (random weights): one training step and one image."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_smoke():
+    spec = importlib.util.spec_from_file_location(
+        "paper_scale_smoke", ROOT / "benchmarks" / "paper_scale_smoke.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_configs_switch_to_random_paper_presets_without_downloads():
+    smoke = load_smoke()
+    model = smoke.random_paper_weights(
+        {
+            "class_path": "a2i.methods.sound2vision.Sound2Vision",
+            "init_args": {
+                "image_encoder": {
+                    "class_path": "a2i.encoders.image.resnet.ResNetImageEncoder",
+                    "init_args": {"pretrained": "swav_800ep_pretrain.pth.tar", "freeze": True},
+                },
+                "loss": "nce_l2",
+            },
+        }
+    )
+    encoder = model["init_args"]["image_encoder"]["init_args"]
+    assert encoder == {"freeze": True, "preset": "paper"}
+    assert "preset" not in model["init_args"]  # the method itself has no presets
+
+
+@pytest.mark.slow
+def test_sound2vision_gan_at_paper_scale_trains_a_step_and_draws_an_image():
+    row = load_smoke().run_one("configs/sound2vision_gan.yaml", steps=2)
+    assert row["image_shape"] == [1, 1, 3, 128, 128]  # IC-GAN's 128 px
+    assert math.isfinite(row["loss"])
+    assert row["parameters_M"] > 100  # ResNet-18 + ResNet-50 + BigGAN, not a tiny preset
