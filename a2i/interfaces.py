@@ -85,6 +85,9 @@ class AudioEncoder(FreezableMixin, ABC):
     Attributes:
         sample_rate: Expected input sample rate in Hz.
         clip_seconds: Clip duration the encoder was designed for.
+        any_length: Whether ``forward`` also encodes inputs longer than ``clip_seconds`` whole
+            (relative positions, no fixed position table, e.g. BEATs); otherwise longer inputs
+            are cropped to it. The caller then bounds the length.
         embed_dim: Size of ``pooled`` (0 when the encoder yields no pooled output).
         token_dim: Size of each token in ``tokens`` (0 when it yields no sequence).
         output: Which outputs are produced.
@@ -92,6 +95,7 @@ class AudioEncoder(FreezableMixin, ABC):
 
     sample_rate: int
     clip_seconds: float
+    any_length: bool = False
     embed_dim: int = 0
     token_dim: int = 0
     output: Literal["pooled", "sequence", "both"] = "pooled"
@@ -316,7 +320,16 @@ class AudioToImageModel(ABC):
     @property
     @abstractmethod
     def clip_seconds(self) -> float:
-        """Clip length the audio encoder was built for (longer inputs are cropped to it)."""
+        """Seconds of audio generation hears (longer inputs are cropped to it)."""
+
+    @property
+    def training_clip_seconds(self) -> float:
+        """Clip length training data must deliver.
+
+        The same as :attr:`clip_seconds` unless the method hears more at generation (AudioToken's
+        official 10 s).
+        """
+        return self.clip_seconds
 
     @property
     @abstractmethod

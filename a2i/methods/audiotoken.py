@@ -164,6 +164,11 @@ class AudioToken(A2IMethod, AudioToImageModel):
         lambda_cl: Weight of L_CL (eq. 9; 0.01 in the public code; 0 trains without it, eq. 8).
         lr: AdamW learning rate (§3: 8e-5).
         weight_decay: AdamW weight decay (1e-2 in the public code).
+        inference_clip_seconds: Seconds of audio generation hears; None hears the audio
+            encoder's training clip (§3: 5 s crops; the paper states no other length). The
+            official code feeds 10 s at inference (inference.py:74); that needs an encoder that
+            takes any length (``any_length``, as BEATs), and training data still delivers the
+            encoder's ``clip_seconds``.
         pool_dropout: Dropout of the attentive pooling, at training and inference when set
             (:class:`~a2i.modules.pooling.AttentivePooling`). The paper names none (default 0);
             the official code uses 0.5.
@@ -187,6 +192,7 @@ class AudioToken(A2IMethod, AudioToImageModel):
         lambda_cl: float = 0.0,
         lr: float = 8e-5,
         weight_decay: float = 1e-2,
+        inference_clip_seconds: float | None = None,
         pool_dropout: float = 0.0,
         embedder_pretrained: str | None = None,
         export_embedder: str | None = None,
@@ -205,6 +211,14 @@ class AudioToken(A2IMethod, AudioToImageModel):
                 raise ConfigError(
                     f"AudioToken.{name} '{text}' lacks the placeholder '{text_encoder.placeholder}'"
                 )
+        if inference_clip_seconds is not None and (
+            inference_clip_seconds <= 0 or not audio_encoder.any_length
+        ):
+            raise ConfigError(
+                f"AudioToken.inference_clip_seconds {inference_clip_seconds}: needs a positive "
+                f"length and an audio encoder that takes any length ({type(audio_encoder).__name__}"
+                f" {'does' if audio_encoder.any_length else 'crops to its clip_seconds'})"
+            )
         self.audio_encoder = audio_encoder.freeze()
         self.text_encoder = text_encoder.freeze()
         self.generator = generator.freeze()
@@ -231,7 +245,12 @@ class AudioToken(A2IMethod, AudioToImageModel):
 
     @property
     def clip_seconds(self) -> float:
-        """Clip duration the audio encoder expects (§3: 5 s crops)."""
+        """Seconds generation hears: ``inference_clip_seconds``, else the training clip."""
+        return self.hparams.inference_clip_seconds or self.training_clip_seconds
+
+    @property
+    def training_clip_seconds(self) -> float:
+        """Clip duration the audio encoder is trained on (§3: 5 s crops)."""
         return self.audio_encoder.clip_seconds
 
     def audio_token(self, waveform: Tensor) -> Tensor:

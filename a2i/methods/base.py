@@ -109,8 +109,12 @@ class A2IMethod(L.LightningModule):
         """Refuse a datamodule whose clips differ from what the audio encoder expects."""
         if not isinstance(self, AudioToImageModel) or datamodule is None:
             return
-        for name in ("sample_rate", "clip_seconds"):
-            delivered, expected = getattr(datamodule, name, None), getattr(self, name)
+        expected_values = {
+            "sample_rate": self.sample_rate,
+            "clip_seconds": self.training_clip_seconds,
+        }
+        for name, expected in expected_values.items():
+            delivered = getattr(datamodule, name, None)
             if delivered is not None and delivered != expected:
                 raise ConfigError(
                     f"data.init_args.{name} is {delivered} but the model's audio encoder expects "

@@ -48,14 +48,17 @@ def test_tiny_output_shapes(waveforms: torch.Tensor) -> None:
     torch.testing.assert_close(output.tokens[..., -64:].mean(dim=1), output.pooled)
 
 
-def test_clips_are_fitted_to_clip_seconds(waveforms: torch.Tensor) -> None:
+def test_short_clips_are_padded_and_long_ones_encoded_whole(waveforms: torch.Tensor) -> None:
     encoder = BEATsAudioEncoder(preset="tiny", hidden_layers=(12,), clip_seconds=2.0).eval()
+    assert encoder.any_length
     with torch.no_grad():
-        cropped = encoder(waveforms).tokens
+        whole = encoder(waveforms).tokens
         exact = encoder(waveforms[:, :32000]).tokens
         padded = encoder(waveforms[:, :20000]).tokens
-    assert cropped.shape == padded.shape == (2, encoder.num_tokens, 64)
-    torch.testing.assert_close(cropped, exact)
+        zeros = encoder(torch.nn.functional.pad(waveforms[:, :20000], (0, 12000))).tokens
+    assert exact.shape == padded.shape == (2, encoder.num_tokens, 64)
+    torch.testing.assert_close(padded, zeros)
+    assert whole.shape == (2, 192, 64)  # 4 s: AudioToken's official inference hears 10 s whole
 
 
 def test_paper_preset_yields_248_tokens_for_5_seconds() -> None:

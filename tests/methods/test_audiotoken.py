@@ -267,3 +267,34 @@ def test_inference_prompt_is_used_when_no_prompt_is_given(tiny):
     assert model.hparams.prompt == "A photo of a <audio>"  # training keeps the paper's prompt
     with pytest.raises(ConfigError, match="inference_prompt"):
         AudioToken(tiny.audio_encoder, tiny.text_encoder, tiny.generator, inference_prompt="4k")
+
+
+def test_inference_hears_the_official_10_s_while_training_stays_on_the_encoder_clip(tiny, tmp_path):
+    from a2i.pipelines import AudioToImagePipeline
+
+    model = AudioToken(
+        tiny.audio_encoder, tiny.text_encoder, tiny.generator, inference_clip_seconds=2.0
+    )
+    model.embedder.load_state_dict(tiny.embedder.state_dict())
+    assert (model.clip_seconds, model.training_clip_seconds) == (2.0, 1.0)
+    generator = torch.Generator().manual_seed(2)
+    first, second = 0.1 * torch.randn(2, 16000, generator=generator)
+    heard = AudioToImagePipeline(model).read(torch.cat([first, second]))[0]
+    assert heard.shape == (32000,)  # the pipeline reads 2 s, not the encoder's 1 s
+    longer = model.audio_token(torch.cat([first, second])[None])
+    assert not torch.allclose(longer, model.audio_token(torch.cat([first, first])[None]))
+
+    class TrainingData:
+        sample_rate, clip_seconds = 16000, 1.0
+
+    model.check_datamodule(TrainingData())  # data at the encoder's clip is accepted
+    TrainingData.clip_seconds = 2.0
+    with pytest.raises(ConfigError, match="clip_seconds"):
+        model.check_datamodule(TrainingData())
+
+
+def test_inference_clip_needs_an_encoder_that_takes_any_length(tiny):
+    encoder = BEATsAudioEncoder(preset="tiny", clip_seconds=1.0)
+    encoder.any_length = False  # as an encoder with a fixed position table (AST)
+    with pytest.raises(ConfigError, match="inference_clip_seconds"):
+        AudioToken(encoder, tiny.text_encoder, tiny.generator, inference_clip_seconds=10.0)

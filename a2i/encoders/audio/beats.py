@@ -22,8 +22,9 @@ keys:
 
 Training-only fields of the published ``cfg`` are not used: ``encoder_layerdrop`` (dropping
 layers would change which hidden state ``hidden_layers`` reads) and
-``layer_wise_gradient_decay_ratio`` (a gradient scale, identity in the forward pass). The
-encoder takes fixed-length clips (``clip_seconds``), so no padding mask is needed.
+``layer_wise_gradient_decay_ratio`` (a gradient scale, identity in the forward pass). Every
+clip of a batch has one length (short ones zero-padded to ``clip_seconds``), so no padding mask
+is needed.
 """
 
 from __future__ import annotations
@@ -481,8 +482,10 @@ class BEATsAudioEncoder(AudioEncoder):
         hidden_layers: 1-based layers whose outputs are concatenated along features into
             ``tokens``; AudioToken §2.1 uses ``(4, 8, 12)``, giving ``token_dim`` 3 × 768 = 2304.
         clip_seconds: Clip length the encoder is built for (AudioToken §3: 5 s crops, 248
-            tokens). Inputs are zero-padded or cropped at the end to it, so every clip yields
-            :attr:`num_tokens` tokens.
+            tokens). Shorter inputs are zero-padded at the end to it, so every training clip
+            yields :attr:`num_tokens` tokens; longer ones are encoded whole (``any_length``:
+            BEATs' relative position bias takes any length, as upstream, where AudioToken's
+            official inference feeds 10 s).
         freeze: Freeze the encoder (no gradients, eval mode kept), as AudioToken does.
 
     Attributes:
@@ -527,6 +530,7 @@ class BEATsAudioEncoder(AudioEncoder):
         self.model = BEATsModel(config)
         self.sample_rate = SAMPLE_RATE
         self.clip_seconds = clip_seconds
+        self.any_length = True
         self.embed_dim = config.encoder_embed_dim
         self.token_dim = config.encoder_embed_dim * len(self.hidden_layers)
         self.output = "both"
@@ -550,22 +554,22 @@ class BEATsAudioEncoder(AudioEncoder):
                 path, f"its 'model' does not fit the BEATs architecture of its 'cfg': {error}"
             ) from error
 
-    def _fit_length(self, waveform: Tensor) -> Tensor:
+    def _pad_short(self, waveform: Tensor) -> Tensor:
         if waveform.ndim != 2:
             raise ValueError(
                 f"{type(self).__name__} expects a (B, T) waveform batch, got {tuple(waveform.shape)}"
             )
-        missing = self.num_samples - waveform.shape[-1]
-        return F.pad(waveform, (0, missing)) if missing > 0 else waveform[:, : self.num_samples]
+        return F.pad(waveform, (0, max(0, self.num_samples - waveform.shape[-1])))
 
     def forward(self, waveform: Tensor) -> AudioEncoderOutput:
-        """Encode ``(B, T)`` 16 kHz waveforms (fitted to ``clip_seconds``).
+        """Encode ``(B, T)`` 16 kHz waveforms (zero-padded to at least ``clip_seconds``).
 
-        Returns ``tokens`` ``(B, num_tokens, token_dim)``, the chosen layers' outputs side by
+        Returns ``tokens`` ``(B, N, token_dim)`` (``N`` = :attr:`num_tokens` for a clip of
+        ``clip_seconds``, more for longer inputs), the chosen layers' outputs side by
         side, and ``pooled`` ``(B, embed_dim)``, the mean over tokens of the final output (the
         representation the fine-tuned AudioSet head classifies).
         """
-        hidden_states, final = self.model(self.front_end(self._fit_length(waveform)))
+        hidden_states, final = self.model(self.front_end(self._pad_short(waveform)))
         tokens = torch.cat([hidden_states[i - 1] for i in self.hidden_layers], dim=-1)
         return AudioEncoderOutput(pooled=final.mean(dim=1), tokens=tokens)
 
