@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test demo lint format clean
+.PHONY: install test demo serve lint format clean lock docker
 
-$(BIN)/a2i: pyproject.toml
+# The exact versions of requirements.lock (pyproject.toml only bounds them, as a library should).
+$(BIN)/a2i: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	@touch $(BIN)/a2i
 
 install: $(BIN)/a2i
@@ -21,6 +22,10 @@ test: $(BIN)/a2i
 demo: $(BIN)/a2i
 	$(BIN)/python -m a2i.demo
 
+# The web demo of the newest `make demo` runs on http://127.0.0.1:7860 (SERVE_ARGS: see --help).
+serve: $(BIN)/a2i
+	$(BIN)/python -m a2i.commands.serve $(SERVE_ARGS)
+
 lint: $(BIN)/a2i
 	$(BIN)/ruff check a2i tests benchmarks
 	$(BIN)/ruff format --check a2i tests benchmarks
@@ -28,6 +33,16 @@ lint: $(BIN)/a2i
 format: $(BIN)/a2i
 	$(BIN)/ruff format a2i tests benchmarks
 	$(BIN)/ruff check --fix a2i tests benchmarks
+
+# Re-resolve requirements.lock to the newest versions pyproject.toml's ranges allow (then test).
+lock: $(BIN)/a2i
+	$(BIN)/pip install --quiet --dry-run --ignore-installed --report $(VENV)/lock.json ".[dev]"
+	{ grep '^#' requirements.lock; $(BIN)/python -c "import json; found = json.load(open('$(VENV)/lock.json'))['install']; print('\n'.join(sorted(f\"{i['metadata']['name']}=={i['metadata']['version']}\" for i in found if i['metadata']['name'] != 'a2i')))"; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+# The CUDA image of docker/Dockerfile (needs a Docker daemon that can pull python:3.11-slim).
+docker:
+	docker build -f docker/Dockerfile -t a2i .
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,25 +1,32 @@
-"""The ``a2i`` command: LightningCLI for ``fit | validate | test | predict`` plus ``a2i world``.
+"""The ``a2i`` command's Lightning half: ``fit | validate | test | predict | embed`` (LightningCLI).
+
+Help, ``--version`` and the tools (``a2i world``, ``prepare``, ``sonify``, ``serve``) are
+:mod:`a2i.commands`'; :func:`main` runs either.
 
 Models and datamodules are chosen in YAML with ``class_path``/``init_args`` (subclass mode), so a new
 method or dataset needs no change here. ``predict`` gains flags for writing images and for the
-inference controls (see :class:`A2ITrainer.predict`).
+inference controls (see :class:`A2ITrainer.predict`); ``embed`` writes the audio tower's
+embeddings of a folder (:meth:`A2ITrainer.embed`).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from a2i.audio.io import Crop
 from a2i.callbacks import ImageLogger
-from a2i.callbacks.evaluation import Evaluation
+from a2i.callbacks.progress import StepProgressBar, UnfrozenEvalModeCheck
+from a2i.commands import HELP_FLAGS, a2i_cause, print_error, run_without_lightning
+from a2i.commands.catalog import ParagraphHelpFormatter, fit_epilog
+from a2i.commands.config_paths import resolve_config_arguments
+from a2i.commands.console import quiet_expected_messages
 from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
 from a2i.data.folder import list_audio_files
@@ -32,8 +39,8 @@ from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
 from a2i.pipelines.loading import load_checkpoint_into
 from a2i.pipelines.writer import ImageFolderWriter
 
-WORLD_HELP = "materialise the embedded synthetic audio-visual world to disk"
-PREPARE_HELP = "decode a video dataset into training shards"
+INFERENCE_ONLY = ("predict", "embed")
+"""Subcommands that only infer: the config builds the model, a checkpoint gives weights only."""
 
 
 class A2ITrainer(L.Trainer):
@@ -112,14 +119,7 @@ class A2ITrainer(L.Trainer):
             num_inference_steps=num_inference_steps,
             crop=crop,
         )
-        if ckpt_path is not None:
-            load_checkpoint_into(model, ckpt_path)
-        elif isinstance(model, A2IMethod) and (missing := model.parts_without_weights()):
-            raise ConfigError(
-                f"a2i predict needs --ckpt_path (the trained weights, e.g. "
-                f"RUN/checkpoints/last.ckpt): {', '.join(missing)} would be untrained; or give "
-                "their published weights in the config (e.g. audio_encoder.init_args.pretrained)"
-            )
+        load_trained_weights(model, ckpt_path, "predict")
         writer = None
         if output_dir is not None:
             settings = request_settings(
@@ -167,14 +167,83 @@ class A2ITrainer(L.Trainer):
             )
         return predictions or None
 
+    embedding_summary: FolderSummary | None = None
+    embedding_manifest: Path | None = None
 
-def check_predict_arguments(config: Namespace) -> None:
-    """Refuse, before anything is built, a prediction that cannot give what the user expects."""
+    def embed(
+        self,
+        model: L.LightningModule,
+        datamodule: L.LightningDataModule | None = None,
+        ckpt_path: str | None = None,
+        weights_only: bool | None = None,
+        audio_dir: str | None = None,
+        output_dir: str | None = None,
+        overwrite: bool = False,
+        crop: Crop = "start",
+    ) -> None:
+        """Embed every audio file under a folder with the method's audio tower (one .npy each).
+
+        The output layout (``<key>.npy`` + ``manifest.jsonl``) and why it is resumable are
+        described in :mod:`a2i.pipelines.embedding`.
+
+        Args:
+            model: A method with ``audio_features`` (one that aligns audio and image spaces).
+            datamodule: Only its batch size is used (the files are read from ``audio_dir``).
+            ckpt_path: Checkpoint whose trainable weights are loaded (as for ``predict``).
+            weights_only: Unused (checkpoints are always read tensors-only); accepted so a run's
+                ``config.yaml`` (which records ``fit``'s value) parses.
+            audio_dir: Embed every audio file under this folder (recursively).
+            output_dir: Where the ``.npy`` files and ``manifest.jsonl`` go; a rerun of the same
+                request resumes, another request is refused.
+            overwrite: Replace embeddings made with other settings, and files in the way.
+            crop: Which window of a longer input the model hears: start, center or loudest.
+        """
+        from a2i.pipelines.embedding import (
+            EmbeddingFolderWriter,
+            check_embedder,
+            embed_folder,
+            embedding_settings,
+        )
+
+        check_embedder(model)
+        if audio_dir is None or output_dir is None:
+            raise ConfigError("a2i embed needs --audio_dir and --output_dir")
+        pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
+        load_trained_weights(model, ckpt_path, "embed")
+        settings = embedding_settings(pipeline, checkpoint=ckpt_path, crop=crop)
+        writer = EmbeddingFolderWriter(output_dir, settings, overwrite=overwrite)
+        self.embedding_manifest = writer.manifest_path
+        pipeline.to(self.strategy.root_device)
+        keys = list_audio_files(audio_dir)
+        with self.precision_plugin.forward_context():
+            self.embedding_summary = embed_folder(pipeline, Path(audio_dir), keys, writer, crop)
+
+
+def load_trained_weights(model: Any, ckpt_path: str | None, command: str) -> None:
+    """Load ``ckpt_path`` into ``model``; without one, refuse a method left with random parts."""
+    if ckpt_path is not None:
+        load_checkpoint_into(model, ckpt_path)
+    elif isinstance(model, A2IMethod) and (missing := model.parts_without_weights()):
+        raise ConfigError(
+            f"a2i {command} needs --ckpt_path (the trained weights, e.g. "
+            f"RUN/checkpoints/last.ckpt): {', '.join(missing)} would be untrained; or give "
+            "their published weights in the config (e.g. audio_encoder.init_args.pretrained)"
+        )
+
+
+def check_predict_arguments(config: Namespace, command: str = "predict") -> None:
+    """Refuse, before anything is built, a run that cannot give what the user expects.
+
+    ``command`` is ``predict`` or ``embed`` (which reads a folder only).
+    """
     output_dir = config.get("output_dir")
+    outputs = "embeddings" if command == "embed" else "images"
     if output_dir is None:
-        raise ConfigError("a2i predict needs --output_dir (where the images and manifest go)")
+        raise ConfigError(f"a2i {command} needs --output_dir (where the {outputs} and manifest go)")
     if Path(output_dir).exists() and not Path(output_dir).is_dir():
         raise ConfigError(f"--output_dir '{output_dir}' is a file, not a folder")
+    if command == "embed" and config.get("audio_dir") is None:
+        raise ConfigError("a2i embed needs --audio_dir (the folder of audio files to embed)")
     if config.get("audio_dir") is not None and not Path(config.audio_dir).is_dir():
         raise ConfigError(f"--audio_dir '{config.audio_dir}' is not a folder")
 
@@ -186,31 +255,53 @@ def _batch_size(datamodule: L.LightningDataModule | None) -> int:
 class A2ICLI(LightningCLI):
     """LightningCLI with a2i's defaults: TensorBoard logs under ``runs/``, image grids, seed 0."""
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands plus ``embed`` (:meth:`A2ITrainer.embed`)."""
+        return {**LightningCLI.subcommands(), "embed": {"model", "datamodule"}}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Always log image grids (``--image_logger.*``) and keep the final weights (``--checkpoint.*``)."""
         parser.add_lightning_class_args(ImageLogger, "image_logger")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
 
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        """Lightning's trainer with a step-counting bar and a check of unfrozen eval-mode parts.
+
+        The bar replaces Lightning's default one only (a configured bar, or
+        ``--trainer.enable_progress_bar false``, is kept as it is).
+        """
+        trainer = super().instantiate_trainer(**kwargs)
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        configured = config.trainer.get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        default_bar = trainer.progress_bar_callback
+        if type(default_bar) is RichProgressBar and default_bar not in configured:
+            trainer.callbacks[trainer.callbacks.index(default_bar)] = StepProgressBar()
+        trainer.callbacks.append(UnfrozenEvalModeCheck())
+        return trainer
+
     def instantiate_classes(self) -> None:
         """Build model and datamodule, then refuse data the method would hear differently.
 
         A data overlay (``--config configs/data/vegas.yaml``) states its own sample rate and clip
         length; a method built for others would otherwise train on silently misfit clips.
-        ``predict`` is exempt: the pipeline reads every file at the method's own rate and length.
+        ``predict`` and ``embed`` are exempt: the pipeline reads every file at the method's own
+        rate and length.
         """
         super().instantiate_classes()
-        if self.subcommand != "predict" and isinstance(self.model, A2IMethod):
+        if self.subcommand not in INFERENCE_ONLY and isinstance(self.model, A2IMethod):
             self.model.check_datamodule(self.datamodule)
 
     def _parse_ckpt_path(self) -> None:
-        """Under ``predict`` the config builds the model and the checkpoint gives weights only.
+        """Under ``predict``/``embed`` the config builds the model, the checkpoint gives weights.
 
         Lightning would replace the config's model settings (sampling steps, prompt, even the
         method) by the checkpoint's; :func:`~a2i.pipelines.loading.load_checkpoint_into` instead
         checks that the checkpoint belongs to the configured method and loads its weights.
         """
-        if self.config.get("subcommand") != "predict":
+        if self.config.get("subcommand") not in INFERENCE_ONLY:
             super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
@@ -218,7 +309,7 @@ class A2ICLI(LightningCLI):
 
         A missing ``--ckpt_path`` is one line, not a traceback after the model was built. A run
         config names its training data (a VGGSound folder, say), which a machine that only
-        predicts need not have; ``predict --audio_dir`` reads that folder instead.
+        predicts need not have; ``predict --audio_dir`` (and ``embed``) reads that folder instead.
         """
         ckpt_path = self.config[self.subcommand].get("ckpt_path")
         if (
@@ -227,10 +318,10 @@ class A2ICLI(LightningCLI):
             and not Path(ckpt_path).is_file()
         ):
             raise ConfigError(f"--ckpt_path '{ckpt_path}' does not exist (or is not a file)")
-        if self.subcommand != "predict":
+        if self.subcommand not in INFERENCE_ONLY:
             return
-        config = self.config["predict"]
-        check_predict_arguments(config)
+        config = self.config[self.subcommand]
+        check_predict_arguments(config, self.subcommand)
         if config.get("audio_dir") is None or config.get("data") is None:
             return
         batch_size = (config.data.get("init_args") or Namespace()).get("batch_size") or 16
@@ -240,10 +331,15 @@ class A2ICLI(LightningCLI):
         )
 
     def after_test(self) -> None:
-        """Say where the evaluation report went (it is the result of ``a2i test``)."""
+        """Say where the evaluation and downstream reports went (the result of ``a2i test``)."""
+        from a2i.callbacks.downstream import Downstream
+        from a2i.callbacks.evaluation import Evaluation  # its scorers import open_clip
+
         for callback in self.trainer.callbacks:
             if isinstance(callback, Evaluation) and self.trainer.is_global_zero:
                 print(f"a2i test: evaluation report in {callback.report_dir}")
+            if isinstance(callback, Downstream) and self.trainer.is_global_zero:
+                print(f"a2i test: downstream report in {callback.report_dir}")
 
     def after_predict(self) -> None:
         """Say what was written, skipped, cropped and failed; exit 1 when any input failed."""
@@ -267,93 +363,44 @@ class A2ICLI(LightningCLI):
         if summary.failures:
             sys.exit(1)
 
-
-def world_main(argv: list[str]) -> None:
-    """``a2i world``: write the synthetic world as wav + png + manifest.jsonl."""
-    from a2i.synth.materialize import materialize_world
-
-    parser = argparse.ArgumentParser(prog="a2i world", description=WORLD_HELP)
-    parser.add_argument("--out", required=True, help="destination folder (must be empty or new)")
-    parser.add_argument("--train", type=int, default=1000, help="training clips")
-    parser.add_argument("--val", type=int, default=100, help="validation clips")
-    parser.add_argument("--test", type=int, default=200, help="test clips")
-    parser.add_argument(
-        "--image_size", type=int, default=64, help="image side in pixels (64 or 32)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="world seed")
-    parser.add_argument("--mp4", action="store_true", help="also export each clip as an mp4 video")
-    parser.add_argument(
-        "--audio_only", action="store_true", help="write wavs only (prediction inputs)"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="allow writing into a non-empty folder"
-    )
-    args = parser.parse_args(argv)
-    sizes = {"train": args.train, "val": args.val, "test": args.test}
-    try:
-        materialize_world(
-            args.out,
-            sizes={k: v for k, v in sizes.items() if v > 0},
-            image_size=args.image_size,
-            seed=args.seed,
-            overwrite=args.overwrite,
-            mp4=args.mp4,
-            audio_only=args.audio_only,
+    def after_embed(self) -> None:
+        """Say what was embedded, skipped and failed; exit 1 when any input failed."""
+        summary, manifest = self.trainer.embedding_summary, self.trainer.embedding_manifest
+        if summary is None or manifest is None:
+            return
+        print(
+            f"a2i embed: {summary.written} embeddings written, {summary.skipped} inputs already "
+            f"done by an earlier run of the same request (skipped), {len(summary.failures)} "
+            f"failed → {manifest.parent} (manifest: {manifest})"
         )
-    except FileExistsError as error:
-        parser.error(str(error))
-    print(f"a2i world: wrote {sum(sizes.values())} clips to {args.out}")
-
-
-def prepare_main(argv: list[str]) -> None:
-    """``a2i prepare``: decode the videos of a config's ``data`` section into shards.
-
-    ``--config`` takes any run config (only its ``data`` section is read), so the file that
-    trains a model also prepares its data; ``--data.init_args.*`` overrides single values.
-    """
-    import yaml
-    from jsonargparse import ArgumentParser
-
-    from a2i.data.video_datamodule import VideoDataModule
-
-    parser = ArgumentParser(prog="a2i prepare", description=PREPARE_HELP)
-    parser.add_argument("--config", help="a run config whose data section names a video dataset")
-    parser.add_subclass_arguments(VideoDataModule, "data", required=True)
-    parser.add_argument("--workers", type=int, help="decoding processes (overrides the config)")
-    index = argv.index("--config") if "--config" in argv else -1
-    if index >= 0 and index + 1 < len(argv):
-        with open(argv[index + 1], encoding="utf-8") as handle:
-            section = (yaml.safe_load(handle) or {}).get("data")
-        if section is None:
-            parser.error(f"{argv[index + 1]} has no data section")
-        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
-    config = parser.parse_args(argv)
-    datamodule = parser.instantiate_classes(config).data
-    if config.workers is not None:
-        datamodule.prepare_workers = config.workers
-    report = datamodule.prepare_data()
-    if report is None:
-        print(f"a2i prepare: {datamodule.prepared} is already complete ({datamodule.clip_counts})")
-        return
-    counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
-    print(
-        f"a2i prepare: {counts} clips in {datamodule.prepared}; {len(report.dropped)} dropped "
-        f"(see {datamodule.prepared / 'problems.log'}); {report.shards_written} shards written, "
-        f"{report.shards_reused} reused; {report.processed} clips in {report.seconds:.1f} s = "
-        f"{report.clips_per_second:.2f} clips/s"
-    )
+        if summary.cropped or summary.padded:
+            print(
+                f"  the model hears {self.model.clip_seconds:g} s: {summary.cropped} longer "
+                f"inputs were cropped, {summary.padded} shorter ones zero-padded; each input's "
+                "duration is in the manifest"
+            )
+        for failure in summary.failures:
+            print(f"  failed: {failure['input']}: {failure['error']}", file=sys.stderr)
+        if summary.failures:
+            sys.exit(1)
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``a2i`` command."""
+    """Run ``a2i ARGS`` (default: the command line) in this process.
+
+    Help, ``--version`` and the tools (``a2i world`` …) go to :mod:`a2i.commands`; the Lightning
+    commands to :class:`A2ICLI`. A mistake the user can fix is one line and exit status 2.
+    """
     argv = sys.argv[1:] if args is None else list(args)
+    if run_without_lightning(argv):
+        return
+    quiet_expected_messages()
+    helping = any(flag in argv for flag in HELP_FLAGS)
+    epilog = {"epilog": fit_epilog()} if helping else {}  # (it reads a2i's source: help only)
     try:
-        if argv and argv[0] == "world":
-            world_main(argv[1:])
-            return
-        if argv and argv[0] == "prepare":
-            prepare_main(argv[1:])
-            return
+        resolved = resolve_config_arguments(argv)
+        if args is None:  # LightningCLI reads the command line itself
+            sys.argv[1:] = resolved
         A2ICLI(
             A2IMethod,
             AudioVisualDataModule,
@@ -370,27 +417,17 @@ def main(args: list[str] | None = None) -> None:
                 },
             },
             parser_kwargs={
-                "epilog": f"other commands: `a2i world --help` ({WORLD_HELP}); "
-                f"`a2i prepare --help` ({PREPARE_HELP})"
+                "formatter_class": ParagraphHelpFormatter,  # subcommands inherit it
+                **dict.fromkeys(A2ICLI.subcommands(), epilog),
             },
-            args=args,  # None: LightningCLI reads sys.argv itself
+            args=None if args is None else resolved,
         )
     except (A2IError, ValueError) as error:
         cause = a2i_cause(error)
         if cause is None:
             raise
-        print(f"a2i: error: {cause}", file=sys.stderr)
+        print_error(cause)
         sys.exit(2)
-
-
-def a2i_cause(error: BaseException) -> A2IError | None:
-    """The a2i error behind ``error`` (jsonargparse wraps errors raised while instantiating)."""
-    seen = 0
-    while error is not None and seen < 16:
-        if isinstance(error, A2IError):
-            return error
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
 
 
 if __name__ == "__main__":

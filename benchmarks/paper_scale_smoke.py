@@ -1,10 +1,10 @@
 """Paper-scale wiring without published weights: one training step and one image per paper config.
 
 Tiny presets hide full-size shape errors, so each paper config (``configs/sound2vision_gan.yaml``,
-``configs/sound2vision_ldm.yaml``, ``configs/audiotoken.yaml``) is built with its ``model:``
-section as written, except that every ``pretrained`` field is dropped and every component that
-has presets is set to ``preset: paper`` (the published architectures, random weights, no
-download). On CPU at batch 1 and fp32 it runs one optimiser step on an in-memory clip of the
+``configs/sound2vision_ldm.yaml``, ``configs/audiotoken.yaml``, ``configs/seeing_sound.yaml``) is
+built with its ``model:`` section as written, except that every ``pretrained`` field is dropped and
+every component that has presets is set to ``preset: paper`` (the published architectures, random
+weights, no download). On CPU at batch 1 and fp32 it runs one optimiser step on an in-memory clip of the
 config's sample rate, clip length and image size, then draws one image from its audio
 (diffusion samplers with ``--steps`` steps: wiring, not quality). Each config runs in its own
 process, so the peak RSS printed is that config's own::
@@ -33,6 +33,8 @@ CONFIGS = [
     "configs/sound2vision_gan.yaml",
     "configs/sound2vision_ldm.yaml",
     "configs/audiotoken.yaml",
+    "configs/seeing_sound.yaml",
+    "configs/wavbrivl.yaml",
 ]
 
 
@@ -42,7 +44,8 @@ def random_paper_weights(node: Any) -> Any:
         return [random_paper_weights(item) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {k: random_paper_weights(v) for k, v in node.items() if k != "pretrained"}
+    # ``pretrained`` and ``<part>_pretrained`` (WavLMTower.wavlm_pretrained) alike
+    node = {k: random_paper_weights(v) for k, v in node.items() if not k.endswith("pretrained")}
     if "class_path" in node:
         module, _, name = node["class_path"].rpartition(".")
         cls = getattr(importlib.import_module(module), name)

@@ -70,6 +70,54 @@ def tiny_manifest(tmp_path: Path, write_tone: ToneWriter) -> Path:
     return root
 
 
+FoldedLayoutWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_folded_layout(write_tone: ToneWriter) -> FoldedLayoutWriter:
+    """Write a tiny ESC-50 or UrbanSound8K folder in the real layout and metadata format.
+
+    Class ``i`` is a tone at ``300 + 200 i`` Hz (as in ``tiny_manifest``); ``per_fold`` clips of
+    every class in every fold, at the datasets' own rates (44.1 kHz ESC-50, 22.05 kHz US8K).
+    """
+
+    def write(
+        root: Path,
+        kind: str,
+        classes: tuple[str, ...] = ("dog", "rain"),
+        folds: tuple[int, ...] = (1, 2, 3),
+        per_fold: int = 1,
+    ) -> Path:
+        rows = []
+        for fold in folds:
+            for label, name in enumerate(classes):
+                for take in range(per_fold):
+                    frequency = 300.0 + 200 * label
+                    if kind == "esc50":
+                        file = f"{fold}-{100 + label}-{'ABC'[take]}-{label}.wav"
+                        write_tone(root / "audio" / file, 0.6, 44100, frequency=frequency)
+                        rows.append([file, fold, label, name, "False", f"{100 + label}", "A"])
+                    else:
+                        file = f"{100 + label}-{label}-0-{fold * 10 + take}.wav"
+                        write_tone(
+                            root / "audio" / f"fold{fold}" / file, 0.6, 22050, frequency=frequency
+                        )
+                        rows.append([file, 100 + label, 0.0, 0.6, 1, fold, label, name])
+        if kind == "esc50":
+            header = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+            metadata = root / "meta" / "esc50.csv"
+        else:
+            header = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID"]
+            header.append("class")
+            metadata = root / "metadata" / "UrbanSound8K.csv"
+        metadata.parent.mkdir(parents=True, exist_ok=True)
+        lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+        metadata.write_text("\n".join(lines) + "\n")
+        return root
+
+    return write
+
+
 # One thread per test process: pytest-xdist runs one worker per core, and two torch threads per
 # worker on a 2-core machine thrash (20-60x slower).
 torch.set_num_threads(1)

@@ -1,12 +1,22 @@
 """The real ``a2i`` command on tiny configs: help, config checks, fit → test → predict."""
 
+import importlib
+import logging
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import torch
 
-from a2i.cli import main
+from a2i.cli import A2ICLI, main
+from a2i.commands import LIGHTNING_COMMANDS, TOOLS
+from a2i.commands.catalog import DATAMODULE_BASE, METHOD_BASE, known_subclasses
+from a2i.commands.config_paths import configs_root, resolve_config
+from a2i.commands.console import quiet_expected_messages
+from a2i.errors import ConfigError
 from a2i.pipelines.writer import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,16 +29,95 @@ def exit_code(args):
     return info.value.code
 
 
-def test_help_lists_subcommands_and_world(capsys):
+def test_help_lists_every_command_with_its_line(capsys):
     assert exit_code(["--help"]) == 0
     out = capsys.readouterr().out
-    for word in ("fit", "validate", "test", "predict", "world", "prepare"):
-        assert word in out
+    for name, line in {**LIGHTNING_COMMANDS, **TOOLS}.items():
+        assert f"  {name} " in out and line.split()[0] in out
+    assert exit_code(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("a2i 0.")
 
 
-def test_fit_help(capsys):
+def test_help_lines_are_the_commands_own():
+    assert set(LIGHTNING_COMMANDS) == set(A2ICLI.subcommands())
+    for name, line in TOOLS.items():
+        assert importlib.import_module(f"a2i.commands.{name}").HELP == line
+
+
+def test_help_version_and_world_help_import_no_heavy_library():
+    code = (
+        "import sys\n"
+        "from a2i.__main__ import main\n"
+        "for args in (['--help'], ['--version'], ['world', '--help'], ['serve', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('torch', 'lightning', 'diffusers', 'transformers', 'open_clip', 'gradio')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in done.stderr, done.stderr
+    assert "usage: a2i world" in done.stdout and "usage: a2i serve" in done.stdout
+
+
+def test_fit_help_lists_methods_datamodules_and_shipped_configs(capsys):
     assert exit_code(["fit", "--help"]) == 0
-    assert "--config" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--config" in out
+    assert "methods (--model.class_path): a2i.methods.audiotoken.AudioToken," in out
+    assert "a2i.synth.datamodule.SyntheticWorldDataModule" in out
+    assert "tiny/sound2vision_gan," in out
+
+
+@pytest.mark.parametrize(("base", "module"), [(METHOD_BASE, "a2i.methods"), (DATAMODULE_BASE, "")])
+def test_known_subclasses_are_real_subclasses(base, module):
+    base_module, _, base_name = base.rpartition(".")
+    base_class = getattr(importlib.import_module(base_module), base_name)
+    found = known_subclasses(base)
+    assert found and all(name.startswith(module) for name in found)
+    for name in found:
+        module_name, _, class_name = name.rpartition(".")
+        assert issubclass(getattr(importlib.import_module(module_name), class_name), base_class)
+
+
+def test_shipped_configs_by_name_scheme_or_repository_path(tmp_path):
+    shipped = str(configs_root() / "tiny" / "sound2vision_gan.yaml")
+    for name in (
+        "tiny/sound2vision_gan",
+        "tiny/sound2vision_gan.yaml",
+        "a2i://configs/tiny/sound2vision_gan.yaml",
+    ):
+        assert resolve_config(name) == shipped
+    local = tmp_path / "mine.yaml"
+    local.write_text("trainer: {max_steps: 1}\n")
+    assert resolve_config(str(local)) == str(local)
+    with pytest.raises(ConfigError, match="did you mean tiny/sound2vision_gan"):
+        resolve_config("tiny/sound2vision_gn")
+
+
+def test_a_shipped_config_by_name_through_the_command(capsys):
+    assert exit_code(["fit", "--print_config", "--config", "tiny/sound2vision_gan"]) == 0
+    assert "a2i.methods.sound2vision.Sound2Vision" in capsys.readouterr().out
+    assert exit_code(["fit", "--config", "tiny/sound2vision_gn"]) == 2
+    assert "did you mean tiny/sound2vision_gan" in capsys.readouterr().err
+
+
+def test_expected_messages_are_dropped_and_others_kept(caplog):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # (pytest's configuration ignores UserWarning)
+        quiet_expected_messages()
+        expected = "Found 204 module(s) in eval mode at the start of training. This may lead"
+        warnings.warn(expected, UserWarning, stacklevel=1)
+        warnings.warn("a real problem", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a real problem"]
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero"):
+        logger.info("💡 Tip: For seamless cloud logging and experiment tracking, try litlogger")
+        logger.info("Restoring states from the checkpoint path at x.ckpt")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Restoring states from the checkpoint path at x.ckpt"
+    ]
 
 
 @pytest.mark.parametrize("name", ["sound2vision_ldm.yaml", "sound2vision_gan.yaml"])

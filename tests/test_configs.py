@@ -25,12 +25,13 @@ def test_config_parses(config, capsys):
 
 @pytest.mark.parametrize("config", EVAL_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_evaluation_config_parses_on_top_of_a_method_config(config, capsys):
-    """Evaluation configs hold only the harness callback: they are added to a method's config."""
+    """Evaluation configs hold only a harness callback: they are added to a method's config."""
     args = ["test", "--print_config", "--config", str(METHOD_FOR_EVAL), "--config", str(config)]
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 0, capsys.readouterr().err
-    assert "a2i.callbacks.evaluation.Evaluation" in capsys.readouterr().out
+    harness = "Downstream" if config.stem.startswith("downstream") else "Evaluation"
+    assert f"a2i.callbacks.{harness.lower()}.{harness}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("config", DATA_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -44,7 +45,14 @@ def test_data_config_parses_on_top_of_a_method_config(config, capsys):
 
 
 @pytest.mark.parametrize(
-    "name", ["sound2vision_gan.yaml", "sound2vision_ldm.yaml", "audiotoken.yaml"]
+    "name",
+    [
+        "sound2vision_gan.yaml",
+        "sound2vision_ldm.yaml",
+        "audiotoken.yaml",
+        "seeing_sound.yaml",
+        "wavbrivl.yaml",
+    ],
 )
 def test_paper_configs_stop_with_a_clear_missing_checkpoint_or_data_error(
     name, capsys, tmp_path, monkeypatch

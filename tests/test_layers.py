@@ -31,12 +31,12 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("callbacks",),
     ("methods",),
     ("synth",),
-    ("cli", "config_errors", "demo", "__main__"),
+    ("cli", "commands", "config_errors", "demo", "__main__"),
 )
 """Bottom to top; names on one row share a layer."""
 
 LAYERS = {name: level for level, names in enumerate(ORDER) for name in names}
-NOT_CODE = {"assets", "py.typed", "__pycache__"}
+NOT_CODE = {"assets", "configs", "py.typed", "__pycache__"}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import diffusers
 import torch
@@ -24,6 +24,9 @@ from a2i.errors import ConfigError
 from a2i.generators.autoencoder import KLAutoencoder
 from a2i.interfaces import Condition, Generators
 from a2i.modules.noise import randn
+
+LatentGuidance = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``(latents, timestep, prediction) → prediction``: a correction of each sampling step."""
 
 NOISE_SCHEDULE = {
     # Stable Diffusion's training schedule (also that of sd-image-variations).
@@ -170,18 +173,22 @@ class LatentDiffusion(nn.Module):
             return self.noise_scheduler.get_velocity(latents, noise, timesteps)
         return latents
 
-    def training_losses(self, image: Tensor, condition: Condition) -> dict[str, Tensor]:
+    def training_losses(
+        self, image: Tensor | None, condition: Condition, latents: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Denoising loss of Sound2Vision eq. (4) on the (latent) samples of ``image``.
 
         Draws the posterior sample, noise, timesteps and condition dropout from the global RNG
-        (seed it for reproducible losses).
+        (seed it for reproducible losses). ``latents`` pre-computed by this component's VAE (a
+        shard cache, Seeing Sound §4.3) replace the encoding of ``image``.
 
         Returns:
             ``loss``: MSE between the denoiser's output and :meth:`target`.
         """
         self.check_condition(condition)
-        with torch.no_grad():
-            latents = self.encode(image)
+        if latents is None:
+            with torch.no_grad():
+                latents = self.encode(image)
         noise = torch.randn_like(latents)
         timesteps = torch.randint(
             0,
@@ -208,6 +215,7 @@ class LatentDiffusion(nn.Module):
         num_inference_steps: int = 50,
         guidance_scale: float = 1.0,
         weights: Sequence[float] | None = None,
+        guidance: LatentGuidance | None = None,
     ) -> Tensor:
         """Images ``(B, 3, H, W)`` in ``[0, 1]``, one per condition row.
 
@@ -227,6 +235,9 @@ class LatentDiffusion(nn.Module):
             num_inference_steps: Sampling steps.
             guidance_scale: Classifier-free guidance scale ``s``.
             weights: Weight ``w_i`` of each condition (default 1 each).
+            guidance: Classifier-style guidance (Dhariwal & Nichol 2021): called at every step
+                with the latents, the timestep and the (guided) prediction, it returns the
+                prediction to step with (:class:`~a2i.generators.score_guidance.ScoreGuidance`).
         """
         conditions = [condition] if isinstance(condition, Condition) else list(condition)
         weights = [1.0] * len(conditions) if weights is None else list(weights)
@@ -265,5 +276,7 @@ class LatentDiffusion(nn.Module):
                     weight * (part - without)
                     for weight, part in zip(weights, conditioned, strict=True)
                 )
+            if guidance is not None:
+                prediction = guidance(latents, timestep, prediction)
             latents = scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample
         return self.decode(latents)

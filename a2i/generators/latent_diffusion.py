@@ -21,7 +21,12 @@ from torch import Tensor, nn
 
 from a2i.errors import ConfigError
 from a2i.generators.autoencoder import KLAutoencoder, load_weights_file
-from a2i.generators.diffusion import NOISE_SCHEDULE, LatentDiffusion, UNetDenoiser
+from a2i.generators.diffusion import (
+    NOISE_SCHEDULE,
+    LatentDiffusion,
+    LatentGuidance,
+    UNetDenoiser,
+)
 from a2i.interfaces import Condition, Control, Generators, ImageGenerator
 from a2i.pretrained import Weights, resolve_weights
 
@@ -249,6 +254,7 @@ class LatentDiffusionGenerator(ImageGenerator):
         guidance_scale: float | None = None,
         num_inference_steps: int | None = None,
         weights: Sequence[float] | None = None,
+        guidance: LatentGuidance | None = None,
     ) -> Tensor:
         """Sampling (DDIM by default) with classifier-free guidance; images ``(B, 3, H, W)`` in ``[0, 1]``.
 
@@ -266,6 +272,8 @@ class LatentDiffusionGenerator(ImageGenerator):
             guidance_scale: Overrides the configured ``guidance_scale`` for this call.
             num_inference_steps: Overrides the configured ``num_inference_steps`` for this call.
             weights: Weight of each composed condition (default 1 each).
+            guidance: A correction of every sampling step, e.g. score guidance
+                (:class:`~a2i.generators.score_guidance.ScoreGuidance`).
         """
         composed = isinstance(condition, list | tuple)
         return self.diffusion.sample(
@@ -277,4 +285,5 @@ class LatentDiffusionGenerator(ImageGenerator):
             num_inference_steps=num_inference_steps or self.num_inference_steps,
             guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
             weights=weights,
+            guidance=guidance,
         )

@@ -30,11 +30,12 @@ learned; the generator must be given the length it was trained on, which its
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from a2i.errors import ConfigError
 from a2i.interfaces import (
@@ -52,6 +53,7 @@ from a2i.interfaces import (
 )
 from a2i.losses.alignment import AlignmentLoss, AlignmentLossName
 from a2i.methods.base import A2IMethod
+from a2i.pretrained import ExportDtype, files_in
 
 CACHED_IMAGE_FEATURES = FEATURES + "image"
 
@@ -76,6 +78,12 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
             LDM; latent diffusion generators only). ``None``: the paper's choice for the
             generator.
         save_frozen: See :class:`A2IMethod`.
+        export_dir: Where to write the trained ``audio_encoder.safetensors`` when ``fit`` ends;
+            any config with the same audio and image encoders reads it through
+            ``audio_encoder.init_args.pretrained`` (the tiny GAN and LDM share their image
+            encoder, so ``make demo`` trains stage 2 once for both generators).
+        overwrite_export: Replace an existing exported file.
+        export_dtype: Floating-point type of the exported weights.
     """
 
     def __init__(
@@ -89,6 +97,9 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         weight_decay: float = 1e-5,
         image_blend: Literal["interpolate", "composable"] | None = None,
         save_frozen: bool = False,
+        export_dir: str | None = None,
+        overwrite_export: bool = False,
+        export_dtype: ExportDtype = "float32",
     ) -> None:
         super().__init__(save_frozen=save_frozen)
         self.save_config(locals())
@@ -227,6 +238,10 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
             weights = [1.0 - image_weight, image_weight]
             return self.generate([condition, visual], seeds, weights=weights, **sampling)
         return self.generate(self.blend(visual, condition, image_weight), seeds, **sampling)
+
+    def exported_parts(self) -> dict[str | Path, nn.Module | dict[str, Tensor]]:
+        """The trained audio encoder, in ``export_dir`` when it is set."""
+        return files_in(self.hparams.export_dir, {"audio_encoder": self.audio_encoder})
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the audio encoder only (§4.1)."""

@@ -84,6 +84,10 @@ def markdown_report(results: dict[str, Any]) -> str:
                 for c, row in zip(classes, results["confusion"], strict=True)
             ]
         )
+    if results.get("downstream"):
+        lines += ["", "## Downstream tasks (WavBriVL Table 2)", ""]
+        lines += markdown_table(results["downstream"])
+        lines += ["", *[f"- {note}" for note in results.get("notes", [])]]
     return "\n".join(lines) + "\n"
 
 

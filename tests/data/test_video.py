@@ -193,3 +193,24 @@ def test_encode_video_refuses_to_overwrite(tmp_path: Path) -> None:
     encode_video(path, torch.rand(3, 3, 16, 16), fps=2, overwrite=True)
     assert decode_video(path, frame_rate=2).frames.shape == (3, 16, 16, 3)  # 1.5 s
     assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("frame_rate", [1.0, 3.0, 10.0])
+def test_skipping_unneeded_frames_changes_nothing(
+    clip25: Path, monkeypatch: pytest.MonkeyPatch, frame_rate: float
+) -> None:
+    from a2i.data import video
+
+    skips = []
+    before = video._UnneededFrameSkipper.before
+
+    def spy(self: video._UnneededFrameSkipper, packet: av.Packet) -> None:
+        before(self, packet)
+        skips.append(self.skipping)
+
+    monkeypatch.setattr(video._UnneededFrameSkipper, "before", spy)
+    skipped = decode_video(clip25, frame_rate=frame_rate, start=0.3)
+    monkeypatch.setattr(video._UnneededFrameSkipper, "create", classmethod(lambda *_: None))
+    full = decode_video(clip25, frame_rate=frame_rate, start=0.3)
+    assert torch.equal(skipped.frames, full.frames) and torch.equal(skipped.times, full.times)
+    assert any(skips)  # B-frames far from every grid time were not decoded

@@ -104,6 +104,20 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     )
 
 
+def test_exported_audio_encoder_serves_the_other_generator(tmp_path):
+    model = build(export_dir=str(tmp_path / "stage2"))
+    trainer(tmp_path).fit(model, datamodule=world())
+    exported = tmp_path / "stage2" / "audio_encoder.safetensors"
+    encoder = SpectrogramResNet(
+        preset="tiny", embed_dim=64, clip_seconds=1.0, pretrained=str(exported)
+    )
+    ldm = build("ldm")  # the same image encoder: stage 2 needs no other training
+    ldm.audio_encoder = encoder
+    waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
+    model.eval(), ldm.eval()
+    assert torch.equal(model.audio_features(waveform), ldm.audio_features(waveform))
+
+
 def test_checkpoint_without_trainable_weights_is_refused():
     with pytest.raises(ConfigError, match="trainable weights missing"):
         build().on_load_checkpoint({"state_dict": {}})

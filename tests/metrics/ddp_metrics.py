@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from a2i.metrics.diversity import SeedDiversity
+from a2i.metrics.downstream import CrossModalMRR, ProbeAccuracy
 from a2i.metrics.image_quality import ImageQuality
 from a2i.metrics.modality_gap import ModalityGap
 from a2i.metrics.retrieval import ClassAgreement, ClassRetrieval, RelativeSimilarity
@@ -51,6 +52,7 @@ def data() -> dict[str, torch.Tensor]:
         "codes": randint(3, ITEMS, 3),
         "real": torch.rand(ITEMS, 3, 4, 4, generator=generator),
         "fake": torch.rand(ITEMS, 3, 4, 4, generator=generator) ** 2,
+        "folds": randint(3, ITEMS) + 1,
     }
 
 
@@ -76,6 +78,8 @@ def evaluate(items: dict[str, torch.Tensor], class_embeddings: torch.Tensor) -> 
         "judge": JudgeMetrics(CLASSES),
         "diversity": SeedDiversity(),
         "gap": ModalityGap(),
+        "mrr": CrossModalMRR(),
+        "probe": ProbeAccuracy(CLASSES, [1, 2, 3], hidden_size=8, steps=30),
         # KID over one subset of every image and IS over one split: both independent of order.
         "quality": ImageQuality(
             ChannelStatistics(), kid_subset_size=ITEMS, kid_subsets=1, is_splits=1
@@ -94,6 +98,8 @@ def evaluate(items: dict[str, torch.Tensor], class_embeddings: torch.Tensor) -> 
         )
         metrics["diversity"].update(part["features"], part["codes"])
         metrics["gap"].update(part["embeddings"], part["references"])
+        metrics["mrr"].update(part["embeddings"], part["references"])
+        metrics["probe"].update(part["embeddings"], part["labels"], part["folds"])
         metrics["quality"].update_real(part["real"])
         metrics["quality"].update_fake(part["fake"])
     flat = {}

@@ -73,6 +73,8 @@ class WavLMAudioEncoder(AudioEncoder):
         else:
             self.model = WavLMModel(WavLMConfig(**WAVLM_PRESETS[preset]))
         config = self.model.config
+        # Hidden states are indexed by layer: LayerDrop (training mode) would drop entries.
+        config.layerdrop = 0.0
         self.hidden_layers = check_hidden_layers(
             type(self).__name__, hidden_layers, config.num_hidden_layers
         )
@@ -94,14 +96,27 @@ class WavLMAudioEncoder(AudioEncoder):
         Returns ``pooled`` ``(B, hidden)`` (mean of the last hidden state over frames) and
         ``tokens`` ``(B, frames, token_dim)``.
         """
-        samples = round(self.clip_seconds * self.sample_rate)
-        clips = torch.stack([fit_length(clip, samples, random_crop=False) for clip in waveform])
-        # WavLM expects zero-mean, unit-variance input (its feature extractor's normalisation).
-        clips = (clips - clips.mean(dim=1, keepdim=True)) / (clips.std(dim=1, keepdim=True) + 1e-7)
-        outputs = self.model(clips, output_hidden_states=self.hidden_layers is not None)
+        outputs = self.model(
+            self._clips(waveform), output_hidden_states=self.hidden_layers is not None
+        )
         last = outputs.last_hidden_state
         if self.hidden_layers is None:
             tokens = last
         else:  # hidden_states[0] is the input to the transformer, [i] the output of layer i
             tokens = concat_hidden_states(outputs.hidden_states, self.hidden_layers)
         return AudioEncoderOutput(pooled=last.mean(dim=1), tokens=tokens)
+
+    def hidden_states(self, waveform: Tensor) -> tuple[Tensor, ...]:
+        """Every hidden state ``(B, frames, hidden)`` of ``(B, T)`` waveforms, ``num_layers + 1`` of them.
+
+        ``[0]`` is the transformer's input (the projected CNN features), ``[i]`` layer ``i``'s output
+        (WavBriVL §2.3 averages them with learned weights).
+        """
+        return self.model(self._clips(waveform), output_hidden_states=True).hidden_states
+
+    def _clips(self, waveform: Tensor) -> Tensor:
+        """Crop/pad to ``clip_seconds`` and normalise each clip to zero mean, unit variance."""
+        samples = round(self.clip_seconds * self.sample_rate)
+        clips = torch.stack([fit_length(clip, samples, random_crop=False) for clip in waveform])
+        # WavLM expects zero-mean, unit-variance input (its feature extractor's normalisation).
+        return (clips - clips.mean(dim=1, keepdim=True)) / (clips.std(dim=1, keepdim=True) + 1e-7)

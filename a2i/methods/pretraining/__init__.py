@@ -8,19 +8,23 @@ the tiny encoder learns jointly with the generator (an autoencoder whose bottlen
 conditioning space), then both are exported as safetensors and frozen for stage 2.
 
 AudioToken starts from a published text-to-image LDM and a published audio classifier; the world's
-tiny ones come from :class:`TextToImagePretraining` and :class:`AudioClassifierPretraining`.
+tiny ones come from :class:`TextToImagePretraining` and :class:`AudioClassifierPretraining` (also
+Seeing Sound's tiny PixArt and AST). Seeing Sound's optional projector pre-training (App. A.11) is
+:class:`AudioProjectorPretraining`.
 
 Every trainer takes ``export_dir``, ``overwrite_export`` and ``export_dtype`` and lists what it
 exports in :meth:`~a2i.methods.base.A2IMethod.exported_parts`; the base class writes the files.
 """
 
 from a2i.methods.pretraining.audio_classifier import AudioClassifierPretraining
+from a2i.methods.pretraining.audio_projector import AudioProjectorPretraining
 from a2i.methods.pretraining.autoencoder import AutoencoderPretraining
 from a2i.methods.pretraining.generator import GeneratorPretraining
 from a2i.methods.pretraining.text_to_image import TextToImagePretraining
 
 __all__ = [
     "AudioClassifierPretraining",
+    "AudioProjectorPretraining",
     "AutoencoderPretraining",
     "GeneratorPretraining",
     "TextToImagePretraining",

@@ -1,4 +1,4 @@
-"""A tiny text-to-image latent diffusion model, the stand-in for AudioToken's Stable Diffusion."""
+"""Tiny text-to-image models: stand-ins for AudioToken's Stable Diffusion, Seeing Sound's PixArt-α."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch.nn import Module
 
 from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.generators.pixart import PixArtGenerator
 from a2i.interfaces import IMAGE, check_embedding_match
 from a2i.methods.base import A2IMethod
 from a2i.pretrained import ExportDtype, files_in
@@ -28,11 +29,13 @@ class TextToImagePretraining(A2IMethod):
 
     Args:
         text_encoder: The text encoder to train (its placeholder token is left unused).
-        generator: The LDM whose UNet trains (cross-attention width = the text width).
+        generator: The LDM whose UNet trains (cross-attention width = the text width), or a
+            PixArt whose transformer trains (caption width = the text width; Seeing Sound).
         caption_key: Batch key holding each image's caption (``description`` in the world).
         caption_dropout: Probability of training on the empty prompt instead (10% in SD).
         lr: Adam learning rate.
-        export_dir: Where to write ``text_encoder.safetensors`` and ``unet.safetensors``.
+        export_dir: Where to write ``text_encoder.safetensors`` and the generator's trained
+            parts (``unet.safetensors`` of an LDM, ``transformer.safetensors`` of PixArt).
         overwrite_export: Replace existing exported files.
         export_dtype: Floating-point type of exported weights.
     """
@@ -40,7 +43,7 @@ class TextToImagePretraining(A2IMethod):
     def __init__(
         self,
         text_encoder: CLIPTextEncoder,
-        generator: LatentDiffusionGenerator,
+        generator: LatentDiffusionGenerator | PixArtGenerator,
         caption_key: str = "caption",
         caption_dropout: float = 0.1,
         lr: float = 1e-4,
@@ -67,8 +70,10 @@ class TextToImagePretraining(A2IMethod):
             self.trained_tokens[inputs[0].unique()] = True
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam over the text encoder and the UNet."""
-        params = list(self.text_encoder.parameters()) + list(self.generator.unet.parameters())
+        """Adam over the text encoder and the generator's trained parts (UNet or DiT)."""
+        params = list(self.text_encoder.parameters())
+        for part in self.generator.trained_parts().values():
+            params += list(part.parameters())
         return torch.optim.Adam(params, lr=self.hparams.lr)
 
     def _captions(self, batch: dict[str, Any], drop: bool) -> list[str]:
@@ -99,12 +104,12 @@ class TextToImagePretraining(A2IMethod):
         return {"real": batch[IMAGE][:8], "generated": drawn}
 
     def exported_parts(self) -> dict[str | Path, Module | dict[str, Tensor]]:
-        """The text encoder (trained token rows only) and the UNet, in ``export_dir``."""
+        """The text encoder (trained token rows only) and the UNet or DiT, in ``export_dir``."""
         if self.hparams.export_dir is None:
             return {}
         trained = self.trained_tokens.nonzero().flatten()
         parts = {
             "text_encoder": self.text_encoder.compact_state_dict(trained),
-            "unet": self.generator.unet,
+            **self.generator.trained_parts(),
         }
         return files_in(self.hparams.export_dir, parts)

@@ -1,0 +1,67 @@
+"""Keep the console for the user: drop the messages a2i knows to be expected, keep the rest.
+
+Each entry below is a message that says nothing about the user's run, with the reason a2i can
+vouch for that; every other warning and log line still shows. Filters match the start of one
+message only (never a whole category or module).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+EXPECTED_WARNINGS = {
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated": (
+        "Lightning 2.6's own use of a torch 2.14 pytree API; nothing a user can change"
+    ),
+    r"Found \d+ module\(s\) in eval mode at the start of training": (
+        "frozen parts stay in eval mode by design; a2i.callbacks.progress.UnfrozenEvalModeCheck "
+        "names any module in eval mode outside a frozen part instead"
+    ),
+    r"The dirpath has changed from": (
+        "test/predict with --ckpt_path log to a new folder; a2i never resumes a ModelCheckpoint "
+        "state from another run's folder"
+    ),
+    r"Metric `(Kernel Inception Distance|InceptionScore)` will save all extracted features": (
+        "a2i's evaluation sets are a few thousand images at most"
+    ),
+}
+"""Warning message (regex of its start) → why a2i can drop it."""
+
+EXPECTED_LOG_LINES = {
+    r"💡 Tip: For seamless cloud logging": "an advertisement for litlogger",
+    r"Seed set to ": "the seed is in the run's saved config.yaml",
+    r"(GPU|TPU) available: ": (
+        "the accelerator is in the saved config.yaml; Lightning still warns when a GPU is "
+        "available but not used"
+    ),
+}
+"""Lightning info line (regex of its start) → why a2i can drop it."""
+
+LIGHTNING_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.fabric.utilities.seed",
+)
+"""Where Lightning logs the lines of :data:`EXPECTED_LOG_LINES`."""
+
+
+class ExpectedLineFilter(logging.Filter):
+    """Drops the log records whose message starts like one of :data:`EXPECTED_LOG_LINES`."""
+
+    pattern = re.compile("|".join(f"(?:{p})" for p in EXPECTED_LOG_LINES))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the expected ones."""
+        return self.pattern.match(record.getMessage()) is None
+
+
+def quiet_expected_messages() -> None:
+    """Install the filters (idempotent: safe to call once per command run in one process)."""
+    for message in EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ExpectedLineFilter) for f in logger.filters):
+            logger.addFilter(ExpectedLineFilter())

@@ -1,0 +1,44 @@
+"""``a2i prepare``: decode the videos of a config's ``data`` section into shards.
+
+``--config`` takes any run config (only its ``data`` section is read), so the file that trains a
+model also prepares its data; ``--data.init_args.*`` overrides single values.
+"""
+
+from __future__ import annotations
+
+HELP = "decode a video dataset into training shards"
+
+
+def main(argv: list[str]) -> None:
+    """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
+    import yaml
+    from jsonargparse import ArgumentParser
+
+    from a2i.data.video_datamodule import VideoDataModule
+
+    parser = ArgumentParser(prog="a2i prepare", description=HELP)
+    parser.add_argument("--config", help="a run config whose data section names a video dataset")
+    parser.add_subclass_arguments(VideoDataModule, "data", required=True)
+    parser.add_argument("--workers", type=int, help="decoding processes (overrides the config)")
+    index = argv.index("--config") if "--config" in argv else -1
+    if index >= 0 and index + 1 < len(argv):
+        with open(argv[index + 1], encoding="utf-8") as handle:
+            section = (yaml.safe_load(handle) or {}).get("data")
+        if section is None:
+            parser.error(f"{argv[index + 1]} has no data section")
+        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
+    config = parser.parse_args(argv)
+    datamodule = parser.instantiate_classes(config).data
+    if config.workers is not None:
+        datamodule.prepare_workers = config.workers
+    report = datamodule.prepare_data()
+    if report is None:
+        print(f"a2i prepare: {datamodule.prepared} is already complete ({datamodule.clip_counts})")
+        return
+    counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
+    print(
+        f"a2i prepare: {counts} clips in {datamodule.prepared}; {len(report.dropped)} dropped "
+        f"(see {datamodule.prepared / 'problems.log'}); {report.shards_written} shards written, "
+        f"{report.shards_reused} reused; {report.processed} clips in {report.seconds:.1f} s = "
+        f"{report.clips_per_second:.2f} clips/s"
+    )

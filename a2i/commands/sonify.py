@@ -1,0 +1,85 @@
+"""``a2i sonify``: turn an image collection into audio-visual training pairs (Seeing Sound §3).
+
+``--config`` takes any run config whose ``data`` section is a
+:class:`~a2i.data.sonify.datamodule.SonifiedImagesDataModule` (only that section is read), so
+the file that trains a model also sonifies its data; ``--data.init_args.*`` overrides single
+values. The run resumes where a killed one stopped. Images dropped by the non-sonic filter or
+without sounding concepts are listed in ``problems.log``; images or pool files that could not be
+read are listed too and make the command exit with status 1 after everything else is done.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the heavy imports happen when the command runs (`a2i --help` stays fast)
+    from a2i.data.sonify.datamodule import SonifiedImagesDataModule
+
+HELP = "sonify an image collection into audio-visual training shards (Seeing Sound)"
+
+
+def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
+    """The datamodule that ``argv`` configures, built as ``a2i fit`` would build it.
+
+    The global seed is set to 0 first (``a2i fit``'s default), so presets with random weights
+    (the tiny CLAP) come out the same in every run and a resumed run matches its recipe.
+    """
+    import yaml
+    from jsonargparse import ArgumentParser
+    from lightning.fabric.utilities.seed import seed_everything
+
+    from a2i.data.sonify.datamodule import SonifiedImagesDataModule
+
+    parser = ArgumentParser(prog="a2i sonify", description=HELP)
+    parser.add_argument("--config", help="a run config whose data section sonifies images")
+    parser.add_subclass_arguments(SonifiedImagesDataModule, "data", required=True)
+    parser.add_argument("--workers", type=int, help="processes decoding and mixing (overrides)")
+    parser.add_argument("--device", help="device of CLAP, the VLM and retrieval (overrides)")
+    index = argv.index("--config") if "--config" in argv else -1
+    if index >= 0 and index + 1 < len(argv):
+        with open(argv[index + 1], encoding="utf-8") as handle:
+            section = (yaml.safe_load(handle) or {}).get("data")
+        if section is None:
+            parser.error(f"{argv[index + 1]} has no data section")
+        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
+    config = parser.parse_args(argv)
+    seed_everything(0, verbose=False)
+    datamodule = parser.instantiate_classes(config).data
+    if config.workers is not None:
+        datamodule.prepare_workers = config.workers
+    if config.device is not None:
+        datamodule.prepare_device = config.device
+    return datamodule
+
+
+def main(argv: list[str]) -> None:
+    """Run ``a2i sonify`` with command-line arguments ``argv`` (without the subcommand)."""
+    from a2i.data.sonify.pool_cache import POOL_PROBLEMS_FILE, read_pool_problems
+
+    datamodule = build_datamodule(argv)
+    report = datamodule.prepare_data()
+    if report is None:
+        print(f"a2i sonify: {datamodule.prepared} is already complete")
+        return
+    counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
+    log = datamodule.prepared / "problems.log"
+    print(
+        f"a2i sonify: {counts} samples in {datamodule.prepared}; {len(report.dropped)} filtered "
+        f"(non-sonic caption or no sounding concept), {len(report.failed)} failed (see {log}); "
+        f"{report.shards_written} shards written, {report.shards_reused} reused in "
+        f"{report.seconds:.1f} s"
+    )
+    pool_problems = read_pool_problems(datamodule.pool_cache)
+    for problem in pool_problems[:10]:
+        print(f"  unreadable pool file: {problem}", file=sys.stderr)
+    for failure in report.failed[:10]:
+        print(f"  failed: {failure['key']}: {failure['problem']}", file=sys.stderr)
+    if report.failed or pool_problems:
+        print(
+            f"a2i sonify: {len(report.failed)} sample(s) failed (all in {log}), "
+            f"{len(pool_problems)} pool file(s) unreadable (all in "
+            f"{datamodule.pool_cache / POOL_PROBLEMS_FILE})",
+            file=sys.stderr,
+        )
+        sys.exit(1)

@@ -1,0 +1,533 @@
+"""Images → sounding concepts → retrieved chunks → mixtures → shards (Seeing Sound §3).
+
+:func:`sonify_images` runs the steps that turn an image collection into audio-visual training
+pairs, each resumable and each recorded under the output folder:
+
+1. ``concepts.jsonl``: every image's concepts and caption from each concept source, appended
+   as they are computed (a VLM is the slow step; a killed run keeps what was done).
+2. The A.2 filter drops images whose caption names something silent (``problems.log``).
+3. ``recipes.jsonl``: for every kept (image, source) sample, the retrieved chunk of each concept
+   (Algorithm 1 over all concepts at once, :func:`a2i.data.sonify.retrieval.retrieve`), its
+   loudness target and scores; written once, atomically (the loudness measured and the gains
+   applied when rendering are in each shard's record, ``meta.recipe``).
+4. ``shards/``: the mixtures rendered from the recipes with the images, in ``a2i prepare``'s
+   shard format (``<key>.jpg``, ``<key>.flac``, ``<key>.json`` whose ``meta.recipe`` is the
+   recipe as rendered, optional cached features), each shard atomic; a killed run redoes only
+   the missing shards, byte-identical to an uninterrupted run.
+
+``settings.json`` holds everything that decides these bytes; another recipe is refused with the
+differing fields named (:func:`a2i.data.sonify.pool_cache.refuse_other_settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import pickle
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from a2i.data.manifest import _atomic_write_text
+from a2i.data.prepare import DONE_FILE, PROBLEMS_FILE, SETTINGS_FILE, CachedFeature
+from a2i.data.prepare import _compute_features as compute_features
+from a2i.data.shards import (
+    SHARD_DIR,
+    PreparedClip,
+    completed_shards,
+    read_shard_index,
+    remove_partial_files,
+    shard_name,
+    write_shard,
+)
+from a2i.data.sonify.concepts import (
+    NON_SONIC_KEYWORDS,
+    ConceptSource,
+    ImageConcepts,
+    KeywordMatch,
+    non_sonic_keyword,
+)
+from a2i.data.sonify.images import ImageItem
+from a2i.data.sonify.mixing import (
+    DEFAULT_LUFS_RANGE,
+    DEFAULT_PEAK_CEILING,
+    MixRecipe,
+    MixSource,
+    draw_lufs,
+    render_mixture,
+    stable_uniform,
+)
+from a2i.data.sonify.pool import CHUNK_SECONDS, POOL_SAMPLE_RATE, PoolReader
+from a2i.data.sonify.pool_cache import PoolIndex, refuse_other_settings
+from a2i.data.sonify.retrieval import DEFAULT_TOP_K, retrieve
+from a2i.encoders.audio.clap import ClapEncoder
+from a2i.errors import A2IError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+CONCEPTS_FILE = "concepts.jsonl"
+RECIPES_FILE = "recipes.jsonl"
+
+
+@dataclass
+class SonifySettings:
+    """Everything that decides the bytes of a sonified dataset (stored as ``settings.json``).
+
+    Attributes:
+        sample_rate: Rate of pool chunks and mixtures (A.7: 16 kHz).
+        chunk_seconds: Chunk and mixture length (A.7: 5 s).
+        top_k: k of the dynamic threshold (:data:`~a2i.data.sonify.retrieval.DEFAULT_TOP_K`).
+        lufs_range: Range the loudness targets are drawn from
+            (:data:`~a2i.data.sonify.mixing.DEFAULT_LUFS_RANGE`).
+        peak_ceiling: Largest sample of a mixture (louder sums are scaled down, recorded).
+        seed: Seeds the draws among candidates and the loudness targets.
+        filter_keywords: A.2's non-sonic keywords (empty: no filtering).
+        filter_match: ``word`` or ``substring`` matching of those keywords.
+        frame_size: Longest allowed short side of the stored image (larger ones are resized).
+        shard_size: Samples per shard.
+        pool: Digest of the pool cache's recipe (CLAP, chunking, files).
+        clap: The CLAP recipe that embedded the concepts (None: no retrieval needed).
+        sources: Each concept source's recipe.
+        features: Cached features (``name=class``).
+        images_sha1: Hash of the image keys and splits.
+    """
+
+    sample_rate: int = POOL_SAMPLE_RATE
+    chunk_seconds: float = CHUNK_SECONDS
+    top_k: int = DEFAULT_TOP_K
+    lufs_range: tuple[float, float] = DEFAULT_LUFS_RANGE
+    peak_ceiling: float = DEFAULT_PEAK_CEILING
+    seed: int = 0
+    filter_keywords: tuple[str, ...] = NON_SONIC_KEYWORDS
+    filter_match: KeywordMatch = "word"
+    frame_size: int = 512
+    shard_size: int = 256
+    pool: str = ""
+    clap: dict[str, Any] | None = None
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)
+    images_sha1: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON value (tuples as lists) stored in and compared with ``settings.json``."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass
+class Sample:
+    """One image sonified by one concept source."""
+
+    key: str
+    image: ImageItem
+    source: str
+    caption: str | None
+    recipe: MixRecipe
+
+    def record(self) -> dict[str, Any]:
+        """One line of ``recipes.jsonl``."""
+        return {
+            "key": self.key,
+            "split": self.image.split,
+            "image": self.image.relative,
+            "source": self.source,
+            "caption": self.caption,
+            "recipe": self.recipe.to_dict(),
+        }
+
+
+@dataclass
+class SonifyReport:
+    """What a sonification did."""
+
+    kept: dict[str, int]
+    dropped: list[dict[str, str]]
+    failed: list[dict[str, str]]
+    shards_written: int = 0
+    shards_reused: int = 0
+    seconds: float = 0.0
+
+
+def sample_key(image: ImageItem, source: ConceptSource, sources: Sequence[ConceptSource]) -> str:
+    """The image key, suffixed with the source name when several sources sonify each image."""
+    return image.key if len(sources) == 1 else f"{image.key}-{source.name}"
+
+
+def gather_concepts(
+    images: Sequence[ImageItem],
+    sources: Sequence[ConceptSource],
+    path: Path,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[tuple[str, str], ImageConcepts]:
+    """``(source name, image key)`` → concepts, computing only what ``path`` does not hold yet.
+
+    Lines are appended and flushed per batch; a line cut by a kill is dropped on resume.
+    """
+    done: dict[tuple[str, str], ImageConcepts] = {}
+    if path.is_file():
+        raw = path.read_bytes()
+        whole = raw[: raw.rfind(b"\n") + 1]
+        if len(whole) != len(raw):
+            path.write_bytes(whole)  # drop the line a killed run was writing
+        for line in whole.decode("utf-8").splitlines():
+            row = json.loads(line)
+            done[(row["source"], row["image"])] = ImageConcepts.from_dict(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for source in sources:
+            todo = [image for image in images if (source.name, image.key) not in done]
+            if todo:
+                source.setup(device)
+            bar = tqdm(
+                total=len(images),
+                initial=len(images) - len(todo),
+                unit="image",
+                desc=f"a2i sonify: concepts ({source.name})",
+                disable=not progress,
+            )
+            for first in range(0, len(todo), source.batch_size):
+                batch = todo[first : first + source.batch_size]
+                for image, found in zip(batch, source.describe(batch), strict=True):
+                    done[(source.name, image.key)] = found
+                    row = {"source": source.name, "image": image.key, **found.to_dict()}
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.flush()
+                bar.update(len(batch))
+            bar.close()
+    return done
+
+
+def needs_retrieval(concepts: dict[tuple[str, str], ImageConcepts]) -> bool:
+    """Whether any concept has no fixed audio (then the pool must be embedded)."""
+    return any(c.audio is None for found in concepts.values() for c in found.concepts)
+
+
+def build_recipes(
+    images: Sequence[ImageItem],
+    sources: Sequence[ConceptSource],
+    concepts: dict[tuple[str, str], ImageConcepts],
+    pool: PoolIndex | None,
+    reader: PoolReader,
+    clap: ClapEncoder | None,
+    settings: SonifySettings,
+    *,
+    device: str = "cpu",
+    text_batch: int = 256,
+) -> tuple[list[Sample], list[dict[str, str]]]:
+    """Filter, retrieve every open concept at once, and write each sample's recipe.
+
+    Returns the samples and the dropped (image, reason) rows.
+    """
+    samples: list[tuple[str, ImageItem, str, ImageConcepts]] = []
+    dropped: list[dict[str, str]] = []
+    for image in images:
+        for source in sources:
+            found = concepts[(source.name, image.key)]
+            key = sample_key(image, source, sources)
+            keyword = non_sonic_keyword(
+                found.caption, settings.filter_keywords, settings.filter_match
+            )
+            if keyword is not None:
+                reason = f"non-sonic caption ('{keyword}'): {found.caption}"
+            elif not found.concepts:
+                reason = found.problem or "no sounding concept"
+            else:
+                samples.append((key, image, source.name, found))
+                continue
+            dropped.append({"key": key, "image": image.relative, "problem": reason})
+    open_queries = [
+        (number, index)
+        for number, (_, _, _, found) in enumerate(samples)
+        for index, concept in enumerate(found.concepts)
+        if concept.audio is None
+    ]
+    drawn = _retrieve_open(samples, open_queries, pool, clap, settings, device, text_batch)
+    result, rejected = [], set()
+    for number, (key, image, source, found) in enumerate(samples):
+        sources_of_mix = []
+        for index, concept in enumerate(found.concepts):
+            lufs = concept.lufs
+            if lufs is None:
+                lufs = draw_lufs(key, settings.seed, index, settings.lufs_range)
+            if concept.audio is None:
+                sources_of_mix.append(MixSource(concept.text, lufs=lufs, **drawn[(number, index)]))
+                continue
+            audio = reader.resolve(concept.audio)
+            if audio is None:
+                problem = f"audio '{concept.audio}' is not in the pool (or not unique)"
+                dropped.append({"key": key, "image": image.relative, "problem": problem})
+                rejected.add(number)
+                break
+            sources_of_mix.append(
+                MixSource(concept.text, audio, concept.chunk or 0, lufs, similarity=concept.score)
+            )
+        if number not in rejected:
+            recipe = MixRecipe(sources_of_mix, settings.sample_rate, settings.chunk_seconds)
+            result.append(Sample(key, image, source, found.caption, recipe))
+    return result, dropped
+
+
+@torch.no_grad()
+def _retrieve_open(
+    samples: list[tuple[str, ImageItem, str, ImageConcepts]],
+    queries: list[tuple[int, int]],
+    pool: PoolIndex | None,
+    clap: ClapEncoder | None,
+    settings: SonifySettings,
+    device: str,
+    text_batch: int,
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """Algorithm 1 for every concept without fixed audio; → MixSource fields per query."""
+    if not queries:
+        return {}
+    if pool is None or clap is None:
+        raise ConfigError("concepts without fixed audio need a CLAP model and an embedded pool")
+    texts = [samples[n][3].concepts[i].text for n, i in queries]
+    unique = list(dict.fromkeys(texts))
+    clap.to(device).eval()
+    embedded = torch.cat(
+        [
+            clap.embed_text(unique[i : i + text_batch]).float().cpu()
+            for i in range(0, len(unique), text_batch)
+        ]
+    )
+    position = {text: row for row, text in enumerate(unique)}
+    query_embeddings = embedded[[position[text] for text in texts]]
+    audible = pool.audible().nonzero()[:, 0]
+    if len(audible) < settings.top_k:
+        raise ConfigError(
+            f"the pool has {len(audible)} audible chunks, fewer than top_k = {settings.top_k}"
+        )
+    uniforms = torch.tensor(
+        [stable_uniform(f"draw:{settings.seed}:{samples[n][0]}:{i}") for n, i in queries],
+        dtype=torch.float64,
+    )
+    found = retrieve(
+        query_embeddings, pool.embeddings[audible], uniforms, settings.top_k, device=device
+    )
+    rows = audible[found.index]
+    return {
+        query: {
+            "audio": pool.chunk_file[int(row)],
+            "chunk": int(pool.chunk_index[row]),
+            "similarity": round(float(found.similarity[q]), 5),
+            "score": round(float(found.score[q]), 5),
+            "threshold": round(float(found.threshold[q]), 5),
+            "candidates": int(found.candidates[q]),
+        }
+        for q, (query, row) in enumerate(zip(queries, rows, strict=True))
+    }
+
+
+def write_recipes(path: Path, samples: Sequence[Sample]) -> None:
+    """``recipes.jsonl``, atomically (all samples, in key order)."""
+    lines = "".join(json.dumps(s.record(), ensure_ascii=False) + "\n" for s in samples)
+    _atomic_write_text(path, lines)
+
+
+def read_recipes(path: Path, images: Sequence[ImageItem]) -> list[Sample]:
+    """Samples of a ``recipes.jsonl`` (re-rendering without retrieval)."""
+    by_key = {image.key: image for image in images}
+    by_relative = {image.relative: image for image in images}
+    samples = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        image = by_relative.get(row["image"]) or by_key.get(row["key"])
+        if image is None:
+            raise ConfigError(f"{path}: image '{row['image']}' is not among the images")
+        recipe = MixRecipe.from_dict(row["recipe"])
+        samples.append(Sample(row["key"], image, row["source"], row.get("caption"), recipe))
+    return samples
+
+
+def plan_shards(samples: Sequence[Sample], shard_size: int) -> dict[str, list[Sample]]:
+    """Shard name → samples, sorted by key within each split, ``shard_size`` per shard."""
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be >= 1 (got {shard_size})")
+    plan: dict[str, list[Sample]] = {}
+    for split in sorted({s.image.split for s in samples}):
+        ordered = sorted((s for s in samples if s.image.split == split), key=lambda s: s.key)
+        for index in range(0, len(ordered), shard_size):
+            plan[shard_name(split, index // shard_size)] = ordered[index : index + shard_size]
+    return plan
+
+
+def load_frame(path: str, frame_size: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 image, short side reduced to ``frame_size`` when larger."""
+    with Image.open(path) as handle:
+        picture = handle.convert("RGB")
+    scale = frame_size / min(picture.size)
+    if scale < 1:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
+    return np.asarray(picture, dtype=np.uint8).copy()
+
+
+def render_sample(sample: Sample, reader: PoolReader, settings: SonifySettings) -> PreparedClip:
+    """The shard entry of one sample: its image and the mixture rendered from its recipe."""
+    frame = load_frame(sample.image.path, settings.frame_size)
+    mix = render_mixture(sample.recipe, reader.read_chunk, settings.peak_ceiling)
+    meta = {
+        "image": sample.image.relative,
+        "source": sample.source,
+        "image_caption": sample.caption,
+        "recipe": mix.recipe.to_dict(),
+        "notes": mix.notes,
+    }
+    caption = "; ".join(source.concept for source in sample.recipe.sources)
+    return PreparedClip(
+        key=sample.key,
+        split=sample.image.split,
+        audio=mix.waveform,
+        sample_rate=sample.recipe.sample_rate,
+        frame=frame,
+        caption=caption,
+        meta=meta,
+    )
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(payload: bytes, device: str) -> None:
+    """Worker initialiser: reader, settings and features arrive as plain pickle bytes."""
+    torch.set_num_threads(1)
+    reader, settings, features = pickle.loads(payload)
+    for feature in features:
+        feature.setup(device)
+    _worker.update(reader=reader, settings=settings, features=features)
+
+
+def _render_shard(out: str, name: str, samples: list[Sample]) -> None:
+    """Render one shard's samples, compute features, write the shard atomically."""
+    reader, settings, features = _worker["reader"], _worker["settings"], _worker["features"]
+    rendered, failed = [], []
+    for sample in samples:
+        try:
+            rendered.append(render_sample(sample, reader, settings))
+        except (A2IError, OSError, UnidentifiedImageError) as error:
+            failed.append(
+                {"key": sample.key, "video": sample.image.relative, "problem": str(error)}
+            )
+    if rendered and features:
+        compute_features(rendered, features)
+    write_shard(Path(out) / SHARD_DIR, name, rendered, failed)
+
+
+def sonify_images(
+    images: Sequence[ImageItem],
+    out: str | Path,
+    sources: Sequence[ConceptSource],
+    reader: PoolReader,
+    embed_pool: Any,
+    clap: ClapEncoder | None,
+    settings: SonifySettings,
+    features: Sequence[CachedFeature] = (),
+    *,
+    workers: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> SonifyReport:
+    """Run the four steps of the module docstring into ``out`` (resuming a killed run).
+
+    Args:
+        images: The images, with their splits.
+        out: The sonified dataset's folder.
+        sources: Concept sources (one sample per image and source).
+        reader: Reads pool chunks (rendering).
+        embed_pool: ``() → PoolIndex``, called only when some concept must be retrieved.
+        clap: Embeds the concepts' texts (None when every concept has fixed audio).
+        settings: The dataset's recipe (``settings.json``).
+        features: Frozen models whose outputs are cached in the shards (VAE latents, AST tokens).
+        workers: Rendering processes (0: in this process).
+        device: Where CLAP, the VLM, retrieval and the features run.
+        progress: Show progress bars.
+    """
+    out = Path(out)
+    start = time.perf_counter()
+    refuse_other_settings(
+        out / SETTINGS_FILE,
+        settings.as_json(),
+        "sonify into a new folder, or delete that one to start again",
+    )
+    recipes_path = out / RECIPES_FILE
+    dropped: list[dict[str, str]] = []
+    if recipes_path.is_file():
+        samples = read_recipes(recipes_path, images)
+        dropped = json.loads((out / "filtered.json").read_text(encoding="utf-8"))
+    else:
+        concepts = gather_concepts(images, sources, out / CONCEPTS_FILE, device, progress)
+        pool = embed_pool() if needs_retrieval(concepts) else None
+        samples, dropped = build_recipes(
+            images, sources, concepts, pool, reader, clap, settings, device=device
+        )
+        _atomic_write_text(out / "filtered.json", json.dumps(dropped, indent=0) + "\n")
+        write_recipes(recipes_path, samples)
+    directory = out / SHARD_DIR
+    remove_partial_files(directory)
+    plan = plan_shards(samples, settings.shard_size)
+    done = completed_shards(directory) & set(plan)
+    todo = {name: group for name, group in plan.items() if name not in done}
+    bar = tqdm(
+        total=len(samples),
+        initial=sum(len(plan[name]) for name in done),
+        unit="image",
+        desc="a2i sonify: mixing",
+        disable=not progress,
+    )
+    payload = pickle.dumps((reader, settings, list(features)))
+    if workers == 0:
+        _init_worker(payload, device)
+        for name, group in todo.items():
+            _render_shard(str(out), name, group)
+            bar.update(len(group))
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["a2i.data.sonify.build"])
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(payload, device)
+        ) as executor:
+            jobs = {executor.submit(_render_shard, str(out), n, g): n for n, g in todo.items()}
+            for job in as_completed(jobs):
+                job.result()
+                bar.update(len(plan[jobs[job]]))
+    bar.close()
+    report = _finish(out, plan, dropped)
+    report.shards_written, report.shards_reused = len(todo), len(done)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _finish(
+    out: Path, plan: dict[str, list[Sample]], dropped: list[dict[str, str]]
+) -> SonifyReport:
+    """Counts, ``problems.log`` (filtered and failed samples) and the completion marker."""
+    kept: dict[str, int] = {}
+    failed: list[dict[str, str]] = []
+    for index in read_shard_index(out / SHARD_DIR, plan):
+        split = index["shard"].rsplit("-", 1)[0]
+        kept[split] = kept.get(split, 0) + len(index["clips"])
+        failed += [
+            {"key": d["key"], "image": d["video"], "problem": d["problem"]}
+            for d in index["dropped"]
+        ]
+    rows = [(d, "filtered") for d in dropped] + [(f, "failed") for f in failed]
+    lines = "".join(f"{d['key']}\t{d['image']}\t{kind}\t{d['problem']}\n" for d, kind in rows)
+    _atomic_write_text(out / PROBLEMS_FILE, "key\timage\tkind\tproblem\n" + lines)
+    summary = {
+        "samples": kept,
+        "filtered": len(dropped),
+        "failed": len(failed),
+        "shards": sorted(plan),
+    }
+    _atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
+    return SonifyReport(kept=kept, dropped=dropped, failed=failed)

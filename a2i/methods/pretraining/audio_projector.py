@@ -1,0 +1,120 @@
+"""Seeing Sound's optional stage 1 (App. A.11): the audio projector aligned with the text projection.
+
+Before the diffusion training, the audio projector can be pre-trained contrastively on audio-text
+pairs so that it lands close to the text-to-image model's own projected text tokens, "a
+pseudo-shared embedding space" (App. A.11, following SonicDiffusion); the paper found it changed
+little beyond a marginally faster convergence (App. A.10). Here the audio side is the frozen AST's
+tokens (padding masked) through a new projector, the text side the text-to-image model's frozen
+text encoder through PixArt's own frozen caption projection; both are mean-pooled over their
+tokens and compared with the symmetric InfoNCE of CLIP. The trained projector is exported for
+:class:`~a2i.methods.seeing_sound.SeeingSound`'s ``projector_pretrained``.
+
+The text encoder is a :class:`~a2i.encoders.text.clip_text.CLIPTextEncoder` (the world's tiny
+text-to-image PixArt reads one); PixArt-α reads T5-XXL, which a2i does not wrap, so this stage
+runs in the world only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from a2i.encoders.audio.ast import ASTAudioEncoder
+from a2i.encoders.text.clip_text import CLIPTextEncoder
+from a2i.errors import ConfigError
+from a2i.generators.pixart import PixArtGenerator
+from a2i.interfaces import AUDIO, check_embedding_match
+from a2i.losses.alignment import similarity_logits, symmetric_infonce
+from a2i.methods.base import A2IMethod
+from a2i.methods.seeing_sound import ast_padding_mask
+from a2i.pretrained import ExportDtype
+
+
+def masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``(B, N, D)`` tokens over the positions where ``mask`` ``(B, N)`` is True."""
+    weights = mask.to(tokens.dtype)[..., None]
+    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class AudioProjectorPretraining(A2IMethod):
+    """Contrastively align a new audio projector with a text-to-image PixArt's text projection.
+
+    Args:
+        audio_encoder: The frozen AST Seeing Sound will read.
+        text_encoder: The frozen text encoder of the text-to-image PixArt.
+        generator: The frozen text-to-image PixArt; its caption projection is the text side.
+        projector_hidden_dim: Width after the projector's first layer (None: the DiT's width);
+            give Seeing Sound the same.
+        caption_key: Batch key of each clip's text (``description`` in the world).
+        temperature: Divides the cosine similarities (the paper gives none; CLIP starts at 0.07).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        export_projector: Write the projector to this ``.safetensors`` file at the end of ``fit``.
+        overwrite_export: Replace an existing exported file.
+        export_dtype: Floating-point type of the exported file.
+    """
+
+    def __init__(
+        self,
+        audio_encoder: ASTAudioEncoder,
+        text_encoder: CLIPTextEncoder,
+        generator: PixArtGenerator,
+        projector_hidden_dim: int | None = None,
+        caption_key: str = "caption",
+        temperature: float = 0.07,
+        lr: float = 1e-4,
+        weight_decay: float = 3e-2,
+        export_projector: str | None = None,
+        overwrite_export: bool = False,
+        export_dtype: ExportDtype = "float32",
+    ) -> None:
+        super().__init__()
+        self.save_config(locals())
+        check_embedding_match(
+            text_encoder.width, generator.condition_dim, "text_encoder", "generator"
+        )
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be > 0 (got {temperature})")
+        self.audio_encoder = audio_encoder.freeze()
+        self.text_encoder = text_encoder.freeze()
+        self.generator = generator.freeze()
+        self.projector = generator.denoiser.new_projector(
+            audio_encoder.token_dim, projector_hidden_dim
+        )
+
+    def loss(self, batch: dict[str, Any]) -> Tensor:
+        """Symmetric InfoNCE between pooled projected audio and pooled projected text."""
+        waveform = batch[AUDIO]
+        with torch.no_grad():
+            tokens = self.audio_encoder(waveform).tokens
+            text = self.generator.denoiser.projector(
+                self.text_encoder(list(batch[self.hparams.caption_key]))
+            ).mean(dim=1)
+        mask = ast_padding_mask(self.audio_encoder, waveform.shape[-1]).to(tokens.device)
+        audio = masked_mean(self.projector(tokens), mask.expand(len(tokens), -1))
+        logits = similarity_logits(audio, text, "cosine", self.hparams.temperature)
+        return symmetric_infonce(logits)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """InfoNCE over the batch's audio-text pairs."""
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[AUDIO]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """The same loss on held-out pairs."""
+        self.log("val/loss", self.loss(batch), batch_size=len(batch[AUDIO]), sync_dist=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over the projector only."""
+        return torch.optim.AdamW(
+            self.projector.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+
+    def exported_parts(self) -> dict[str | Path, nn.Module]:
+        """The projector, to ``export_projector`` when it is set."""
+        path = self.hparams.export_projector
+        return {} if path is None else {path: self.projector}

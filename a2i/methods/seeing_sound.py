@@ -1,0 +1,359 @@
+"""Seeing Sound (Bhardwaj et al., 2024): PixArt-α conditioned on AST's token sequence.
+
+A frozen Audio Spectrogram Transformer turns a 5 s clip into a vector time series (§3.4; chosen
+because its embeddings keep loudness, App. A.8, and several sources at once); an audio projector,
+an MLP in place of PixArt-α's caption projection (App. A.10), maps those tokens into the
+cross-attention of a DiT initialised from PixArt-α 512×512 (§4.3), which is trained with the
+latent diffusion loss. The paper trains on sonified images (§3; part 1 of a2i's issue 17), but any
+datamodule with audio and images serves.
+
+5 s clips and AST's padding. AST covers 10.24 s (1024 fbank frames); a 5 s clip is zero-padded to
+it, so about half of AST's patch tokens only see padding. Those tokens are masked in the
+cross-attention (:func:`ast_padding_mask`), so the image depends on the tokens of the audio only.
+
+Pre-computed inputs (§4.3). When the data carries AST sequences and VAE latents cached while it was
+prepared (``features/audio_tokens``, ``features/latents``), training runs neither model.
+
+Classifier-free guidance. PixArt-α's null condition is learned: its caption embedder replaces a
+caption by a learned ``y_embedding`` with probability 0.1 (``PixArt-alpha/PixArt-alpha``
+``diffusion/model/nets/PixArt_blocks.py``, ``CaptionEmbedder``), i.e. in the space the projection
+reads. The audio projector takes that projection's place, so a2i's default null is the same: a
+learned AST-token sequence (``null_condition="learned"``), dropped in with probability 0.1. An
+all-zero sequence (``"zero"``) is the alternative; it makes the unconditional input the
+projector's bias (one token repeated), which shares its weights with the conditional path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from a2i.encoders.audio.ast import ASTAudioEncoder
+from a2i.errors import ConfigError
+from a2i.generators.autoencoder import load_weights_file
+from a2i.generators.pixart import PixArtGenerator, TrainedPart
+from a2i.interfaces import (
+    AUDIO,
+    FEATURES,
+    IMAGE,
+    KEY,
+    WAVEFORM_CONTROLS,
+    AudioToImageModel,
+    Condition,
+    Control,
+    per_row_generators,
+)
+from a2i.methods.base import A2IMethod
+from a2i.pretrained import ExportDtype, resolve_weights
+
+KALDI_WINDOW_SECONDS = 0.025
+KALDI_SHIFT_SECONDS = 0.01
+AST_CLASS_TOKENS = 2
+"""AST prepends a class and a distillation token to its patch tokens."""
+CACHED_AUDIO_TOKENS = FEATURES + "audio_tokens"
+CACHED_LATENTS = FEATURES + "latents"
+"""Batch keys of the AST sequences and VAE latents a prepared dataset may cache (§4.3:
+pre-computed), e.g. :class:`a2i.data.sonify.features.AudioTokensFeature` and
+:class:`a2i.data.prepare.LatentFeature`; they must come from this config's AST and VAE."""
+
+
+def ast_token_count(encoder: ASTAudioEncoder) -> int:
+    """Tokens AST emits per clip: 2 class tokens + frequency × time patches."""
+    frequency, time = _ast_patch_grid(encoder)
+    return AST_CLASS_TOKENS + frequency * time
+
+
+def _ast_patch_grid(encoder: ASTAudioEncoder) -> tuple[int, int]:
+    config = encoder.model.config
+    frequency = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+    time = (config.max_length - config.patch_size) // config.time_stride + 1
+    return frequency, time
+
+
+def ast_padding_mask(encoder: ASTAudioEncoder, num_samples: int) -> Tensor:
+    """``(N,)`` bool: True for AST tokens that see audio of a ``num_samples`` clip.
+
+    AST's front end zero-pads the fbank to ``max_length`` frames; a patch token whose frames all
+    lie in that padding is False. Patches are ordered frequency-major (``f · T + t``, transformers'
+    ``ASTPatchEmbeddings``); the two class tokens are always True.
+    """
+    config = encoder.model.config
+    rate = encoder.sample_rate
+    window, shift = round(KALDI_WINDOW_SECONDS * rate), round(KALDI_SHIFT_SECONDS * rate)
+    frames = 1 + (num_samples - window) // shift  # Kaldi fbank with snip_edges
+    frequency, time = _ast_patch_grid(encoder)
+    heard = torch.arange(time) * config.time_stride < frames
+    return torch.cat([torch.ones(AST_CLASS_TOKENS, dtype=torch.bool), heard.repeat(frequency)])
+
+
+class TrainedParts(nn.Module):
+    """Everything Seeing Sound trains, under one prefix: checkpoints and exports hold only this.
+
+    The modules are the generator's own (registered here too, not copied): the audio projector,
+    and with ``train`` the cross-attention layers or the whole transformer; ``null_tokens`` is
+    the learned null audio sequence of classifier-free guidance.
+    """
+
+    def __init__(self, parts: dict[str, nn.Module], null_tokens: Tensor | None) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict(parts)
+        self.null_tokens = None if null_tokens is None else nn.Parameter(null_tokens)
+
+
+class SeeingSound(A2IMethod, AudioToImageModel):
+    """Audio-conditioned PixArt-α: frozen AST tokens → audio projector → DiT cross-attention.
+
+    Args:
+        audio_encoder: The frozen AST (§3.4; AudioSet-finetuned ``MIT/ast-finetuned-audioset-
+            10-10-0.4593``). Its ``hidden_layers`` chooses the tokens; the paper names no layer,
+            so the default is AST's final, layer-normed output.
+        generator: The PixArt-α generator (§4.3: initialised from PixArt-α 512×512). Its
+            caption projection is replaced here by the audio projector.
+        clip_seconds: Seconds of audio per example (§4.1, App. A.7: 5 s chunks, zero-padded
+            when shorter); AST's padding beyond them is masked (:func:`ast_padding_mask`).
+        projector_hidden_dim: Width after the audio projector's first layer (App. A.10 gives
+            none; None: the transformer's width, 1152, as PixArt's caption projection).
+        train: What trains (:data:`~a2i.generators.pixart.TrainedPart`): ``projector``,
+            ``projector_cross_attention`` or ``all``. §4.3 initialises the whole model from
+            PixArt-α and trains it for ~0.5M steps without freezing anything: ``all``.
+        null_condition: Unconditional input of classifier-free guidance: ``learned`` (PixArt-α's
+            choice, see the module docstring) or ``zero``.
+        condition_dropout: Probability of training on the null condition (PixArt-α's
+            ``class_dropout_prob``, 0.1).
+        lr: AdamW learning rate (§4.3: 3.16e-5).
+        weight_decay: AdamW weight decay (§4.3: 3e-2).
+        projector_pretrained: A projector pre-trained contrastively against the text projection
+            (App. A.11, optional; :class:`~a2i.methods.pretraining.AudioProjectorPretraining`'s
+            ``export_projector``), loaded in place of the random initialisation.
+        trained_pretrained: An a2i ``.safetensors`` file of the trained parts
+            (:class:`TrainedParts`, as written by ``export_trained``).
+        export_trained: Write the trained parts to this ``.safetensors`` file at the end of
+            ``fit`` (the frozen AST, VAE and untouched PixArt weights are referenced by the
+            config, not copied).
+        overwrite_export: Replace an existing ``export_trained`` file.
+        export_dtype: Floating-point type of the exported file.
+        save_frozen: See :class:`~a2i.methods.base.A2IMethod`.
+    """
+
+    def __init__(
+        self,
+        audio_encoder: ASTAudioEncoder,
+        generator: PixArtGenerator,
+        clip_seconds: float = 5.0,
+        projector_hidden_dim: int | None = None,
+        train: TrainedPart = "all",
+        null_condition: Literal["learned", "zero"] = "learned",
+        condition_dropout: float = 0.1,
+        lr: float = 3.16e-5,
+        weight_decay: float = 3e-2,
+        projector_pretrained: str | None = None,
+        trained_pretrained: str | None = None,
+        export_trained: str | None = None,
+        overwrite_export: bool = False,
+        export_dtype: ExportDtype = "float32",
+        save_frozen: bool = False,
+    ) -> None:
+        super().__init__(save_frozen=save_frozen)
+        self.save_config(locals())
+        if null_condition not in ("learned", "zero"):
+            raise ConfigError(
+                f"SeeingSound.null_condition must be 'learned' or 'zero' (got {null_condition!r})"
+            )
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ConfigError(
+                f"SeeingSound.condition_dropout must be in [0, 1) (got {condition_dropout})"
+            )
+        if null_condition == "learned" and condition_dropout == 0:
+            raise ConfigError(
+                "SeeingSound.null_condition 'learned' never trains with condition_dropout 0; "
+                "set condition_dropout > 0 (PixArt-α: 0.1) or null_condition 'zero'"
+            )
+        if generator.diffusion.condition_dropout:
+            raise ConfigError(
+                "SeeingSound drops audio conditions itself (condition_dropout, null_condition); "
+                "set the generator's condition_dropout to 0.0"
+            )
+        if not 0.0 < clip_seconds <= audio_encoder.clip_seconds:
+            raise ConfigError(
+                f"SeeingSound.clip_seconds {clip_seconds} must be in (0, "
+                f"{audio_encoder.clip_seconds}], the length the AST covers (it crops longer clips)"
+            )
+        self.audio_encoder = audio_encoder.freeze()
+        self.generator = generator.freeze()
+        denoiser = generator.denoiser
+        projector = denoiser.replace_projector(audio_encoder.token_dim, projector_hidden_dim)
+        if projector_pretrained is not None:
+            field = f"{type(self).__name__}.projector_pretrained"
+            load_weights_file(projector, resolve_weights(projector_pretrained, field))
+        parts = denoiser.trainable_parts(train)
+        for part in parts.values():
+            part.requires_grad_(True)
+        null_tokens = None
+        if null_condition == "learned":
+            # PixArt-α's y_embedding initialisation: randn / sqrt(width)
+            dim = audio_encoder.token_dim
+            null_tokens = torch.randn(ast_token_count(audio_encoder), dim) / dim**0.5
+        self.trained = TrainedParts(parts, null_tokens)
+        if trained_pretrained is not None:
+            field = f"{type(self).__name__}.trained_pretrained"
+            load_weights_file(self.trained, resolve_weights(trained_pretrained, field))
+
+    @property
+    def supports(self) -> frozenset[Control]:
+        """Gain and mixing (waveform sum before AST, §4.5) and the sampling controls."""
+        return WAVEFORM_CONTROLS | self.generator.sampling_controls
+
+    @property
+    def sample_rate(self) -> int:
+        """AST's sample rate (16 kHz)."""
+        return self.audio_encoder.sample_rate
+
+    @property
+    def clip_seconds(self) -> float:
+        """Seconds of audio the model hears (§4.1: 5 s)."""
+        return self.hparams.clip_seconds
+
+    @property
+    def image_size(self) -> int:
+        """Side of PixArt's images."""
+        return self.generator.image_size
+
+    def condition(self, waveform: Tensor) -> Condition:
+        """AST tokens of ``(B, T)`` clips with their padding mask (the frozen encoder, no grad)."""
+        with torch.no_grad():
+            tokens = self.audio_encoder(waveform).tokens
+        mask = ast_padding_mask(self.audio_encoder, waveform.shape[-1]).to(tokens.device)
+        return Condition(tokens, mask.expand(len(tokens), -1))
+
+    def null(self, condition: Condition) -> Condition:
+        """The null condition for ``condition``'s rows (same padding mask)."""
+        null_tokens = self.trained.null_tokens
+        if null_tokens is None:
+            return condition.null()
+        tokens = null_tokens.to(condition.tokens.dtype).expand_as(condition.tokens)
+        return Condition(tokens, condition.mask)
+
+    def drop_conditions(self, condition: Condition) -> Condition:
+        """Replace each row by the null condition with probability ``condition_dropout``."""
+        rate = self.hparams.condition_dropout
+        if rate == 0:
+            return condition
+        keep = torch.rand(len(condition), device=condition.tokens.device) >= rate
+        null = self.null(condition)
+        tokens = torch.where(keep[:, None, None], condition.tokens, null.tokens)
+        return Condition(tokens, condition.mask)
+
+    def cached_or_computed_condition(self, batch: dict[str, Any]) -> Condition:
+        """AST tokens from the shards' cache (``features/audio_tokens``) when present, else computed.
+
+        The padding mask is that of :attr:`clip_seconds` of audio, the length the data delivers.
+        """
+        cached = batch.get(CACHED_AUDIO_TOKENS)
+        if cached is None:
+            return self.condition(batch[AUDIO])
+        expected = (ast_token_count(self.audio_encoder), self.audio_encoder.token_dim)
+        if tuple(cached.shape[1:]) != expected:
+            raise ConfigError(
+                f"the data's cached '{CACHED_AUDIO_TOKENS}' are {tuple(cached.shape[1:])} per clip "
+                f"but model.audio_encoder gives {expected}; prepare the data with the same AST "
+                "(and hidden_layers) or drop the cached feature"
+            )
+        samples = round(self.clip_seconds * self.sample_rate)
+        mask = ast_padding_mask(self.audio_encoder, samples).to(cached.device)
+        return Condition(cached.to(self.dtype), mask.expand(len(cached), -1))
+
+    def cached_latents(self, batch: dict[str, Any]) -> Tensor | None:
+        """VAE latents from the shards' cache (``features/latents``), checked; None if absent."""
+        cached = batch.get(CACHED_LATENTS)
+        expected = self.generator.diffusion.sample_shape
+        if cached is not None and tuple(cached.shape[1:]) != expected:
+            raise ConfigError(
+                f"the data's cached '{CACHED_LATENTS}' are {tuple(cached.shape[1:])} per image "
+                f"but model.generator denoises {expected}; prepare the data with the generator's "
+                "VAE and image size or drop the cached feature"
+            )
+        return None if cached is None else cached.to(self.dtype)
+
+    def losses(self, batch: dict[str, Any], drop: bool) -> dict[str, Tensor]:
+        """The latent diffusion loss of the batch's images given their audio (or the caches)."""
+        condition = self.cached_or_computed_condition(batch)
+        if drop:
+            condition = self.drop_conditions(condition)
+        latents = self.cached_latents(batch)
+        image = batch[IMAGE] if latents is None else None
+        return self.generator.training_losses(image, condition, latents)
+
+    def _log(self, loss: Tensor, stage: str, batch_size: int) -> None:
+        self.log(
+            f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train"
+        )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """ε-prediction loss with condition dropout."""
+        loss = self.losses(batch, drop=True)["loss"]
+        self._log(loss, "train", len(batch[KEY]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """The same loss on held-out pairs (fresh noise and timesteps, no dropout)."""
+        self._log(self.losses(batch, drop=False)["loss"], "val", len(batch[KEY]))
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Same as validation on the test split (the harness adds the generation metrics)."""
+        self._log(self.losses(batch, drop=False)["loss"], "test", len(batch[KEY]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over the trained parts (§4.3)."""
+        return torch.optim.AdamW(
+            self.trained.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+
+    @torch.no_grad()
+    def generate_from_audio(
+        self,
+        waveform: Tensor,
+        seeds: list[int],
+        *,
+        image: Tensor | None = None,
+        image_weight: float = 0.5,
+        prompt: str | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+    ) -> Tensor:
+        """Sound → images ``(B, S, 3, H, W)``; mixtures are summed waveforms (§4.5)."""
+        self.check_controls({"image_blend": image is not None, "prompt": prompt is not None})
+        condition = self.condition(waveform)
+        null = self.null(condition)
+        sampling = {
+            k: v
+            for k, v in (
+                ("guidance_scale", guidance_scale),
+                ("num_inference_steps", num_inference_steps),
+            )
+            if v is not None
+        }
+        images = [
+            self.generator.generate(
+                condition,
+                per_row_generators(seed, len(condition), condition.tokens.device),
+                null,
+                **sampling,
+            )
+            for seed in seeds
+        ]
+        return torch.stack(images, dim=1)
+
+    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Ground-truth images and the images drawn from their audio."""
+        return {
+            "frame": batch[IMAGE][:8],
+            "from_audio": self.generate_from_audio(batch[AUDIO][:8], [0])[:, 0],
+        }
+
+    def exported_parts(self) -> dict[str | Path, nn.Module]:
+        """The trained parts, to ``export_trained`` when it is set."""
+        path = self.hparams.export_trained
+        return {} if path is None else {path: self.trained}

@@ -1,0 +1,249 @@
+"""Downstream scores of a frozen audio tower (WavBriVL §4, Tables 1-2), as torchmetrics.
+
+- :class:`ProbeAccuracy`: Table 2's classification columns (MC). A classifier is trained on the
+  frozen embeddings of the training folds and scored on the held-out fold (§4.1: "an MLP-based
+  classifier"; a linear probe is the other common protocol), accuracy and macro mAP (the
+  VGGSound column reports mAP).
+- :class:`CrossModalMRR`: Table 2's VGGSound CMR columns, the mean reciprocal rank of each
+  clip's own frame among all test frames (A→I) and of its own clip among all clips (I→A).
+- Zero-shot classification (Table 2's ZS row) is :class:`a2i.metrics.retrieval.ClassRetrieval`
+  fed with audio embeddings and the text embeddings of the class prompts: its R@1 is the
+  zero-shot accuracy.
+
+States are the embeddings themselves (``dist_reduce_fx="cat"``), so under DDP every rank
+computes on the whole set and the result equals that of one process. Neither the probe nor the
+MRR is in a library that fits: torchmetrics' ``RetrievalMRR`` wants the N×N score matrix as
+state (15k VGGSound test clips: 225 M scores), and scikit-learn is no a2i dependency, so both
+are written here in a few lines of torch.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric
+from torchmetrics.functional.classification import multiclass_average_precision
+
+from a2i.errors import ConfigError
+from a2i.metrics.states import cat_state
+
+PAIRWISE_CHUNK = 1024
+"""Query rows of the similarity matrix computed at once (bounds memory at N²)."""
+
+ProbeKind = Literal["mlp", "linear"]
+
+
+def harmonic(n: Tensor) -> Tensor:
+    """Harmonic numbers ``H_n = 1 + 1/2 + … + 1/n`` (``H_0 = 0``), elementwise, float64."""
+    return torch.digamma(n.double() + 1) + 0.5772156649015329  # ψ(n + 1) + Euler's γ
+
+
+def reciprocal_ranks(queries: Tensor, candidates: Tensor) -> Tensor:
+    """``(N,)`` reciprocal rank of candidate ``i`` for query ``i`` among all N, by cosine.
+
+    Candidates that tie with the true one are ordered at random in expectation: with ``g``
+    scoring higher and ``t`` others tying, the value is the mean of ``1/r`` for ``r`` from
+    ``g + 1`` to ``g + t + 1``, i.e. ``(H_{g+t+1} − H_g) / (t + 1)``. A collapsed model (all
+    embeddings equal) thus scores the chance level ``H_N / N``, not a perfect 1.
+    """
+    queries = F.normalize(queries.float(), dim=-1)
+    candidates = F.normalize(candidates.float(), dim=-1)
+    values = []
+    for start in range(0, len(queries), PAIRWISE_CHUNK):
+        block = queries[start : start + PAIRWISE_CHUNK] @ candidates.T
+        rows = torch.arange(len(block), device=block.device)
+        own = block[rows, rows + start][:, None]
+        greater = (block > own).sum(dim=1)
+        ties = (block == own).sum(dim=1) - 1
+        tied = (harmonic(greater + ties + 1) - harmonic(greater)) / (ties + 1)
+        values.append(torch.where(ties == 0, 1.0 / (greater.double() + 1), tied))  # exact if untied
+    return torch.cat(values) if values else queries.new_zeros(0, dtype=torch.float64)
+
+
+class CrossModalMRR(Metric):
+    """MRR of audio→image and image→audio retrieval over paired embeddings (WavBriVL Table 2).
+
+    Each clip's query ranks every image of the set (its own frame is the one relevant item) and
+    vice versa; embeddings are compared by cosine similarity.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("audio", [], dist_reduce_fx="cat")
+        self.add_state("image", [], dist_reduce_fx="cat")
+
+    def update(self, audio_embeddings: Tensor, image_embeddings: Tensor) -> None:
+        """Add paired ``(B, D)`` embeddings of clips and of their own frames."""
+        if audio_embeddings.shape != image_embeddings.shape:
+            raise ValueError(
+                f"paired embeddings differ in shape: audio {tuple(audio_embeddings.shape)}, "
+                f"image {tuple(image_embeddings.shape)}"
+            )
+        self.audio.append(F.normalize(audio_embeddings.detach().float(), dim=-1))
+        self.image.append(F.normalize(image_embeddings.detach().float(), dim=-1))
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"a2i": MRR audio→image, "i2a": MRR image→audio, "count": N}``."""
+        audio, image = cat_state(self.audio), cat_state(self.image)
+        return {
+            "a2i": reciprocal_ranks(audio, image).mean(),
+            "i2a": reciprocal_ranks(image, audio).mean(),
+            "count": torch.tensor(len(audio)),
+        }
+
+
+class ProbeAccuracy(Metric):
+    """Accuracy of a classifier trained on frozen embeddings, cross-validated over folds.
+
+    For each fold of ``held_out_folds`` a fresh probe is trained on the labelled embeddings of
+    every other fold and scored on that fold; accuracy and macro mAP are averaged over the held
+    out folds (ESC-50 and UrbanSound8K's official protocol; a train/test split is the case of
+    one held-out fold). Embeddings are standardised with the training folds' statistics. The
+    probe trains full-batch with L-BFGS (the solver of CLIP's linear probes, through
+    scikit-learn, which also advises it for MLPs on small data) from a seeded initialisation,
+    on rows put in a canonical order: its result does not depend on how DDP ranks split the
+    data, and every rank trains the same probes. Labels ``-1`` are ignored.
+
+    Args:
+        num_classes: Number of classes.
+        held_out_folds: Folds scored, each once.
+        probe: ``mlp`` (WavBriVL §4.1's "MLP-based classifier": one hidden ReLU layer) or
+            ``linear`` (multinomial logistic regression).
+        hidden_size: Width of the MLP's hidden layer (a2i's choice: the paper gives none).
+        steps: Most L-BFGS iterations per probe.
+        weight_decay: L2 penalty on the probe's weights (its regularisation).
+        seed: Seed of the probe's initialisation.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(
+        self,
+        num_classes: int,
+        held_out_folds: Sequence[int],
+        probe: ProbeKind = "mlp",
+        hidden_size: int = 512,
+        steps: int = 500,
+        weight_decay: float = 1e-4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2 or not held_out_folds:
+            raise ConfigError("ProbeAccuracy needs at least 2 classes and one held-out fold")
+        if probe not in ("mlp", "linear") or min(hidden_size, steps) < 1:
+            raise ConfigError(
+                f"probe must be 'mlp' or 'linear' with hidden_size and steps >= 1 (got {probe!r}, "
+                f"{hidden_size}, {steps})"
+            )
+        self.num_classes = num_classes
+        self.held_out_folds = [int(fold) for fold in held_out_folds]
+        self.probe = probe
+        self.hidden_size = hidden_size
+        self.steps = steps
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.add_state("features", [], dist_reduce_fx="cat")
+        self.add_state("labels", [], dist_reduce_fx="cat")
+        self.add_state("folds", [], dist_reduce_fx="cat")
+
+    def update(self, features: Tensor, labels: Tensor, folds: Tensor) -> None:
+        """Add embeddings ``(B, D)`` with their labels ``(B,)`` and folds ``(B,)``."""
+        self.features.append(features.detach().float())
+        self.labels.append(labels.long())
+        self.folds.append(folds.long())
+
+    def compute(self) -> dict[str, Tensor]:
+        """Scores of the probes, one per held-out fold.
+
+        ``accuracy`` and ``map`` are means over the held-out folds, ``fold_accuracy`` has one
+        value per fold, ``count`` is the number of labelled clips in every fold together.
+        """
+        features, labels, folds = (
+            cat_state(self.features),
+            cat_state(self.labels),
+            cat_state(self.folds),
+        )
+        # States may be inference tensors (Lightning's test loop): train on plain copies.
+        with torch.inference_mode(False), torch.enable_grad():
+            order = canonical_order(features, labels, folds)
+            features = features[order].clone()
+            labels, folds = labels[order].clone(), folds[order].clone()
+            accuracies, precisions = [], []
+            for fold in self.held_out_folds:
+                train = (folds != fold) & (labels >= 0)
+                test = (folds == fold) & (labels >= 0)
+                if not train.any() or not test.any():
+                    accuracies.append(math.nan)
+                    precisions.append(math.nan)
+                    continue
+                scores = self.fit_and_score(features[train], labels[train], features[test])
+                accuracies.append(float((scores.argmax(dim=1) == labels[test]).float().mean()))
+                precisions.append(macro_average_precision(scores, labels[test], self.num_classes))
+        per_fold = torch.tensor(accuracies, dtype=torch.float64)
+        return {
+            "accuracy": per_fold.nanmean(),
+            "map": torch.tensor(precisions, dtype=torch.float64).nanmean(),
+            "fold_accuracy": per_fold,
+            "count": (labels >= 0).sum(),
+        }
+
+    def fit_and_score(self, train: Tensor, labels: Tensor, test: Tensor) -> Tensor:
+        """Train a fresh probe on ``(train, labels)``; class probabilities ``(N, C)`` of ``test``."""
+        mean, std = train.mean(dim=0), train.std(dim=0, correction=0).clamp(min=1e-6)
+        train, test = (train - mean) / std, (test - mean) / std
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            dim = train.shape[1]
+            if self.probe == "linear":
+                model = nn.Linear(dim, self.num_classes)
+            else:
+                model = nn.Sequential(
+                    nn.Linear(dim, self.hidden_size),
+                    nn.ReLU(),
+                    nn.Linear(self.hidden_size, self.num_classes),
+                )
+        model = model.to(train.device)
+        weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+        optimizer = torch.optim.LBFGS(
+            model.parameters(), max_iter=self.steps, line_search_fn="strong_wolfe"
+        )
+
+        def closure() -> Tensor:
+            optimizer.zero_grad()
+            penalty = sum(w.pow(2).sum() for w in weights)
+            loss = F.cross_entropy(model(train), labels) + self.weight_decay * penalty
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        with torch.no_grad():
+            return model(test).softmax(dim=1)
+
+
+def canonical_order(features: Tensor, labels: Tensor, folds: Tensor) -> Tensor:
+    """Row order sorted by (fold, label, features…): the same whatever order rows arrived in."""
+    columns = torch.cat([folds[:, None].double(), labels[:, None].double(), features.double()], 1)
+    keys = columns.cpu().numpy().T[::-1]  # np.lexsort sorts by its last key first
+    return torch.from_numpy(np.lexsort(keys)).to(features.device)
+
+
+def macro_average_precision(scores: Tensor, labels: Tensor, num_classes: int) -> float:
+    """Mean over the classes present in ``labels`` of the one-vs-rest average precision."""
+    with warnings.catch_warnings():  # classes absent from a fold have no AP: left out below
+        warnings.simplefilter("ignore")
+        per_class = multiclass_average_precision(scores, labels, num_classes, average=None)
+    present = torch.bincount(labels, minlength=num_classes) > 0
+    return float(per_class[present].mean())

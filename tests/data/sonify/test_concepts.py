@@ -1,0 +1,154 @@
+"""Concept sources (captions, fixed files, VLM plumbing) and A.2's non-sonic caption filter."""
+
+from __future__ import annotations
+
+import json
+
+import huggingface_hub.constants
+import pytest
+
+from a2i.data.manifest import ManifestError
+from a2i.data.sonify.build import gather_concepts
+from a2i.data.sonify.concepts import (
+    CaptionConcepts,
+    FixedConcepts,
+    non_sonic_keyword,
+    parse_vlm_answer,
+)
+from a2i.data.sonify.images import ImageItem
+from a2i.data.sonify.vlm import (
+    CONCEPT_PROMPT,
+    VLMConceptSource,
+    llava_conversation,
+    read_prompt,
+)
+from a2i.errors import CheckpointNotFoundError, ConfigError
+
+
+def image(key: str) -> ImageItem:
+    return ImageItem(key, f"/images/{key}.jpg", f"{key}.jpg")
+
+
+@pytest.mark.parametrize(
+    ("caption", "word", "substring"),
+    [
+        ("A red stop sign on a pole", "sign", "sign"),
+        ("The company LOGO printed on a mug", "logo", "logo"),
+        ("icons on a phone screen", "icon", "icon"),
+        ("a trademark and an emblem", "emblem", "emblem"),  # keyword order decides which is named
+        ("a symbol of peace", "symbol", "symbol"),
+        ("a designer chair in a signal box", None, "sign"),
+        ("a dog barking in the rain", None, None),
+        (None, None, None),
+    ],
+)
+def test_the_non_sonic_caption_filter(caption, word, substring):
+    assert non_sonic_keyword(caption) == word
+    assert non_sonic_keyword(caption, match="substring") == substring
+
+
+def test_caption_rules_cut_captions_into_concepts(tmp_path):
+    path = tmp_path / "captions.csv"
+    path.write_text('image,caption\nsa_1,"A dog, a car and rain. Birds sing!"\nsa_2,""\n')
+    phrases = CaptionConcepts(str(path), template="the sound of {}")
+    found = phrases.describe([image("sa_1"), image("sa_2"), image("sa_3")])
+    assert [c.text for c in found[0].concepts] == [
+        "the sound of A dog",
+        "the sound of a car",
+        "the sound of rain",
+        "the sound of Birds sing",
+    ]
+    assert found[1].problem and found[2].problem == "no caption in captions.csv"
+    assert CaptionConcepts(str(path), rule="whole").split("a b, c") == ["a b, c"]
+    assert CaptionConcepts(str(path), rule="sentences").split("A dog. A car!") == ["A dog", "A car"]
+    vocabulary = CaptionConcepts(str(path), rule="vocabulary", vocabulary=["dog", "rain", "cat"])
+    assert vocabulary.split("A dog, a car and rain.") == ["dog", "rain"]
+    with pytest.raises(ConfigError, match="vocabulary"):
+        CaptionConcepts(str(path), rule="vocabulary")
+
+
+def test_fixed_concept_files_in_the_released_format(tmp_path):
+    path = tmp_path / "concepts.json"
+    path.write_text(
+        json.dumps(
+            {
+                "sa_1": [["dog: sound of a dog barking", "fsd50k/64760", -22.5, 0.41]],
+                "sa_2": [{"concept": "rain", "audio": "37199", "lufs": -20.0, "chunk": 2}],
+            }
+        )
+    )
+    found = FixedConcepts(str(path)).describe([image("sa_1"), image("sa_2"), image("sa_3")])
+    first = found[0].concepts[0]
+    assert (first.name, first.audio, first.lufs, first.score) == (
+        "dog",
+        "fsd50k/64760",
+        -22.5,
+        0.41,
+    )
+    assert found[1].concepts[0].chunk == 2
+    assert found[2].problem == "not listed in concepts.json"
+    lines = tmp_path / "concepts.jsonl"
+    lines.write_text(json.dumps({"image": "sa_1", "concepts": [["rain", None, None, None]]}) + "\n")
+    assert FixedConcepts(str(lines)).describe([image("sa_1")])[0].concepts[0].audio is None
+    path.write_text(json.dumps({"sa_1": [["dog", "x", 3.0, 0.1]]}))
+    with pytest.raises(ManifestError, match="LUFS values are <= 0"):
+        FixedConcepts(str(path))
+
+
+def test_vlm_answers_become_concepts():
+    answer = '1. dog: sound of a dog barking\n- "river: sound of water flowing"\n\nnone\nwind'
+    concepts = parse_vlm_answer(answer, max_concepts=5)
+    assert [(c.name, c.text) for c in concepts] == [
+        ("dog", "sound of a dog barking"),
+        ("river", "sound of water flowing"),
+        ("", "wind"),
+    ]
+    assert len(parse_vlm_answer(answer, max_concepts=1)) == 1
+
+
+def test_the_vlm_prompt_ships_and_reaches_the_conversation(tmp_path):
+    prompt = read_prompt(CONCEPT_PROMPT)
+    assert "visible and present in the image" in prompt
+    conversation = llava_conversation(prompt)
+    assert conversation[0]["content"] == [{"type": "image"}, {"type": "text", "text": prompt}]
+    own = tmp_path / "prompt.txt"
+    own.write_text("What sounds?\n")
+    assert read_prompt(str(own)) == "What sounds?"
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_prompt("no_such_prompt.txt")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({}, "llava-hf/llava-1.5-7b-hf"),
+        ({"model": "THUDM/cogvlm-chat-hf", "family": "cogvlm", "trust_remote_code": True},
+         "THUDM/cogvlm-chat-hf"),
+    ],
+)  # fmt: skip
+def test_a_missing_vlm_checkpoint_is_one_clear_error(kwargs, named, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CheckpointNotFoundError) as info:
+        VLMConceptSource(**kwargs)
+    message = str(info.value)
+    assert named in message and "VLMConceptSource.model" in message
+    assert f"hf download {named}" in message and "not available offline" in message
+
+
+def test_cogvlm_runs_remote_code_only_when_allowed():
+    with pytest.raises(ConfigError, match="trust_remote_code"):
+        VLMConceptSource(model="THUDM/cogvlm-chat-hf", family="cogvlm")
+
+
+def test_concepts_of_a_killed_run_are_kept_and_its_cut_line_is_redone(tmp_path):
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps({f"sa_{i}": f"a dog and rain {i}" for i in range(5)}))
+    source = CaptionConcepts(str(path))
+    source.batch_size = 2
+    images = [image(f"sa_{i}") for i in range(5)]
+    whole = gather_concepts(images, [source], tmp_path / "whole.jsonl", progress=False)
+    lines = (tmp_path / "whole.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "cut.jsonl").write_text("".join(lines[:3]) + lines[3][:10])
+    resumed = gather_concepts(images, [source], tmp_path / "cut.jsonl", progress=False)
+    assert resumed == whole
+    assert (tmp_path / "cut.jsonl").read_text() == "".join(lines)

@@ -1,0 +1,155 @@
+"""``a2i sonify`` end to end: shards, filter, re-rendering from recipes, refusal, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from a2i.cli import main as a2i_main
+from a2i.commands.sonify import build_datamodule, main
+from a2i.data.sonify.build import read_recipes, render_sample
+from a2i.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def sonified(sonify_inputs, make_config, tmp_path_factory):
+    """One uninterrupted run; its exit status and console output."""
+    out = tmp_path_factory.mktemp("runs") / "complete"
+    config = make_config(sonify_inputs, out)
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(config)])
+    return out, config, info.value.code
+
+
+def test_sonify_writes_shards_filters_non_sonic_images_and_names_bad_pool_files(sonified, capsys):
+    out, config, code = sonified
+    assert code == 1  # the broken pool file is reported after everything else was done
+    problems = (out / "problems.log").read_text()
+    assert problems.count("non-sonic caption ('logo')") == 2  # sa_3, sa_9
+    assert problems.count("non-sonic caption ('sign')") == 2  # sa_5, sa_11
+    assert "broken.wav" in (out / "pool" / "problems.log").read_text()
+    summary = json.loads((out / "prepared.json").read_text())
+    assert sum(summary["samples"].values()) == 8 and summary["failed"] == 0
+    datamodule = build_datamodule(["--config", str(config)])
+    assert datamodule.is_prepared()
+    assert main(["--config", str(config)]) is None  # complete: nothing to do
+    assert "already complete" in capsys.readouterr().out
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["audio"].shape == (2, 80000) and batch["image"].shape == (2, 3, 16, 16)
+    # tiny AST: 100 patches + its two summary tokens, cached as §4.3 does
+    assert batch["features/audio_tokens"].shape == (2, 102, 64)
+    assert all(batch["caption"])
+
+
+def test_every_mixture_re_renders_from_its_recipe_without_retrieval(sonified):
+    out, config, _ = sonified
+    datamodule = build_datamodule(["--config", str(config)])
+    reader = datamodule.pool_reader()
+    samples = read_recipes(out / "recipes.jsonl", datamodule.image_items)
+    records = {}
+    for tar in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(tar) as archive:
+            for member in archive.getmembers():
+                key, _, kind = member.name.partition(".")
+                records.setdefault(key, {})[kind] = archive.extractfile(member).read()
+    assert sorted(records) == sorted(s.key for s in samples)
+    for sample in samples:
+        stored = json.loads(records[sample.key]["json"])
+        audio, rate = sf.read(io.BytesIO(records[sample.key]["flac"]), dtype="float32")
+        again = render_sample(sample, reader, datamodule.settings)
+        assert again.meta["recipe"] == stored["meta"]["recipe"]
+        assert rate == 16000
+        assert torch.allclose(again.audio, torch.from_numpy(audio), atol=1 / 32768 + 1e-6)
+        for source in stored["meta"]["recipe"]["sources"]:
+            assert source["score"] >= source["threshold"] and source["candidates"] >= 1
+            assert -25.0 <= source["lufs"] <= -21.0
+
+
+def test_a_changed_recipe_is_refused_with_the_difference_named(
+    sonify_inputs, sonified, make_config
+):
+    out, _, _ = sonified
+    changed = make_config(sonify_inputs, out, config_name="changed", top_k=3)
+    with pytest.raises(ConfigError, match="top_k"):
+        main(["--config", str(changed)])
+
+
+KILL_AT_SECOND_SHARD = """
+import os, signal, sys
+import a2i.data.sonify.build as build
+from a2i.commands.sonify import main
+
+write_shard, written = build.write_shard, []
+
+def write_then_die(*args, **kwargs):
+    if written:  # the second shard dies with its temp files written, before renaming them
+        os.replace = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+    written.append(write_shard(*args, **kwargs))
+
+build.write_shard = write_then_die
+main(sys.argv[1:])
+"""
+
+
+def test_resume_after_sigkill_gives_identical_shards(
+    sonify_inputs, sonified, make_config, tmp_path
+):
+    complete, _, _ = sonified
+    out = tmp_path / "killed"
+    config = make_config(sonify_inputs, out)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    dying = [sys.executable, "-c", KILL_AT_SECOND_SHARD, "--config", str(config)]
+    run = subprocess.run(dying, env=env, stderr=subprocess.DEVNULL)
+    assert run.returncode == -signal.SIGKILL
+    shards = out / "shards"
+    assert len(list(shards.glob("*.tar"))) == 1 and len(list(shards.glob(".*.tmp"))) == 2
+    with pytest.raises(SystemExit):
+        main(["--config", str(config)])
+    names = sorted(p.name for p in (complete / "shards").iterdir())
+    assert names == sorted(p.name for p in shards.iterdir())
+    for name in names:
+        assert (shards / name).read_bytes() == (complete / "shards" / name).read_bytes()
+    for name in ("recipes.jsonl", "problems.log", "concepts.jsonl"):
+        assert (out / name).read_text() == (complete / name).read_text()
+
+
+def test_a_method_trains_on_the_sonified_images_through_the_cli(sonified, tmp_path):
+    _, config, _ = sonified
+    a2i_main(
+        ["fit", "--config", str(ROOT / "configs" / "tiny" / "sound2vision_ldm.yaml"), "--config", str(config),
+         "--data.init_args.clip_seconds", "4.0", "--data.init_args.image_size", "32",
+         "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
+         "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
+    )  # fmt: skip
+    assert list((tmp_path / "runs").rglob("last.ckpt"))
+
+
+@pytest.mark.parametrize("command", ["fit", "sonify"])
+def test_the_paper_data_config_stops_with_the_missing_checkpoint_error(
+    command, capsys, tmp_path, monkeypatch
+):
+    config = ROOT / "configs" / "data" / "sonified_sam.yaml"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("A2I_CACHE", str(tmp_path / "cache"))
+    args = [command, "--config", str(config)]
+    if command == "fit":
+        method = ROOT / "configs" / "tiny" / "sound2vision_ldm.yaml"
+        args = ["fit", "--config", str(method), "--config", str(config)]
+    with pytest.raises(SystemExit) as info:
+        a2i_main(args)
+    assert info.value.code == 2
+    error = capsys.readouterr().err
+    assert "not available offline" in error and "hf download" in error

@@ -1,0 +1,152 @@
+"""``a2i serve`` without a browser: which models it offers, what it draws, what it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from PIL import Image
+
+from a2i.commands.serve import offered_models, start
+from a2i.commands.serve_models import (
+    Controls,
+    ModelShelf,
+    draw,
+    entry_for,
+    find_models,
+    newest_demo_runs,
+    spectrogram_image,
+)
+from a2i.errors import AudioDecodeError, ConfigError
+from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.loading import build_method
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def fake_run(folder: Path, checkpoint: str | None = "last.ckpt", export: bool = False) -> Path:
+    """The files discovery looks at (their contents are not read)."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("model: {}\n")
+    if checkpoint:
+        (folder / "checkpoints").mkdir()
+        (folder / "checkpoints" / checkpoint).write_bytes(b"")
+    if export:
+        (folder / "model.safetensors").write_bytes(b"")
+    return folder
+
+
+def test_the_demo_offers_runs_with_a_checkpoint_and_exports(tmp_path):
+    fake_run(tmp_path / "a/version_0")
+    fake_run(tmp_path / "a/eval", checkpoint=None)  # an evaluation log: nothing to draw with
+    fake_run(tmp_path / "exported", checkpoint=None, export=True)
+    found = {entry.label: entry.exported for entry in find_models(tmp_path)}
+    assert found == {"a/version_0": False, "exported": True}
+    checkpoint = entry_for(tmp_path / "a/version_0/checkpoints/last.ckpt", tmp_path)
+    assert checkpoint.label == "a/version_0/checkpoints/last.ckpt"
+    assert entry_for(tmp_path / "a/eval") is None
+
+
+def test_the_newest_make_demo_runs_are_offered_first(tmp_path, monkeypatch):
+    old = fake_run(tmp_path / "runs/demo/20260101-000000/logs/gan/version_0")
+    gan = fake_run(tmp_path / "runs/demo/20260202-000000/logs/gan/version_0")
+    ldm = fake_run(tmp_path / "runs/demo/20260202-000000/logs/ldm/version_0")
+    (tmp_path / "runs/demo/20260303-000000/logs").mkdir(parents=True)  # a demo still training
+    monkeypatch.chdir(tmp_path)
+    assert newest_demo_runs() == [Path(p.relative_to(tmp_path)) for p in (gan, ldm)]
+    entries, selected = offered_models([], "runs")
+    assert selected == [
+        "demo/20260202-000000/logs/gan/version_0",
+        "demo/20260202-000000/logs/ldm/version_0",
+    ]
+    assert [e.label for e in entries][2:] == [str(old.relative_to(tmp_path / "runs"))]
+
+
+def test_without_any_trained_model_it_says_to_run_make_demo(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        start([])
+    assert stopped.value.code == 2
+    assert "no trained model to serve" in capsys.readouterr().err
+
+
+def test_a_run_that_is_not_a_run_is_refused_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        start(["--run", str(tmp_path)])
+    assert f"--run '{tmp_path}' is neither a training run" in capsys.readouterr().err
+
+
+def test_an_unknown_device_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit):
+        start(["--device", "abacus"])
+    assert "--device abacus:" in capsys.readouterr().err
+
+
+def test_share_is_refused_offline(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit):
+        start(["--share"])
+    assert "gradio.live, which needs the network" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    """Tiny Sound2Vision with its construction-time weights (nothing trained: the shapes matter)."""
+    config = yaml.safe_load((CONF / "sound2vision_gan.yaml").read_text())
+    return AudioToImagePipeline(build_method(config["model"], seed=0))
+
+
+def test_a_drawing_has_one_image_per_seed_and_says_what_the_model_heard(pipeline, tmp_path):
+    sound = tmp_path / "long.wav"
+    sf.write(sound, np.full(16000 * 3, 0.1, dtype=np.float32), 16000)
+    drawing = draw(pipeline, sound, Controls(num_images=3, seed=5, crop="center", gain_db=6.0))
+    assert drawing.images.shape == (3, 3, 32, 32)
+    assert drawing.seeds == [5, 6, 7]
+    assert drawing.offset == pytest.approx(1.0)
+    assert "the model heard 1 s: from 1.0 s of a 3.0 s sound" in drawing.summary()
+    assert [image.size for image in drawing.pil_images()] == [(256, 256)] * 3
+    assert spectrogram_image(drawing.clip, 16000).shape == (192, 512, 3)
+
+
+def test_mixing_and_blending_change_the_images(pipeline, tmp_path):
+    sf.write(tmp_path / "a.wav", np.full(16000, 0.1, dtype=np.float32), 16000)
+    sf.write(tmp_path / "b.wav", 0.3 * np.sin(np.arange(16000) / 5).astype(np.float32), 16000)
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(tmp_path / "red.png")
+    plain = draw(pipeline, tmp_path / "a.wav", Controls(num_images=1)).images
+    mixed = draw(
+        pipeline, tmp_path / "a.wav", Controls(num_images=1, mix_with=str(tmp_path / "b.wav"))
+    )
+    blended = draw(
+        pipeline, tmp_path / "a.wav", Controls(num_images=1, image=str(tmp_path / "red.png"))
+    )
+    assert not torch.equal(plain, mixed.images)
+    assert not torch.equal(plain, blended.images)
+
+
+def test_values_left_in_hidden_widgets_are_not_asked_of_the_model(pipeline):
+    stale = Controls(prompt="a photo of", guidance_scale=7.5, num_inference_steps=4)
+    with pytest.raises(ConfigError, match="does not support"):
+        pipeline.prepare_request(prompt="a photo of")
+    request = stale.request(pipeline)
+    assert (request.prompt, request.guidance_scale, request.num_inference_steps) == (None,) * 3
+
+
+def test_an_unreadable_sound_is_the_error_a2i_predict_reports(pipeline, tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioDecodeError, match="empty file"):
+        draw(pipeline, tmp_path / "empty.wav", Controls())
+
+
+def test_models_load_once_and_unknown_labels_are_refused(pipeline, tmp_path):
+    pipeline.save_pretrained(tmp_path / "export")
+    shelf = ModelShelf(find_models(tmp_path), "cpu")
+    assert shelf.labels == ["export"]
+    assert shelf.pipeline("export") is shelf.pipeline("export")
+    with pytest.raises(ConfigError, match="no model 'gan'"):
+        shelf.pipeline("gan")
+    with pytest.raises(ConfigError, match="no model to offer"):
+        ModelShelf([], "cpu")
