@@ -73,9 +73,9 @@ def cores_beside_loader(loader_workers: int) -> Iterator[int]:
     """Within the block, torch has one intra-op thread per core the loader workers leave free.
 
     Each DataLoader worker renders batches on a core of its own; more torch threads than the
-    remaining cores make OpenMP threads wait on descheduled siblings (measured on 2 cores with
-    one worker: 2 threads are slower than 1, and far slower on a busy machine). Yields the
-    thread count; torch's own count is restored after.
+    remaining cores make OpenMP threads spin and wait on descheduled siblings (on a busy 2-core
+    machine a step at 2 threads cost 3.7 times the CPU time of 1 thread,
+    ``benchmarks/demo_profile.py step``). Yields the thread count; torch's own is restored after.
     """
     before = torch.get_num_threads()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

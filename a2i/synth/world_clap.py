@@ -14,6 +14,10 @@ apart equal texts; the loss here scores each clip against the distinct texts of 
 Regenerate the shipped weights (``a2i/assets/tiny/clap/world.safetensors``, float16, ~0.2 MB)::
 
     OMP_NUM_THREADS=2 python -m a2i.synth.world_clap --out a2i/assets/tiny/clap/world.safetensors
+
+The shipped file (600 steps of 64 clips, seed 0): on 400 held-out world sounds the nearest of the
+20 texts is right for 88.0% of the clips, its class for 100% and its room (dry or "in a room")
+for 88.0%; it took 47 min of wall time on a shared 2-core machine (about 25 CPU-minutes).
 """
 
 from __future__ import annotations

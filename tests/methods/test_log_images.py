@@ -15,6 +15,7 @@ CONFIGS = [
     "tests/conf/sound2vision_gan.yaml",
     "tests/conf/sound2vision_ldm.yaml",
     "tests/conf/audiotoken.yaml",
+    "tests/conf/wavbrivl.yaml",
     "configs/tiny/sound2vision_gan_stage1.yaml",
     "configs/tiny/sound2vision_ldm_vae.yaml",
     "configs/tiny/sound2vision_ldm_stage1.yaml",
