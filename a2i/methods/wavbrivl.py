@@ -16,8 +16,8 @@ match score. a2i offers both readings of Fig. 4 behind :meth:`WavBriVL.generate_
 - ``rerank``: draw ``rerank_candidates`` images from a frozen text-to-image latent diffusion model
   (Stable Diffusion 1.x at paper scale — the paper's DALL·E has no public weights) prompted with
   the zero-shot class prompt of the sound, keep the one whose image embedding is closest to the
-  audio's (the authors' ``clip_sort.py`` in FangSen9000/BriVL-Generation reranks DALL·E draws
-  by BriVL the same way, for text);
+  audio's (``clip_sort.py`` of FangSen9000/BriVL-Generation, whose README calls it the reference
+  code of the authors' text-to-image part, reranks DALL·E draws by BriVL the same way, for text);
 - ``guidance``: one draw whose every denoising step is pushed up the gradient of that audio–image
   cosine (:class:`~a2i.generators.score_guidance.ScoreGuidance`, scale ``score_guidance_scale``).
 """
