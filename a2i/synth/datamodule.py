@@ -6,8 +6,7 @@ Rendering costs about 3-4 ms per item on one thread (audio dominates; reverberan
 most), so a 64-item batch of 4 s clips takes about 0.25 s of one core: no caching needed, but
 render it in a loader worker (``num_workers: 1`` in the tiny configs), overlapped with the step.
 In the training process it would also run its many small torch ops on torch's intra-op threads,
-which cost up to 15 times the CPU of one thread on a busy 2-core machine
-(``benchmarks/demo_profile.py step``).
+which cost up to 15 times the CPU of one thread on a busy 2-core machine.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ class SpectrogramResNet(AudioEncoder):
         self.output = "pooled"
         self.trunk = ResNet(BasicBlock, in_chans=1, num_classes=0, **TRUNK_PRESETS[preset])
         # NHWC weights make every conv, batch norm and pool run channels-last (oneDNN, cuDNN):
-        # the tiny step costs ~35% less CPU than NCHW (benchmarks/demo_profile.py); same values.
+        # the tiny step costs ~35% less CPU than NCHW; same values.
         self.trunk.to(memory_format=torch.channels_last)
         self.project = nn.Linear(self.trunk.num_features, embed_dim)
         if released:
