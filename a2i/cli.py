@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning as L
 from jsonargparse import Namespace
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -38,6 +39,7 @@ from a2i.pipelines.audio_to_image import Request
 from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
 from a2i.pipelines.loading import load_checkpoint_into
 from a2i.pipelines.writer import ImageFolderWriter
+from a2i.runtime import fit_cpu_threads, tune_allocator
 
 INFERENCE_ONLY = ("predict", "embed")
 """Subcommands that only infer: the config builds the model, a checkpoint gives weights only."""
@@ -283,16 +285,20 @@ class A2ICLI(LightningCLI):
         return trainer
 
     def instantiate_classes(self) -> None:
-        """Build model and datamodule, then refuse data the method would hear differently.
+        """Build model and datamodule, refuse data the method would hear differently, fit threads.
 
         A data overlay (``--config configs/data/vegas.yaml``) states its own sample rate and clip
         length; a method built for others would otherwise train on silently misfit clips.
         ``predict`` and ``embed`` are exempt: the pipeline reads every file at the method's own
-        rate and length.
+        rate and length. On a CPU, torch gets the cores the data loader's workers leave
+        (:func:`~a2i.runtime.fit_cpu_threads`).
         """
         super().instantiate_classes()
         if self.subcommand not in INFERENCE_ONLY and isinstance(self.model, A2IMethod):
             self.model.check_datamodule(self.datamodule)
+        if isinstance(self.trainer.accelerator, CPUAccelerator):
+            workers = getattr(self.datamodule, "num_workers", 0) or 0
+            fit_cpu_threads(processes=self.trainer.num_devices, loader_workers=workers)
 
     def _parse_ckpt_path(self) -> None:
         """Under ``predict``/``embed`` the config builds the model, the checkpoint gives weights.
@@ -394,6 +400,7 @@ def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else list(args)
     if run_without_lightning(argv):
         return
+    tune_allocator()
     quiet_expected_messages()
     helping = any(flag in argv for flag in HELP_FLAGS)
     epilog = {"epilog": fit_epilog()} if helping else {}  # (it reads a2i's source: help only)

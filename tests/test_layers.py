@@ -21,7 +21,7 @@ ROOT = "a2i"
 
 ORDER: tuple[tuple[str, ...], ...] = (
     (ROOT, "errors"),
-    ("interfaces", "pretrained", "io_utils"),
+    ("interfaces", "pretrained", "io_utils", "runtime"),
     ("audio", "image"),
     ("modules",),
     ("encoders", "generators", "losses"),
