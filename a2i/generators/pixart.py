@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from a2i.errors import ConfigError
 from a2i.generators.autoencoder import KLAutoencoder, load_weights_file
-from a2i.generators.diffusion import Denoiser, LatentDiffusion
+from a2i.generators.diffusion import Denoiser, LatentDiffusion, LatentGuidance
 from a2i.interfaces import Condition, Control, Generators, ImageGenerator
 from a2i.pretrained import Weights, resolve_weights
 
@@ -331,6 +331,7 @@ class PixArtGenerator(ImageGenerator):
         guidance_scale: float | None = None,
         num_inference_steps: int | None = None,
         weights: Sequence[float] | None = None,
+        guidance: LatentGuidance | None = None,
     ) -> Tensor:
         """Images ``(B, 3, H, W)`` in ``[0, 1]`` with classifier-free guidance.
 
@@ -343,6 +344,9 @@ class PixArtGenerator(ImageGenerator):
             guidance_scale: Overrides the configured ``guidance_scale`` for this call.
             num_inference_steps: Overrides the configured ``num_inference_steps`` for this call.
             weights: Weight of each composed condition (default 1 each).
+            guidance: A correction of every sampling step, as for
+                :meth:`~a2i.generators.latent_diffusion.LatentDiffusionGenerator.generate` (e.g.
+                WavBriVL's :class:`~a2i.generators.score_guidance.ScoreGuidance`).
         """
         composed = isinstance(condition, list | tuple)
         return self.diffusion.sample(
@@ -354,4 +358,5 @@ class PixArtGenerator(ImageGenerator):
             num_inference_steps=num_inference_steps or self.num_inference_steps,
             guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
             weights=weights,
+            guidance=guidance,
         )

@@ -7,8 +7,11 @@ cross-attention of a DiT initialised from PixArt-α 512×512 (§4.3), which is t
 latent diffusion loss. The paper trains on sonified images (§3; part 1 of a2i's issue 17), but any
 datamodule with audio and images serves.
 
-5 s clips and AST's padding. AST covers 10.24 s (1024 fbank frames); a 5 s clip is zero-padded to
-it, so about half of AST's patch tokens only see padding. Those tokens are masked in the
+5 s clips and AST's padding. AST covers 10.24 s (1024 fbank frames); a 5 s clip's fbank is
+zero-padded to it (AST's recipe: zero frames before normalisation), so about half of AST's patch
+tokens only see padding. The cache, training and ``a2i predict`` all feed AST exactly
+:attr:`SeeingSound.clip_seconds` of waveform (cut, or zero-padded when shorter, App. A.7), so the
+three give the same tokens. Those tokens are masked in the
 cross-attention (:func:`ast_padding_mask`), so the image depends on the tokens of the audio only.
 
 Pre-computed inputs (§4.3). When the data carries AST sequences and VAE latents cached while it was
@@ -57,7 +60,8 @@ CACHED_AUDIO_TOKENS = FEATURES + "audio_tokens"
 CACHED_LATENTS = FEATURES + "latents"
 """Batch keys of the AST sequences and VAE latents a prepared dataset may cache (§4.3:
 pre-computed), e.g. :class:`a2i.data.sonify.features.AudioTokensFeature` and
-:class:`a2i.data.prepare.LatentFeature`; they must come from this config's AST and VAE."""
+:class:`a2i.data.prepare.LatentFeature`; they must come from this config's AST, VAE and
+``clip_seconds`` (the feature's ``clip_seconds``)."""
 
 
 def ast_token_count(encoder: ASTAudioEncoder) -> int:

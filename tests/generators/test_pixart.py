@@ -6,6 +6,7 @@ from diffusers import DPMSolverMultistepScheduler
 
 from a2i.errors import CheckpointNotFoundError
 from a2i.generators.pixart import PIXART_NOISE_SCHEDULE, PIXART_REPO, PixArtGenerator
+from a2i.generators.score_guidance import ScoreGuidance
 from a2i.interfaces import Condition
 
 
@@ -89,6 +90,23 @@ def test_guidance_scale_one_is_the_conditional_prediction(tiny):
     torch.testing.assert_close(plain, guided, rtol=0, atol=1e-4)
     stronger = tiny.generate(condition, seeded(), guidance_scale=4.5)
     assert not torch.allclose(plain, stronger, atol=1e-3)
+
+
+def test_score_guidance_steers_pixart_as_it_steers_the_unet(tiny):
+    """WavBriVL's ``generation: guidance`` through PixArt: scale 0 is the plain draw."""
+    tokens = torch.randn(2, 10, 64, generator=seeded(6))
+
+    def redness(images):
+        return images[:, 0].mean(dim=(1, 2)) - images[:, 1:].mean(dim=(1, 2, 3))
+
+    def draw(scale=None):
+        guidance = None if scale is None else ScoreGuidance(tiny.diffusion, redness, scale)
+        return tiny.generate(tokens, [seeded(0), seeded(1)], guidance=guidance)
+
+    plain = draw()
+    assert torch.equal(draw(0.0), plain)
+    steered = draw(1.0)
+    assert bool((redness(steered) > redness(plain)).all())
 
 
 def test_published_directory_loads_transformer_vae_and_schedule(tiny, tmp_path):

@@ -6,13 +6,20 @@ import pytest
 import torch
 import yaml
 
+from a2i.audio.io import fit_length, write_audio
 from a2i.cli import main
+from a2i.data.sonify.features import AudioTokensFeature
 from a2i.encoders.audio.ast import ASTAudioEncoder
 from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
 from a2i.generators.pixart import PixArtGenerator
 from a2i.methods.pretraining import AudioProjectorPretraining
-from a2i.methods.seeing_sound import SeeingSound, ast_padding_mask, ast_token_count
+from a2i.methods.seeing_sound import (
+    CACHED_AUDIO_TOKENS,
+    SeeingSound,
+    ast_padding_mask,
+    ast_token_count,
+)
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import build_method
 
@@ -292,6 +299,34 @@ def test_cached_ast_sequences_and_latents_replace_both_models():
         model.losses({**cached, "features/audio_tokens": tokens[:, :5]}, drop=False)
     with pytest.raises(ConfigError, match="latents"):
         model.losses({**cached, "features/latents": latents[:, :2]}, drop=False)
+
+
+@pytest.fixture(scope="module")
+def shipped_ast_model():
+    torch.manual_seed(0)
+    ast = ASTAudioEncoder(preset="tiny", pretrained="tiny/ast/audio_encoder.safetensors")
+    return SeeingSound(ast, PixArtGenerator(preset="tiny"), clip_seconds=2.0).eval()
+
+
+@pytest.mark.parametrize("seconds", [0.7, 3.0, 6.5])  # < the clip, < AST's 4 s window, > both
+def test_cache_training_and_predict_give_the_same_ast_tokens(shipped_ast_model, seconds, tmp_path):
+    """Regression: the shards' cache zero-padded the waveform to AST's whole window, whereas
+    training and ``a2i predict`` feed the model's clip and let AST zero-pad the fbank."""
+    model = shipped_ast_model
+    audio = 0.1 * torch.randn(round(seconds * 16000), generator=torch.Generator().manual_seed(2))
+    feature = AudioTokensFeature(model.audio_encoder, clip_seconds=model.clip_seconds)
+    cached = feature.compute(torch.zeros(1, 3, 16, 16), audio[None])
+    samples = round(model.clip_seconds * model.sample_rate)
+    # what the shard datasets deliver (validation and test crop from the start)
+    trained = model.cached_or_computed_condition(
+        {"audio": fit_length(audio, samples, random_crop=False)[None]}
+    )
+    from_cache = model.cached_or_computed_condition({CACHED_AUDIO_TOKENS: cached})
+    path = write_audio(tmp_path / "clip.wav", audio, model.sample_rate, subtype="FLOAT")
+    predicted = model.condition(AudioToImagePipeline(model).read(path)[0][None])
+    for condition in (from_cache, predicted):
+        assert torch.equal(condition.tokens, trained.tokens)
+        assert torch.equal(condition.mask, trained.mask)
 
 
 def test_world_config_loads_the_shipped_tiny_weights():
