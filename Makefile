@@ -22,7 +22,8 @@ test: $(BIN)/a2i
 demo: $(BIN)/a2i
 	$(BIN)/python -m a2i.demo
 
-# The web demo of the newest `make demo` runs on http://127.0.0.1:7860 (SERVE_ARGS: see --help).
+# The web demo of the newest `make demo` runs (before any, the shipped tiny GAN) on
+# http://127.0.0.1:7860 (SERVE_ARGS: see --help).
 serve: $(BIN)/a2i
 	$(BIN)/python -m a2i.commands.serve $(SERVE_ARGS)
 

@@ -1,8 +1,9 @@
 """``a2i serve``: a local web demo (gradio) of trained runs and exported models.
 
-With no ``--run``, it offers the runs of the newest ``make demo`` first, then every run and export
-found under ``--models_dir``. Models load on first use; the first one is loaded and warmed up
-before the page opens, so the first upload is as fast as the next ones.
+With no ``--run``, it offers the runs of the newest ``make demo`` first (before any, the tiny GAN
+whose weights ship with a2i), then every run and export found under ``--models_dir``. Models load
+on first use; the first one is loaded and warmed up before the page opens, so the first upload is
+as fast as the next ones.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="DIR",
         help="a training run folder (config.yaml + checkpoints/), a .ckpt in one, or an exported "
-        "folder (save_pretrained); repeat for several. Default: the newest `make demo` runs",
+        "folder (save_pretrained); repeat for several. Default: the newest `make demo` runs, or "
+        "before any, the tiny GAN whose weights ship with a2i",
     )
     parser.add_argument(
         "--models_dir",
@@ -54,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def offered_models(runs: list[str], models_dir: str) -> tuple[list[ModelEntry], list[str]]:
-    """``(entries, selected labels)``: the ``--run`` models (or the demo's) then the folder's."""
-    from a2i.commands.serve_models import entry_for, find_models, newest_demo_runs
+    """``(entries, selected labels)``: the ``--run`` models (or the demo's) then the folder's.
+
+    Without ``--run`` or a ``make demo`` run, the shipped tiny GAN is offered, so the page works
+    right after installing.
+    """
+    from a2i.commands.serve_models import entry_for, find_models, newest_demo_runs, shipped_entry
 
     root = Path(models_dir)
     chosen = []
@@ -69,15 +75,10 @@ def offered_models(runs: list[str], models_dir: str) -> tuple[list[ModelEntry], 
         chosen.append(entry)
     if not runs:
         demo = (entry_for(run, root) for run in newest_demo_runs())
-        chosen = [entry for entry in demo if entry is not None]
+        chosen = [entry for entry in demo if entry is not None] or [shipped_entry()]
     known = {entry.path.resolve() for entry in chosen}
     found = [e for e in find_models(root) if e.path.resolve() not in known]
-    if not chosen and not found:
-        raise ConfigError(
-            f"no trained model to serve: no run under {models_dir}/ (run `make demo` first, "
-            "about 10 minutes on a CPU) and no --run DIR given"
-        )
-    return chosen + found, [e.label for e in chosen] or [found[0].label]
+    return chosen + found, [e.label for e in chosen]
 
 
 def start(argv: list[str]) -> gr.Blocks:

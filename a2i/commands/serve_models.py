@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,23 +31,35 @@ from a2i.pipelines.loading import CONFIG_FILE, WEIGHTS_FILE
 
 DEMO_ROOT = Path("runs/demo")
 """Where ``make demo`` writes: ``runs/demo/<time>/logs/<variant>/version_N`` (see a2i/demo.py)."""
+SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
+"""The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
+SHIPPED_LABEL = "tiny GAN (shipped weights)"
 DISPLAY_SIDE = 256
 """Generated images are enlarged to this side (nearest neighbour: every model pixel stays a block)."""
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model the demo offers: a training run (``config.yaml`` + checkpoint) or an export."""
+    """A model the demo offers: a training run, an export, or a config naming all its weights."""
 
     label: str
     path: Path
-    exported: bool
+    kind: Literal["run", "export", "config"]
 
     def load(self) -> AudioToImagePipeline:
-        """The pipeline of this run or export (``from_run`` / ``from_pretrained``)."""
-        if self.exported:
+        """Its pipeline: ``from_run``, ``from_pretrained`` or ``from_config``."""
+        if self.kind == "export":
             return AudioToImagePipeline.from_pretrained(self.path)
+        if self.kind == "config":
+            return AudioToImagePipeline.from_config(self.path)
         return AudioToImagePipeline.from_run(self.path)
+
+
+def shipped_entry() -> ModelEntry:
+    """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
+    from a2i.commands.config_paths import resolve_config
+
+    return ModelEntry(SHIPPED_LABEL, Path(resolve_config(SHIPPED_CONFIG)), kind="config")
 
 
 def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
@@ -62,7 +75,7 @@ def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
     label = str(path)
     if root is not None and path.is_relative_to(root):
         label = str(path.relative_to(root)) if path != root else path.name
-    return ModelEntry(label=label, path=path, exported=exported)
+    return ModelEntry(label=label, path=path, kind="export" if exported else "run")
 
 
 def find_models(root: Path) -> list[ModelEntry]:

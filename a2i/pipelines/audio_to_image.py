@@ -13,7 +13,8 @@
   name when the method does not support it,
 - batching, with images that do not depend on the batch (every (input, seed) has its own noise).
 
-Building a pipeline from a training run or an exported folder lives in :mod:`a2i.pipelines.loading`.
+Building a pipeline from a training run, an exported folder or a config lives in
+:mod:`a2i.pipelines.loading`.
 """
 
 from __future__ import annotations
@@ -127,6 +128,20 @@ class AudioToImagePipeline:
         from a2i.pipelines.loading import load_exported
 
         model, card = load_exported(directory)
+        pipe = cls(model, **kwargs)
+        pipe.card = card
+        return pipe
+
+    @classmethod
+    def from_config(cls, config: str | Path, **kwargs: Any) -> AudioToImagePipeline:
+        """The method of a config that names every trained part's weights (no checkpoint).
+
+        E.g. ``configs/tiny/sound2vision_gan_shipped.yaml``, whose weights ship in
+        ``a2i/assets``; see :func:`a2i.pipelines.loading.load_config`.
+        """
+        from a2i.pipelines.loading import load_config
+
+        model, card = load_config(config)
         pipe = cls(model, **kwargs)
         pipe.card = card
         return pipe

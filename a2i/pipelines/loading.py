@@ -4,7 +4,9 @@ A run folder holds ``config.yaml`` (the parsed config: every component as
 ``class_path``/``init_args``) and ``checkpoints/*.ckpt`` (trainable weights; frozen components
 are rebuilt from their config). An exported folder (:func:`save_exported`, diffusers'
 ``save_pretrained`` layout) holds ``config.yaml`` (the model section only), ``model.safetensors``
-(trainable weights only) and a ``README.md`` model card.
+(trainable weights only) and a ``README.md`` model card. A config alone is enough when it names
+the weights of every trained part (``pretrained``), as the shipped
+``configs/tiny/sound2vision_gan_shipped.yaml`` does (:func:`load_config`).
 """
 
 from __future__ import annotations
@@ -215,6 +217,29 @@ def load_run(run: str | Path) -> tuple[AudioToImageModel, ModelCard]:
         source=str(checkpoint),
         seed=_seed(config),
     )
+    return model, card
+
+
+def load_config(path: str | Path) -> tuple[AudioToImageModel, ModelCard]:
+    """The method a config builds when it names the weights of every trained part.
+
+    Such a config (e.g. the shipped ``configs/tiny/sound2vision_gan_shipped.yaml``) draws with
+    no training and no checkpoint. A config that would leave a trainable part with random
+    weights is refused, as ``a2i predict`` without ``--ckpt_path`` is.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config '{path}' does not exist (or is not a file)")
+    config = read_config(path)
+    model = build_method(config["model"], _seed(config))
+    # A2IMethod (a layer above) knows which of its parts no `pretrained` value covers.
+    untrained = getattr(model, "parts_without_weights", list)()
+    if untrained:
+        raise ConfigError(
+            f"{path} names no weights for {', '.join(untrained)}, which would draw from random "
+            "weights: give their `pretrained` weights in the config, or load a training run"
+        )
+    card = ModelCard.describe(model, data=config.get("data"), source=str(path), seed=_seed(config))
     return model, card
 
 

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from a2i.errors import ConfigError
 from a2i.methods.audiotoken import AudioToken
 from a2i.methods.sound2vision import Sound2Vision
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import load_checkpoint_into
+from a2i.pretrained import ASSETS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
@@ -35,6 +37,16 @@ def test_from_run_accepts_the_checkpoint_and_loads_its_weights(gan_run):
     for key, value in state.items():
         assert torch.equal(pipe.model.state_dict()[key], value), key
     assert pipe.card.source.endswith("last.ckpt")
+
+
+def test_from_config_loads_the_shipped_weights_and_refuses_untrained_parts(sounds):
+    pipe = AudioToImagePipeline.from_config(ROOT / "configs/tiny/sound2vision_gan_shipped.yaml")
+    shipped = load_file(str(ASSETS_DIR / "tiny/gan/audio_encoder.safetensors"))
+    for key, value in shipped.items():
+        assert torch.equal(pipe.model.audio_encoder.state_dict()[key], value.float()), key
+    assert pipe(sounds[0][0]).images[0].shape == (1, 3, 32, 32)
+    with pytest.raises(ConfigError, match="names no weights for audio_encoder"):
+        AudioToImagePipeline.from_config(CONF / "sound2vision_gan.yaml")
 
 
 def test_images_do_not_depend_on_the_batch(ldm_run, sounds):

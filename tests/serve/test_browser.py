@@ -2,8 +2,9 @@
 driven by selenium loads the page, uploads world sounds and bad files, and reads what it shows.
 
 The page tests serve 2-step tiny runs and an export (random-looking images, fast). Whether the
-images show the sound's class needs a trained model: that test serves the newest ``make demo``
-GAN run and is skipped when there is none.
+images show the sound's class needs a trained model: that test serves what a fresh clone offers,
+the tiny GAN whose weights ship with a2i (the same every time and everywhere, unlike a local
+``make demo`` run).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from PIL import Image
 from a2i.audio.io import read_audio_window
 from a2i.cli import main as a2i
 from a2i.commands.serve import start
-from a2i.commands.serve_models import newest_demo_runs
+from a2i.commands.serve_models import SHIPPED_LABEL
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError
 from a2i.pipelines import AudioToImagePipeline
@@ -249,28 +250,20 @@ def test_compare_methods_draws_the_sound_with_every_chosen_model(server, browser
     assert rows[0].tobytes() == rows[1].tobytes()  # a run and its export draw the same images
 
 
-@pytest.fixture(scope="module")
-def demo_gan_run():
-    runs = [run for run in newest_demo_runs() if run.parent.name == "gan"]
-    if not runs:
-        pytest.skip(
-            "no `make demo` GAN run under runs/demo: run `make demo` (about 10 minutes) to check "
-            "that the served images show the sound's class"
-        )
-    return runs[0]
-
-
-def test_images_served_from_the_demo_run_show_the_sounds_class(
-    demo_gan_run, browser, tmp_path_factory
+def test_images_served_before_make_demo_show_the_sounds_class(
+    browser, tmp_path_factory, monkeypatch
 ):
     root = tmp_path_factory.mktemp("world_4s")
     materialize_world(root, sizes={"test": 3}, image_size=32, clip_seconds=4.0, audio_only=True)
-    app = serve(demo_gan_run, empty=tmp_path_factory.mktemp("none"))
+    monkeypatch.chdir(tmp_path_factory.mktemp("fresh_clone"))  # no runs/demo: the shipped GAN
+    app = serve(empty=tmp_path_factory.mktemp("none"))
     judge, labels, judged = WorldJudge.load(), [], []
     try:
         for record in read_manifest(root):
             _, images = draw_and_read(browser, app, root / record.audio)
             assert len(images) == 4
+            model = browser.find_element(By.CSS_SELECTOR, "#model input")
+            assert model.get_attribute("value") == SHIPPED_LABEL
             # Shown at 256 px, nearest neighbour: box-downsampling gives the 32 px images back.
             small = np.stack([np.asarray(i.resize((32, 32), Image.Resampling.BOX)) for i in images])
             batch = torch.from_numpy(small).permute(0, 3, 1, 2).float() / 255

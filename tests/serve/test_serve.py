@@ -13,6 +13,7 @@ from PIL import Image
 
 from a2i.commands.serve import offered_models, start
 from a2i.commands.serve_models import (
+    SHIPPED_LABEL,
     Controls,
     ModelShelf,
     draw,
@@ -21,9 +22,12 @@ from a2i.commands.serve_models import (
     newest_demo_runs,
     spectrogram_image,
 )
+from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import build_method
+from a2i.synth.judge import WorldJudge
+from a2i.synth.materialize import materialize_world
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -44,8 +48,8 @@ def test_the_demo_offers_runs_with_a_checkpoint_and_exports(tmp_path):
     fake_run(tmp_path / "a/version_0")
     fake_run(tmp_path / "a/eval", checkpoint=None)  # an evaluation log: nothing to draw with
     fake_run(tmp_path / "exported", checkpoint=None, export=True)
-    found = {entry.label: entry.exported for entry in find_models(tmp_path)}
-    assert found == {"a/version_0": False, "exported": True}
+    found = {entry.label: entry.kind for entry in find_models(tmp_path)}
+    assert found == {"a/version_0": "run", "exported": "export"}
     checkpoint = entry_for(tmp_path / "a/version_0/checkpoints/last.ckpt", tmp_path)
     assert checkpoint.label == "a/version_0/checkpoints/last.ckpt"
     assert entry_for(tmp_path / "a/eval") is None
@@ -66,12 +70,19 @@ def test_the_newest_make_demo_runs_are_offered_first(tmp_path, monkeypatch):
     assert [e.label for e in entries][2:] == [str(old.relative_to(tmp_path / "runs"))]
 
 
-def test_without_any_trained_model_it_says_to_run_make_demo(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as stopped:
-        start([])
-    assert stopped.value.code == 2
-    assert "no trained model to serve" in capsys.readouterr().err
+def test_before_make_demo_it_offers_the_shipped_gan_which_draws_the_sounds_class(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a fresh clone: no runs/demo, no runs
+    entries, selected = offered_models([], "runs")
+    assert [e.label for e in entries] == selected == [SHIPPED_LABEL]
+    materialize_world(tmp_path, sizes={"test": 3}, image_size=32, clip_seconds=4.0, audio_only=True)
+    pipeline = ModelShelf(entries, "cpu").pipeline(SHIPPED_LABEL)
+    records = read_manifest(tmp_path)
+    images = [draw(pipeline, tmp_path / r.audio, Controls()).images for r in records]
+    judged = WorldJudge.load().judge(torch.cat(images)).main_class.view(len(records), -1)
+    labels = torch.tensor([r.label for r in records])[:, None]
+    assert (judged == labels).float().mean() >= 2 / 3, (labels, judged)  # chance: 1/10
 
 
 def test_a_run_that_is_not_a_run_is_refused_by_name(tmp_path, capsys):
