@@ -30,7 +30,8 @@ from a2i.pipelines.audio_to_image import Request
 from a2i.pipelines.loading import CONFIG_FILE, WEIGHTS_FILE
 
 DEMO_ROOT = Path("runs/demo")
-"""Where ``make demo`` writes: ``runs/demo/<time>/logs/<variant>/version_N`` (see a2i/demo.py)."""
+"""Where ``make demo`` writes: ``runs/demo/<time>/logs/gan/version_N`` (the stage-2 run) and
+``runs/demo/<time>/configs/ldm.yaml`` (the LDM naming its weights; see a2i/demo.py)."""
 SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
 """The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
 SHIPPED_LABEL = "tiny GAN (shipped weights)"
@@ -63,7 +64,15 @@ def shipped_entry() -> ModelEntry:
 
 
 def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
-    """The entry of a run or export folder (or a ``.ckpt`` in a run); None if it is neither."""
+    """The entry of a run or export folder, a ``.ckpt`` in a run, or a config naming all weights.
+
+    None if it is none of these (a config's weights are checked when it loads).
+    """
+    label = str(path)
+    if root is not None and path.is_relative_to(root):
+        label = str(path.relative_to(root)) if path != root else path.name
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return ModelEntry(label=label, path=path, kind="config")
     folder = path
     if path.suffix == ".ckpt":  # as find_run: <run>/checkpoints/x.ckpt or <run>/x.ckpt
         folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -72,9 +81,6 @@ def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
     exported = (folder / WEIGHTS_FILE).is_file()
     if not exported and not (path.is_file() or any((folder / "checkpoints").glob("*.ckpt"))):
         return None
-    label = str(path)
-    if root is not None and path.is_relative_to(root):
-        label = str(path.relative_to(root)) if path != root else path.name
     return ModelEntry(label=label, path=path, kind="export" if exported else "run")
 
 
@@ -87,13 +93,18 @@ def find_models(root: Path) -> list[ModelEntry]:
 
 
 def newest_demo_runs(root: Path = DEMO_ROOT) -> list[Path]:
-    """The run folders of the newest ``make demo`` that finished training at least one variant."""
+    """The models of the newest ``make demo`` that finished training: run folders, then configs.
+
+    A config (``configs/ldm.yaml``) is offered once its stage-2 weights exist.
+    """
     if not root.is_dir():
         return []
     for demo in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
         runs = sorted(
             {ckpt.parents[1] for ckpt in demo.glob("logs/*/version_*/checkpoints/*.ckpt")}
         )
+        if runs and (demo / "stage2").is_dir():
+            runs += sorted(demo.glob("configs/*.yaml"))
         if runs:
             return runs
     return []

@@ -57,16 +57,21 @@ def test_the_demo_offers_runs_with_a_checkpoint_and_exports(tmp_path):
 
 def test_the_newest_make_demo_runs_are_offered_first(tmp_path, monkeypatch):
     old = fake_run(tmp_path / "runs/demo/20260101-000000/logs/gan/version_0")
-    gan = fake_run(tmp_path / "runs/demo/20260202-000000/logs/gan/version_0")
-    ldm = fake_run(tmp_path / "runs/demo/20260202-000000/logs/ldm/version_0")
+    demo = tmp_path / "runs/demo/20260202-000000"
+    gan = fake_run(demo / "logs/gan/version_0")  # stage 2, trained once (a2i/demo.py)
+    (demo / "stage2").mkdir()
+    (demo / "configs").mkdir()
+    ldm = demo / "configs/ldm.yaml"  # the LDM naming the stage-2 weights
+    ldm.write_text("model: {}\n")
     (tmp_path / "runs/demo/20260303-000000/logs").mkdir(parents=True)  # a demo still training
     monkeypatch.chdir(tmp_path)
     assert newest_demo_runs() == [Path(p.relative_to(tmp_path)) for p in (gan, ldm)]
     entries, selected = offered_models([], "runs")
     assert selected == [
         "demo/20260202-000000/logs/gan/version_0",
-        "demo/20260202-000000/logs/ldm/version_0",
+        "demo/20260202-000000/configs/ldm.yaml",
     ]
+    assert [e.kind for e in entries][:2] == ["run", "config"]
     assert [e.label for e in entries][2:] == [str(old.relative_to(tmp_path / "runs"))]
 
 
