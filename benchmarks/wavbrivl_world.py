@@ -4,25 +4,28 @@ Trains the tiny audio tower into the frozen world CLIP's space once with BriVL's
 (``configs/tiny/wavbrivl.yaml``, WavBriVL §2.4) and once with Wav2CLIP's in-batch InfoNCE
 (``configs/tiny/wavbrivl_infonce.yaml``), with the real CLI (a finished run is reused). Each tower
 is scored on the test split's 512 clips — zero-shot class accuracy through the CLIP text tower
-(Table 2's ZS rows) and audio→image top-1 among the 512 frames — and its generations (§5) by the
-evaluation harness (``a2i test`` with ``configs/eval/world.yaml``): rerank of the tiny
-text-to-image LDM's draws for both towers, score guidance for the MoCo tower. Sound2Vision's and
-AudioToken's report folders given with ``--with`` join the table::
+(Table 2's ZS rows) and audio→image top-1 among the 512 frames — and by WavBriVL Table 2's
+downstream tasks (the ``Downstream`` callback of ``configs/eval/downstream.yaml``: MLP probe,
+zero-shot, MRR A→I / I→A). Generations (§5) are scored by the evaluation harness (``a2i test``
+with ``configs/eval/world.yaml``): rerank of the tiny text-to-image LDM's draws for both towers,
+score guidance for the MoCo tower. Report folders of other runs given with ``--with`` join the
+table::
 
-    OMP_NUM_THREADS=2 python benchmarks/wavbrivl_world.py --out runs/wavbrivl \\
+    python benchmarks/wavbrivl_world.py --out runs/wavbrivl \\
         --with runs/loss_ablation/ldm_nce_l2 runs/audiotoken/audiotoken
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from compare import main as compare  # benchmarks/compare.py, beside this script
-from sound2vision_world import evaluate, train
+from sound2vision_world import a2i, evaluate, train
 
 from a2i.interfaces import AUDIO, IMAGE, LABEL
 from a2i.methods.wavbrivl import WavBriVL
@@ -42,6 +45,42 @@ EVALUATIONS = {
         ["--model.init_args.generation", "guidance"],
     ),
 }
+
+
+DOWNSTREAM_CONFIG = "configs/eval/downstream.yaml"
+DOWNSTREAM_COLUMNS = {
+    "run/probe_accuracy": "MLP probe acc.",
+    "run/zero_shot_accuracy": "zero-shot acc.",
+    "cmr/mrr_a2i": "MRR A→I",
+    "cmr/mrr_i2a": "MRR I→A",
+}
+
+
+def downstream(out: Path, name: str, config: str, ckpt: Path) -> dict[str, float]:
+    """WavBriVL Table 2's tasks in the world (``a2i test`` with ``configs/eval/downstream.yaml``)."""
+    report = out / name / "downstream" / "downstream" / "metrics.json"
+    if not report.exists():
+        a2i(
+            [
+                "test",
+                "--config",
+                config,
+                "--config",
+                DOWNSTREAM_CONFIG,
+                "--ckpt_path",
+                str(ckpt),
+                "--trainer.logger.init_args.save_dir",
+                str(out),
+                "--trainer.logger.init_args.name",
+                name,
+                "--trainer.logger.init_args.version",
+                "downstream",
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
+    metrics = json.loads(report.read_text())
+    return {title: float(metrics[key]) for key, title in DOWNSTREAM_COLUMNS.items()}
 
 
 @torch.no_grad()
@@ -89,6 +128,11 @@ def main() -> None:
             + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()),
             flush=True,
         )
+    print(f"\n| tower | {' | '.join(DOWNSTREAM_COLUMNS.values())} |")
+    print("|---" * (len(DOWNSTREAM_COLUMNS) + 1) + "|")
+    for name, config in CONFIGS.items():
+        scores = downstream(out, name, config, checkpoints[name])
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |", flush=True)
     reports, names = [], []
     for title, (run, report, test_args) in EVALUATIONS.items():
         start = time.time()
