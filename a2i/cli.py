@@ -24,7 +24,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from a2i.audio.io import Crop
 from a2i.callbacks import ImageLogger
 from a2i.callbacks.progress import StepProgressBar, UnfrozenEvalModeCheck
-from a2i.commands import HELP_FLAGS, a2i_cause, print_error, run_without_lightning
+from a2i.commands import HELP_FLAGS, a2i_cause, completion, print_error, run_without_lightning
 from a2i.commands.catalog import ParagraphHelpFormatter, fit_epilog
 from a2i.commands.config_paths import resolve_config_arguments
 from a2i.commands.console import quiet_expected_messages
@@ -261,6 +261,12 @@ class A2ICLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         """Lightning's subcommands plus ``embed`` (:meth:`A2ITrainer.embed`)."""
         return {**LightningCLI.subcommands(), "embed": {"model", "datamodule"}}
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse ``args``; under tab completion, complete the subcommand's options and exit."""
+        if completion.requested():
+            completion.complete_lightning_command(self._subcommand_parsers)
+        super().parse_arguments(parser, args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Always log image grids (``--image_logger.*``) and keep the final weights (``--checkpoint.*``)."""

@@ -6,12 +6,16 @@ model also prepares its data; ``--data.init_args.*`` overrides single values.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when the command runs (`a2i --help` stays fast)
+    from jsonargparse import ArgumentParser
+
 HELP = "decode a video dataset into training shards"
 
 
-def main(argv: list[str]) -> None:
-    """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
-    import yaml
+def build_parser() -> ArgumentParser:
+    """The arguments of ``a2i prepare`` (importing the video datamodule)."""
     from jsonargparse import ArgumentParser
 
     from a2i.data.video_datamodule import VideoDataModule
@@ -20,6 +24,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--config", help="a run config whose data section names a video dataset")
     parser.add_subclass_arguments(VideoDataModule, "data", required=True)
     parser.add_argument("--workers", type=int, help="decoding processes (overrides the config)")
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
+    import yaml
+
+    parser = build_parser()
     index = argv.index("--config") if "--config" in argv else -1
     if index >= 0 and index + 1 < len(argv):
         with open(argv[index + 1], encoding="utf-8") as handle:

@@ -14,9 +14,25 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the heavy imports happen when the command runs (`a2i --help` stays fast)
+    from jsonargparse import ArgumentParser
+
     from a2i.data.sonify.datamodule import SonifiedImagesDataModule
 
 HELP = "sonify an image collection into audio-visual training shards (Seeing Sound)"
+
+
+def build_parser() -> ArgumentParser:
+    """The arguments of ``a2i sonify`` (importing the sonified-images datamodule)."""
+    from jsonargparse import ArgumentParser
+
+    from a2i.data.sonify.datamodule import SonifiedImagesDataModule
+
+    parser = ArgumentParser(prog="a2i sonify", description=HELP)
+    parser.add_argument("--config", help="a run config whose data section sonifies images")
+    parser.add_subclass_arguments(SonifiedImagesDataModule, "data", required=True)
+    parser.add_argument("--workers", type=int, help="processes decoding and mixing (overrides)")
+    parser.add_argument("--device", help="device of CLAP, the VLM and retrieval (overrides)")
+    return parser
 
 
 def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
@@ -26,16 +42,9 @@ def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
     (the tiny CLAP) come out the same in every run and a resumed run matches its recipe.
     """
     import yaml
-    from jsonargparse import ArgumentParser
     from lightning.fabric.utilities.seed import seed_everything
 
-    from a2i.data.sonify.datamodule import SonifiedImagesDataModule
-
-    parser = ArgumentParser(prog="a2i sonify", description=HELP)
-    parser.add_argument("--config", help="a run config whose data section sonifies images")
-    parser.add_subclass_arguments(SonifiedImagesDataModule, "data", required=True)
-    parser.add_argument("--workers", type=int, help="processes decoding and mixing (overrides)")
-    parser.add_argument("--device", help="device of CLAP, the VLM and retrieval (overrides)")
+    parser = build_parser()
     index = argv.index("--config") if "--config" in argv else -1
     if index >= 0 and index + 1 < len(argv):
         with open(argv[index + 1], encoding="utf-8") as handle:

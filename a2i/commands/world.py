@@ -7,8 +7,8 @@ import argparse
 HELP = "materialise the embedded synthetic audio-visual world to disk"
 
 
-def main(argv: list[str]) -> None:
-    """Run ``a2i world`` with command-line arguments ``argv`` (without the command's name)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments of ``a2i world``."""
     parser = argparse.ArgumentParser(prog="a2i world", description=HELP)
     parser.add_argument("--out", required=True, help="destination folder (must be empty or new)")
     parser.add_argument("--train", type=int, default=1000, help="training clips")
@@ -25,6 +25,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="allow writing into a non-empty folder"
     )
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """Run ``a2i world`` with command-line arguments ``argv`` (without the command's name)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     from a2i.synth.materialize import materialize_world  # after parsing: --help stays instant
 
