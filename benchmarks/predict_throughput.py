@@ -134,9 +134,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     work = Path(tempfile.mkdtemp(prefix="a2i_predict_bench_"))
     try:
-        world = materialize_world(
-            work / "world", sizes={"test": args.files}, image_size=32, audio_only=True
-        )
+        world = work / "world"
+        materialize_world(world, sizes={"test": args.files}, image_size=32, audio_only=True)
         many = world / "audio" / "test"
         one = work / "one"
         one.mkdir()

@@ -254,7 +254,7 @@ def bare_rate(paths: list[Path], args: argparse.Namespace) -> float:
 
 def prepare_rate(root: Path, work: Path, args: argparse.Namespace, run: int) -> float:
     """Clips per second of ``a2i prepare`` (its own report) with ``--workers`` processes."""
-    data = datamodule(root, work / f"prepared_{run}", args, args.workers)
+    data = datamodule(root, work / f"prepared_{root.name}_{run}", args, args.workers)
     report = data.prepare_data(progress=False)
     return report.clips_per_second
 

@@ -51,7 +51,9 @@ def train(out: Path, name: str, config: str, args: list[str]) -> Path:
     return sorted(logs.rglob("last.ckpt"))[-1]
 
 
-def evaluate(out: Path, name: str, config: str, args: list[str], ckpt: Path) -> Path:
+def evaluate(
+    out: Path, name: str, config: str, args: list[str], ckpt: Path, eval_config: str = EVAL_CONFIG
+) -> Path:
     """``a2i test`` with the world evaluation config; returns the report folder."""
     report = out / name / "eval" / "evaluation"
     if (report / "metrics.json").exists():
@@ -62,7 +64,7 @@ def evaluate(out: Path, name: str, config: str, args: list[str], ckpt: Path) -> 
             "--config",
             config,
             "--config",
-            EVAL_CONFIG,
+            eval_config,
             *args,
             "--ckpt_path",
             str(ckpt),
