@@ -37,12 +37,14 @@ from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.audio_to_image import Request
 from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
-from a2i.pipelines.loading import load_checkpoint_into
+from a2i.pipelines.loading import check_checkpoint_method, load_checkpoint_into, read_checkpoint
 from a2i.pipelines.writer import ImageFolderWriter
 from a2i.runtime import fit_cpu_threads, tune_allocator
 
 INFERENCE_ONLY = ("predict", "embed")
 """Subcommands that only infer: the config builds the model, a checkpoint gives weights only."""
+CONFIG_BUILDS_MODEL = ("validate", "test", *INFERENCE_ONLY)
+"""Subcommands whose model is the config's, never replaced by a ``--ckpt_path``'s hyper-parameters."""
 
 
 class A2ITrainer(L.Trainer):
@@ -302,18 +304,28 @@ class A2ICLI(LightningCLI):
         super().instantiate_classes()
         if self.subcommand not in INFERENCE_ONLY and isinstance(self.model, A2IMethod):
             self.model.check_datamodule(self.datamodule)
+        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        if self.subcommand in ("validate", "test") and ckpt_path not in (None, "last", "best"):
+            check_checkpoint_method(
+                read_checkpoint(ckpt_path), self.model, f"--ckpt_path '{ckpt_path}'"
+            )
         if isinstance(self.trainer.accelerator, CPUAccelerator):
             workers = getattr(self.datamodule, "num_workers", 0) or 0
             fit_cpu_threads(processes=self.trainer.num_devices, loader_workers=workers)
 
     def _parse_ckpt_path(self) -> None:
-        """Under ``predict``/``embed`` the config builds the model, the checkpoint gives weights.
+        """Under ``validate``/``test``/``predict``/``embed`` the config builds the model.
 
-        Lightning would replace the config's model settings (sampling steps, prompt, even the
-        method) by the checkpoint's; :func:`~a2i.pipelines.loading.load_checkpoint_into` instead
-        checks that the checkpoint belongs to the configured method and loads its weights.
+        Lightning would parse the checkpoint's hyper-parameters over the config, silently
+        replacing what the user asked for (``--model.init_args.generation guidance`` evaluated as
+        the run's ``rerank``; sampling steps, prompt, even the method). The checkpoint gives
+        weights only: :meth:`instantiate_classes` refuses one written by another method or with
+        other components (:func:`~a2i.pipelines.loading.check_checkpoint_method`), and
+        ``predict``/``embed`` load it with
+        :func:`~a2i.pipelines.loading.load_checkpoint_into`. ``fit --ckpt_path`` resumes as
+        Lightning does.
         """
-        if self.config.get("subcommand") not in INFERENCE_ONLY:
+        if self.config.get("subcommand") not in CONFIG_BUILDS_MODEL:
             super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from a2i.cli import A2ICLI, main
 from a2i.commands import LIGHTNING_COMMANDS, TOOLS
@@ -180,6 +181,26 @@ def test_test_subcommand_evaluates_the_checkpoint(fitted_run, tmp_path):
     assert 0.0 <= trained["test/retrieval_top1"] <= 1.0
     assert torch.isfinite(torch.tensor(trained["test/loss"]))
     assert trained["test/loss"] != fresh["test/loss"]  # the checkpoint's weights were used
+
+
+def test_test_keeps_the_model_arguments_given_with_a_checkpoint(fitted_run, tmp_path):
+    """Regression: Lightning parsed the checkpoint's hyper-parameters over the user's config."""
+    config, ckpt = fitted_run
+    out = tmp_path / "eval"
+    main(
+        ["test", "--config", str(config), "--ckpt_path", str(ckpt),
+         "--model.init_args.temperature", "0.5", "--trainer.logger.init_args.save_dir", str(out)]
+    )  # fmt: skip
+    (saved,) = out.rglob("config.yaml")
+    assert yaml.safe_load(saved.read_text())["model"]["init_args"]["temperature"] == 0.5
+
+
+def test_test_with_a_checkpoint_of_other_components_is_one_line(fitted_run, capsys):
+    _, ckpt = fitted_run  # a GAN run
+    args = ["test", "--config", str(CONF / "sound2vision_ldm.yaml"), "--ckpt_path", str(ckpt)]
+    assert exit_code(args) == 2
+    error = capsys.readouterr().err
+    assert "trained with other components than the config builds: generator" in error
 
 
 def write_inputs(folder: Path) -> None:
