@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from a2i.cli import main
+from a2i.metrics.report import flatten
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
@@ -136,7 +137,9 @@ def test_two_process_ddp_test_writes_one_report(report, tmp_path):
     )
     alone = json.loads((single / "metrics.json").read_text())
     assert alone["confusion"] == results["confusion"]
-    assert alone["controllability"] == results["controllability"]
+    # Sizes are means of judged boxes: equal up to the float order of 1 vs 2 processes.
+    together = flatten(results["controllability"])
+    assert flatten(alone["controllability"]) == pytest.approx(together, rel=1e-4, abs=1e-6)
     for name, value in results["metrics"].items():
         if name.startswith(("judge_", "clip_", "aic")):
             assert alone["metrics"][name] == pytest.approx(value, abs=1e-6), name
