@@ -29,6 +29,7 @@ from sound2vision_world import a2i, evaluate, train
 
 from a2i.interfaces import AUDIO, IMAGE, LABEL
 from a2i.methods.wavbrivl import WavBriVL
+from a2i.metrics.report import flatten
 from a2i.synth.datamodule import SyntheticWorldDataModule
 
 CONFIGS = {
@@ -79,8 +80,8 @@ def downstream(out: Path, name: str, config: str, ckpt: Path) -> dict[str, float
                 "false",
             ]
         )
-    metrics = json.loads(report.read_text())
-    return {title: float(metrics[key]) for key, title in DOWNSTREAM_COLUMNS.items()}
+    metrics = flatten(json.loads(report.read_text())["metrics"])
+    return {title: metrics[key] for key, title in DOWNSTREAM_COLUMNS.items()}
 
 
 @torch.no_grad()

@@ -38,6 +38,8 @@ class ScoreGuidance:
             schedule gives ``ᾱ_t``; its sampler must work on variance-preserving latents, as DDIM,
             DDPM, PNDM and DPM-Solver do).
         score: What to raise (WavBriVL: the cosine between the image's and the audio's embeddings).
+            It runs outside inference mode: a constant tensor made under inference mode (the
+            audio's embedding in ``a2i test``) must be cloned inside it to be used.
         scale: Guidance scale ``s`` (in units of the normalised gradient); 0 leaves every step
             unchanged.
     """
@@ -65,8 +67,10 @@ class ScoreGuidance:
             epsilon = signal * prediction + noise * latents
         else:  # "sample": the denoiser predicts x̂₀
             epsilon = (latents - signal * prediction) / noise
-        with torch.enable_grad():
-            clean = ((latents - noise * epsilon) / signal).detach().requires_grad_(True)
+        # Lightning's test loop samples in inference mode, where no gradient can be taken: leave
+        # it for the score's backward pass (this step's tensors become ordinary ones).
+        with torch.inference_mode(False), torch.enable_grad():
+            clean = ((latents - noise * epsilon) / signal).clone().requires_grad_(True)
             score = self.score(self.diffusion.decode(clean)).sum()
             (gradient,) = torch.autograd.grad(score, clean)
         rms = gradient.flatten(1).pow(2).mean(dim=1).sqrt().clamp(min=1e-12)

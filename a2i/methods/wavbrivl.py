@@ -405,7 +405,7 @@ class WavBriVL(A2IMethod, AudioToImageModel):
         if self.hparams.generation == "guidance":
             guidance = ScoreGuidance(
                 self.generator.diffusion,
-                lambda drawn: self.audio_image_score(drawn, target),
+                lambda drawn: self.audio_image_score(drawn, target.clone()),  # (inference mode)
                 self.hparams.score_guidance_scale,
             )
         images = []

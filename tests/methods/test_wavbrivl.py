@@ -157,6 +157,19 @@ def test_guidance_at_scale_zero_equals_unguided_sampling_for_the_same_seed(tiny)
         tiny.hparams.score_guidance_scale = 1.0
 
 
+def test_guidance_draws_under_inference_mode_as_in_a2i_test(tiny):
+    """Regression: Lightning's test loop runs in inference mode, where the gradient failed."""
+    tiny.hparams.generation = "guidance"
+    try:
+        waveform = audio()
+        expected = tiny.generate_from_audio(waveform, [1])
+        with torch.inference_mode():
+            drawn = tiny.generate_from_audio(waveform, [1])
+        assert torch.allclose(drawn, expected, atol=1e-5)
+    finally:
+        tiny.hparams.generation = "rerank"
+
+
 def test_score_guidance_raises_the_score_it_follows(tiny):
     """Pushed towards a blue triangle's text embedding, draws of a red circle score higher on it."""
     diffusion = tiny.generator.diffusion
