@@ -58,6 +58,14 @@ class StepProgressBar(RichProgressBar):
         self._update_metrics(trainer, pl_module)
         self.refresh()
 
+    def get_metrics(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        """The logged metrics, without the logger's version (``v_num: 0.000`` read as a result)."""
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
     def _get_train_description(self, current_epoch: int) -> str:
         if not self._counts_steps():
             return super()._get_train_description(current_epoch)

@@ -32,6 +32,18 @@ def test_a_step_limited_run_has_one_bar_over_its_steps():
     assert task.description.strip() == "Step"
 
 
+def test_the_bar_shows_metrics_not_the_loggers_version(tmp_path):
+    bar = StepProgressBar()
+    logger = L.pytorch.loggers.TensorBoardLogger(tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu", max_steps=2, limit_val_batches=0, logger=logger, callbacks=[bar],
+        enable_checkpointing=False, enable_model_summary=False,
+    )  # fmt: skip
+    model = BoringModel()
+    trainer.fit(model)
+    assert "v_num" not in bar.get_metrics(trainer, model)
+
+
 def test_an_epoch_limited_run_keeps_lightnings_bar():
     bar = StepProgressBar()
     fit(BoringModel(), [bar], max_epochs=2)
