@@ -162,6 +162,11 @@ class Condition:
         """One token per row from ``(B, D)`` embeddings (``(B, N, D)`` sequences pass through)."""
         return cls(embedding[:, None, :] if embedding.dim() == 2 else embedding)
 
+    @classmethod
+    def of(cls, value: Tensor | Condition) -> Condition:
+        """``value`` itself, or :meth:`from_embedding` of an embedding or token sequence."""
+        return value if isinstance(value, Condition) else cls.from_embedding(value)
+
     def __len__(self) -> int:
         return self.tokens.shape[0]
 

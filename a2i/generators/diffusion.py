@@ -174,7 +174,7 @@ class LatentDiffusion(nn.Module):
         return latents
 
     def training_losses(
-        self, image: Tensor | None, condition: Condition, latents: Tensor | None = None
+        self, image: Tensor | None, condition: Tensor | Condition, latents: Tensor | None = None
     ) -> dict[str, Tensor]:
         """Denoising loss of Sound2Vision eq. (4) on the (latent) samples of ``image``.
 
@@ -185,6 +185,7 @@ class LatentDiffusion(nn.Module):
         Returns:
             ``loss``: MSE between the denoiser's output and :meth:`target`.
         """
+        condition = Condition.of(condition)
         self.check_condition(condition)
         if latents is None:
             with torch.no_grad():
@@ -209,8 +210,8 @@ class LatentDiffusion(nn.Module):
     @torch.no_grad()
     def sample(
         self,
-        condition: Condition | Sequence[Condition],
-        unconditional: Condition | None = None,
+        condition: Tensor | Condition | Sequence[Tensor | Condition],
+        unconditional: Tensor | Condition | None = None,
         generator: Generators = None,
         num_inference_steps: int = 50,
         guidance_scale: float = 1.0,
@@ -226,7 +227,8 @@ class LatentDiffusion(nn.Module):
         condition plus the unconditional one, whatever ``s``.
 
         Args:
-            condition: What to draw, or several conditions of the same rows to compose.
+            condition: What to draw, or several conditions of the same rows to compose; a
+                tensor (``(B, D)`` embeddings or ``(B, N, D)`` tokens) is :meth:`Condition.of` it.
             unconditional: Guidance's unconditional input (one row or one per row), e.g. a
                 text-to-image model's empty-prompt encoding; default ``condition.null()``, the
                 dropout this component trains with.
@@ -239,7 +241,8 @@ class LatentDiffusion(nn.Module):
                 with the latents, the timestep and the (guided) prediction, it returns the
                 prediction to step with (:class:`~a2i.generators.score_guidance.ScoreGuidance`).
         """
-        conditions = [condition] if isinstance(condition, Condition) else list(condition)
+        composed = isinstance(condition, list | tuple)
+        conditions = [Condition.of(part) for part in (condition if composed else [condition])]
         weights = [1.0] * len(conditions) if weights is None else list(weights)
         if not conditions or len(weights) != len(conditions):
             raise ConfigError(
@@ -262,7 +265,9 @@ class LatentDiffusion(nn.Module):
         guided = guidance_scale > 1.0 or len(conditions) > 1
         inputs = first
         if guided:
-            inputs = (first.null() if unconditional is None else unconditional).expand(len(first))
+            inputs = (
+                first.null() if unconditional is None else Condition.of(unconditional)
+            ).expand(len(first))
             inputs = inputs.to(device, dtype)
             for part in conditions:
                 inputs = inputs.cat(part)

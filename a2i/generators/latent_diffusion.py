@@ -226,13 +226,6 @@ class LatentDiffusionGenerator(ImageGenerator):
         """Only the UNet trains here; it is exported as ``unet.safetensors`` (``unet_pretrained``)."""
         return {"unet": self.unet}
 
-    @staticmethod
-    def _condition(condition: Tensor | Condition) -> Condition:
-        """``(B, D)`` embeddings become one token per row; ``(B, N, D)`` sequences pass through."""
-        return (
-            condition if isinstance(condition, Condition) else Condition.from_embedding(condition)
-        )
-
     def training_losses(self, image: Tensor, condition: Tensor | Condition) -> dict[str, Tensor]:
         """Denoising loss of Sound2Vision eq. (4) on the VAE latents of ``image``.
 
@@ -242,7 +235,7 @@ class LatentDiffusionGenerator(ImageGenerator):
         Returns:
             ``loss``: MSE between the UNet output and its target (the noise ε by default).
         """
-        return self.diffusion.training_losses(image, self._condition(condition))
+        return self.diffusion.training_losses(image, condition)
 
     @torch.no_grad()
     def generate(
@@ -275,12 +268,9 @@ class LatentDiffusionGenerator(ImageGenerator):
             guidance: A correction of every sampling step, e.g. score guidance
                 (:class:`~a2i.generators.score_guidance.ScoreGuidance`).
         """
-        composed = isinstance(condition, list | tuple)
         return self.diffusion.sample(
-            [self._condition(part) for part in condition]
-            if composed
-            else self._condition(condition),
-            None if unconditional is None else self._condition(unconditional),
+            condition,
+            unconditional,
             generator,
             num_inference_steps=num_inference_steps or self.num_inference_steps,
             guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,

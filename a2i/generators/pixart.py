@@ -304,13 +304,6 @@ class PixArtGenerator(ImageGenerator):
         """The transformer, exported as ``transformer.safetensors`` (``transformer_pretrained``)."""
         return {"transformer": self.transformer}
 
-    @staticmethod
-    def _condition(condition: Tensor | Condition) -> Condition:
-        """``(B, N, D)`` token sequences (a text encoder's states) become an unmasked condition."""
-        return (
-            condition if isinstance(condition, Condition) else Condition.from_embedding(condition)
-        )
-
     def training_losses(
         self, image: Tensor | None, condition: Tensor | Condition, latents: Tensor | None = None
     ) -> dict[str, Tensor]:
@@ -319,7 +312,7 @@ class PixArtGenerator(ImageGenerator):
         ``latents`` pre-computed by this generator's VAE (a shard cache) replace encoding
         ``image``.
         """
-        return self.diffusion.training_losses(image, self._condition(condition), latents)
+        return self.diffusion.training_losses(image, condition, latents)
 
     @torch.no_grad()
     def generate(
@@ -348,12 +341,9 @@ class PixArtGenerator(ImageGenerator):
                 :meth:`~a2i.generators.latent_diffusion.LatentDiffusionGenerator.generate` (e.g.
                 WavBriVL's :class:`~a2i.generators.score_guidance.ScoreGuidance`).
         """
-        composed = isinstance(condition, list | tuple)
         return self.diffusion.sample(
-            [self._condition(part) for part in condition]
-            if composed
-            else self._condition(condition),
-            None if unconditional is None else self._condition(unconditional),
+            condition,
+            unconditional,
             generator,
             num_inference_steps=num_inference_steps or self.num_inference_steps,
             guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
