@@ -227,7 +227,7 @@ def load_trained_weights(model: Any, ckpt_path: str | None, command: str) -> Non
     """Load ``ckpt_path`` into ``model``; without one, refuse a method left with random parts."""
     if ckpt_path is not None:
         load_checkpoint_into(model, ckpt_path)
-    elif isinstance(model, A2IMethod) and (missing := model.parts_without_weights()):
+    elif isinstance(model, A2IMethod) and (missing := model.untrained_parts()):
         raise ConfigError(
             f"a2i {command} needs --ckpt_path (the trained weights, e.g. "
             f"RUN/checkpoints/last.ckpt): {', '.join(missing)} would be untrained; or give "

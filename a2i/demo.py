@@ -6,8 +6,9 @@ What it runs is exactly what a user would type (printed as it goes):
 2. ``a2i fit`` trains stage 2 (the audio encoder) once, with the tiny GAN config; stage 1 (image
    encoder, generators, VAE) ships as small a2i-trained weights (see ``configs/tiny/*stage1*``).
    Both tiny generators draw from the same frozen image encoder's features, so one stage-2 audio
-   encoder serves both (Sound2Vision §3: stage 2 only learns that feature space); its weights are
-   exported to ``stage2/audio_encoder.safetensors``;
+   encoder serves both (Sound2Vision §3: stage 2 only learns that feature space); its trained
+   parts are exported to ``stage2/`` (``audio_encoder.safetensors`` and ``state.safetensors``, the
+   running image-feature norm the LDM's conditions take their length from);
 3. ``a2i predict`` turns the folder of test wavs into images + grid + manifest: the GAN from the
    training run, the LDM from ``configs/ldm.yaml`` (the tiny LDM config naming the stage-2 weights);
 4. the world's judge scores the images: fraction whose main object is the sound's class.
@@ -53,10 +54,10 @@ def latest(folder: Path, pattern: str) -> Path:
     return max(folder.rglob(pattern), key=lambda p: p.stat().st_mtime)
 
 
-def config_with_stage2(variant: str, weights: Path, out: Path) -> Path:
-    """``out/configs/<variant>.yaml``: the variant's tiny config with the stage-2 weights named."""
+def config_with_stage2(variant: str, export: Path, out: Path) -> Path:
+    """``out/configs/<variant>.yaml``: the variant's tiny config reading the stage-2 export."""
     config = yaml.safe_load(Path(VARIANTS[variant]).read_text())
-    config["model"]["init_args"]["audio_encoder"]["init_args"]["pretrained"] = str(weights)
+    config["model"]["init_args"]["pretrained"] = str(export)
     path = out / "configs" / f"{variant}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# {VARIANTS[variant]} with the audio encoder trained by this demo's stage 2.\n"
@@ -111,7 +112,7 @@ def demo(out: Path, variants: list[str], test_clips: int) -> dict[str, float]:
         else:
             model = [
                 "--config",
-                str(config_with_stage2(name, stage2 / "audio_encoder.safetensors", out)),
+                str(config_with_stage2(name, stage2, out)),
             ]
         images = out / "images" / name
         run(["predict", *model, "--audio_dir", str(audio_dir), "--output_dir", str(images)])

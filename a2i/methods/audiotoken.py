@@ -12,7 +12,6 @@ classification loss L_CL (eqs. 7, 9).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,17 +25,13 @@ from a2i.interfaces import (
     AUDIO,
     CAPTION,
     IMAGE,
-    WAVEFORM_CONTROLS,
     AudioEncoder,
-    AudioToImageModel,
-    Control,
     check_embedding_match,
-    per_row_generators,
 )
-from a2i.methods.base import A2IMethod
+from a2i.methods.base import AudioToImageMethod, Logged
 from a2i.modules.pooling import AttentivePooling
 from a2i.modules.projectors import MLPProjector
-from a2i.pretrained import export_parts, resolve_weights
+from a2i.pretrained import resolve_weights
 
 
 class AudioTokenEmbedder(nn.Module):
@@ -144,7 +139,7 @@ def l1_penalty(audio_token: Tensor) -> Tensor:
     return audio_token.abs().mean()
 
 
-class AudioToken(A2IMethod, AudioToImageModel):
+class AudioToken(AudioToImageMethod):
     """Train an audio token for a frozen text-to-image latent diffusion model.
 
     Args:
@@ -172,13 +167,14 @@ class AudioToken(A2IMethod, AudioToImageModel):
         pool_dropout: Dropout of the attentive pooling, at training and inference when set
             (:class:`~a2i.modules.pooling.AttentivePooling`). The paper names none (default 0);
             the official code uses 0.5.
-        embedder_pretrained: An embedder saved by :meth:`save_embedder` (a few MB of safetensors)
-            or the official release, ``embedder_learned_embeds.bin`` (:func:`load_embedder`).
-        export_embedder: Write the trained embedder to this ``.safetensors`` file at the end of
-            ``fit`` (the frozen backbones are referenced by the config, not copied).
-        overwrite_export: Replace an existing ``export_embedder`` file.
-        save_frozen: See :class:`~a2i.methods.base.A2IMethod`.
+        embedder_pretrained: An embedder file (``embedder.safetensors`` of an ``export_dir``, a
+            few MB) or the official release, ``embedder_learned_embeds.bin``
+            (:func:`load_embedder`).
+        options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes
+            ``embedder.safetensors``; the frozen backbones are referenced by the config).
     """
+
+    controls = frozenset({"prompt"})
 
     def __init__(
         self,
@@ -195,11 +191,9 @@ class AudioToken(A2IMethod, AudioToImageModel):
         inference_clip_seconds: float | None = None,
         pool_dropout: float = 0.0,
         embedder_pretrained: str | None = None,
-        export_embedder: str | None = None,
-        overwrite_export: bool = False,
-        save_frozen: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(save_frozen=save_frozen)
+        super().__init__(**options)
         self.save_config(locals())
         if audio_encoder.output == "pooled":
             raise ConfigError("AudioToken needs an audio encoder with a token output")
@@ -229,21 +223,6 @@ class AudioToken(A2IMethod, AudioToImageModel):
             load_embedder(self.embedder, embedder_pretrained, "AudioToken.embedder_pretrained")
 
     @property
-    def supports(self) -> frozenset[Control]:
-        """Gain, mixing, another prompt around the token (§4), and the LDM's sampling controls."""
-        return WAVEFORM_CONTROLS | {"prompt"} | self.generator.sampling_controls
-
-    @property
-    def image_size(self) -> int:
-        """Side of the LDM's images."""
-        return self.generator.image_size
-
-    @property
-    def sample_rate(self) -> int:
-        """Sample rate the audio encoder expects."""
-        return self.audio_encoder.sample_rate
-
-    @property
     def clip_seconds(self) -> float:
         """Seconds generation hears: ``inference_clip_seconds``, else the training clip."""
         return self.hparams.inference_clip_seconds or self.training_clip_seconds
@@ -264,8 +243,12 @@ class AudioToken(A2IMethod, AudioToImageModel):
         prompts = [prompt or self.hparams.prompt] * len(audio_token)
         return self.text_encoder(prompts, audio_token)
 
-    def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """L_LDM, the L1 term and L_CL, and their weighted sum (eqs. 8, 9)."""
+    def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
+        """L_LDM, the L1 term and L_CL, and their weighted sum ``loss`` (eqs. 8, 9).
+
+        Only the embedder trains (§2.1: the audio network and the LDM stay frozen); held-out
+        batches draw fresh noise and timesteps each time.
+        """
         audio_token = self.audio_token(batch[AUDIO])
         condition = self.condition(audio_token)
         losses = {
@@ -280,36 +263,6 @@ class AudioToken(A2IMethod, AudioToImageModel):
             total = total + self.hparams.lambda_cl * losses["cl"]
         losses["loss"] = total
         return losses
-
-    def _log_losses(self, losses: dict[str, Tensor], stage: str, batch_size: int) -> None:
-        for name, value in losses.items():
-            self.log(
-                f"{stage}/{name}",
-                value,
-                prog_bar=name == "loss",
-                batch_size=batch_size,
-                sync_dist=stage != "train",
-            )
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """L_LDM + λ_l1‖e_audio‖₁ (+ λ_CL L_CL)."""
-        losses = self.losses(batch)
-        self._log_losses(losses, "train", len(batch[AUDIO]))
-        return losses["loss"]
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The training losses on held-out clips (fresh noise and timesteps each time)."""
-        self._log_losses(self.losses(batch), "val", len(batch[AUDIO]))
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Same as validation on the test split (the harness adds the generation metrics)."""
-        self._log_losses(self.losses(batch), "test", len(batch[AUDIO]))
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over the embedder only (§2.1: the audio network and the LDM stay frozen)."""
-        return torch.optim.AdamW(
-            self.embedder.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
 
     @torch.no_grad()
     def generate_from_audio(
@@ -334,41 +287,10 @@ class AudioToken(A2IMethod, AudioToImageModel):
             self.audio_token(waveform), prompt or self.hparams.inference_prompt
         )
         negative = self.text_encoder([self.hparams.negative_prompt])
-        sampling = {
-            k: v
-            for k, v in (
-                ("guidance_scale", guidance_scale),
-                ("num_inference_steps", num_inference_steps),
-            )
-            if v is not None
-        }
-        images = [
-            self.generator.generate(
-                condition,
-                per_row_generators(seed, len(condition), condition.device),
-                negative,
-                **sampling,
-            )
-            for seed in seeds
-        ]
-        return torch.stack(images, dim=1)
-
-    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Ground-truth frames and the images drawn from their audio."""
-        return {
-            "frame": batch[IMAGE][:8],
-            "from_audio": self.generate_from_audio(batch[AUDIO][:8], [0])[:, 0],
-        }
-
-    def exported_parts(self) -> dict[str | Path, nn.Module]:
-        """The trained embedder, to ``export_embedder`` when it is set."""
-        path = self.hparams.export_embedder
-        return {} if path is None else {path: self.embedder}
-
-    def save_embedder(self, path: str | Path, overwrite: bool = False) -> None:
-        """Write the trained embedder alone (safetensors); load it with ``embedder_pretrained``.
-
-        The frozen backbones are not copied: they are referenced by the config.
-        """
-        remedy = "pass overwrite=True to replace it"
-        export_parts({path: self.embedder}, overwrite=overwrite, remedy=remedy)
+        return self.generate(
+            condition,
+            seeds,
+            unconditional=negative,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+        )

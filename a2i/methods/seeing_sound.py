@@ -28,7 +28,6 @@ projector's bias (one token repeated), which shares its weights with the conditi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -42,15 +41,10 @@ from a2i.interfaces import (
     AUDIO,
     FEATURES,
     IMAGE,
-    KEY,
-    WAVEFORM_CONTROLS,
-    AudioToImageModel,
     Condition,
-    Control,
-    per_row_generators,
 )
-from a2i.methods.base import A2IMethod
-from a2i.pretrained import ExportDtype, resolve_weights
+from a2i.methods.base import AudioToImageMethod, Logged
+from a2i.pretrained import resolve_weights
 
 KALDI_WINDOW_SECONDS = 0.025
 KALDI_SHIFT_SECONDS = 0.01
@@ -107,7 +101,7 @@ class TrainedParts(nn.Module):
         self.null_tokens = None if null_tokens is None else nn.Parameter(null_tokens)
 
 
-class SeeingSound(A2IMethod, AudioToImageModel):
+class SeeingSound(AudioToImageMethod):
     """Audio-conditioned PixArt-α: frozen AST tokens → audio projector → DiT cross-attention.
 
     Args:
@@ -132,14 +126,9 @@ class SeeingSound(A2IMethod, AudioToImageModel):
         projector_pretrained: A projector pre-trained contrastively against the text projection
             (App. A.11, optional; :class:`~a2i.methods.pretraining.AudioProjectorPretraining`'s
             ``export_projector``), loaded in place of the random initialisation.
-        trained_pretrained: An a2i ``.safetensors`` file of the trained parts
-            (:class:`TrainedParts`, as written by ``export_trained``).
-        export_trained: Write the trained parts to this ``.safetensors`` file at the end of
-            ``fit`` (the frozen AST, VAE and untouched PixArt weights are referenced by the
-            config, not copied).
-        overwrite_export: Replace an existing ``export_trained`` file.
-        export_dtype: Floating-point type of the exported file.
-        save_frozen: See :class:`~a2i.methods.base.A2IMethod`.
+        options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes the trained
+            parts, :class:`TrainedParts`, as ``trained.safetensors``; the frozen AST, VAE and
+            untouched PixArt weights are referenced by the config, not copied).
     """
 
     def __init__(
@@ -154,13 +143,9 @@ class SeeingSound(A2IMethod, AudioToImageModel):
         lr: float = 3.16e-5,
         weight_decay: float = 3e-2,
         projector_pretrained: str | None = None,
-        trained_pretrained: str | None = None,
-        export_trained: str | None = None,
-        overwrite_export: bool = False,
-        export_dtype: ExportDtype = "float32",
-        save_frozen: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(save_frozen=save_frozen)
+        super().__init__(**options)
         self.save_config(locals())
         if null_condition not in ("learned", "zero"):
             raise ConfigError(
@@ -201,29 +186,11 @@ class SeeingSound(A2IMethod, AudioToImageModel):
             dim = audio_encoder.token_dim
             null_tokens = torch.randn(ast_token_count(audio_encoder), dim) / dim**0.5
         self.trained = TrainedParts(parts, null_tokens)
-        if trained_pretrained is not None:
-            field = f"{type(self).__name__}.trained_pretrained"
-            load_weights_file(self.trained, resolve_weights(trained_pretrained, field))
-
-    @property
-    def supports(self) -> frozenset[Control]:
-        """Gain and mixing (waveform sum before AST, §4.5) and the sampling controls."""
-        return WAVEFORM_CONTROLS | self.generator.sampling_controls
-
-    @property
-    def sample_rate(self) -> int:
-        """AST's sample rate (16 kHz)."""
-        return self.audio_encoder.sample_rate
 
     @property
     def clip_seconds(self) -> float:
         """Seconds of audio the model hears (§4.1: 5 s)."""
         return self.hparams.clip_seconds
-
-    @property
-    def image_size(self) -> int:
-        """Side of PixArt's images."""
-        return self.generator.image_size
 
     def condition(self, waveform: Tensor) -> Condition:
         """AST tokens of ``(B, T)`` clips with their padding mask (the frozen encoder, no grad)."""
@@ -281,39 +248,18 @@ class SeeingSound(A2IMethod, AudioToImageModel):
             )
         return None if cached is None else cached.to(self.dtype)
 
-    def losses(self, batch: dict[str, Any], drop: bool) -> dict[str, Tensor]:
-        """The latent diffusion loss of the batch's images given their audio (or the caches)."""
+    def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
+        """The latent diffusion loss of the batch's images given their audio (or the caches).
+
+        Training drops conditions (``condition_dropout``); held-out batches draw fresh noise and
+        timesteps each time, without dropout.
+        """
         condition = self.cached_or_computed_condition(batch)
-        if drop:
+        if stage == "train":
             condition = self.drop_conditions(condition)
         latents = self.cached_latents(batch)
         image = batch[IMAGE] if latents is None else None
-        return self.generator.training_losses(image, condition, latents)
-
-    def _log(self, loss: Tensor, stage: str, batch_size: int) -> None:
-        self.log(
-            f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train"
-        )
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """ε-prediction loss with condition dropout."""
-        loss = self.losses(batch, drop=True)["loss"]
-        self._log(loss, "train", len(batch[KEY]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The same loss on held-out pairs (fresh noise and timesteps, no dropout)."""
-        self._log(self.losses(batch, drop=False)["loss"], "val", len(batch[KEY]))
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Same as validation on the test split (the harness adds the generation metrics)."""
-        self._log(self.losses(batch, drop=False)["loss"], "test", len(batch[KEY]))
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over the trained parts (§4.3)."""
-        return torch.optim.AdamW(
-            self.trained.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        return {"loss": self.generator.training_losses(image, condition, latents)["loss"]}
 
     @torch.no_grad()
     def generate_from_audio(
@@ -331,33 +277,10 @@ class SeeingSound(A2IMethod, AudioToImageModel):
         self.check_controls({"image_blend": image is not None, "prompt": prompt is not None})
         condition = self.condition(waveform)
         null = self.null(condition)
-        sampling = {
-            k: v
-            for k, v in (
-                ("guidance_scale", guidance_scale),
-                ("num_inference_steps", num_inference_steps),
-            )
-            if v is not None
-        }
-        images = [
-            self.generator.generate(
-                condition,
-                per_row_generators(seed, len(condition), condition.tokens.device),
-                null,
-                **sampling,
-            )
-            for seed in seeds
-        ]
-        return torch.stack(images, dim=1)
-
-    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Ground-truth images and the images drawn from their audio."""
-        return {
-            "frame": batch[IMAGE][:8],
-            "from_audio": self.generate_from_audio(batch[AUDIO][:8], [0])[:, 0],
-        }
-
-    def exported_parts(self) -> dict[str | Path, nn.Module]:
-        """The trained parts, to ``export_trained`` when it is set."""
-        path = self.hparams.export_trained
-        return {} if path is None else {path: self.trained}
+        return self.generate(
+            condition,
+            seeds,
+            unconditional=null,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+        )

@@ -30,35 +30,29 @@ learned; the generator must be given the length it was trained on, which its
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from a2i.errors import ConfigError
 from a2i.interfaces import (
     AUDIO,
     FEATURES,
     IMAGE,
-    WAVEFORM_CONTROLS,
     AudioEncoder,
-    AudioToImageModel,
-    Control,
     ImageEncoder,
     ImageGenerator,
     check_embedding_match,
-    per_row_generators,
 )
 from a2i.losses.alignment import AlignmentLoss, AlignmentLossName
-from a2i.methods.base import A2IMethod
-from a2i.pretrained import ExportDtype, files_in
+from a2i.methods.base import AudioToImageMethod, Logged
 
 CACHED_IMAGE_FEATURES = FEATURES + "image"
 
 
-class Sound2Vision(A2IMethod, AudioToImageModel):
+class Sound2Vision(AudioToImageMethod):
     """Align an audio encoder to a frozen image-feature space and generate with a frozen generator.
 
     Args:
@@ -77,14 +71,18 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
             composable diffusion (Liu et al. 2022; §6.1 and Fig. 19, the paper's choice for the
             LDM; latent diffusion generators only). ``None``: the paper's choice for the
             generator.
-        save_frozen: See :class:`A2IMethod`.
-        export_dir: Where to write the trained ``audio_encoder.safetensors`` when ``fit`` ends;
-            any config with the same audio and image encoders reads it through
-            ``audio_encoder.init_args.pretrained`` (the tiny GAN and LDM share their image
-            encoder, so ``make demo`` trains stage 2 once for both generators).
-        overwrite_export: Replace an existing exported file.
-        export_dtype: Floating-point type of the exported weights.
+        options: :class:`~a2i.methods.base.A2IMethod`'s. ``export_dir`` writes
+            ``audio_encoder.safetensors``, which any config with the same audio and image
+            encoders reads through ``audio_encoder.init_args.pretrained``, and
+            ``state.safetensors`` (the running ``image_feature_norm``); ``pretrained`` reads
+            both. The tiny GAN and LDM share their image encoder, so ``make demo`` trains stage 2
+            once for both generators.
     """
+
+    optimizer_class = torch.optim.Adam
+    controls = frozenset({"image_blend"})
+    aligns_spaces = True
+    learned_state = ("image_feature_norm",)
 
     def __init__(
         self,
@@ -96,12 +94,9 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         image_blend: Literal["interpolate", "composable"] | None = None,
-        save_frozen: bool = False,
-        export_dir: str | None = None,
-        overwrite_export: bool = False,
-        export_dtype: ExportDtype = "float32",
+        **options: Any,
     ) -> None:
-        super().__init__(save_frozen=save_frozen)
+        super().__init__(**options)
         self.save_config(locals())
         check_embedding_match(
             audio_encoder.embed_dim, image_encoder.embed_dim, "audio_encoder", "image_encoder"
@@ -111,7 +106,6 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         )
         if audio_encoder.output == "sequence":
             raise ConfigError("Sound2Vision needs an audio encoder with a pooled output")
-        # a generator composes conditions when its generate() takes their weights (the LDM's)
         composes = "weights" in inspect.signature(generator.generate).parameters
         self.image_blend = image_blend or ("composable" if composes else "interpolate")
         if self.image_blend == "composable" and not composes:
@@ -127,28 +121,6 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         # Mean norm of the training image features: the length given to audio conditions of a
         # "feature"-scale generator (see the module docstring).
         self.register_buffer("image_feature_norm", torch.ones(()))
-
-    aligns_spaces = True
-
-    @property
-    def supports(self) -> frozenset[Control]:
-        """Gain, mixing and the image blend (§5), plus the generator's sampling controls."""
-        return WAVEFORM_CONTROLS | {"image_blend"} | self.generator.sampling_controls
-
-    @property
-    def sample_rate(self) -> int:
-        """Sample rate the audio encoder expects."""
-        return self.audio_encoder.sample_rate
-
-    @property
-    def clip_seconds(self) -> float:
-        """Clip duration the audio encoder expects."""
-        return self.audio_encoder.clip_seconds
-
-    @property
-    def image_size(self) -> int:
-        """Side of the generator's images."""
-        return self.generator.image_size
 
     def audio_features(self, waveform: Tensor) -> Tensor:
         """``z^A``: pooled audio-encoder output ``(B, D)``."""
@@ -198,24 +170,6 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
         return F.normalize(mixed, dim=-1) if self.condition_scale == "unit" else mixed
 
     @torch.no_grad()
-    def generate(
-        self, condition: Tensor | list[Tensor], seeds: list[int], **sampling: Any
-    ) -> Tensor:
-        """``(B, S, 3, H, W)``: one image per seed for every condition row (own noise per row).
-
-        A list of conditions (of the same rows) is composed by the generator (``image_blend``).
-        """
-        sampling = {k: v for k, v in sampling.items() if v is not None}
-        rows = condition[0] if isinstance(condition, list) else condition
-        images = [
-            self.generator.generate(
-                condition, per_row_generators(seed, len(rows), rows.device), **sampling
-            )
-            for seed in seeds
-        ]
-        return torch.stack(images, dim=1)
-
-    @torch.no_grad()
     def generate_from_audio(
         self,
         waveform: Tensor,
@@ -239,64 +193,34 @@ class Sound2Vision(A2IMethod, AudioToImageModel):
             return self.generate([condition, visual], seeds, weights=weights, **sampling)
         return self.generate(self.blend(visual, condition, image_weight), seeds, **sampling)
 
-    def exported_parts(self) -> dict[str | Path, nn.Module | dict[str, Tensor]]:
-        """The trained audio encoder, in ``export_dir`` when it is set."""
-        return files_in(self.hparams.export_dir, {"audio_encoder": self.audio_encoder})
+    def untrained_parts(self) -> list[str]:
+        """As the base class; ``image_feature_norm`` counts only for a ``feature``-scale generator."""
+        missing = super().untrained_parts()
+        if self.condition_scale == "unit" and "state" in missing:
+            missing.remove("state")
+        return missing
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam over the audio encoder only (§4.1)."""
-        return torch.optim.Adam(
-            self.audio_encoder.parameters(),
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-        )
+    def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
+        """Alignment loss (eq. 2) between audio and frozen image features; retrieval when held out.
 
-    def _shared_step(self, batch: dict[str, Any], stage: str) -> Tensor:
+        Training also tracks ``image_feature_norm``, the running mean norm of the image features.
+        """
         audio_z = self.audio_features(batch[AUDIO])
         image_z = self.cached_or_computed_image_features(batch)
-        loss = self.loss(audio_z, image_z)
-        batch_size = audio_z.shape[0]
-        self.log(
-            f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=stage != "train"
-        )
-        if stage != "train":
-            a, v = F.normalize(audio_z, dim=-1), F.normalize(image_z, dim=-1)
-            top1 = torch.cdist(a, v).argmin(dim=1) == torch.arange(batch_size, device=a.device)
-            self.log(
-                f"{stage}/retrieval_top1",
-                top1.float().mean(),
-                batch_size=batch_size,
-                sync_dist=True,
-            )
-            self.log(
-                f"{stage}/feature_distance",
-                (a - v).norm(dim=-1).mean(),
-                batch_size=batch_size,
-                sync_dist=True,
-            )
-        else:
+        values = {"loss": self.loss(audio_z, image_z)}
+        if stage == "train":
             with torch.no_grad():
                 norm = image_z.float().norm(dim=-1).mean()
                 self.image_feature_norm.lerp_(norm, 0.01 if self.global_step else 1.0)
-        return loss
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Alignment loss between audio and (frozen) image features."""
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Alignment loss and in-batch audio→image retrieval."""
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Same measures as validation on the test split."""
-        self._shared_step(batch, "test")
+            return values
+        a, v = F.normalize(audio_z, dim=-1), F.normalize(image_z, dim=-1)
+        own = torch.arange(len(a), device=a.device)
+        values["retrieval_top1"] = (torch.cdist(a, v).argmin(dim=1) == own).float().mean()
+        values["feature_distance"] = (a - v).norm(dim=-1).mean()
+        return values
 
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Ground-truth frames, images drawn from their audio, and from the frames' own features."""
-        audio, image = batch[AUDIO][:8], batch[IMAGE][:8]
-        return {
-            "frame": image,
-            "from_audio": self.generate(self.condition_from_audio(audio), [0])[:, 0],
-            "from_image": self.generate(self.condition_from_image(image), [0])[:, 0],
-        }
+        """The base class's frames and images from audio, and images from the frames' features."""
+        images = super().log_images(batch)
+        from_image = self.generate(self.condition_from_image(batch[IMAGE][:8]), [0])[:, 0]
+        return {**images, "from_image": from_image}

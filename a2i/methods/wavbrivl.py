@@ -24,12 +24,11 @@ match score. a2i offers both readings of Fig. 4 behind :meth:`WavBriVL.generate_
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from a2i.data.vggsound import read_class_file
 from a2i.encoders.image.vision_language import VisionLanguageEncoder
@@ -42,15 +41,11 @@ from a2i.interfaces import (
     FEATURES,
     IMAGE,
     LABEL,
-    WAVEFORM_CONTROLS,
     AudioEncoder,
-    AudioToImageModel,
-    Control,
     check_embedding_match,
-    per_row_generators,
 )
 from a2i.losses.moco import CrossModalMoCo, in_batch_infonce, momentum_copy, momentum_update
-from a2i.methods.base import A2IMethod
+from a2i.methods.base import AudioToImageMethod, Logged
 from a2i.pipelines.loading import plain_config
 
 CACHED_IMAGE_FEATURES = FEATURES + "image"
@@ -66,7 +61,7 @@ def class_name_list(class_names: list[str] | str | None) -> list[str]:
         raise ConfigError(f"WavBriVL.class_names: {error}") from None
 
 
-class WavBriVL(A2IMethod, AudioToImageModel):
+class WavBriVL(AudioToImageMethod):
     """Distil an audio tower into a frozen vision-language space; draw images steered by it.
 
     Args:
@@ -97,13 +92,13 @@ class WavBriVL(A2IMethod, AudioToImageModel):
             (:class:`~a2i.generators.score_guidance.ScoreGuidance`; the paper states none, 1.0
             is calibrated in the synthetic world; 0 = the generator's own draw).
         negative_prompt: Unconditional input of the generator's classifier-free guidance.
-        export_audio_encoder: Write the trained tower to this ``.safetensors`` file when ``fit``
-            ends (load it with the tower's ``pretrained``, e.g. for ``a2i embed``).
-        overwrite_export: Replace an existing ``export_audio_encoder`` file.
-        save_frozen: See :class:`~a2i.methods.base.A2IMethod`.
+        options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes the trained tower
+            as ``audio_encoder.safetensors``; load it with the tower's ``pretrained``, e.g. for
+            ``a2i embed``).
     """
 
     aligns_spaces = True
+    controls = frozenset({"image_blend", "prompt"})
 
     def __init__(
         self,
@@ -124,11 +119,9 @@ class WavBriVL(A2IMethod, AudioToImageModel):
         rerank_candidates: int = 8,
         score_guidance_scale: float = 1.0,
         negative_prompt: str = "",
-        export_audio_encoder: str | None = None,
-        overwrite_export: bool = False,
-        save_frozen: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(save_frozen=save_frozen)
+        super().__init__(**options)
         self.save_config(locals())
         if audio_encoder.output == "sequence":
             raise ConfigError("WavBriVL needs an audio encoder with a pooled output")
@@ -173,25 +166,9 @@ class WavBriVL(A2IMethod, AudioToImageModel):
     # --- the shared space ------------------------------------------------------------------------
 
     @property
-    def supports(self) -> frozenset[Control]:
-        """Gain, mixing, an image blend, a prompt, the generator's sampling controls.
-
-        The image is blended into the target embedding and the prompt replaces the zero-shot class
-        prompt; without a generator nothing is supported.
-        """
-        if self.generator is None:
-            return frozenset()
-        return WAVEFORM_CONTROLS | {"image_blend", "prompt"} | self.generator.sampling_controls
-
-    @property
-    def sample_rate(self) -> int:
-        """Sample rate the audio tower expects."""
-        return self.audio_encoder.sample_rate
-
-    @property
-    def clip_seconds(self) -> float:
-        """Clip duration the audio tower expects."""
-        return self.audio_encoder.clip_seconds
+    def can_draw(self) -> bool:
+        """Only with a generator: without one the tower trains and embeds (supports nothing)."""
+        return self.generator is not None
 
     @property
     def image_size(self) -> int:
@@ -259,69 +236,40 @@ class WavBriVL(A2IMethod, AudioToImageModel):
         momentum_update(self.audio_encoder, self.audio_key_encoder, self.hparams.momentum)
         self.moco.enqueue(self.audio_key_encoder(waveform).pooled, image)
 
-    def _step(self, batch: dict[str, Any], stage: str) -> Tensor:
+    def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
+        """Cross-modal MoCo (or in-batch InfoNCE) between audio and frozen image embeddings.
+
+        Training then updates the key encoder and the queues; held-out batches leave them and add
+        in-batch retrieval and, with class names, zero-shot accuracy.
+        """
         audio = self.audio_encoder(batch[AUDIO]).pooled
         image = self.cached_or_computed_image_features(batch)
-        losses = self.loss_terms(audio, image)
-        if stage == "train" and self.moco is not None:
-            self.update_queues(batch[AUDIO], image)
-        size = len(audio)
-        for name, value in losses.items():
-            self.log(
-                f"{stage}/{name}",
-                value,
-                prog_bar=name == "loss",
-                batch_size=size,
-                sync_dist=stage != "train",
-            )
-        if stage != "train":
-            self._log_retrieval(F.normalize(audio.detach(), dim=-1), image, batch.get(LABEL), stage)
-        return losses["loss"]
+        values: dict[str, Logged] = dict(self.loss_terms(audio, image))
+        if stage == "train":
+            if self.moco is not None:
+                self.update_queues(batch[AUDIO], image)
+            return values
+        return {**values, **self.retrieval(F.normalize(audio.detach(), dim=-1), image, batch)}
 
     @torch.no_grad()
-    def _log_retrieval(
-        self, audio: Tensor, image: Tensor, labels: Tensor | None, stage: str
-    ) -> None:
+    def retrieval(self, audio: Tensor, image: Tensor, batch: dict[str, Any]) -> dict[str, Logged]:
         """In-batch audio→image top-1 and, with class names, zero-shot top-1 on labelled clips."""
-        size = len(audio)
-        own = (audio @ image.T).argmax(dim=1) == torch.arange(size, device=audio.device)
-        self.log(f"{stage}/retrieval_top1", own.float().mean(), batch_size=size, sync_dist=True)
+        own = (audio @ image.T).argmax(dim=1) == torch.arange(len(audio), device=audio.device)
+        values: dict[str, Logged] = {"retrieval_top1": own.float().mean()}
+        labels = batch.get(LABEL)
         if self.class_names and labels is not None and bool((labels >= 0).any()):
             known = labels >= 0
             guess = (audio[known] @ self.class_embeddings().to(audio).T).argmax(dim=1)
-            self.log(
-                f"{stage}/zero_shot_top1",
-                (guess == labels[known]).float().mean(),
-                batch_size=int(known.sum()),
-                sync_dist=True,
-            )
+            accuracy = (guess == labels[known]).float().mean()
+            values["zero_shot_top1"] = (accuracy, int(known.sum()))
+        return values
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Cross-modal MoCo (or in-batch InfoNCE) between audio and frozen image embeddings."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The loss (queues untouched), in-batch retrieval and zero-shot accuracy."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Same measures on the test split (the harness adds the generation metrics)."""
-        self._step(batch, "test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over the audio tower's trainable parameters (the image tower is frozen, §2)."""
-        return torch.optim.AdamW(
-            [p for p in self.audio_encoder.parameters() if p.requires_grad],
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-        )
-
-    def parts_without_weights(self) -> list[str]:
+    def untrained_parts(self) -> list[str]:
         """As the base class, but a tower counts as given only with its own ``pretrained`` file.
 
         ``wavlm_pretrained`` names the backbone only; the layer weights and head would be random.
         """
-        missing = super().parts_without_weights()
+        missing = super().untrained_parts()
         config = plain_config(dict(self.hparams)).get("audio_encoder")
         init_args = (config.get("init_args") or {}) if isinstance(config, dict) else {}
         if "audio_encoder" not in missing and not init_args.get("pretrained"):
@@ -389,45 +337,25 @@ class WavBriVL(A2IMethod, AudioToImageModel):
         condition = self.text_encoder(prompts)
         negative = self.text_encoder([self.hparams.negative_prompt])
         sampling = {
-            k: v
-            for k, v in (
-                ("guidance_scale", guidance_scale),
-                ("num_inference_steps", num_inference_steps),
-            )
-            if v is not None
+            "unconditional": negative,
+            "guidance_scale": guidance_scale,
+            "num_inference_steps": num_inference_steps,
         }
-
-        def draw(seed: int, **extra: Any) -> Tensor:
-            generators = per_row_generators(seed, len(target), target.device)
-            return self.generator.generate(condition, generators, negative, **sampling, **extra)
-
-        guidance = None
         if self.hparams.generation == "guidance":
             guidance = ScoreGuidance(
                 self.generator.diffusion,
                 lambda drawn: self.audio_image_score(drawn, target.clone()),  # (inference mode)
                 self.hparams.score_guidance_scale,
             )
-        images = []
-        for seed in seeds:
-            if guidance is not None:
-                images.append(draw(seed, guidance=guidance))
-            else:
-                count = self.hparams.rerank_candidates
-                drawn = [draw(seed * count + k) for k in range(count)]
-                images.append(self.rerank(drawn, target))
-        return torch.stack(images, dim=1)
-
-    def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Ground-truth frames and the images drawn from their audio (with a generator)."""
-        if self.generator is None:
-            return {}
-        return {
-            "frame": batch[IMAGE][:8],
-            "from_audio": self.generate_from_audio(batch[AUDIO][:8], [0])[:, 0],
-        }
-
-    def exported_parts(self) -> dict[str | Path, nn.Module]:
-        """The trained audio tower, to ``export_audio_encoder`` when it is set."""
-        path = self.hparams.export_audio_encoder
-        return {} if path is None else {path: self.audio_encoder}
+            return self.generate(condition, seeds, guidance=guidance, **sampling)
+        count = self.hparams.rerank_candidates
+        return self.for_each_seed(
+            seeds,
+            lambda seed: self.rerank(
+                [
+                    self.generate(condition, [seed * count + k], **sampling)[:, 0]
+                    for k in range(count)
+                ],
+                target,
+            ),
+        )

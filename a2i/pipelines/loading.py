@@ -233,7 +233,7 @@ def load_config(path: str | Path) -> tuple[AudioToImageModel, ModelCard]:
     config = read_config(path)
     model = build_method(config["model"], _seed(config))
     # A2IMethod (a layer above) knows which of its parts no `pretrained` value covers.
-    untrained = getattr(model, "parts_without_weights", list)()
+    untrained = getattr(model, "untrained_parts", list)()
     if untrained:
         raise ConfigError(
             f"{path} names no weights for {', '.join(untrained)}, which would draw from random "

@@ -84,7 +84,7 @@ def batch(size=2):
 
 def test_only_the_embedder_gets_gradients_and_enters_the_optimizer(tiny):
     tiny.zero_grad(set_to_none=True)
-    losses = tiny.losses(batch())
+    losses = tiny.step(batch(), "train")
     assert set(losses) == {"ldm", "l1", "cl", "loss"}
     losses["loss"].backward()
     with_grad = {n.split(".")[0] for n, p in tiny.named_parameters() if p.grad is not None}
@@ -111,11 +111,13 @@ def test_injected_token_changes_the_text_encoder_only_from_its_position(tiny):
 def test_saved_embedder_reloads_to_identical_images(tiny, tmp_path):
     audio = batch()["audio"]
     before = tiny.generate_from_audio(audio, [3])
+    tiny.export_dir = str(tmp_path)
+    tiny.on_fit_end()
     path = tmp_path / "embedder.safetensors"
-    tiny.save_embedder(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embedder.safetensors"]
     assert path.stat().st_size < 2_000_000
     with pytest.raises(FileExistsError):
-        tiny.save_embedder(path)
+        tiny.on_fit_end()
     reloaded = AudioToken(
         tiny.audio_encoder,
         tiny.text_encoder,
@@ -140,10 +142,9 @@ def test_prompt_without_placeholder_is_refused():
 def test_cli_fit_test_predict_on_the_tiny_config(tmp_path):
     config = ROOT / "tests" / "conf" / "audiotoken.yaml"
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    exported = tmp_path / "embedder.safetensors"
-    main(
-        ["fit", "--config", str(config), "--model.init_args.export_embedder", str(exported), *logs]
-    )
+    exported = tmp_path / "export" / "embedder.safetensors"
+    export = ["--model.init_args.export_dir", str(exported.parent)]
+    main(["fit", "--config", str(config), *export, *logs])
     assert exported.is_file()
     (ckpt,) = tmp_path.rglob("last.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]

@@ -48,7 +48,7 @@ def batch(size=2):
 
 def step(model):
     optimizer = model.configure_optimizers()
-    model.losses(batch(), drop=True)["loss"].backward()
+    model.step(batch(), "train")["loss"].backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
@@ -169,11 +169,11 @@ def test_saved_trained_parts_reload_to_identical_images(tmp_path):
     model.eval()
     audio = batch()["audio"]
     before = model.generate_from_audio(audio, [3])
-    path = tmp_path / "trained.safetensors"
-    model.hparams.export_trained = str(path)
+    model.export_dir = str(tmp_path)
     model.on_fit_end()
-    # the same frozen parts (same seed) with the trained parts from the file
-    reloaded = build("projector_cross_attention", trained_pretrained=str(path)).eval()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trained.safetensors"]
+    # the same frozen parts (same seed) with the trained parts from the export folder
+    reloaded = build("projector_cross_attention", pretrained=str(tmp_path)).eval()
     assert torch.equal(reloaded.generate_from_audio(audio, [3]), before)
     untrained = build("projector_cross_attention").eval()
     assert not torch.equal(untrained.generate_from_audio(audio, [3]), before)
@@ -207,8 +207,17 @@ def test_inconsistent_settings_are_refused():
 def test_cli_fit_test_predict_on_the_tiny_config(tmp_path, capsys):
     config = ROOT / "tests" / "conf" / "seeing_sound.yaml"
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    exported = tmp_path / "trained.safetensors"
-    main(["fit", "--config", str(config), "--model.init_args.export_trained", str(exported), *logs])
+    exported = tmp_path / "export" / "trained.safetensors"
+    main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--model.init_args.export_dir",
+            str(exported.parent),
+            *logs,
+        ]
+    )
     assert exported.is_file()
     (ckpt,) = tmp_path.rglob("last.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
@@ -219,7 +228,7 @@ def test_cli_fit_test_predict_on_the_tiny_config(tmp_path, capsys):
     main([*predict, "--ckpt_path", str(ckpt), "--output_dir", str(out)])
     assert len(list(out.rglob("*.png"))) == 8 + 1  # the test split's 8 clips + grid
     from_export = tmp_path / "from_export"
-    weights = ["--model.init_args.trained_pretrained", str(exported)]
+    weights = ["--model.init_args.pretrained", str(exported.parent)]
     main([*predict, *weights, "--output_dir", str(from_export)])
     assert len(list(from_export.rglob("*.png"))) == 8 + 1
     with pytest.raises(SystemExit) as refused:  # neither: the projector would be untrained
@@ -267,11 +276,11 @@ def test_contrastive_projector_pretraining_starts_seeing_sound(tmp_path):
         CLIPTextEncoder(preset="tiny"),
         PixArtGenerator(preset="tiny"),
         caption_key="caption",
-        export_projector=str(tmp_path / "projector.safetensors"),
+        export_dir=str(tmp_path),
     )
     text_projection = {k: v.clone() for k, v in stage1.generator.state_dict().items()}
     optimizer = stage1.configure_optimizers()
-    loss = stage1.loss({**batch(), "caption": ["a red circle", "a blue triangle"]})
+    loss = stage1.step({**batch(), "caption": ["a red circle", "a blue triangle"]}, "train")["loss"]
     loss.backward()
     optimizer.step()
     assert all(torch.equal(v, text_projection[k]) for k, v in stage1.generator.state_dict().items())
@@ -294,11 +303,11 @@ def test_cached_ast_sequences_and_latents_replace_both_models():
     computed = model.generator.training_losses(None, model.condition(clips["audio"]), latents)
     cached = {"key": ["a", "b"], "features/audio_tokens": tokens, "features/latents": latents}
     torch.manual_seed(5)
-    assert torch.equal(model.losses(cached, drop=False)["loss"], computed["loss"])
+    assert torch.equal(model.step(cached, "val")["loss"], computed["loss"])
     with pytest.raises(ConfigError, match="audio_tokens"):
-        model.losses({**cached, "features/audio_tokens": tokens[:, :5]}, drop=False)
+        model.step({**cached, "features/audio_tokens": tokens[:, :5]}, "val")
     with pytest.raises(ConfigError, match="latents"):
-        model.losses({**cached, "features/latents": latents[:, :2]}, drop=False)
+        model.step({**cached, "features/latents": latents[:, :2]}, "val")
 
 
 @pytest.fixture(scope="module")

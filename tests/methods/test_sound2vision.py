@@ -118,6 +118,29 @@ def test_exported_audio_encoder_serves_the_other_generator(tmp_path):
     assert torch.equal(model.audio_features(waveform), ldm.audio_features(waveform))
 
 
+def test_stage2_export_carries_the_feature_norm_the_ldm_reads(tmp_path):
+    """The running image-feature norm is method state: exported, read back, and required."""
+    model = build(export_dir=str(tmp_path / "stage2"))
+    trainer(tmp_path).fit(model, datamodule=world())
+    assert sorted(p.name for p in (tmp_path / "stage2").iterdir()) == [
+        "audio_encoder.safetensors",
+        "state.safetensors",
+    ]
+    ldm = build("ldm", pretrained=str(tmp_path / "stage2"))
+    assert ldm.untrained_parts() == []
+    torch.testing.assert_close(ldm.image_feature_norm, model.image_feature_norm)
+    waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
+    model.eval(), ldm.eval()
+    assert torch.equal(model.audio_features(waveform), ldm.audio_features(waveform))
+    # an LDM given only the encoder's weights would scale its conditions by an untrained norm
+    encoder_only = build("ldm")
+    assert encoder_only.untrained_parts() == ["audio_encoder", "state"]
+    assert build("gan").untrained_parts() == ["audio_encoder"]  # unit scale: the norm is unused
+    with pytest.raises(ConfigError, match=r"lacks state\.safetensors"):
+        (tmp_path / "stage2" / "state.safetensors").unlink()
+        build("ldm", pretrained=str(tmp_path / "stage2"))
+
+
 def test_checkpoint_without_trainable_weights_is_refused():
     with pytest.raises(ConfigError, match="trainable weights missing"):
         build().on_load_checkpoint({"state_dict": {}})

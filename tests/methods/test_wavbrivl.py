@@ -223,8 +223,8 @@ def test_components_that_do_not_fit_are_refused():
 
 def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    exported = tmp_path / "tower.safetensors"
-    export = ["--model.init_args.export_audio_encoder", str(exported)]
+    exported = tmp_path / "export" / "audio_encoder.safetensors"
+    export = ["--model.init_args.export_dir", str(exported.parent)]
     main(["fit", "--config", str(CONF), *export, *logs])
     (ckpt,) = tmp_path.rglob("last.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]

@@ -52,7 +52,7 @@ class WavLMTower(AudioEncoder):
         freeze_wavlm: Keep WavLM's own weights fixed (§2.3: "we either update or freeze the
             parameters of WavLM"); the layer weights and the head always train.
         pretrained: An a2i ``.safetensors`` file of this whole tower (written by WavBriVL's
-            ``export_audio_encoder``), loaded over everything else.
+            ``export_dir``), loaded over everything else.
         freeze: Freeze the whole tower (e.g. to use it as a fixed embedder).
     """
 

@@ -12,8 +12,8 @@ tiny ones come from :class:`TextToImagePretraining` and :class:`AudioClassifierP
 Seeing Sound's tiny PixArt and AST). Seeing Sound's optional projector pre-training (App. A.11) is
 :class:`AudioProjectorPretraining`.
 
-Every trainer takes ``export_dir``, ``overwrite_export`` and ``export_dtype`` and lists what it
-exports in :meth:`~a2i.methods.base.A2IMethod.exported_parts`; the base class writes the files.
+Every trainer takes :class:`~a2i.methods.base.A2IMethod`'s ``export_dir`` and lists what it writes
+in :meth:`~a2i.methods.base.A2IMethod.trained_parts`; the base class writes the files.
 """
 
 from a2i.methods.pretraining.audio_classifier import AudioClassifierPretraining

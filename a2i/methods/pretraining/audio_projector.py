@@ -16,11 +16,10 @@ runs in the world only.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from a2i.encoders.audio.ast import ASTAudioEncoder
 from a2i.encoders.text.clip_text import CLIPTextEncoder
@@ -28,9 +27,8 @@ from a2i.errors import ConfigError
 from a2i.generators.pixart import PixArtGenerator
 from a2i.interfaces import AUDIO, check_embedding_match
 from a2i.losses.alignment import similarity_logits, symmetric_infonce
-from a2i.methods.base import A2IMethod
+from a2i.methods.base import A2IMethod, Logged
 from a2i.methods.seeing_sound import ast_padding_mask
-from a2i.pretrained import ExportDtype
 
 
 def masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
@@ -52,9 +50,9 @@ class AudioProjectorPretraining(A2IMethod):
         temperature: Divides the cosine similarities (the paper gives none; CLIP starts at 0.07).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
-        export_projector: Write the projector to this ``.safetensors`` file at the end of ``fit``.
-        overwrite_export: Replace an existing exported file.
-        export_dtype: Floating-point type of the exported file.
+        options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes ``projector.safetensors``, Seeing Sound's
+            ``projector_pretrained``; ``overwrite_export``,
+            ``export_dtype``, ``save_frozen``, ``pretrained``).
     """
 
     def __init__(
@@ -67,11 +65,9 @@ class AudioProjectorPretraining(A2IMethod):
         temperature: float = 0.07,
         lr: float = 1e-4,
         weight_decay: float = 3e-2,
-        export_projector: str | None = None,
-        overwrite_export: bool = False,
-        export_dtype: ExportDtype = "float32",
+        **options: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**options)
         self.save_config(locals())
         check_embedding_match(
             text_encoder.width, generator.condition_dim, "text_encoder", "generator"
@@ -85,7 +81,7 @@ class AudioProjectorPretraining(A2IMethod):
             audio_encoder.token_dim, projector_hidden_dim
         )
 
-    def loss(self, batch: dict[str, Any]) -> Tensor:
+    def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
         """Symmetric InfoNCE between pooled projected audio and pooled projected text."""
         waveform = batch[AUDIO]
         with torch.no_grad():
@@ -96,25 +92,4 @@ class AudioProjectorPretraining(A2IMethod):
         mask = ast_padding_mask(self.audio_encoder, waveform.shape[-1]).to(tokens.device)
         audio = masked_mean(self.projector(tokens), mask.expand(len(tokens), -1))
         logits = similarity_logits(audio, text, "cosine", self.hparams.temperature)
-        return symmetric_infonce(logits)
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """InfoNCE over the batch's audio-text pairs."""
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[AUDIO]))
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The same loss on held-out pairs."""
-        self.log("val/loss", self.loss(batch), batch_size=len(batch[AUDIO]), sync_dist=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over the projector only."""
-        return torch.optim.AdamW(
-            self.projector.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
-
-    def exported_parts(self) -> dict[str | Path, nn.Module]:
-        """The projector, to ``export_projector`` when it is set."""
-        path = self.hparams.export_projector
-        return {} if path is None else {path: self.projector}
+        return {"loss": symmetric_infonce(logits)}

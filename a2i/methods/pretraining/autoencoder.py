@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import Module
 
 from a2i.generators.autoencoder import KLAutoencoder
 from a2i.interfaces import IMAGE
-from a2i.methods.base import A2IMethod
-from a2i.pretrained import ExportDtype, files_in
+from a2i.methods.base import A2IMethod, Logged
 
 
 class AutoencoderPretraining(A2IMethod):
@@ -24,38 +21,25 @@ class AutoencoderPretraining(A2IMethod):
     Args:
         autoencoder: The VAE to train.
         lr: Adam learning rate.
-        export_dir: Where to write ``vae.safetensors`` at the end of ``fit``.
-        overwrite_export: Replace an existing exported file.
-        export_dtype: Floating-point type of exported weights.
+        options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir``, ``overwrite_export``,
+            ``export_dtype``, ``save_frozen``, ``pretrained``).
     """
+
+    optimizer_class = torch.optim.Adam
 
     def __init__(
         self,
         autoencoder: KLAutoencoder,
         lr: float = 1e-3,
-        export_dir: str | None = None,
-        overwrite_export: bool = False,
-        export_dtype: ExportDtype = "float32",
+        **options: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**options)
         self.save_config(locals())
         self.autoencoder = autoencoder
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam over the autoencoder."""
-        return torch.optim.Adam(self.autoencoder.parameters(), lr=self.hparams.lr)
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Reconstruction + KL step."""
-        losses = self.autoencoder.training_losses(batch[IMAGE])
-        for name, value in losses.items():
-            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=len(batch[IMAGE]))
-        return losses["loss"]
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Validation reconstruction loss."""
-        losses = self.autoencoder.training_losses(batch[IMAGE])
-        self.log("val/loss", losses["loss"], batch_size=len(batch[IMAGE]), sync_dist=True)
+    def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
+        """Reconstruction + KL losses of the batch's images."""
+        return self.autoencoder.training_losses(batch[IMAGE])
 
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Real images and their reconstructions."""
@@ -65,6 +49,6 @@ class AutoencoderPretraining(A2IMethod):
             "reconstructed": self.autoencoder.decode(self.autoencoder.encode(image)),
         }
 
-    def exported_parts(self) -> dict[str | Path, Module | dict[str, Tensor]]:
-        """The VAE, as ``vae.safetensors`` in ``export_dir``."""
-        return files_in(self.hparams.export_dir, {"vae": self.autoencoder})
+    def trained_parts(self) -> dict[str, Tensor | torch.nn.Module]:
+        """The VAE, exported as ``vae.safetensors`` (a latent diffusion model's ``vae_pretrained``)."""
+        return {"vae": self.autoencoder}

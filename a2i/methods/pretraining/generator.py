@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,7 +11,6 @@ from torch.nn import Module
 
 from a2i.interfaces import IMAGE, AdversarialGenerator, ImageEncoder, ImageGenerator
 from a2i.methods.base import A2IMethod
-from a2i.pretrained import ExportDtype, files_in
 
 
 class GeneratorPretraining(A2IMethod):
@@ -28,12 +26,10 @@ class GeneratorPretraining(A2IMethod):
         betas: Adam betas (BigGAN/IC-GAN use (0.0, 0.999)).
         train_image_encoder: Train the encoder jointly (tiny presets in the synthetic world);
             the papers keep a published self-supervised encoder fixed.
-        export_dir: Where to write ``image_encoder.safetensors`` (if trained) and the generator's
-            :meth:`~a2i.interfaces.ImageGenerator.trained_parts` at the end of ``fit`` (the files
-            stage 2 loads through ``pretrained``).
-        overwrite_export: Replace existing exported files.
-        export_dtype: Floating-point type of exported weights (float16 halves shipped files).
-        save_frozen: See :class:`A2IMethod`.
+        options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes ``image_encoder.safetensors`` if it
+            trained and the generator's :meth:`~a2i.interfaces.ImageGenerator.trained_parts`,
+            the files stage 2 loads through ``pretrained``; ``overwrite_export``,
+            ``export_dtype`` (float16 halves shipped files), ``save_frozen``, ``pretrained``).
     """
 
     def __init__(
@@ -44,12 +40,9 @@ class GeneratorPretraining(A2IMethod):
         discriminator_lr: float = 4e-4,
         betas: tuple[float, float] = (0.0, 0.999),
         train_image_encoder: bool = False,
-        export_dir: str | None = None,
-        overwrite_export: bool = False,
-        export_dtype: ExportDtype = "float32",
-        save_frozen: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(save_frozen=save_frozen)
+        super().__init__(**options)
         self.save_config(locals())
         self.image_encoder = image_encoder
         self.generator = generator
@@ -126,12 +119,12 @@ class GeneratorPretraining(A2IMethod):
         seed = torch.Generator(device=image.device).manual_seed(0)
         return {"real": image, "generated": self.generator.generate(self.condition(image), seed)}
 
-    def exported_parts(self) -> dict[str | Path, Module | dict[str, Tensor]]:
-        """The generator's trained parts, and the encoder if it trained, in ``export_dir``."""
+    def trained_parts(self) -> dict[str, Module | dict[str, Tensor]]:
+        """The generator's trained parts, and the encoder if it trained."""
         parts = dict(self.generator.trained_parts())
         if not self.image_encoder.frozen:
             parts["image_encoder"] = self.image_encoder
-        return files_in(self.hparams.export_dir, parts)
+        return parts
 
     def _log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
         for name, value in losses.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,8 +12,7 @@ from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
 from a2i.generators.pixart import PixArtGenerator
 from a2i.interfaces import IMAGE, check_embedding_match
-from a2i.methods.base import A2IMethod
-from a2i.pretrained import ExportDtype, files_in
+from a2i.methods.base import A2IMethod, Logged
 
 
 class TextToImagePretraining(A2IMethod):
@@ -34,11 +32,13 @@ class TextToImagePretraining(A2IMethod):
         caption_key: Batch key holding each image's caption (``description`` in the world).
         caption_dropout: Probability of training on the empty prompt instead (10% in SD).
         lr: Adam learning rate.
-        export_dir: Where to write ``text_encoder.safetensors`` and the generator's trained
-            parts (``unet.safetensors`` of an LDM, ``transformer.safetensors`` of PixArt).
-        overwrite_export: Replace existing exported files.
-        export_dtype: Floating-point type of exported weights.
+        options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes ``text_encoder.safetensors`` and the
+            generator's trained parts, ``unet.safetensors`` of an LDM or ``transformer.safetensors``
+            of PixArt; ``overwrite_export``,
+            ``export_dtype``, ``save_frozen``, ``pretrained``).
     """
+
+    optimizer_class = torch.optim.Adam
 
     def __init__(
         self,
@@ -47,11 +47,9 @@ class TextToImagePretraining(A2IMethod):
         caption_key: str = "caption",
         caption_dropout: float = 0.1,
         lr: float = 1e-4,
-        export_dir: str | None = None,
-        overwrite_export: bool = False,
-        export_dtype: ExportDtype = "float32",
+        **options: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**options)
         self.save_config(locals())
         check_embedding_match(
             text_encoder.width, generator.condition_dim, "text_encoder", "generator"
@@ -69,12 +67,12 @@ class TextToImagePretraining(A2IMethod):
         if self.training:
             self.trained_tokens[inputs[0].unique()] = True
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam over the text encoder and the generator's trained parts (UNet or DiT)."""
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The text encoder and the generator's trained parts (UNet or DiT); the VAE stays."""
         params = list(self.text_encoder.parameters())
         for part in self.generator.trained_parts().values():
             params += list(part.parameters())
-        return torch.optim.Adam(params, lr=self.hparams.lr)
+        return params
 
     def _captions(self, batch: dict[str, Any], drop: bool) -> list[str]:
         captions = list(batch[self.hparams.caption_key])
@@ -83,18 +81,13 @@ class TextToImagePretraining(A2IMethod):
             captions = [c if k else "" for c, k in zip(captions, keep.tolist(), strict=True)]
         return captions
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """ε-prediction loss with the captions' text-encoder states as condition."""
-        condition = self.text_encoder(self._captions(batch, drop=True))
-        loss = self.generator.training_losses(batch[IMAGE], condition)["loss"]
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(condition))
-        return loss
+    def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
+        """ε-prediction loss with the captions' text-encoder states as condition.
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """The same loss on held-out images (no caption dropout)."""
-        condition = self.text_encoder(self._captions(batch, drop=False))
-        loss = self.generator.training_losses(batch[IMAGE], condition)["loss"]
-        self.log("val/loss", loss, batch_size=len(condition), sync_dist=True)
+        Training drops captions (``caption_dropout``); held-out images keep theirs.
+        """
+        condition = self.text_encoder(self._captions(batch, drop=stage == "train"))
+        return {"loss": self.generator.training_losses(batch[IMAGE], condition)["loss"]}
 
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Real images and the images drawn from their captions (seed 0)."""
@@ -103,13 +96,10 @@ class TextToImagePretraining(A2IMethod):
         drawn = self.generator.generate(condition, seed, self.text_encoder([""]))
         return {"real": batch[IMAGE][:8], "generated": drawn}
 
-    def exported_parts(self) -> dict[str | Path, Module | dict[str, Tensor]]:
-        """The text encoder (trained token rows only) and the UNet or DiT, in ``export_dir``."""
-        if self.hparams.export_dir is None:
-            return {}
+    def trained_parts(self) -> dict[str, Module | dict[str, Tensor]]:
+        """The text encoder (trained token rows only) and the UNet or DiT."""
         trained = self.trained_tokens.nonzero().flatten()
-        parts = {
+        return {
             "text_encoder": self.text_encoder.compact_state_dict(trained),
             **self.generator.trained_parts(),
         }
-        return files_in(self.hparams.export_dir, parts)
