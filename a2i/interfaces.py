@@ -19,6 +19,7 @@ Batch contract (what every datamodule yields and every method reads):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -231,11 +232,19 @@ class Condition:
         )
 
 
+LatentGuidance = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``(latents, timestep, prediction) → prediction``: a correction of each sampling step of a
+diffusion generator (:class:`~a2i.generators.score_guidance.ScoreGuidance`)."""
+
+
 class ImageGenerator(FreezableMixin, ABC):
     """Condition → image ``(B, 3, H, W)`` in ``[0, 1]``.
 
     The condition is a :class:`Condition`, or a plain ``(B, D)`` embedding for generators that
-    read one vector (IC-GAN).
+    read one vector (IC-GAN). :meth:`generate` takes every sampling control a method may pass;
+    a generator declares which it honours (:attr:`sampling_controls`,
+    :attr:`composes_conditions`), so methods read that instead of probing signatures, and it
+    refuses the others by name (:meth:`refuse_sampling`) rather than ignore them.
 
     Attributes:
         condition_dim: Size of the conditioning vector (the last dimension of the condition).
@@ -245,18 +254,62 @@ class ImageGenerator(FreezableMixin, ABC):
     condition_dim: int
     image_size: int
     sampling_controls: frozenset[Control] = frozenset()
-    """Sampling arguments :meth:`generate` accepts as keywords (``guidance_scale``, …)."""
+    """The :data:`Control` s among :meth:`generate`'s keywords it honours (``guidance_scale``, …)."""
+    composes_conditions: bool = False
+    """Whether :meth:`generate` takes a list of conditions and their ``weights`` (composable
+    diffusion); Sound2Vision's ``image_blend`` defaults to it then."""
     condition_scale: Literal["unit", "feature"] = "feature"
     """Length of the conditions it was trained on: ``unit`` (IC-GAN on unit SwAV features) or
     ``feature`` (raw encoder output, e.g. CLIP image embeddings for sd-image-variations)."""
 
     @abstractmethod
-    def generate(self, condition: Tensor | Condition, generator: Generators = None) -> Tensor:
+    def generate(
+        self,
+        condition: Tensor | Condition | Sequence[Tensor | Condition],
+        generator: Generators = None,
+        unconditional: Tensor | Condition | None = None,
+        *,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        weights: Sequence[float] | None = None,
+        guidance: LatentGuidance | None = None,
+    ) -> Tensor:
         """Draw one image per condition row.
 
-        ``generator`` seeds every random draw: a list gives row ``i`` its own generator, so the
-        image of a row does not depend on the other rows of the batch.
+        Every argument after ``generator`` is a sampling control of diffusion generators; None
+        leaves it at the generator's configured default (or off). A generator that cannot honour
+        one that is given raises :class:`~a2i.errors.ConfigError` naming it.
+
+        Args:
+            condition: What to draw, or (:attr:`composes_conditions`) several conditions of the
+                same rows to compose.
+            generator: Seeds every random draw: a list gives row ``i`` its own generator, so the
+                image of a row does not depend on the other rows of the batch.
+            unconditional: Classifier-free guidance's unconditional input (one row or one per
+                row), e.g. a text-to-image model's empty-prompt encoding.
+            guidance_scale: Classifier-free guidance scale for this call.
+            num_inference_steps: Sampling steps for this call.
+            weights: Weight of each composed condition (default 1 each).
+            guidance: A correction of every sampling step (score guidance).
         """
+
+    def refuse_sampling(
+        self, condition: Tensor | Condition | Sequence[Tensor | Condition], **asked: object
+    ) -> None:
+        """Raise a :class:`ConfigError` naming each control of ``asked`` that is given (not None).
+
+        A generator calls it with the controls it cannot honour; several conditions are refused
+        too unless it :attr:`composes_conditions`. Ignoring them would draw something else than
+        what was asked, silently.
+        """
+        refused = [name for name, value in asked.items() if value is not None]
+        if isinstance(condition, list | tuple) and not self.composes_conditions:
+            refused.insert(0, "several conditions")
+        if refused:
+            raise ConfigError(
+                f"{type(self).__name__} cannot generate with {', '.join(refused)} "
+                "(a diffusion generator can)"
+            )
 
     def trained_parts(self) -> dict[str, nn.Module]:
         """The submodules stage-1 training changes, by export name (saved as ``<name>.safetensors``).
