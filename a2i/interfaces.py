@@ -1,9 +1,10 @@
-"""The three component contracts every a2i method is built from, and the batch contract.
+"""The component contracts every a2i method is built from, and the batch contract.
 
 Methods (Sound2Vision, AudioToken, WavBriVL, Seeing Sound) are compositions of an
-:class:`AudioEncoder`, an :class:`ImageEncoder` and an :class:`ImageGenerator`. Each component
-declares what it consumes and produces, so a method can check at construction that its parts fit
-(sample rate, clip length, embedding size) instead of failing deep inside a forward pass.
+:class:`AudioEncoder`, an :class:`ImageEncoder`, a :class:`TextEncoder` and an
+:class:`ImageGenerator`. Each component declares what it consumes and produces, so a method can
+check at construction that its parts fit (sample rate, clip length, embedding size) instead of
+failing deep inside a forward pass, and types the role it needs, never a concrete class.
 
 Batch contract (what every datamodule yields and every method reads):
 
@@ -325,6 +326,36 @@ class ImageGenerator(FreezableMixin, ABC):
         Returns a dict with at least ``"loss"`` (the value to minimise). Adversarial
         generators implement :class:`AdversarialGenerator` instead and raise here.
         """
+
+
+class TextEncoder(FreezableMixin, ABC):
+    """Prompts → the per-token states a text-to-image generator reads, with a slot for a learned token.
+
+    AudioToken (§2.1) injects an audio embedding at :attr:`placeholder` of its prompt and trains
+    it against the label's word embeddings (:meth:`pooled_label`); WavBriVL prompts its
+    text-to-image generator with class prompts.
+
+    Attributes:
+        width: Width of each state and of an injected embedding (the generator's
+            ``condition_dim``).
+        placeholder: The token of a prompt that marks where an injected embedding goes.
+    """
+
+    width: int
+    placeholder: str
+
+    @abstractmethod
+    def forward(self, prompts: Sequence[str], injected: Tensor | None = None) -> Tensor:
+        """States ``(B, L, width)`` of one prompt per row.
+
+        Args:
+            prompts: One prompt per row; with ``injected``, each holds :attr:`placeholder` once.
+            injected: ``(B, width)`` embeddings to put at the placeholders.
+        """
+
+    @abstractmethod
+    def pooled_label(self, labels: Sequence[str]) -> Tensor:
+        """``(B, width)`` mean input embedding of each label's tokens (AudioToken eq. 7's ``l̂``)."""
 
 
 class AdversarialGenerator(ImageGenerator):
