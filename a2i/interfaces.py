@@ -107,6 +107,24 @@ class AudioEncoder(FreezableMixin, ABC):
         """Encode a batch of mono waveforms ``(B, T)``."""
 
 
+class FixedWindowAudioEncoder(AudioEncoder):
+    """An audio encoder that pads every clip to one window and emits a fixed token grid (AST).
+
+    A method that conditions on the tokens (Seeing Sound) needs both facts: the number of tokens
+    (a learned null sequence, cached sequences) and which tokens only see the padding of a clip
+    shorter than the window (masked, so the image depends on the audio only).
+
+    Attributes:
+        token_count: Tokens per clip, whatever its length.
+    """
+
+    token_count: int
+
+    @abstractmethod
+    def heard_tokens(self, num_samples: int) -> Tensor:
+        """``(token_count,)`` bool: True for the tokens that see audio of a ``num_samples`` clip."""
+
+
 class ImageEncoder(FreezableMixin, ABC):
     """Image ``(B, 3, H, W)`` in ``[0, 1]`` → embedding ``(B, D)``.
 

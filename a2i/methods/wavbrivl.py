@@ -33,9 +33,8 @@ from torch import Tensor, nn
 
 from a2i.data.vggsound import read_class_file
 from a2i.encoders.image.vision_language import VisionLanguageEncoder
-from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
-from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.generators.diffusion import DiffusionGenerator
 from a2i.generators.score_guidance import ScoreGuidance
 from a2i.interfaces import (
     AUDIO,
@@ -46,6 +45,7 @@ from a2i.interfaces import (
     AudioEncoder,
     AudioToImageModel,
     Control,
+    TextEncoder,
     check_embedding_match,
     per_row_generators,
 )
@@ -109,8 +109,8 @@ class WavBriVL(A2IMethod, AudioToImageModel):
         self,
         audio_encoder: AudioEncoder,
         image_encoder: VisionLanguageEncoder,
-        generator: LatentDiffusionGenerator | None = None,
-        text_encoder: CLIPTextEncoder | None = None,
+        generator: DiffusionGenerator | None = None,
+        text_encoder: TextEncoder | None = None,
         loss: Literal["moco", "infonce"] = "moco",
         queue_size: int = 9600,
         momentum: float = 0.99,
@@ -399,7 +399,9 @@ class WavBriVL(A2IMethod, AudioToImageModel):
 
         def draw(seed: int, **extra: Any) -> Tensor:
             generators = per_row_generators(seed, len(target), target.device)
-            return self.generator.generate(condition, generators, negative, **sampling, **extra)
+            return self.generator.generate(
+                condition, generators, unconditional=negative, **sampling, **extra
+            )
 
         guidance = None
         if self.hparams.generation == "guidance":
