@@ -1,9 +1,10 @@
-"""The three component contracts every a2i method is built from, and the batch contract.
+"""The component contracts every a2i method is built from, and the batch contract.
 
 Methods (Sound2Vision, AudioToken, WavBriVL, Seeing Sound) are compositions of an
-:class:`AudioEncoder`, an :class:`ImageEncoder` and an :class:`ImageGenerator`. Each component
-declares what it consumes and produces, so a method can check at construction that its parts fit
-(sample rate, clip length, embedding size) instead of failing deep inside a forward pass.
+:class:`AudioEncoder`, an :class:`ImageEncoder`, a :class:`TextEncoder` and an
+:class:`ImageGenerator`. Each component declares what it consumes and produces, so a method can
+check at construction that its parts fit (sample rate, clip length, embedding size) instead of
+failing deep inside a forward pass, and types the role it needs, never a concrete class.
 
 Batch contract (what every datamodule yields and every method reads):
 
@@ -19,6 +20,7 @@ Batch contract (what every datamodule yields and every method reads):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -103,6 +105,24 @@ class AudioEncoder(FreezableMixin, ABC):
     @abstractmethod
     def forward(self, waveform: Tensor) -> AudioEncoderOutput:
         """Encode a batch of mono waveforms ``(B, T)``."""
+
+
+class FixedWindowAudioEncoder(AudioEncoder):
+    """An audio encoder that pads every clip to one window and emits a fixed token grid (AST).
+
+    A method that conditions on the tokens (Seeing Sound) needs both facts: the number of tokens
+    (a learned null sequence, cached sequences) and which tokens only see the padding of a clip
+    shorter than the window (masked, so the image depends on the audio only).
+
+    Attributes:
+        token_count: Tokens per clip, whatever its length.
+    """
+
+    token_count: int
+
+    @abstractmethod
+    def heard_tokens(self, num_samples: int) -> Tensor:
+        """``(token_count,)`` bool: True for the tokens that see audio of a ``num_samples`` clip."""
 
 
 class ImageEncoder(FreezableMixin, ABC):
@@ -231,11 +251,19 @@ class Condition:
         )
 
 
+LatentGuidance = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``(latents, timestep, prediction) → prediction``: a correction of each sampling step of a
+diffusion generator (:class:`~a2i.generators.score_guidance.ScoreGuidance`)."""
+
+
 class ImageGenerator(FreezableMixin, ABC):
     """Condition → image ``(B, 3, H, W)`` in ``[0, 1]``.
 
     The condition is a :class:`Condition`, or a plain ``(B, D)`` embedding for generators that
-    read one vector (IC-GAN).
+    read one vector (IC-GAN). :meth:`generate` takes every sampling control a method may pass;
+    a generator declares which it honours (:attr:`sampling_controls`,
+    :attr:`composes_conditions`), so methods read that instead of probing signatures, and it
+    refuses the others by name (:meth:`refuse_sampling`) rather than ignore them.
 
     Attributes:
         condition_dim: Size of the conditioning vector (the last dimension of the condition).
@@ -245,18 +273,62 @@ class ImageGenerator(FreezableMixin, ABC):
     condition_dim: int
     image_size: int
     sampling_controls: frozenset[Control] = frozenset()
-    """Sampling arguments :meth:`generate` accepts as keywords (``guidance_scale``, …)."""
+    """The :data:`Control` s among :meth:`generate`'s keywords it honours (``guidance_scale``, …)."""
+    composes_conditions: bool = False
+    """Whether :meth:`generate` takes a list of conditions and their ``weights`` (composable
+    diffusion); Sound2Vision's ``image_blend`` defaults to it then."""
     condition_scale: Literal["unit", "feature"] = "feature"
     """Length of the conditions it was trained on: ``unit`` (IC-GAN on unit SwAV features) or
     ``feature`` (raw encoder output, e.g. CLIP image embeddings for sd-image-variations)."""
 
     @abstractmethod
-    def generate(self, condition: Tensor | Condition, generator: Generators = None) -> Tensor:
+    def generate(
+        self,
+        condition: Tensor | Condition | Sequence[Tensor | Condition],
+        generator: Generators = None,
+        unconditional: Tensor | Condition | None = None,
+        *,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        weights: Sequence[float] | None = None,
+        guidance: LatentGuidance | None = None,
+    ) -> Tensor:
         """Draw one image per condition row.
 
-        ``generator`` seeds every random draw: a list gives row ``i`` its own generator, so the
-        image of a row does not depend on the other rows of the batch.
+        Every argument after ``generator`` is a sampling control of diffusion generators; None
+        leaves it at the generator's configured default (or off). A generator that cannot honour
+        one that is given raises :class:`~a2i.errors.ConfigError` naming it.
+
+        Args:
+            condition: What to draw, or (:attr:`composes_conditions`) several conditions of the
+                same rows to compose.
+            generator: Seeds every random draw: a list gives row ``i`` its own generator, so the
+                image of a row does not depend on the other rows of the batch.
+            unconditional: Classifier-free guidance's unconditional input (one row or one per
+                row), e.g. a text-to-image model's empty-prompt encoding.
+            guidance_scale: Classifier-free guidance scale for this call.
+            num_inference_steps: Sampling steps for this call.
+            weights: Weight of each composed condition (default 1 each).
+            guidance: A correction of every sampling step (score guidance).
         """
+
+    def refuse_sampling(
+        self, condition: Tensor | Condition | Sequence[Tensor | Condition], **asked: object
+    ) -> None:
+        """Raise a :class:`ConfigError` naming each control of ``asked`` that is given (not None).
+
+        A generator calls it with the controls it cannot honour; several conditions are refused
+        too unless it :attr:`composes_conditions`. Ignoring them would draw something else than
+        what was asked, silently.
+        """
+        refused = [name for name, value in asked.items() if value is not None]
+        if isinstance(condition, list | tuple) and not self.composes_conditions:
+            refused.insert(0, "several conditions")
+        if refused:
+            raise ConfigError(
+                f"{type(self).__name__} cannot generate with {', '.join(refused)} "
+                "(a diffusion generator can)"
+            )
 
     def trained_parts(self) -> dict[str, nn.Module]:
         """The submodules stage-1 training changes, by export name (saved as ``<name>.safetensors``).
@@ -272,6 +344,36 @@ class ImageGenerator(FreezableMixin, ABC):
         Returns a dict with at least ``"loss"`` (the value to minimise). Adversarial
         generators implement :class:`AdversarialGenerator` instead and raise here.
         """
+
+
+class TextEncoder(FreezableMixin, ABC):
+    """Prompts → the per-token states a text-to-image generator reads, with a slot for a learned token.
+
+    AudioToken (§2.1) injects an audio embedding at :attr:`placeholder` of its prompt and trains
+    it against the label's word embeddings (:meth:`pooled_label`); WavBriVL prompts its
+    text-to-image generator with class prompts.
+
+    Attributes:
+        width: Width of each state and of an injected embedding (the generator's
+            ``condition_dim``).
+        placeholder: The token of a prompt that marks where an injected embedding goes.
+    """
+
+    width: int
+    placeholder: str
+
+    @abstractmethod
+    def forward(self, prompts: Sequence[str], injected: Tensor | None = None) -> Tensor:
+        """States ``(B, L, width)`` of one prompt per row.
+
+        Args:
+            prompts: One prompt per row; with ``injected``, each holds :attr:`placeholder` once.
+            injected: ``(B, width)`` embeddings to put at the placeholders.
+        """
+
+    @abstractmethod
+    def pooled_label(self, labels: Sequence[str]) -> Tensor:
+        """``(B, width)`` mean input embedding of each label's tokens (AudioToken eq. 7's ``l̂``)."""
 
 
 class AdversarialGenerator(ImageGenerator):

@@ -291,6 +291,12 @@ class KaldiFbank(nn.Module):
         """``(target_length, num_mel_bins)``, whatever the clip length."""
         return self.target_length, self.num_mel_bins
 
+    def frame_count(self, num_samples: int) -> int:
+        """Frames of a ``num_samples`` clip before padding or cropping (Kaldi's ``snip_edges``)."""
+        window = int(self.sample_rate * self.frame_length_ms / 1000)
+        shift = int(self.sample_rate * self.frame_shift_ms / 1000)
+        return 1 + (num_samples - window) // shift
+
     def forward(self, waveform: Tensor) -> Tensor:
         """``(B, T)`` waveform in ``[-1, 1]`` → ``(B, target_length, num_mel_bins)``."""
         _check_batch(waveform, type(self).__name__)

@@ -17,6 +17,7 @@ IC-GAN generator (``G_ema_best0.pth``) converts with a few renames
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -26,7 +27,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from a2i.errors import ConfigError
 from a2i.generators.autoencoder import foreground_weighted_l1
-from a2i.interfaces import AdversarialGenerator, Generators
+from a2i.interfaces import AdversarialGenerator, Generators, LatentGuidance
 from a2i.modules.noise import randn
 from a2i.pretrained import Weights, resolve_weights
 
@@ -447,13 +448,32 @@ class BigGANGenerator(AdversarialGenerator):
         return (self.network(noise, condition) + 1.0) / 2.0
 
     @torch.no_grad()
-    def generate(self, condition: Tensor, generator: Generators = None) -> Tensor:
+    def generate(
+        self,
+        condition: Tensor,
+        generator: Generators = None,
+        unconditional: Tensor | None = None,
+        *,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        weights: Sequence[float] | None = None,
+        guidance: LatentGuidance | None = None,
+    ) -> Tensor:
         """One image per condition row in ``[0, 1]``; ``generator`` seeds the noise.
 
         Batch norm uses running statistics in eval mode (IC-GAN samples with ``G_eval_mode``)
         and batch statistics in train mode. In eval mode a list of generators, one per row,
-        makes a row's image independent of the batch it is drawn in.
+        makes a row's image independent of the batch it is drawn in. A GAN draws in one pass
+        from one condition: every diffusion sampling control is refused by name.
         """
+        self.refuse_sampling(
+            condition,
+            unconditional=unconditional,
+            guidance_scale=guidance_scale,
+            num_inference_steps=num_inference_steps,
+            weights=weights,
+            guidance=guidance,
+        )
         noise = self._noise(condition.shape[0], condition.device, generator)
         return self(noise, condition)
 

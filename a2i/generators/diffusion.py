@@ -6,6 +6,12 @@ rest — the frozen VAE (or none, for pixel space), the training noise schedule 
 loss of Sound2Vision eq. (4), condition dropout, and sampling with classifier-free guidance
 (Ho & Salimans 2022) — around any :class:`Denoiser`. :class:`UNetDenoiser` adapts diffusers'
 ``UNet2DConditionModel``; a transformer denoiser is one more adapter, with no copied loop.
+
+:class:`DiffusionGenerator` is that model as an :class:`~a2i.interfaces.ImageGenerator`: the
+sampling controls, the loss and the loading of published or a2i weights, written once. The UNet
+(:mod:`a2i.generators.latent_diffusion`) and PixArt (:mod:`a2i.generators.pixart`) generators only
+say how their network is built. :class:`ProjectedConditionGenerator` is the role of one whose
+condition projection a method replaces to read another modality (Seeing Sound).
 """
 
 from __future__ import annotations
@@ -13,20 +19,19 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import diffusers
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, SchedulerMixin, UNet2DConditionModel
+from diffusers import DDPMScheduler, ModelMixin, SchedulerMixin, UNet2DConditionModel
 from torch import Tensor, nn
 
 from a2i.errors import ConfigError
-from a2i.generators.autoencoder import KLAutoencoder
-from a2i.interfaces import Condition, Generators
+from a2i.generators.autoencoder import KLAutoencoder, load_weights_file
+from a2i.interfaces import Condition, Control, Generators, ImageGenerator, LatentGuidance
 from a2i.modules.noise import randn
-
-LatentGuidance = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""``(latents, timestep, prediction) → prediction``: a correction of each sampling step."""
+from a2i.pretrained import Weights, resolve_weights
 
 NOISE_SCHEDULE = {
     # Stable Diffusion's training schedule (also that of sd-image-variations).
@@ -285,3 +290,213 @@ class LatentDiffusion(nn.Module):
                 prediction = guidance(latents, timestep, prediction)
             latents = scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample
         return self.decode(latents)
+
+
+class DiffusionGenerator(ImageGenerator):
+    """A :class:`LatentDiffusion` model as an image generator, built from a preset or published weights.
+
+    Takes every sampling control of :meth:`~a2i.interfaces.ImageGenerator.generate`. A subclass
+    names its network (:attr:`network_class`, :attr:`network_folder`), its default training
+    schedule and preset defaults, and builds a network from a preset in ``new_network``; the rest
+    (weights files found before anything is built, the VAE, published pipelines) is here.
+
+    Args:
+        preset: A key of :attr:`preset_defaults`.
+        pretrained: A diffusers pipeline repo id or directory with ``<network_folder>/``,
+            ``vae/`` and ``scheduler/``; it defines the architecture, ``preset`` then only
+            supplies the sampling defaults.
+        network_pretrained: An a2i ``.safetensors`` file of the network's own state dict (the
+            subclass's ``<network_folder>_pretrained`` argument); overrides ``pretrained``'s.
+        vae_pretrained: An a2i ``.safetensors`` file of a :class:`KLAutoencoder` of the same
+            preset; overrides ``pretrained``'s VAE.
+        image_size: Output resolution (None: the published network's or the preset's).
+        num_inference_steps: Sampling steps (None: the preset's).
+        guidance_scale: Classifier-free guidance scale; ≤ 1 disables guidance and its second pass.
+        condition_dropout: See :class:`LatentDiffusion`.
+        prediction_type: What the network predicts (``noise_scheduler``'s ``prediction_type``).
+        sampler: See :class:`LatentDiffusion`.
+        new_network: Builds the network of ``preset`` for latents of the given channel count
+            (used when ``pretrained`` is None).
+    """
+
+    sampling_controls: frozenset[Control] = frozenset({"guidance_scale", "num_inference_steps"})
+    composes_conditions = True
+    network_class: type[ModelMixin]
+    """The diffusers class of the network (loaded from published pipelines)."""
+    network_folder: str
+    """The network's folder in a published pipeline, and its export name (``trained_parts``)."""
+    denoiser_class: Callable[[ModelMixin], Denoiser]
+    """Wraps the network as the diffusion's :class:`Denoiser`."""
+    default_schedule: dict[str, Any]
+    """The training noise schedule without published weights (and the base of a published one)."""
+    preset_defaults: dict[str, dict[str, int]]
+    """``image_size`` and ``num_inference_steps`` of each preset."""
+    download: str | None = None
+    """How to fetch published weights, shown when they are missing (None: ``hf download <repo>``)."""
+
+    def __init__(
+        self,
+        preset: str,
+        pretrained: str | None,
+        network_pretrained: str | None,
+        vae_pretrained: str | None,
+        image_size: int | None,
+        num_inference_steps: int | None,
+        guidance_scale: float,
+        condition_dropout: float,
+        prediction_type: str,
+        sampler: str,
+        new_network: Callable[[int], ModelMixin],
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if preset not in self.preset_defaults:
+            choices = " or ".join(repr(choice) for choice in self.preset_defaults)
+            raise ConfigError(f"{name}.preset must be {choices} (got {preset!r})")
+        defaults = self.preset_defaults[preset]
+        self.preset = preset
+        self.num_inference_steps = num_inference_steps or defaults["num_inference_steps"]
+        self.guidance_scale = guidance_scale
+
+        # every file is found before anything is built: a missing one fails at once
+        weights = resolve_weights(pretrained, f"{name}.pretrained", download=self.download)
+        network_file = resolve_weights(
+            network_pretrained, f"{name}.{self.network_folder}_pretrained"
+        )
+        vae_file = resolve_weights(vae_pretrained, f"{name}.vae_pretrained")
+        published = None if weights is None else self._load_published(weights)
+        if vae_file is None:
+            vae = KLAutoencoder(
+                preset=preset, pretrained=pretrained, subfolder="vae" if pretrained else None
+            )
+        else:
+            vae = KLAutoencoder(preset=preset)
+            load_weights_file(vae, vae_file)
+        if published is None:
+            network, schedule = new_network(vae.latent_channels), dict(self.default_schedule)
+        else:
+            network, schedule = published
+            if image_size is None:
+                image_size = int(network.config.sample_size) * vae.downsample_factor
+        if network_file is not None:
+            load_weights_file(network, network_file)
+        self.image_size = image_size or defaults["image_size"]
+        try:
+            self.diffusion = LatentDiffusion(
+                self.denoiser_class(network),
+                self.image_size,
+                vae=vae,
+                noise_scheduler=DDPMScheduler(**schedule, prediction_type=prediction_type),
+                condition_dropout=condition_dropout,
+                sampler=sampler,
+            )
+        except ConfigError as error:
+            raise ConfigError(f"{name}: {error}") from None
+
+    def _load_published(self, weights: Weights) -> tuple[ModelMixin, dict[str, Any]]:
+        """Network and training noise schedule of a diffusers pipeline repo or directory."""
+
+        def load(where: str) -> tuple[ModelMixin, dict]:
+            network = self.network_class.from_pretrained(where, subfolder=self.network_folder)
+            return network, DDPMScheduler.load_config(where, subfolder="scheduler")
+
+        download = self.download or f"hf download {weights.spec}"
+        network, config = weights.load(load, library="diffusers", download=download)
+        keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+        return network, {**self.default_schedule, **{k: config[k] for k in keys if k in config}}
+
+    @property
+    def denoiser(self) -> Denoiser:
+        """The network as the diffusion's denoiser."""
+        return self.diffusion.denoiser
+
+    @property
+    def condition_dim(self) -> int:
+        """Width of the condition tokens the denoiser reads."""
+        return self.denoiser.condition_dim
+
+    @property
+    def vae(self) -> KLAutoencoder:
+        """The frozen autoencoder."""
+        return self.diffusion.vae
+
+    @property
+    def noise_scheduler(self) -> DDPMScheduler:
+        """The training noise schedule (saved as a diffusers ``scheduler/`` folder)."""
+        return self.diffusion.noise_scheduler
+
+    def training_losses(
+        self, image: Tensor | None, condition: Tensor | Condition, latents: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """The denoising loss on the VAE latents of ``image`` (:meth:`LatentDiffusion.training_losses`).
+
+        ``latents`` pre-computed by this generator's VAE (a shard cache) replace encoding
+        ``image``. Draws timesteps, noise and condition dropout from the global RNG.
+        """
+        return self.diffusion.training_losses(image, condition, latents)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        condition: Tensor | Condition | Sequence[Tensor | Condition],
+        generator: Generators = None,
+        unconditional: Tensor | Condition | None = None,
+        *,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        weights: Sequence[float] | None = None,
+        guidance: LatentGuidance | None = None,
+    ) -> Tensor:
+        """Images ``(B, 3, H, W)`` in ``[0, 1]`` by :meth:`LatentDiffusion.sample`.
+
+        ``guidance_scale`` and ``num_inference_steps`` default to the configured ones; the
+        unconditional input defaults to the all-zero condition of the condition dropout.
+        """
+        return self.diffusion.sample(
+            condition,
+            unconditional,
+            generator,
+            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
+            weights=weights,
+            guidance=guidance,
+        )
+
+
+TrainedPart = Literal["projector", "projector_cross_attention", "all"]
+"""What trains of a denoiser whose projection was replaced: the projector only, the projector and
+every cross-attention layer (the layers that read the projector's tokens), or everything."""
+
+
+class ProjectedDenoiser(Denoiser):
+    """A denoiser that reads condition tokens through a projection (an MLP) that can be replaced.
+
+    A method conditions the pretrained network on another modality by swapping that projection
+    for a new one over its own tokens (Seeing Sound: AST tokens in place of PixArt-α's T5 ones).
+    """
+
+    @property
+    @abstractmethod
+    def projector(self) -> nn.Module:
+        """The projection between the condition tokens and the network."""
+
+    @abstractmethod
+    def new_projector(self, condition_dim: int, hidden_dim: int | None = None) -> nn.Module:
+        """A randomly initialised projection of the same kind for ``condition_dim``-wide tokens."""
+
+    @abstractmethod
+    def replace_projector(self, condition_dim: int, hidden_dim: int | None = None) -> nn.Module:
+        """Put a :meth:`new_projector` in place (every other weight unchanged) and return it."""
+
+    @abstractmethod
+    def trainable_parts(self, which: TrainedPart) -> dict[str, nn.Module]:
+        """The modules that train for ``which`` (:data:`TrainedPart`), by name."""
+
+
+class ProjectedConditionGenerator(DiffusionGenerator):
+    """A diffusion generator whose denoiser is a :class:`ProjectedDenoiser` (PixArt-α)."""
+
+    @property
+    def denoiser(self) -> ProjectedDenoiser:
+        """The network as the diffusion's denoiser, with its replaceable projection."""
+        return self.diffusion.denoiser

@@ -6,29 +6,19 @@ the ε-prediction objective of eq. (4). a2i follows the convention of the publis
 LDM ``lambdalabs/sd-image-variations-diffusers``: the embedding is ONE cross-attention token,
 ``encoder_hidden_states = condition[:, None, :]`` (that UNet reads ``(B, 1, 768)`` CLIP ViT-L/14
 image embeddings), and an all-zero condition is the unconditional input of classifier-free
-guidance (Ho & Salimans 2022). The diffusion itself (loss, sampling, guidance) is
-:class:`~a2i.generators.diffusion.LatentDiffusion`; this class builds its UNet and VAE.
+guidance (Ho & Salimans 2022). The diffusion itself (loss, sampling, guidance, loading) is
+:class:`~a2i.generators.diffusion.DiffusionGenerator`'s; this class builds its UNet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
-import torch
-from diffusers import DDPMScheduler, UNet2DConditionModel
-from torch import Tensor, nn
+from diffusers import UNet2DConditionModel
+from torch import nn
 
 from a2i.errors import ConfigError
-from a2i.generators.autoencoder import KLAutoencoder, load_weights_file
-from a2i.generators.diffusion import (
-    NOISE_SCHEDULE,
-    LatentDiffusion,
-    LatentGuidance,
-    UNetDenoiser,
-)
-from a2i.interfaces import Condition, Control, Generators, ImageGenerator
-from a2i.pretrained import Weights, resolve_weights
+from a2i.generators.diffusion import NOISE_SCHEDULE, DiffusionGenerator, UNetDenoiser
 
 IMAGE_VARIATIONS_REPO = "lambdalabs/sd-image-variations-diffusers"
 
@@ -73,7 +63,7 @@ PRESET_DEFAULTS: dict[str, dict] = {
 }
 
 
-class LatentDiffusionGenerator(ImageGenerator):
+class LatentDiffusionGenerator(DiffusionGenerator):
     """UNet denoiser in a frozen KL autoencoder's latent space, embedding as one token.
 
     Only the UNet is trained (:meth:`training_losses`); ``vae`` is a frozen
@@ -113,7 +103,11 @@ class LatentDiffusionGenerator(ImageGenerator):
         freeze: Freeze the module after construction.
     """
 
-    sampling_controls: frozenset[Control] = frozenset({"guidance_scale", "num_inference_steps"})
+    network_class = UNet2DConditionModel
+    network_folder = "unet"
+    denoiser_class = UNetDenoiser
+    default_schedule = NOISE_SCHEDULE
+    preset_defaults = PRESET_DEFAULTS
 
     def __init__(
         self,
@@ -131,149 +125,38 @@ class LatentDiffusionGenerator(ImageGenerator):
         condition_scale: Literal["unit", "feature"] = "feature",
         freeze: bool = False,
     ) -> None:
-        super().__init__()
-        self.condition_scale = condition_scale
-        if preset not in PRESET_DEFAULTS:
-            raise ConfigError(
-                f"LatentDiffusionGenerator.preset must be 'tiny' or 'paper' (got {preset!r})"
-            )
-        defaults = PRESET_DEFAULTS[preset]
-        self.preset = preset
-        self.num_inference_steps = num_inference_steps or defaults["num_inference_steps"]
-        self.guidance_scale = guidance_scale
-
-        # every file is found before anything is built: a missing one fails at once
-        field = type(self).__name__
-        weights = resolve_weights(pretrained, f"{field}.pretrained")
-        unet_file = resolve_weights(unet_pretrained, f"{field}.unet_pretrained")
-        vae_file = resolve_weights(vae_pretrained, f"{field}.vae_pretrained")
-        published = None if weights is None else self._load_published(weights)
-        if vae_file is None:
-            vae = KLAutoencoder(
-                preset=preset, pretrained=pretrained, subfolder="vae" if pretrained else None
-            )
-        else:
-            vae = KLAutoencoder(preset=preset)
-            load_weights_file(vae, vae_file)
-        if published is None:
-            self.condition_dim = condition_dim or defaults["condition_dim"]
-            unet = UNet2DConditionModel(
+        super().__init__(
+            preset,
+            pretrained,
+            unet_pretrained,
+            vae_pretrained,
+            image_size,
+            num_inference_steps,
+            guidance_scale,
+            condition_dropout,
+            prediction_type,
+            sampler,
+            new_network=lambda channels: UNet2DConditionModel(
                 **UNET_PRESETS[preset],
-                in_channels=vae.latent_channels,
-                out_channels=vae.latent_channels,
-                cross_attention_dim=self.condition_dim,
+                in_channels=channels,
+                out_channels=channels,
+                cross_attention_dim=condition_dim or PRESET_DEFAULTS[preset]["condition_dim"],
+            ),
+        )
+        if condition_dim not in (None, self.condition_dim):
+            raise ConfigError(
+                f"LatentDiffusionGenerator.condition_dim={condition_dim} but the UNet of "
+                f"'{pretrained}' cross-attends to {self.condition_dim}-d tokens"
             )
-            schedule = dict(NOISE_SCHEDULE)
-        else:
-            unet, schedule = published
-            self.condition_dim = int(unet.config.cross_attention_dim)
-            if condition_dim not in (None, self.condition_dim):
-                raise ConfigError(
-                    f"LatentDiffusionGenerator.condition_dim={condition_dim} but the UNet of "
-                    f"'{pretrained}' cross-attends to {self.condition_dim}-d tokens"
-                )
-            if image_size is None:
-                image_size = int(unet.config.sample_size) * vae.downsample_factor
-        if unet_file is not None:
-            load_weights_file(unet, unet_file)
-        self.image_size = image_size or defaults["image_size"]
-        try:
-            self.diffusion = LatentDiffusion(
-                UNetDenoiser(unet),
-                self.image_size,
-                vae=vae,
-                noise_scheduler=DDPMScheduler(**schedule, prediction_type=prediction_type),
-                condition_dropout=condition_dropout,
-                sampler=sampler,
-            )
-        except ConfigError as error:
-            raise ConfigError(f"LatentDiffusionGenerator: {error}") from None
+        self.condition_scale = condition_scale
         if freeze:
             self.freeze()
-
-    @staticmethod
-    def _load_published(weights: Weights) -> tuple[UNet2DConditionModel, dict]:
-        """UNet and noise-schedule config of a diffusers pipeline repo or directory."""
-
-        def load(where: str) -> tuple[UNet2DConditionModel, dict]:
-            unet = UNet2DConditionModel.from_pretrained(where, subfolder="unet")
-            config = DDPMScheduler.load_config(where, subfolder="scheduler")
-            return unet, config
-
-        unet, config = weights.load(
-            load, library="diffusers", download=f"hf download {weights.spec}"
-        )
-        keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
-        schedule = {key: config[key] for key in keys if key in config}
-        return unet, {**NOISE_SCHEDULE, **schedule}
 
     @property
     def unet(self) -> UNet2DConditionModel:
         """The denoiser's UNet (``unet_pretrained`` files hold its own state dict)."""
-        return self.diffusion.denoiser.unet
-
-    @property
-    def vae(self) -> KLAutoencoder:
-        """The frozen autoencoder."""
-        return self.diffusion.vae
-
-    @property
-    def noise_scheduler(self) -> DDPMScheduler:
-        """The training noise schedule (saved as a diffusers ``scheduler/`` folder)."""
-        return self.diffusion.noise_scheduler
+        return self.denoiser.unet
 
     def trained_parts(self) -> dict[str, nn.Module]:
         """Only the UNet trains here; it is exported as ``unet.safetensors`` (``unet_pretrained``)."""
         return {"unet": self.unet}
-
-    def training_losses(self, image: Tensor, condition: Tensor | Condition) -> dict[str, Tensor]:
-        """Denoising loss of Sound2Vision eq. (4) on the VAE latents of ``image``.
-
-        Draws timesteps, noise and condition dropout from the global RNG (seed it for
-        reproducible losses).
-
-        Returns:
-            ``loss``: MSE between the UNet output and its target (the noise ε by default).
-        """
-        return self.diffusion.training_losses(image, condition)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        condition: Tensor | Condition | Sequence[Tensor | Condition],
-        generator: Generators = None,
-        unconditional: Tensor | Condition | None = None,
-        *,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-        weights: Sequence[float] | None = None,
-        guidance: LatentGuidance | None = None,
-    ) -> Tensor:
-        """Sampling (DDIM by default) with classifier-free guidance; images ``(B, 3, H, W)`` in ``[0, 1]``.
-
-        The initial latents are the only random draw of DDIM (η = 0), so seeded generators
-        give identical images; a list of them seeds each row on its own.
-
-        Args:
-            condition: ``(B, D)`` embeddings, ``(B, N, D)`` token sequences or a
-                :class:`Condition`; or a list of them, composed by composable diffusion
-                (:meth:`~a2i.generators.diffusion.LatentDiffusion.sample`).
-            generator: Source of the noise: one generator, one per row, or None (global RNG).
-            unconditional: The guidance's unconditional input, one row or one per row (a
-                text-to-image model's empty-prompt encoding); default all zeros, the
-                condition dropout this generator trains with.
-            guidance_scale: Overrides the configured ``guidance_scale`` for this call.
-            num_inference_steps: Overrides the configured ``num_inference_steps`` for this call.
-            weights: Weight of each composed condition (default 1 each).
-            guidance: A correction of every sampling step, e.g. score guidance
-                (:class:`~a2i.generators.score_guidance.ScoreGuidance`).
-        """
-        return self.diffusion.sample(
-            condition,
-            unconditional,
-            generator,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
-            guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
-            weights=weights,
-            guidance=guidance,
-        )

@@ -20,19 +20,15 @@ which also drops those channels). The VLB term is therefore not implemented.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
-import torch
-from diffusers import DDPMScheduler, PixArtTransformer2DModel
+from diffusers import PixArtTransformer2DModel
 from diffusers.models.embeddings import PixArtAlphaTextProjection
 from torch import Tensor, nn
 
 from a2i.errors import ConfigError
-from a2i.generators.autoencoder import KLAutoencoder, load_weights_file
-from a2i.generators.diffusion import Denoiser, LatentDiffusion, LatentGuidance
-from a2i.interfaces import Condition, Control, Generators, ImageGenerator
-from a2i.pretrained import Weights, resolve_weights
+from a2i.generators.diffusion import ProjectedConditionGenerator, ProjectedDenoiser, TrainedPart
+from a2i.interfaces import Condition
 
 PIXART_REPO = "PixArt-alpha/PixArt-XL-2-512x512"
 PIXART_DOWNLOAD = f"hf download {PIXART_REPO} --include 'transformer/*' 'vae/*' 'scheduler/*'"
@@ -82,12 +78,8 @@ PRESET_DEFAULTS: dict[str, dict] = {
 NO_ADDED_CONDITIONS = {"resolution": None, "aspect_ratio": None}
 """PixArt-α 512 uses no resolution/aspect-ratio conditioning, but the forward needs the keys."""
 
-TrainedPart = Literal["projector", "projector_cross_attention", "all"]
-"""What an audio-conditioned PixArt trains: the projector only, the projector and every
-cross-attention layer (``attn2``: the layers that read the projector's tokens), or everything."""
 
-
-class PixArtDenoiser(Denoiser):
+class PixArtDenoiser(ProjectedDenoiser):
     """diffusers' ``PixArtTransformer2DModel``, cross-attending to projected condition tokens.
 
     The condition tokens go through the transformer's caption projection (an MLP, PixArt's
@@ -147,7 +139,7 @@ class PixArtDenoiser(Denoiser):
         return projector
 
     def trainable_parts(self, which: TrainedPart) -> dict[str, nn.Module]:
-        """The modules that train for ``which`` (:data:`TrainedPart`), by name."""
+        """The modules that train for ``which``, by name (cross-attention: every ``attn2``)."""
         if which == "all":
             return {"transformer": self.transformer}
         parts: dict[str, nn.Module] = {"projector": self.projector}
@@ -172,7 +164,7 @@ class PixArtDenoiser(Denoiser):
         return output[:, : self.in_channels] if self.learned_sigma else output
 
 
-class PixArtGenerator(ImageGenerator):
+class PixArtGenerator(ProjectedConditionGenerator):
     """PixArt-α denoising a frozen KL autoencoder's latents, conditioned on token sequences.
 
     Only the transformer has weights to train (:meth:`trained_parts`); the VAE is a frozen
@@ -203,7 +195,12 @@ class PixArtGenerator(ImageGenerator):
         freeze: Freeze the module after construction.
     """
 
-    sampling_controls: frozenset[Control] = frozenset({"guidance_scale", "num_inference_steps"})
+    network_class = PixArtTransformer2DModel
+    network_folder = "transformer"
+    denoiser_class = PixArtDenoiser
+    default_schedule = PIXART_NOISE_SCHEDULE
+    preset_defaults = PRESET_DEFAULTS
+    download = PIXART_DOWNLOAD
 
     def __init__(
         self,
@@ -218,67 +215,23 @@ class PixArtGenerator(ImageGenerator):
         sampler: str = "DPMSolverMultistepScheduler",
         freeze: bool = False,
     ) -> None:
-        super().__init__()
-        if preset not in PRESET_DEFAULTS:
-            raise ConfigError(f"PixArtGenerator.preset must be 'tiny' or 'paper' (got {preset!r})")
-        defaults = PRESET_DEFAULTS[preset]
-        self.preset = preset
-        self.num_inference_steps = num_inference_steps or defaults["num_inference_steps"]
-        self.guidance_scale = guidance_scale
-
-        # every file is found before anything is built: a missing one fails at once
-        field = type(self).__name__
-        weights = resolve_weights(pretrained, f"{field}.pretrained", download=PIXART_DOWNLOAD)
-        transformer_file = resolve_weights(
-            transformer_pretrained, f"{field}.transformer_pretrained"
+        super().__init__(
+            preset,
+            pretrained,
+            transformer_pretrained,
+            vae_pretrained,
+            image_size,
+            num_inference_steps,
+            guidance_scale,
+            condition_dropout,
+            "epsilon",
+            sampler,
+            new_network=lambda channels: PixArtTransformer2DModel(
+                **TRANSFORMER_PRESETS[preset], in_channels=channels
+            ),
         )
-        vae_file = resolve_weights(vae_pretrained, f"{field}.vae_pretrained")
-        published = None if weights is None else self._load_published(weights)
-        if vae_file is None:
-            vae = KLAutoencoder(
-                preset=preset, pretrained=pretrained, subfolder="vae" if pretrained else None
-            )
-        else:
-            vae = KLAutoencoder(preset=preset)
-            load_weights_file(vae, vae_file)
-        if published is None:
-            transformer = PixArtTransformer2DModel(
-                **TRANSFORMER_PRESETS[preset], in_channels=vae.latent_channels
-            )
-            schedule = dict(PIXART_NOISE_SCHEDULE)
-        else:
-            transformer, schedule = published
-            if image_size is None:
-                image_size = int(transformer.config.sample_size) * vae.downsample_factor
-        if transformer_file is not None:
-            load_weights_file(transformer, transformer_file)
-        self.image_size = image_size or defaults["image_size"]
-        try:
-            self.diffusion = LatentDiffusion(
-                PixArtDenoiser(transformer),
-                self.image_size,
-                vae=vae,
-                noise_scheduler=DDPMScheduler(**schedule, prediction_type="epsilon"),
-                condition_dropout=condition_dropout,
-                sampler=sampler,
-            )
-        except ConfigError as error:
-            raise ConfigError(f"PixArtGenerator: {error}") from None
         if freeze:
             self.freeze()
-
-    @staticmethod
-    def _load_published(weights: Weights) -> tuple[PixArtTransformer2DModel, dict]:
-        """Transformer and noise-schedule config of a diffusers PixArt-α repo or directory."""
-
-        def load(where: str) -> tuple[PixArtTransformer2DModel, dict]:
-            transformer = PixArtTransformer2DModel.from_pretrained(where, subfolder="transformer")
-            config = DDPMScheduler.load_config(where, subfolder="scheduler")
-            return transformer, config
-
-        transformer, config = weights.load(load, library="diffusers", download=PIXART_DOWNLOAD)
-        keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
-        return transformer, {**PIXART_NOISE_SCHEDULE, **{k: config[k] for k in keys if k in config}}
 
     @property
     def denoiser(self) -> PixArtDenoiser:
@@ -290,63 +243,6 @@ class PixArtGenerator(ImageGenerator):
         """The DiT (``transformer_pretrained`` files hold its own state dict)."""
         return self.denoiser.transformer
 
-    @property
-    def vae(self) -> KLAutoencoder:
-        """The frozen autoencoder."""
-        return self.diffusion.vae
-
-    @property
-    def condition_dim(self) -> int:
-        """Width of the condition tokens the projector reads."""
-        return self.denoiser.condition_dim
-
     def trained_parts(self) -> dict[str, nn.Module]:
         """The transformer, exported as ``transformer.safetensors`` (``transformer_pretrained``)."""
         return {"transformer": self.transformer}
-
-    def training_losses(
-        self, image: Tensor | None, condition: Tensor | Condition, latents: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """ε-prediction MSE on the VAE latents of ``image`` (module docstring: no VLB term).
-
-        ``latents`` pre-computed by this generator's VAE (a shard cache) replace encoding
-        ``image``.
-        """
-        return self.diffusion.training_losses(image, condition, latents)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        condition: Tensor | Condition | Sequence[Tensor | Condition],
-        generator: Generators = None,
-        unconditional: Tensor | Condition | None = None,
-        *,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-        weights: Sequence[float] | None = None,
-        guidance: LatentGuidance | None = None,
-    ) -> Tensor:
-        """Images ``(B, 3, H, W)`` in ``[0, 1]`` with classifier-free guidance.
-
-        Args:
-            condition: Token sequences ``(B, N, D)`` or :class:`Condition` (with a padding
-                mask), or a list of them composed by composable diffusion (:meth:`LatentDiffusion.sample`).
-            generator: Source of the noise: one generator, one per row, or None (global RNG).
-            unconditional: Guidance's unconditional input (one row or one per row): a learned
-                null sequence or an empty prompt's tokens; default all zeros.
-            guidance_scale: Overrides the configured ``guidance_scale`` for this call.
-            num_inference_steps: Overrides the configured ``num_inference_steps`` for this call.
-            weights: Weight of each composed condition (default 1 each).
-            guidance: A correction of every sampling step, as for
-                :meth:`~a2i.generators.latent_diffusion.LatentDiffusionGenerator.generate` (e.g.
-                WavBriVL's :class:`~a2i.generators.score_guidance.ScoreGuidance`).
-        """
-        return self.diffusion.sample(
-            condition,
-            unconditional,
-            generator,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
-            guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
-            weights=weights,
-            guidance=guidance,
-        )

@@ -31,7 +31,7 @@ ImageScore = Callable[[Tensor], Tensor]
 
 
 class ScoreGuidance:
-    """A :data:`~a2i.generators.diffusion.LatentGuidance` that raises ``score`` of the images.
+    """A :data:`~a2i.interfaces.LatentGuidance` that raises ``score`` of the images.
 
     Args:
         diffusion: The latent diffusion model being sampled (its VAE decodes ``x̂₀``; its training

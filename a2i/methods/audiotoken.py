@@ -4,7 +4,7 @@ A frozen audio classifier φ (BEATs) encodes the clip; the hidden states of its 
 are concatenated per frame (§2.1). The :class:`AudioTokenEmbedder` — two linear layers with a
 GELU (eq. 5) and attentive pooling over frames (eq. 6) — turns them into one embedding
 ``e_audio`` of the text encoder's width, which replaces the placeholder of "A photo of a <audio>"
-inside the frozen text encoder (:class:`~a2i.encoders.text.clip_text.CLIPTextEncoder`). The frozen
+inside the frozen text encoder (a :class:`~a2i.interfaces.TextEncoder`, SD's CLIP). The frozen
 latent diffusion model (Stable Diffusion) then denoises with that prompt. Only the embedder trains,
 with the LDM's own ε-prediction loss, an L1 penalty on ``e_audio`` (eq. 8) and optionally the
 classification loss L_CL (eqs. 7, 9).
@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
-from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.generators.diffusion import DiffusionGenerator
 from a2i.interfaces import (
     AUDIO,
     CAPTION,
     IMAGE,
     AudioEncoder,
+    TextEncoder,
     check_embedding_match,
 )
 from a2i.methods.base import AudioToImageMethod, Logged
@@ -179,8 +179,8 @@ class AudioToken(AudioToImageMethod):
     def __init__(
         self,
         audio_encoder: AudioEncoder,
-        text_encoder: CLIPTextEncoder,
-        generator: LatentDiffusionGenerator,
+        text_encoder: TextEncoder,
+        generator: DiffusionGenerator,
         prompt: str = "A photo of a <audio>",
         inference_prompt: str | None = None,
         negative_prompt: str = "",

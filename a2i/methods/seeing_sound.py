@@ -11,8 +11,9 @@ datamodule with audio and images serves.
 zero-padded to it (AST's recipe: zero frames before normalisation), so about half of AST's patch
 tokens only see padding. The cache, training and ``a2i predict`` all feed AST exactly
 :attr:`SeeingSound.clip_seconds` of waveform (cut, or zero-padded when shorter, App. A.7), so the
-three give the same tokens. Those tokens are masked in the
-cross-attention (:func:`ast_padding_mask`), so the image depends on the tokens of the audio only.
+three give the same tokens. Those tokens are masked in the cross-attention
+(:meth:`~a2i.interfaces.FixedWindowAudioEncoder.heard_tokens`), so the image depends on the tokens
+of the audio only.
 
 Pre-computed inputs (§4.3). When the data carries AST sequences and VAE latents cached while it was
 prepared (``features/audio_tokens``, ``features/latents``), training runs neither model.
@@ -33,58 +34,25 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from a2i.encoders.audio.ast import ASTAudioEncoder
 from a2i.errors import ConfigError
 from a2i.generators.autoencoder import load_weights_file
-from a2i.generators.pixart import PixArtGenerator, TrainedPart
+from a2i.generators.diffusion import ProjectedConditionGenerator, TrainedPart
 from a2i.interfaces import (
     AUDIO,
     FEATURES,
     IMAGE,
     Condition,
+    FixedWindowAudioEncoder,
 )
 from a2i.methods.base import AudioToImageMethod, Logged
 from a2i.pretrained import resolve_weights
 
-KALDI_WINDOW_SECONDS = 0.025
-KALDI_SHIFT_SECONDS = 0.01
-AST_CLASS_TOKENS = 2
-"""AST prepends a class and a distillation token to its patch tokens."""
 CACHED_AUDIO_TOKENS = FEATURES + "audio_tokens"
 CACHED_LATENTS = FEATURES + "latents"
 """Batch keys of the AST sequences and VAE latents a prepared dataset may cache (§4.3:
 pre-computed), e.g. :class:`a2i.data.sonify.features.AudioTokensFeature` and
 :class:`a2i.data.prepare.LatentFeature`; they must come from this config's AST, VAE and
 ``clip_seconds`` (the feature's ``clip_seconds``)."""
-
-
-def ast_token_count(encoder: ASTAudioEncoder) -> int:
-    """Tokens AST emits per clip: 2 class tokens + frequency × time patches."""
-    frequency, time = _ast_patch_grid(encoder)
-    return AST_CLASS_TOKENS + frequency * time
-
-
-def _ast_patch_grid(encoder: ASTAudioEncoder) -> tuple[int, int]:
-    config = encoder.model.config
-    frequency = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
-    time = (config.max_length - config.patch_size) // config.time_stride + 1
-    return frequency, time
-
-
-def ast_padding_mask(encoder: ASTAudioEncoder, num_samples: int) -> Tensor:
-    """``(N,)`` bool: True for AST tokens that see audio of a ``num_samples`` clip.
-
-    AST's front end zero-pads the fbank to ``max_length`` frames; a patch token whose frames all
-    lie in that padding is False. Patches are ordered frequency-major (``f · T + t``, transformers'
-    ``ASTPatchEmbeddings``); the two class tokens are always True.
-    """
-    config = encoder.model.config
-    rate = encoder.sample_rate
-    window, shift = round(KALDI_WINDOW_SECONDS * rate), round(KALDI_SHIFT_SECONDS * rate)
-    frames = 1 + (num_samples - window) // shift  # Kaldi fbank with snip_edges
-    frequency, time = _ast_patch_grid(encoder)
-    heard = torch.arange(time) * config.time_stride < frames
-    return torch.cat([torch.ones(AST_CLASS_TOKENS, dtype=torch.bool), heard.repeat(frequency)])
 
 
 class TrainedParts(nn.Module):
@@ -111,10 +79,10 @@ class SeeingSound(AudioToImageMethod):
         generator: The PixArt-α generator (§4.3: initialised from PixArt-α 512×512). Its
             caption projection is replaced here by the audio projector.
         clip_seconds: Seconds of audio per example (§4.1, App. A.7: 5 s chunks, zero-padded
-            when shorter); AST's padding beyond them is masked (:func:`ast_padding_mask`).
+            when shorter); AST's padding beyond them is masked (its ``heard_tokens``).
         projector_hidden_dim: Width after the audio projector's first layer (App. A.10 gives
             none; None: the transformer's width, 1152, as PixArt's caption projection).
-        train: What trains (:data:`~a2i.generators.pixart.TrainedPart`): ``projector``,
+        train: What trains (:data:`~a2i.generators.diffusion.TrainedPart`): ``projector``,
             ``projector_cross_attention`` or ``all``. §4.3 initialises the whole model from
             PixArt-α and trains it for ~0.5M steps without freezing anything: ``all``.
         null_condition: Unconditional input of classifier-free guidance: ``learned`` (PixArt-α's
@@ -133,8 +101,8 @@ class SeeingSound(AudioToImageMethod):
 
     def __init__(
         self,
-        audio_encoder: ASTAudioEncoder,
-        generator: PixArtGenerator,
+        audio_encoder: FixedWindowAudioEncoder,
+        generator: ProjectedConditionGenerator,
         clip_seconds: float = 5.0,
         projector_hidden_dim: int | None = None,
         train: TrainedPart = "all",
@@ -184,7 +152,7 @@ class SeeingSound(AudioToImageMethod):
         if null_condition == "learned":
             # PixArt-α's y_embedding initialisation: randn / sqrt(width)
             dim = audio_encoder.token_dim
-            null_tokens = torch.randn(ast_token_count(audio_encoder), dim) / dim**0.5
+            null_tokens = torch.randn(audio_encoder.token_count, dim) / dim**0.5
         self.trained = TrainedParts(parts, null_tokens)
 
     @property
@@ -196,7 +164,7 @@ class SeeingSound(AudioToImageMethod):
         """AST tokens of ``(B, T)`` clips with their padding mask (the frozen encoder, no grad)."""
         with torch.no_grad():
             tokens = self.audio_encoder(waveform).tokens
-        mask = ast_padding_mask(self.audio_encoder, waveform.shape[-1]).to(tokens.device)
+        mask = self.audio_encoder.heard_tokens(waveform.shape[-1]).to(tokens.device)
         return Condition(tokens, mask.expand(len(tokens), -1))
 
     def null(self, condition: Condition) -> Condition:
@@ -225,7 +193,7 @@ class SeeingSound(AudioToImageMethod):
         cached = batch.get(CACHED_AUDIO_TOKENS)
         if cached is None:
             return self.condition(batch[AUDIO])
-        expected = (ast_token_count(self.audio_encoder), self.audio_encoder.token_dim)
+        expected = (self.audio_encoder.token_count, self.audio_encoder.token_dim)
         if tuple(cached.shape[1:]) != expected:
             raise ConfigError(
                 f"the data's cached '{CACHED_AUDIO_TOKENS}' are {tuple(cached.shape[1:])} per clip "
@@ -233,7 +201,7 @@ class SeeingSound(AudioToImageMethod):
                 "(and hidden_layers) or drop the cached feature"
             )
         samples = round(self.clip_seconds * self.sample_rate)
-        mask = ast_padding_mask(self.audio_encoder, samples).to(cached.device)
+        mask = self.audio_encoder.heard_tokens(samples).to(cached.device)
         return Condition(cached.to(self.dtype), mask.expand(len(cached), -1))
 
     def cached_latents(self, batch: dict[str, Any]) -> Tensor | None:

@@ -29,7 +29,6 @@ learned; the generator must be given the length it was trained on, which its
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Literal
 
 import torch
@@ -106,7 +105,7 @@ class Sound2Vision(AudioToImageMethod):
         )
         if audio_encoder.output == "sequence":
             raise ConfigError("Sound2Vision needs an audio encoder with a pooled output")
-        composes = "weights" in inspect.signature(generator.generate).parameters
+        composes = generator.composes_conditions
         self.image_blend = image_blend or ("composable" if composes else "interpolate")
         if self.image_blend == "composable" and not composes:
             raise ConfigError(

@@ -32,9 +32,8 @@ from torch import Tensor
 
 from a2i.data.vggsound import read_class_file
 from a2i.encoders.image.vision_language import VisionLanguageEncoder
-from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
-from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.generators.diffusion import DiffusionGenerator
 from a2i.generators.score_guidance import ScoreGuidance
 from a2i.interfaces import (
     AUDIO,
@@ -42,6 +41,7 @@ from a2i.interfaces import (
     IMAGE,
     LABEL,
     AudioEncoder,
+    TextEncoder,
     check_embedding_match,
 )
 from a2i.losses.moco import CrossModalMoCo, in_batch_infonce, momentum_copy, momentum_update
@@ -104,8 +104,8 @@ class WavBriVL(AudioToImageMethod):
         self,
         audio_encoder: AudioEncoder,
         image_encoder: VisionLanguageEncoder,
-        generator: LatentDiffusionGenerator | None = None,
-        text_encoder: CLIPTextEncoder | None = None,
+        generator: DiffusionGenerator | None = None,
+        text_encoder: TextEncoder | None = None,
         loss: Literal["moco", "infonce"] = "moco",
         queue_size: int = 9600,
         momentum: float = 0.99,

@@ -13,6 +13,7 @@ from a2i.cli import main
 from a2i.encoders.audio.ast import ASTAudioEncoder
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
 from a2i.errors import ConfigError
+from a2i.interfaces import FixedWindowAudioEncoder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,6 +126,25 @@ def test_ast_paper_shapes_on_meta() -> None:
     assert (encoder.embed_dim, encoder.token_dim) == (768, 3 * 768)
     assert encoder.clip_seconds == pytest.approx(10.24)
     assert (encoder.front_end.target_length, encoder.front_end.num_mel_bins) == (1024, 128)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "heard_time_patches"), [(1.0, 7), (2.0, 13), (4.0, 25), (5.0, 25)]
+)
+def test_ast_reports_its_token_grid_and_the_tokens_that_hear_a_short_clip(
+    seconds: float, heard_time_patches: int
+) -> None:
+    encoder = ASTAudioEncoder(preset="tiny")
+    assert isinstance(encoder, FixedWindowAudioEncoder)
+    assert encoder.token_count == 102 and encoder.patch_grid == (4, 25)
+    heard = encoder.heard_tokens(round(seconds * 16000))
+    assert heard.shape == (102,) and heard.dtype == torch.bool and bool(heard[:2].all())
+    # frequency-major patches: each of the 4 frequency rows hears the same leading time patches
+    expected = torch.arange(25) < heard_time_patches
+    assert torch.equal(heard[2:].view(4, 25), expected.expand(4, -1))
+    with torch.device("meta"):
+        paper = ASTAudioEncoder(preset="paper")
+    assert paper.token_count == 1214 and int(paper.heard_tokens(5 * 16000).sum()) == 602
 
 
 def test_ast_loads_a_local_transformers_directory(tmp_path, waveforms: torch.Tensor) -> None:

@@ -6,6 +6,7 @@ import torch
 
 from a2i.encoders.text.clip_text import CLIPTextEncoder, offline_clip_tokenizer
 from a2i.errors import CheckpointNotFoundError, ConfigError
+from a2i.interfaces import TextEncoder
 
 PROMPTS = ["A photo of a dog barking!", "a photo of a red circle on grass", "Héllo wörld 123"]
 
@@ -48,3 +49,18 @@ def test_placeholder_that_is_a_word_and_missing_checkpoints_are_refused():
         CLIPTextEncoder(preset="tiny", placeholder="<|endoftext|>")
     with pytest.raises(CheckpointNotFoundError, match="CompVis/stable-diffusion-v1-4"):
         CLIPTextEncoder(pretrained="CompVis/stable-diffusion-v1-4")
+
+
+def test_clip_text_encoder_is_the_text_encoder_role_methods_read():
+    encoder = CLIPTextEncoder(preset="tiny", freeze=True)
+    assert isinstance(encoder, TextEncoder) and encoder.frozen
+    assert (encoder.width, encoder.placeholder) == (64, "<audio>")
+    injected = torch.randn(2, encoder.width, generator=torch.Generator().manual_seed(0))
+    plain = encoder(["a photo of a red circle", "a photo of a red circle"])
+    states = encoder(["a photo of a <audio>", "a photo of a <audio>"], injected)
+    assert states.shape == plain.shape == (2, 16, 64)
+    torch.testing.assert_close(states[:, :5], plain[:, :5])  # causal: before the slot unchanged
+    assert not torch.allclose(states[0, 5:], states[1, 5:])  # after it, each row's own token
+    assert encoder.pooled_label(["a red circle"]).shape == (1, encoder.width)
+    with pytest.raises(ConfigError, match="placeholder '<audio>' exactly once"):
+        encoder(["a photo of a red circle"], injected[:1])

@@ -14,12 +14,7 @@ from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
 from a2i.generators.pixart import PixArtGenerator
 from a2i.methods.pretraining import AudioProjectorPretraining
-from a2i.methods.seeing_sound import (
-    CACHED_AUDIO_TOKENS,
-    SeeingSound,
-    ast_padding_mask,
-    ast_token_count,
-)
+from a2i.methods.seeing_sound import CACHED_AUDIO_TOKENS, SeeingSound
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import build_method
 
@@ -56,7 +51,7 @@ def step(model):
 def test_paper_model_trains_pixart_with_an_audio_projector_on_ast_tokens():
     with torch.device("meta"):
         model = SeeingSound(ASTAudioEncoder(preset="paper"), PixArtGenerator(preset="paper"))
-    assert ast_token_count(model.audio_encoder) == 1214  # 2 class tokens + 12 × 101 patches
+    assert model.audio_encoder.token_count == 1214  # 2 class tokens + 12 × 101 patches
     projector = model.trained.parts["transformer"].caption_projection
     assert (projector.linear_1.in_features, projector.linear_1.out_features) == (768, 1152)
     text_projection = 4096 * 1152 + 1152 + 1152 * 1152 + 1152
@@ -111,8 +106,8 @@ def test_all_trains_the_whole_transformer_but_not_the_vae_or_ast():
 
 def test_padding_mask_matches_the_patches_that_see_audio():
     encoder = ASTAudioEncoder(preset="tiny")
-    mask = ast_padding_mask(encoder, CLIP)
-    assert mask.shape == (ast_token_count(encoder),) == (102,)
+    mask = encoder.heard_tokens(CLIP)
+    assert mask.shape == (encoder.token_count,) == (102,)
     # AST's own patch embedding over an fbank that is 1 where the clip has frames, 0 in padding
     fbank = encoder.front_end(torch.zeros(1, CLIP))
     heard = torch.zeros_like(fbank)
@@ -127,7 +122,7 @@ def test_padding_mask_matches_the_patches_that_see_audio():
         ).flatten(1)
     assert torch.equal(mask[2:], coverage[0] > 0)
     assert 0 < int(mask.sum()) < len(mask)
-    assert bool(ast_padding_mask(encoder, 4 * 16000).all())  # a full clip has no padding
+    assert bool(encoder.heard_tokens(4 * 16000).all())  # a full clip has no padding
 
 
 def test_padding_tokens_do_not_change_the_images():

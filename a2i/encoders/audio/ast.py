@@ -4,23 +4,30 @@ Seeing Sound §3.4 encodes audio with AST into a vector time series; AudioToken 
 embedder a concatenation of an audio classifier's intermediate layers (4, 8 and 12 of 12) rather
 than the last one alone, because the classification layer discards information the image needs.
 ``hidden_layers`` reproduces that concatenation on AST.
+
+AST pads every clip's fbank to one window (10.24 s) and cuts it into a fixed grid of patches, so
+it is a :class:`~a2i.interfaces.FixedWindowAudioEncoder`: it reports its token count and which
+tokens see audio of a shorter clip (Seeing Sound masks the others).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor
 from transformers import ASTConfig, ASTModel
 
 from a2i.audio.features import KaldiFbank
 from a2i.encoders.audio.layers import check_hidden_layers, concat_hidden_states
-from a2i.interfaces import AudioEncoder, AudioEncoderOutput
+from a2i.interfaces import AudioEncoderOutput, FixedWindowAudioEncoder
 from a2i.pretrained import resolve_weights
 
 SAMPLE_RATE = 16000
 FRAME_SHIFT_SECONDS = 0.01
 """AST's fbank hop (10 ms): ``max_length`` frames cover ``max_length / 100`` seconds."""
+CLASS_TOKENS = 2
+"""AST prepends a class and a distillation token to its patch tokens."""
 
 AST_PRESETS: dict[str, dict] = {
     "paper": {},
@@ -39,7 +46,7 @@ AST_PRESETS: dict[str, dict] = {
 tokens of 768); ``tiny`` covers 4 s clips with 100 non-overlapping 16×16 patches of 64 wide."""
 
 
-class ASTAudioEncoder(AudioEncoder):
+class ASTAudioEncoder(FixedWindowAudioEncoder):
     """Waveform → Kaldi fbank → AST → pooled embedding and token sequence.
 
     Args:
@@ -88,6 +95,8 @@ class ASTAudioEncoder(AudioEncoder):
         self.embed_dim = config.hidden_size
         self.token_dim = config.hidden_size * len(self.hidden_layers or (0,))
         self.output = "both"
+        frequency, time = self.patch_grid
+        self.token_count = CLASS_TOKENS + frequency * time
         if a2i_weights:
             self.load_state_dict(weights.state_dict())
         if freeze:
@@ -108,3 +117,23 @@ class ASTAudioEncoder(AudioEncoder):
         else:  # hidden_states[0] is the embedding output, [i] the output of layer i
             tokens = concat_hidden_states(outputs.hidden_states, self.hidden_layers)
         return AudioEncoderOutput(pooled=outputs.pooler_output, tokens=tokens)
+
+    @property
+    def patch_grid(self) -> tuple[int, int]:
+        """Frequency × time patches of the padded fbank."""
+        config = self.model.config
+        frequency = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+        time = (config.max_length - config.patch_size) // config.time_stride + 1
+        return frequency, time
+
+    def heard_tokens(self, num_samples: int) -> Tensor:
+        """``(token_count,)`` bool: True for the tokens that see audio of a ``num_samples`` clip.
+
+        The front end zero-pads the fbank to ``max_length`` frames; a patch token whose frames
+        all lie in that padding is False. Patches are ordered frequency-major (``f · T + t``,
+        transformers' ``ASTPatchEmbeddings``); the two class tokens are always True.
+        """
+        frequency, time = self.patch_grid
+        frames = self.front_end.frame_count(num_samples)
+        heard = torch.arange(time) * self.model.config.time_stride < frames
+        return torch.cat([torch.ones(CLASS_TOKENS, dtype=torch.bool), heard.repeat(frequency)])

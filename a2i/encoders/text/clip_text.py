@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from a2i.errors import ConfigError
-from a2i.interfaces import FreezableMixin
+from a2i.interfaces import TextEncoder
 from a2i.io_utils import atomic_write
 from a2i.pretrained import cache_dir, resolve_weights
 
@@ -83,7 +83,7 @@ def offline_clip_tokenizer(max_length: int) -> CLIPTokenizer:
     return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=max_length)
 
 
-class CLIPTextEncoder(FreezableMixin):
+class CLIPTextEncoder(TextEncoder):
     """Tokenizer + ``CLIPTextModel`` → per-token hidden states, with an injectable placeholder.
 
     Args:

@@ -9,8 +9,8 @@ text encoder through PixArt's own frozen caption projection; both are mean-poole
 tokens and compared with the symmetric InfoNCE of CLIP. The trained projector is exported for
 :class:`~a2i.methods.seeing_sound.SeeingSound`'s ``projector_pretrained``.
 
-The text encoder is a :class:`~a2i.encoders.text.clip_text.CLIPTextEncoder` (the world's tiny
-text-to-image PixArt reads one); PixArt-α reads T5-XXL, which a2i does not wrap, so this stage
+The text encoder is a :class:`~a2i.interfaces.TextEncoder` (the world's tiny text-to-image PixArt
+reads a CLIP one); PixArt-α reads T5-XXL, which a2i does not wrap, so this stage
 runs in the world only.
 """
 
@@ -21,14 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from a2i.encoders.audio.ast import ASTAudioEncoder
-from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
-from a2i.generators.pixart import PixArtGenerator
-from a2i.interfaces import AUDIO, check_embedding_match
+from a2i.generators.diffusion import ProjectedConditionGenerator
+from a2i.interfaces import AUDIO, FixedWindowAudioEncoder, TextEncoder, check_embedding_match
 from a2i.losses.alignment import similarity_logits, symmetric_infonce
 from a2i.methods.base import A2IMethod, Logged
-from a2i.methods.seeing_sound import ast_padding_mask
 
 
 def masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
@@ -57,9 +54,9 @@ class AudioProjectorPretraining(A2IMethod):
 
     def __init__(
         self,
-        audio_encoder: ASTAudioEncoder,
-        text_encoder: CLIPTextEncoder,
-        generator: PixArtGenerator,
+        audio_encoder: FixedWindowAudioEncoder,
+        text_encoder: TextEncoder,
+        generator: ProjectedConditionGenerator,
         projector_hidden_dim: int | None = None,
         caption_key: str = "caption",
         temperature: float = 0.07,
@@ -89,7 +86,7 @@ class AudioProjectorPretraining(A2IMethod):
             text = self.generator.denoiser.projector(
                 self.text_encoder(list(batch[self.hparams.caption_key]))
             ).mean(dim=1)
-        mask = ast_padding_mask(self.audio_encoder, waveform.shape[-1]).to(tokens.device)
+        mask = self.audio_encoder.heard_tokens(waveform.shape[-1]).to(tokens.device)
         audio = masked_mean(self.projector(tokens), mask.expand(len(tokens), -1))
         logits = similarity_logits(audio, text, "cosine", self.hparams.temperature)
         return {"loss": symmetric_infonce(logits)}

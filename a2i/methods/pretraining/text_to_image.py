@@ -9,8 +9,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from a2i.encoders.text.clip_text import CLIPTextEncoder
-from a2i.generators.latent_diffusion import LatentDiffusionGenerator
-from a2i.generators.pixart import PixArtGenerator
+from a2i.generators.diffusion import DiffusionGenerator
 from a2i.interfaces import IMAGE, check_embedding_match
 from a2i.methods.base import A2IMethod, Logged
 
@@ -43,7 +42,7 @@ class TextToImagePretraining(A2IMethod):
     def __init__(
         self,
         text_encoder: CLIPTextEncoder,
-        generator: LatentDiffusionGenerator | PixArtGenerator,
+        generator: DiffusionGenerator,
         caption_key: str = "caption",
         caption_dropout: float = 0.1,
         lr: float = 1e-4,
@@ -93,7 +92,7 @@ class TextToImagePretraining(A2IMethod):
         """Real images and the images drawn from their captions (seed 0)."""
         condition = self.text_encoder(self._captions(batch, drop=False)[:8])
         seed = torch.Generator(device=condition.device).manual_seed(0)
-        drawn = self.generator.generate(condition, seed, self.text_encoder([""]))
+        drawn = self.generator.generate(condition, seed, unconditional=self.text_encoder([""]))
         return {"real": batch[IMAGE][:8], "generated": drawn}
 
     def trained_parts(self) -> dict[str, Module | dict[str, Tensor]]:
