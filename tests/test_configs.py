@@ -44,16 +44,7 @@ def test_data_config_parses_on_top_of_a_method_config(config, capsys):
     assert config.stem in capsys.readouterr().out.lower()
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "sound2vision_gan.yaml",
-        "sound2vision_ldm.yaml",
-        "audiotoken.yaml",
-        "seeing_sound.yaml",
-        "wavbrivl.yaml",
-    ],
-)
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
 def test_paper_configs_stop_with_a_clear_missing_checkpoint_or_data_error(
     name, capsys, tmp_path, monkeypatch
 ):
