@@ -489,7 +489,7 @@ class ProjectedDenoiser(Denoiser):
         """Put a :meth:`new_projector` in place (every other weight unchanged) and return it."""
 
     @abstractmethod
-    def trainable_parts(self, which: TrainedPart) -> dict[str, nn.Module]:
+    def trained_parts(self, which: TrainedPart) -> dict[str, nn.Module]:
         """The modules that train for ``which`` (:data:`TrainedPart`), by name."""
 
 

@@ -138,7 +138,7 @@ class PixArtDenoiser(ProjectedDenoiser):
         self.condition_dim = condition_dim
         return projector
 
-    def trainable_parts(self, which: TrainedPart) -> dict[str, nn.Module]:
+    def trained_parts(self, which: TrainedPart) -> dict[str, nn.Module]:
         """The modules that train for ``which``, by name (cross-attention: every ``attn2``)."""
         if which == "all":
             return {"transformer": self.transformer}

@@ -145,7 +145,7 @@ class SeeingSound(AudioToImageMethod):
         if projector_pretrained is not None:
             field = f"{type(self).__name__}.projector_pretrained"
             load_weights_file(projector, resolve_weights(projector_pretrained, field))
-        parts = denoiser.trainable_parts(train)
+        parts = denoiser.trained_parts(train)
         for part in parts.values():
             part.requires_grad_(True)
         null_tokens = None
