@@ -25,6 +25,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("audio", "image"),
     ("modules",),
     ("encoders", "generators", "losses"),
+    ("build",),
     ("data",),
     ("metrics",),
     ("pipelines",),

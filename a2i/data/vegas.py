@@ -20,7 +20,7 @@ import random
 import re
 from typing import Any
 
-from a2i.data.prepare import VideoClip
+from a2i.build.clips import VideoClip
 from a2i.data.video_datamodule import ScanResult, VideoDataModule
 from a2i.errors import ConfigError
 

@@ -22,15 +22,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from a2i.data.manifest import ManifestError
-from a2i.data.prepare import VideoClip
+from a2i.build.clips import VideoClip
 from a2i.data.video_datamodule import (
     ScanResult,
     VideoDataModule,
     check_fraction,
     holdout,
 )
-from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 
 CLASSES_ASSET = "assets/datasets/vggsound_classes.txt"
 

@@ -4,7 +4,7 @@ A subclass only says how the dataset's official files list its clips (:meth:`sca
 does the rest: at construction it reports what it found (clips per split; listed videos that
 are missing, empty or unreadable in ``<prepared>/scan_problems.log``); ``prepare_data`` (Lightning calls it before ``setup``, once per
 node, and ``a2i prepare`` calls it with a progress bar) decodes the videos into shards with
-:func:`a2i.data.prepare.prepare_clips`; the splits are then served from the shards, so
+:func:`a2i.build.prepare.prepare_clips`; the splits are then served from the shards, so
 training never opens a video.
 """
 
@@ -21,11 +21,9 @@ from pathlib import Path
 import webdataset as wds
 from torch.utils.data import DataLoader
 
-from a2i.data.annotations import ClipList
-from a2i.data.base import collate_batch
-from a2i.data.frames import FrameSelector, MidFrame
-from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text, _file_problem
-from a2i.data.prepare import (
+from a2i.build.annotations import ClipList
+from a2i.build.frames import FrameSelector, MidFrame
+from a2i.build.prepare import (
     DONE_FILE,
     SETTINGS_FILE,
     CachedFeature,
@@ -35,8 +33,11 @@ from a2i.data.prepare import (
     plan_shards,
     prepare_clips,
 )
+from a2i.data.base import collate_batch
+from a2i.data.manifest import ManifestDataModule
 from a2i.data.shards import ShardDataset
-from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
+from a2i.io_utils import atomic_write_text, file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ScanResult:
 
     def add(self, clip: VideoClip) -> None:
         """Keep ``clip``, or list it as unusable when its video is missing, empty or unreadable."""
-        problem = _file_problem(Path(clip.video))
+        problem = file_problem(Path(clip.video))
         if problem is None:
             self.clips.append(clip)
         else:
@@ -85,8 +86,8 @@ class VideoDataModule(ManifestDataModule):
         root: The dataset's raw folder (videos plus its official annotation files).
         prepared: Where shards go (default ``<root>/prepared``); one folder per recipe.
         frame_selector: Which frame of each clip becomes its image (mid-frame by default;
-            :class:`a2i.data.frames.CLIPBestFrame` for AudioToken §3,
-            :class:`a2i.data.frames.AVCorrelationFrame` for Sound2Vision §3.3).
+            :class:`a2i.build.frames.CLIPBestFrame` for AudioToken §3,
+            :class:`a2i.build.frames.AVCorrelationFrame` for Sound2Vision §3.3).
         features: Frozen models whose outputs are cached in the shards and delivered as
             ``features/<name>`` (e.g. Sound2Vision's image-encoder targets).
         frame_rate: Frames per second decoded for frame selection.
@@ -104,7 +105,7 @@ class VideoDataModule(ManifestDataModule):
             list are left out. a2i writes the split it used to ``<prepared>/splits.csv``.
         clip_lists: Published lists of clips to drop or to keep exclusively, applied in order
             before decoding (AudioToken's ``unmatch_videos`` and ``low_quality_videos``;
-            :class:`a2i.data.annotations.ClipList`).
+            :class:`a2i.build.annotations.ClipList`).
         batch_size: Clips per batch on each device.
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory for faster host→GPU copies.
@@ -217,8 +218,8 @@ class VideoDataModule(ManifestDataModule):
         rows = "".join(f"{c.key},{c.split}\n" for c in sorted(result.clips, key=lambda c: c.key))
         try:
             self.prepared.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(self.prepared / SCAN_LOG, "key\tvideo\tproblem\n" + lines)
-            _atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
+            atomic_write_text(self.prepared / SCAN_LOG, "key\tvideo\tproblem\n" + lines)
+            atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
         except OSError as error:
             raise ConfigError(
                 f"data.prepared '{self.prepared}' is not writable ({error.strerror}); a read-only "

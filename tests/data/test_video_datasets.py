@@ -13,11 +13,10 @@ import torch
 
 from a2i.cli import main
 from a2i.data.celebvhq import CelebVHQDataModule
-from a2i.data.manifest import ManifestError
 from a2i.data.vegas import VEGASDataModule
 from a2i.data.vggsound import VGGSoundDataModule, vggsound_classes
 from a2i.data.video_datamodule import holdout
-from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 from a2i.synth.video_datasets import (
     VGGSOUND_LABELS,
     write_celebvhq_fixture,
@@ -139,7 +138,7 @@ def test_strict_mode_refuses_missing_videos(vggsound, tmp_path):
 
 KILL_AT_SECOND_SHARD = """
 import os, signal, sys
-import a2i.data.prepare as prepare
+import a2i.build.prepare as prepare
 from a2i.cli import main
 
 write_shard, written = prepare.write_shard, []
@@ -290,7 +289,7 @@ def test_celebvhq_split_attributes_and_missing_clip(tmp_path):
 
 
 def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
-    from a2i.data.prepare import ImageFeature
+    from a2i.build.prepare import ImageFeature
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.tiny import TinyImageEncoder
     from a2i.generators.biggan import BigGANGenerator
@@ -334,7 +333,7 @@ def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
 
 
 def test_audio_visual_correlation_picks_the_seconds_the_object_is_on_screen(vggsound, tmp_path):
-    from a2i.data.frames import AVCorrelationFrame
+    from a2i.build.frames import AVCorrelationFrame
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.scorers import CLIPScorer
 
@@ -429,7 +428,7 @@ def test_predict_on_a_folder_needs_no_training_data(tmp_path):
 
 
 def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsound, tmp_path):
-    from a2i.data.prepare import AudioFeature, ImageFeature, LatentFeature
+    from a2i.build.prepare import AudioFeature, ImageFeature, LatentFeature
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.tiny import TinyImageEncoder
     from a2i.generators.autoencoder import KLAutoencoder
@@ -465,7 +464,7 @@ def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsou
 
 
 def test_a_folder_prepared_with_another_recipe_is_refused(vggsound, tmp_path):
-    from a2i.data.frames import CLIPBestFrame
+    from a2i.build.frames import CLIPBestFrame
     from a2i.encoders.image.scorers import CLIPScorer
 
     root, _ = vggsound

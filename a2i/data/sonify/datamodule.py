@@ -1,7 +1,7 @@
 """Sonified images as a training set: ``SonifiedImagesDataModule`` (Seeing Sound §3, §4.1).
 
 The data side of Seeing Sound: an image collection (SAM's layout or any folder) is sonified once
-(``prepare_data``, or ``a2i sonify --config <this config>``, :mod:`a2i.data.sonify.build`) and
+(``prepare_data``, or ``a2i sonify --config <this config>``, :mod:`a2i.build.sonify.build`) and
 then served from shards like every prepared a2i dataset: the mixture as ``audio``, the image,
 the concepts as ``caption`` and optional cached features (VAE latents, AST tokens, §4.3).
 
@@ -18,18 +18,19 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text
-from a2i.data.prepare import DONE_FILE, SETTINGS_FILE, CachedFeature, class_path_of
+from a2i.build.prepare import DONE_FILE, SETTINGS_FILE, CachedFeature, class_path_of
+from a2i.build.sonify.build import SonifyReport, SonifySettings, sonify_images
+from a2i.build.sonify.concepts import NON_SONIC_KEYWORDS, ConceptSource, KeywordMatch
+from a2i.build.sonify.images import ImageItem, ImageLayout, assign_splits, scan_images
+from a2i.build.sonify.mixing import DEFAULT_LUFS_RANGE, DEFAULT_PEAK_CEILING, stable_uniform
+from a2i.build.sonify.pool import CHUNK_SECONDS, AudioPool, PoolReader, scan_pools
+from a2i.build.sonify.pool_cache import PoolIndex, PoolSettings, complete_settings, embed_pool
+from a2i.build.sonify.retrieval import DEFAULT_TOP_K
+from a2i.data.manifest import ManifestDataModule
 from a2i.data.shards import ShardDataset
-from a2i.data.sonify.build import SonifyReport, SonifySettings, sonify_images
-from a2i.data.sonify.concepts import NON_SONIC_KEYWORDS, ConceptSource, KeywordMatch
-from a2i.data.sonify.images import ImageItem, ImageLayout, assign_splits, scan_images
-from a2i.data.sonify.mixing import DEFAULT_LUFS_RANGE, DEFAULT_PEAK_CEILING, stable_uniform
-from a2i.data.sonify.pool import CHUNK_SECONDS, AudioPool, PoolReader, scan_pools
-from a2i.data.sonify.pool_cache import PoolIndex, PoolSettings, complete_settings, embed_pool
-from a2i.data.sonify.retrieval import DEFAULT_TOP_K
 from a2i.encoders.audio.clap import ClapEncoder
-from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
+from a2i.io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,9 @@ class SonifiedImagesDataModule(ManifestDataModule):
         pool_cache: Folder of the pool's chunk embeddings (default ``<prepared>/pool``); share
             it between datasets sonified from one pool and one CLAP.
         top_k: k of the dynamic threshold (§3.3; the paper gives none, see
-            :data:`~a2i.data.sonify.retrieval.DEFAULT_TOP_K`).
+            :data:`~a2i.build.sonify.retrieval.DEFAULT_TOP_K`).
         lufs_range: Loudness targets in dB LUFS, drawn uniformly (§3.3, A.9; see
-            :data:`~a2i.data.sonify.mixing.DEFAULT_LUFS_RANGE`).
+            :data:`~a2i.build.sonify.mixing.DEFAULT_LUFS_RANGE`).
         peak_ceiling: Mixtures peaking above this are scaled down as a whole (recorded).
         seed: Seeds the draws among candidates and the loudness targets.
         filter_keywords: A.2's non-sonic caption keywords (empty list: no filter).
@@ -214,8 +215,8 @@ class SonifiedImagesDataModule(ManifestDataModule):
         problems = "".join(f"{key}\t{path}\t{problem}\n" for key, path, problem in scan.unusable)
         try:
             self.prepared.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
-            _atomic_write_text(self.prepared / SCAN_LOG, "key\timage\tproblem\n" + problems)
+            atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
+            atomic_write_text(self.prepared / SCAN_LOG, "key\timage\tproblem\n" + problems)
         except OSError as error:
             raise ConfigError(
                 f"data.prepared '{self.prepared}' is not writable ({error.strerror}); set "

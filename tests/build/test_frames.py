@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from a2i.data.frames import AVCorrelationFrame, CLIPBestFrame, MidFrame, centred_windows
+from a2i.build.frames import AVCorrelationFrame, CLIPBestFrame, MidFrame, centred_windows
 from a2i.encoders.audio.beats import BEATsAudioEncoder
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
 from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
