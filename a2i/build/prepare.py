@@ -35,6 +35,9 @@ from tqdm.auto import tqdm
 from a2i.build.clips import VideoClip
 from a2i.build.frames import FrameSelector
 from a2i.build.shards import (
+    DONE_FILE,
+    PROBLEMS_FILE,
+    SETTINGS_FILE,
     SHARD_DIR,
     PreparedClip,
     completed_shards,
@@ -51,10 +54,6 @@ from a2i.interfaces import AudioEncoder, ImageEncoder
 from a2i.io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
-
-SETTINGS_FILE = "settings.json"
-DONE_FILE = "prepared.json"
-PROBLEMS_FILE = "problems.log"
 
 
 class CachedFeature(ABC):

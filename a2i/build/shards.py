@@ -31,6 +31,12 @@ from a2i.errors import A2IError
 from a2i.io_utils import TEMP_GLOB, atomic_write
 
 SHARD_DIR = "shards"
+SETTINGS_FILE = "settings.json"
+"""The recipe the shards were built with (a builder refuses to continue with another)."""
+DONE_FILE = "prepared.json"
+"""Written last by a builder: the shards are complete."""
+PROBLEMS_FILE = "problems.log"
+"""Items a builder dropped, and why."""
 JPEG_QUALITY = 95
 
 

@@ -19,9 +19,9 @@ import json
 import random
 from typing import Any
 
-from a2i.build.clips import VideoClip
+from a2i.build.clips import ScanResult, VideoClip
 from a2i.data.vegas import clip_key
-from a2i.data.video_datamodule import ScanResult, VideoDataModule
+from a2i.data.video_datamodule import VideoDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 
 

@@ -158,6 +158,16 @@ def _as_list(items: list[Any]) -> list[Any]:
     return items
 
 
+def as_clap(encoder: object) -> ClapEncoder:
+    """``encoder`` if it is a CLAP (retrieval embeds audio and text in one space), else a fix."""
+    if not isinstance(encoder, ClapEncoder):
+        raise ConfigError(
+            f"data.clap must be a CLAP encoder (a2i.encoders.audio.clap.ClapEncoder), got "
+            f"{type(encoder).__name__}"
+        )
+    return encoder
+
+
 def complete_settings(
     files: list[PoolFile], clap: ClapEncoder, settings: PoolSettings
 ) -> PoolSettings:
