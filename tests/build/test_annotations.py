@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from video_fixtures import write_vggsound_fixture
 
 from a2i.build.annotations import ClipList, clip_key, convert_pickle, main
 from a2i.build.clips import VideoClip
 from a2i.build.frames import AnnotatedFrame
 from a2i.data.vggsound import VGGSoundDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
-from a2i.synth.video_datasets import write_vggsound_fixture
 
 RATE = 16000
 

@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from video_fixtures import (
+    VGGSOUND_LABELS,
+    write_celebvhq_fixture,
+    write_vegas_fixture,
+    write_vggsound_fixture,
+)
 
 from a2i.build.clips import holdout
 from a2i.cli import main
@@ -17,12 +23,6 @@ from a2i.data.celebvhq import CelebVHQDataModule
 from a2i.data.vegas import VEGASDataModule
 from a2i.data.vggsound import VGGSoundDataModule, vggsound_classes
 from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
-from a2i.synth.video_datasets import (
-    VGGSOUND_LABELS,
-    write_celebvhq_fixture,
-    write_vegas_fixture,
-    write_vggsound_fixture,
-)
 
 pytestmark = pytest.mark.xdist_group("video")
 
