@@ -70,6 +70,10 @@ class DatasetNotFoundError(A2IError, FileNotFoundError):
         super().__init__(f"dataset not found at '{self.root}': {remedy}")
 
 
+class ManifestError(A2IError, ValueError):
+    """A manifest, split, clip-list or classes file is malformed, or lists unusable files."""
+
+
 class OutputExistsError(A2IError, FileExistsError):
     """An output file exists and replacing it was not asked for (a2i never overwrites silently)."""
 

@@ -14,7 +14,7 @@ Batch contract (what every datamodule yields and every method reads):
 - ``caption``: ``list[str]`` of length B (class caption, e.g. ``"a red triangle"``; may be empty).
 - ``key``: ``list[str]`` of length B, a stable identifier (relative path for files).
 - ``features/<name>``: optional ``(B, ...)`` outputs of frozen models cached when a video
-  dataset was prepared (:mod:`a2i.data.prepare`), e.g. ``features/image``.
+  dataset was prepared (:mod:`a2i.build.prepare`), e.g. ``features/image``.
 """
 
 from __future__ import annotations

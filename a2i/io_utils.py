@@ -51,3 +51,22 @@ def atomic_write(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` through :func:`atomic_write`, so readers never see half a file."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used (cheap checks only: decoding happens at load time)."""
+    if not path.exists():
+        return "missing"
+    if not path.is_file():
+        return "not a regular file"
+    if path.stat().st_size == 0:
+        return "empty (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None

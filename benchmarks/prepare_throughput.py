@@ -120,7 +120,7 @@ def write_dataset(root: Path, width: int, height: int, clips: int, workers: int)
 
 
 def prepared_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """The frame size prepare stores (longer side ``max_side``), as :mod:`a2i.data.video`."""
+    """The frame size prepare stores (longer side ``max_side``), as :mod:`a2i.build.video`."""
     scale = min(1.0, max_side / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
@@ -172,7 +172,7 @@ def bare_job(path: Path, frame_rate: float, max_side: int, sample_rate: int) -> 
 
 def datamodule(root: Path, prepared: Path, args: argparse.Namespace, workers: int):
     """The VGGSound datamodule over the benchmark's clips (MidFrame, 256 px frames)."""
-    from a2i.data.frames import MidFrame
+    from a2i.build.frames import MidFrame
     from a2i.data.vggsound import VGGSoundDataModule
 
     return VGGSoundDataModule(
@@ -192,9 +192,10 @@ def datamodule(root: Path, prepared: Path, args: argparse.Namespace, workers: in
 
 def stage_table(paths: list[Path], args: argparse.Namespace) -> list[tuple[str, float]]:
     """CPU seconds per clip of each stage, in this process on one thread."""
-    from a2i.data.frames import MidFrame
-    from a2i.data.prepare import PrepareSettings, VideoClip, _prepare_one
-    from a2i.data.shards import encode_flac, encode_jpeg, write_shard
+    from a2i.build.clips import VideoClip
+    from a2i.build.frames import MidFrame
+    from a2i.build.prepare import PrepareSettings, _prepare_one
+    from a2i.build.shards import encode_flac, encode_jpeg, write_shard
 
     torch.set_num_threads(1)
     settings = PrepareSettings(frame_rate=args.frame_rate, frame_size=args.frame_size)
@@ -232,7 +233,7 @@ def stage_table(paths: list[Path], args: argparse.Namespace) -> list[tuple[str, 
 def start_forkserver() -> float:
     """Start prepare's forkserver (it imports a2i once); returns the seconds it took."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["a2i.data.prepare"])
+    context.set_forkserver_preload(["a2i.build.prepare"])
     start = time.perf_counter()
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         pool.submit(int, 0).result()

@@ -56,8 +56,8 @@ from compare import main as compare  # benchmarks/compare.py, beside this script
 from sound2vision_world import EVAL_CONFIG, evaluate, train
 
 from a2i.audio.io import write_audio
+from a2i.build.sonify.images import folder_key
 from a2i.cli import main as a2i
-from a2i.data.sonify.images import folder_key
 from a2i.image import write_png
 from a2i.synth.world import REFERENCE_RMS, WORLD_CLASSES, SceneSpec, SyntheticWorld
 from a2i.synth.world_clap import CLIP_SECONDS, text_of
@@ -82,7 +82,7 @@ def concepts_of(spec: SceneSpec) -> str:
 
     The object's world caption, indoors followed by "in a room" (the background shows it): the
     tiny CLAP's texts (:func:`a2i.synth.world_clap.world_texts`), joined by "and", which
-    :class:`~a2i.data.sonify.concepts.CaptionConcepts`'s ``phrases`` rule splits at.
+    :class:`~a2i.build.sonify.concepts.CaptionConcepts`'s ``phrases`` rule splits at.
     """
     room = ROOM if spec.reverb else ""
     return " and ".join(f"{WORLD_CLASSES[s].caption}{room}" for s in spec.sources)
@@ -167,18 +167,18 @@ def data_config(out: Path, world: Path, method: str, args: argparse.Namespace) -
         "layout": "folder",
         "split_file": str(world / "splits.csv"),
         "prepared": str(out / "sonified"),
-        "pools": [{"class_path": "a2i.data.sonify.pool.AudioFolderPool",
+        "pools": [{"class_path": "a2i.build.sonify.pool.AudioFolderPool",
                    "init_args": {"root": str(world / "pool")}}],
-        "concepts": [{"class_path": "a2i.data.sonify.concepts.CaptionConcepts",
+        "concepts": [{"class_path": "a2i.build.sonify.concepts.CaptionConcepts",
                       "init_args": {"captions": str(world / "captions.json"), "rule": "phrases",
                                     "max_concepts": 2}}],
         "clap": {"class_path": "a2i.encoders.audio.clap.ClapEncoder",
                  "init_args": {"preset": "tiny", "pretrained": CLAP}},
         "features": [
-            {"class_path": "a2i.data.sonify.features.AudioTokensFeature",
+            {"class_path": "a2i.build.sonify.features.AudioTokensFeature",
              "init_args": {"encoder": seeing["audio_encoder"],
                            "clip_seconds": seeing["clip_seconds"]}},
-            {"class_path": "a2i.data.prepare.LatentFeature",
+            {"class_path": "a2i.build.prepare.LatentFeature",
              "init_args": {"autoencoder": {
                  "class_path": "a2i.generators.autoencoder.KLAutoencoder",
                  "init_args": {"preset": "tiny", "freeze": True,

@@ -1,7 +1,7 @@
 """Retrieval at scale (Seeing Sound §3.3, Algorithm 1): time and peak memory vs pool size.
 
 Random unit vectors of CLAP's size (512) stand in for the pool's audio embeddings and the
-concepts' text embeddings; :func:`a2i.data.sonify.retrieval.retrieve` runs the whole algorithm
+concepts' text embeddings; :func:`a2i.build.sonify.retrieval.retrieve` runs the whole algorithm
 (blocked similarity products, signed square root, top-k threshold, seeded draw). Each pool size
 runs in a fresh child process, so each peak RSS is that case's own; a child that only builds the
 inputs gives the memory the inputs themselves take::
@@ -28,7 +28,7 @@ def child(pool: int, queries: int, dim: int, threads: int, run: bool, blocks: li
     """One case in this process: build the inputs, optionally retrieve, print JSON."""
     import torch
 
-    from a2i.data.sonify.retrieval import query_uniforms, retrieve
+    from a2i.build.sonify.retrieval import query_uniforms, retrieve
 
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)

@@ -4,6 +4,8 @@ Every module under ``a2i/`` is parsed (not imported) and each import of ``a2i.*`
 module level or inside a function, ``import x`` or ``from x import y``, relative or absolute, is
 checked against :data:`LAYERS`: a module may import from its own layer or below. A module's layer
 is that of its top-level subpackage or module (``a2i.encoders.audio.ast`` → ``encoders``).
+Serving data (``a2i.data``) imports no encoder, generator or CLAP (the builders in ``a2i.build``
+do), and the builder and data modules import each other without cycles.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("audio", "image"),
     ("modules",),
     ("encoders", "generators", "losses"),
+    ("build",),
     ("data",),
     ("metrics",),
     ("pipelines",),
@@ -36,6 +39,11 @@ ORDER: tuple[tuple[str, ...], ...] = (
 """Bottom to top; names on one row share a layer."""
 
 LAYERS = {name: level for level, names in enumerate(ORDER) for name in names}
+
+MODELS = ("a2i.encoders", "a2i.generators", "a2i.synth.world_clap")
+"""Encoders, generators and CLAPs: what building a dataset may run and serving it never needs."""
+SERVING = ("base", "manifest", "folder", "shards", "shard_datamodule", "downstream")
+"""The modules of :mod:`a2i.data` that only read (the others also run a builder)."""
 NOT_CODE = {"assets", "configs", "py.typed", "__pycache__"}
 
 
@@ -150,6 +158,52 @@ def test_subpackages_import_each_other_without_cycles():
         if node not in state:
             visit(node, [node])
     assert not cycles, "import cycles between subpackages:\n" + "\n".join(cycles)
+
+
+def test_serving_data_imports_no_encoder_generator_or_clap():
+    """a2i.data reads shards; the models that build them are the builders' (a2i.build)."""
+    found = [
+        f"{where(item)} imports {item.target}"
+        for item in all_imports()
+        if unit(module_name(item.source)) == "data"
+        and any(item.target == m or item.target.startswith(m + ".") for m in MODELS)
+    ]
+    assert not found, "serving data imports models:\n" + "\n".join(found)
+
+
+def test_reading_shards_loads_no_model_module():
+    """Not even through a builder: the reading modules' import closure holds no model."""
+    modules = ", ".join(f"a2i.data.{name}" for name in SERVING)
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.startswith('a2i.')))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert not [m for m in MODELS if m in loaded], loaded
+
+
+def test_builder_and_data_modules_import_each_other_without_cycles():
+    """Module by module (the subpackage test above cannot see a circle inside one)."""
+    inside = ("a2i.build", "a2i.data")
+    edges: dict[str, set[str]] = {}
+    for item in all_imports():
+        source = module_name(item.source)
+        if source.startswith(inside) and item.target.startswith(inside):
+            edges.setdefault(source, set()).add(item.target)
+    cycles, state = [], {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(" → ".join([*path[path.index(nxt) :], nxt]))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 def test_a_vggsound_user_does_not_import_the_synthetic_world():

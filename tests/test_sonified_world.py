@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from a2i.data.sonify.concepts import CaptionConcepts
-from a2i.data.sonify.images import ImageItem
+from a2i.build.sonify.concepts import CaptionConcepts
+from a2i.build.sonify.images import ImageItem
 from a2i.synth.world import SceneSpec, SyntheticWorld
 from a2i.synth.world_clap import world_texts
 

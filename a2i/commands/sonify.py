@@ -64,7 +64,7 @@ def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
 
 def main(argv: list[str]) -> None:
     """Run ``a2i sonify`` with command-line arguments ``argv`` (without the subcommand)."""
-    from a2i.data.sonify.pool_cache import POOL_PROBLEMS_FILE, read_pool_problems
+    from a2i.build.sonify.pool_cache import POOL_PROBLEMS_FILE, read_pool_problems
 
     datamodule = build_datamodule(argv)
     report = datamodule.prepare_data()

@@ -19,11 +19,10 @@ import json
 import random
 from typing import Any
 
-from a2i.data.manifest import ManifestError
-from a2i.data.prepare import VideoClip
+from a2i.build.clips import ScanResult, VideoClip
 from a2i.data.vegas import clip_key
-from a2i.data.video_datamodule import ScanResult, VideoDataModule
-from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.data.video_datamodule import VideoDataModule
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 
 
 class CelebVHQDataModule(VideoDataModule):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +27,10 @@ from torch.utils.data import Dataset
 
 from a2i.audio.io import fit_length, read_audio
 from a2i.data.base import AudioVisualDataModule
-from a2i.errors import A2IError, DatasetNotFoundError
+from a2i.errors import DatasetNotFoundError, ManifestError
 from a2i.image import read_image
 from a2i.interfaces import AUDIO, CAPTION, IMAGE, KEY, LABEL
-from a2i.io_utils import atomic_write
+from a2i.io_utils import atomic_write_text, file_problem
 
 MANIFEST_FILE = "manifest.jsonl"
 CLASSES_FILE = "classes.json"
@@ -39,10 +38,6 @@ SPLITS = ("train", "val", "test")
 Split = Literal["train", "val", "test"]
 
 logger = logging.getLogger(__name__)
-
-
-class ManifestError(A2IError, ValueError):
-    """A manifest or classes file is malformed, or lists files that cannot be used."""
 
 
 @dataclass
@@ -226,29 +221,10 @@ def write_manifest(
             )
     root.mkdir(parents=True, exist_ok=True)
     if classes is not None:
-        _atomic_write_text(root / CLASSES_FILE, json.dumps(list(classes), indent=1) + "\n")
+        atomic_write_text(root / CLASSES_FILE, json.dumps(list(classes), indent=1) + "\n")
     lines = "".join(json.dumps(record.to_dict(), ensure_ascii=False) + "\n" for record in records)
-    _atomic_write_text(root / MANIFEST_FILE, lines)
+    atomic_write_text(root / MANIFEST_FILE, lines)
     return root / MANIFEST_FILE
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file, so readers never see half a file."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def _file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be used (cheap checks only: decoding happens at load time)."""
-    if not path.exists():
-        return "missing"
-    if not path.is_file():
-        return "not a regular file"
-    if path.stat().st_size == 0:
-        return "empty (0 bytes)"
-    if not os.access(path, os.R_OK):
-        return "permission denied"
-    return None
 
 
 class ManifestDataset(Dataset):
@@ -333,7 +309,7 @@ class ManifestDataset(Dataset):
         for record in records:
             paths = [("audio", record.audio)] + ([("image", record.image)] if record.image else [])
             for kind, relative in paths:
-                problem = _file_problem(self.root / relative)
+                problem = file_problem(self.root / relative)
                 if problem is not None:
                     problems.append((record.key, f"{kind} '{relative}': {problem}"))
         return problems
@@ -344,7 +320,7 @@ class ManifestDataset(Dataset):
         try:
             if problems:
                 lines = "".join(f"{key}\t{text}\n" for key, text in problems)
-                _atomic_write_text(log_path, "key\tproblem\n" + lines)
+                atomic_write_text(log_path, "key\tproblem\n" + lines)
             else:
                 log_path.unlink(missing_ok=True)  # a stale log would report fixed problems
         except OSError as error:

@@ -20,8 +20,8 @@ import random
 import re
 from typing import Any
 
-from a2i.data.prepare import VideoClip
-from a2i.data.video_datamodule import ScanResult, VideoDataModule
+from a2i.build.clips import ScanResult, VideoClip
+from a2i.data.video_datamodule import VideoDataModule
 from a2i.errors import ConfigError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")

@@ -11,7 +11,7 @@ which clips a user has. Sound2Vision §4.1 trains on a 50-class subset and the o
 the authors publish the 50 names (Sound2Scene ``samples/categories.txt``), shipped as
 ``a2i/assets/datasets/sound2scene_vggsound50.txt``: ``classes: sound2scene_vggsound50.txt``.
 VGGSound has no validation split: a2i holds out ``val_fraction`` of train by a hash of
-``val_seed`` and the clip key (:func:`a2i.data.video_datamodule.holdout`).
+``val_seed`` and the clip key (:func:`a2i.build.clips.holdout`).
 """
 
 from __future__ import annotations
@@ -22,15 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from a2i.data.manifest import ManifestError
-from a2i.data.prepare import VideoClip
-from a2i.data.video_datamodule import (
-    ScanResult,
-    VideoDataModule,
-    check_fraction,
-    holdout,
-)
-from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.build.clips import ScanResult, VideoClip, holdout
+from a2i.data.video_datamodule import VideoDataModule, check_fraction
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 
 CLASSES_ASSET = "assets/datasets/vggsound_classes.txt"
 

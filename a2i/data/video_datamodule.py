@@ -1,92 +1,49 @@
 """The base of every dataset that starts as raw video (VGGSound, VEGAS, CelebV-HQ).
 
 A subclass only says how the dataset's official files list its clips (:meth:`scan`). The base
-does the rest: at construction it reports what it found (clips per split; listed videos that
-are missing, empty or unreadable in ``<prepared>/scan_problems.log``); ``prepare_data`` (Lightning calls it before ``setup``, once per
-node, and ``a2i prepare`` calls it with a progress bar) decodes the videos into shards with
-:func:`a2i.data.prepare.prepare_clips`; the splits are then served from the shards, so
-training never opens a video.
+does the rest, nothing at construction: the first ``prepare_data`` (or a split's first use) scans the raw
+folder and reports what it found (clips per split; listed videos that are missing, empty or
+unreadable in ``<prepared>/scan_problems.log``); ``prepare_data`` (Lightning calls it before
+``setup``, once per node, and ``a2i prepare`` calls it with a progress bar) decodes the videos
+into shards with :func:`a2i.build.prepare.prepare_clips`; the splits are then served from the
+shards (:class:`~a2i.data.shard_datamodule.ShardDataModule`), so training never opens a video.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from abc import abstractmethod
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-import webdataset as wds
-from torch.utils.data import DataLoader
-
-from a2i.data.annotations import ClipList
-from a2i.data.base import collate_batch
-from a2i.data.frames import FrameSelector, MidFrame
-from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text, _file_problem
-from a2i.data.prepare import (
-    DONE_FILE,
-    SETTINGS_FILE,
+from a2i.build.annotations import ClipList
+from a2i.build.clips import ScanResult, VideoClip, fingerprint
+from a2i.build.frames import FrameSelector, MidFrame
+from a2i.build.prepare import (
     CachedFeature,
     PrepareReport,
     PrepareSettings,
-    VideoClip,
     plan_shards,
     prepare_clips,
 )
-from a2i.data.shards import ShardDataset
+from a2i.data.shard_datamodule import SCAN_LOG, ShardDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
 
-SCAN_LOG = "scan_problems.log"
-SPLITS_FILE = "splits.csv"
 
-
-@dataclass
-class ScanResult:
-    """What a dataset's annotation files list and what is on disk.
-
-    Attributes:
-        clips: Clips whose video file exists.
-        unusable: ``(key, path, problem)`` of listed clips whose video is missing, empty or
-            unreadable (checked without decoding; corrupt files surface in ``prepare``).
-        classes: Class names (index = label), or None for unlabelled data.
-    """
-
-    clips: list[VideoClip] = field(default_factory=list)
-    unusable: list[tuple[str, str, str]] = field(default_factory=list)
-    classes: list[str] | None = None
-
-    def add(self, clip: VideoClip) -> None:
-        """Keep ``clip``, or list it as unusable when its video is missing, empty or unreadable."""
-        problem = _file_problem(Path(clip.video))
-        if problem is None:
-            self.clips.append(clip)
-        else:
-            self.unusable.append((clip.key, clip.video, problem))
-
-
-def holdout(key: str, fraction: float, seed: int) -> bool:
-    """Whether ``key`` falls in a stable pseudo-random ``fraction`` (hash of seed and key).
-
-    Used for splits a dataset does not define (a validation set carved from VGGSound's train
-    split): a clip's side never changes when other clips are added or removed.
-    """
-    digest = hashlib.sha1(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
-
-
-class VideoDataModule(ManifestDataModule):
+class VideoDataModule(ShardDataModule):
     """Raw videos → shards → batches; subclasses implement :meth:`scan`.
 
     Args:
         root: The dataset's raw folder (videos plus its official annotation files).
         prepared: Where shards go (default ``<root>/prepared``); one folder per recipe.
         frame_selector: Which frame of each clip becomes its image (mid-frame by default;
-            :class:`a2i.data.frames.CLIPBestFrame` for AudioToken §3,
-            :class:`a2i.data.frames.AVCorrelationFrame` for Sound2Vision §3.3).
+            :class:`a2i.build.frames.CLIPBestFrame` for AudioToken §3,
+            :class:`a2i.build.frames.AVCorrelationFrame` for Sound2Vision §3.3).
         features: Frozen models whose outputs are cached in the shards and delivered as
             ``features/<name>`` (e.g. Sound2Vision's image-encoder targets).
         frame_rate: Frames per second decoded for frame selection.
@@ -104,7 +61,7 @@ class VideoDataModule(ManifestDataModule):
             list are left out. a2i writes the split it used to ``<prepared>/splits.csv``.
         clip_lists: Published lists of clips to drop or to keep exclusively, applied in order
             before decoding (AudioToken's ``unmatch_videos`` and ``low_quality_videos``;
-            :class:`a2i.data.annotations.ClipList`).
+            :class:`a2i.build.annotations.ClipList`).
         batch_size: Clips per batch on each device.
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory for faster host→GPU copies.
@@ -141,9 +98,12 @@ class VideoDataModule(ManifestDataModule):
         image_size: int = 224,
         strict: bool = False,
     ) -> None:
-        self.prepared = Path(prepared) if prepared else Path(root) / "prepared"
         super().__init__(
-            root=str(self.prepared),
+            prepared=Path(prepared) if prepared else Path(root) / "prepared",
+            features=[feature.name for feature in features or []],
+            split_file=split_file,
+            stream_train=stream_train,
+            shuffle_buffer=shuffle_buffer,
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
@@ -162,22 +122,26 @@ class VideoDataModule(ManifestDataModule):
             shard_size=shard_size,
             min_seconds=min_seconds,
         )
+        self.settings.record(self.frame_selector, self.features)
         self.prepare_workers = prepare_workers
         self.prepare_device = prepare_device
-        self.stream_train = stream_train
-        self.split_file = split_file
         self.clip_lists = list(clip_lists or [])
-        self.shuffle_buffer = shuffle_buffer
-        self.scan_result = self._scan_and_report()
-        self.settings.clips_sha1 = _fingerprint(self.scan_result.clips)
-        self.settings.record(self.frame_selector, self.features)
 
-    def check_root(self) -> None:
-        """The raw folder must exist (the prepared one is created by ``prepare_data``)."""
+    @property
+    def source(self) -> Path:
+        """The raw folder."""
+        return self.raw_root
 
     @abstractmethod
     def scan(self) -> ScanResult:
         """List the dataset's clips from its annotation files and the videos on disk."""
+
+    @cached_property
+    def scan_result(self) -> ScanResult:
+        """The scan (run once, on first use), reported and recorded in the recipe."""
+        result = self._scan_and_report()
+        self.settings.clips_sha1 = fingerprint(result.clips)
+        return result
 
     def _scan_and_report(self) -> ScanResult:
         """Scan, log counts per split and write unusable videos to ``scan_problems.log``."""
@@ -199,12 +163,7 @@ class VideoDataModule(ManifestDataModule):
                 len(result.clips),
                 before,
             )
-        if result.unusable and self.strict:
-            shown = ", ".join(f"{path} ({problem})" for _, path, problem in result.unusable[:5])
-            raise ManifestError(
-                f"{self.raw_root}: {len(result.unusable)} listed video(s) cannot be used (e.g. "
-                f"{shown}); fix them, or set strict: false to skip those clips"
-            )
+        self.refuse_unusable(result.unusable)
         counts = Counter(clip.split for clip in result.clips)
         logger.warning(
             "%s: %s; %d listed video(s) missing or unreadable%s",
@@ -213,17 +172,7 @@ class VideoDataModule(ManifestDataModule):
             len(result.unusable),
             f" (listed in {self.prepared / SCAN_LOG})" if result.unusable else "",
         )
-        lines = "".join(f"{key}\t{path}\t{problem}\n" for key, path, problem in result.unusable)
-        rows = "".join(f"{c.key},{c.split}\n" for c in sorted(result.clips, key=lambda c: c.key))
-        try:
-            self.prepared.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(self.prepared / SCAN_LOG, "key\tvideo\tproblem\n" + lines)
-            _atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
-        except OSError as error:
-            raise ConfigError(
-                f"data.prepared '{self.prepared}' is not writable ({error.strerror}); a read-only "
-                "dataset folder needs `prepared:` set to a writable folder for the shards"
-            ) from None
+        self.write_scan({c.key: c.split for c in result.clips}, result.unusable, "video")
         if not result.clips:
             raise DatasetNotFoundError(
                 self.raw_root, f"no videos of the annotation files were found; {self.prepare_hint}"
@@ -232,28 +181,14 @@ class VideoDataModule(ManifestDataModule):
 
     def _apply_split_file(self, clips: list[VideoClip]) -> list[VideoClip]:
         """Assign splits from ``split_file`` (``key,split`` rows); unlisted clips are left out."""
-        path = Path(self.split_file)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise ManifestError(f"data.split_file '{path}': cannot read it ({error})") from None
-        assigned: dict[str, str] = {}
-        for number, line in enumerate(lines, start=1):
-            key, _, split = line.strip().partition(",")
-            if not line.strip() or (number == 1 and (key, split) == ("key", "split")):
-                continue
-            if split not in ("train", "val", "test"):
-                raise ManifestError(
-                    f"{path}:{number}: split must be train, val or test, got '{split}'"
-                )
-            assigned[key] = split
+        assigned = self.read_split_file()
         kept = [replace(clip, split=assigned[clip.key]) for clip in clips if clip.key in assigned]
         logger.warning(
             "%s: %d of %d clips are listed in %s (the others are left out)",
             self.raw_root,
             len(kept),
             len(clips),
-            path,
+            self.split_file,
         )
         return kept
 
@@ -262,24 +197,15 @@ class VideoDataModule(ManifestDataModule):
         """Clips per split found on disk (before decoding)."""
         return dict(Counter(clip.split for clip in self.scan_result.clips))
 
-    def is_prepared(self) -> bool:
-        """Whether the shards of exactly this scan and recipe are complete.
-
-        A folder prepared with another recipe is not: ``prepare_data`` then stops with an error
-        naming the settings that differ instead of training on the old shards.
-        """
-        marker, recipe = self.prepared / DONE_FILE, self.prepared / SETTINGS_FILE
-        if not marker.is_file() or not recipe.is_file():
+    def is_recipe(self, settings: dict[str, Any], done: dict[str, Any]) -> bool:
+        """Same settings (scan included) and every planned shard written."""
+        clips = self.scan_result.clips
+        if settings != asdict(self.settings):
             return False
-        if json.loads(recipe.read_text()) != asdict(self.settings):
-            return False
-        shards = json.loads(marker.read_text()).get("shards", [])
-        return shards == sorted(plan_shards(self.scan_result.clips, self.settings.shard_size))
+        return done.get("shards", []) == sorted(plan_shards(clips, self.settings.shard_size))
 
-    def prepare_data(self, progress: bool = True) -> PrepareReport | None:
-        """Decode the videos into shards unless that is done (resumes a killed run)."""
-        if self.is_prepared():
-            return None
+    def build(self, progress: bool) -> PrepareReport:
+        """Decode the videos into shards (resumes a killed run)."""
         return prepare_clips(
             self.scan_result.clips,
             self.prepared,
@@ -291,55 +217,6 @@ class VideoDataModule(ManifestDataModule):
             device=self.prepare_device,
             progress=progress,
         )
-
-    def build_dataset(self, split: str) -> ShardDataset:
-        """Serve a split from the shards (``predict`` = test); prepare first if needed."""
-        if not self.is_prepared():
-            raise DatasetNotFoundError(
-                self.prepared,
-                f"the shards of {self.raw_root} are not (completely) prepared; run "
-                "`a2i prepare --config <this config>` (it resumes an interrupted run)",
-            )
-        return ShardDataset(
-            self.prepared,
-            "test" if split == "predict" else split,
-            sample_rate=self.sample_rate,
-            clip_seconds=self.clip_seconds,
-            image_size=self.image_size,
-            random_crop=split == "train",
-            features=[feature.name for feature in self.features],
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Offset-indexed batches, or (``stream_train``) a fixed-length WebDataset stream.
-
-        Streaming epochs are ``clips // (batch_size · world_size)`` batches on every rank.
-        """
-        if not self.stream_train:
-            return super().train_dataloader()
-        dataset = self.dataset("train")
-        world_size = self.trainer.world_size if self.trainer is not None else 1
-        batches = max(1, len(dataset) // (self.batch_size * world_size))
-        pipeline = dataset.stream(self.shuffle_buffer).batched(
-            self.batch_size, collation_fn=collate_batch, partial=False
-        )
-        loader = wds.WebLoader(
-            pipeline,
-            batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-        return loader.with_epoch(batches).with_length(batches)
-
-
-def _fingerprint(clips: list[VideoClip]) -> str:
-    """Hash of the clip list: a prepared folder belongs to one exact scan."""
-    text = "\n".join(
-        f"{c.key}\t{c.split}\t{c.label}\t{c.start}\t{c.duration}\t{c.crop}"
-        for c in sorted(clips, key=lambda c: c.key)
-    )
-    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def check_fraction(name: str, value: float) -> None:

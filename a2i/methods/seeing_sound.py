@@ -50,8 +50,8 @@ from a2i.pretrained import resolve_weights
 CACHED_AUDIO_TOKENS = FEATURES + "audio_tokens"
 CACHED_LATENTS = FEATURES + "latents"
 """Batch keys of the AST sequences and VAE latents a prepared dataset may cache (§4.3:
-pre-computed), e.g. :class:`a2i.data.sonify.features.AudioTokensFeature` and
-:class:`a2i.data.prepare.LatentFeature`; they must come from this config's AST, VAE and
+pre-computed), e.g. :class:`a2i.build.sonify.features.AudioTokensFeature` and
+:class:`a2i.build.prepare.LatentFeature`; they must come from this config's AST, VAE and
 ``clip_seconds`` (the feature's ``clip_seconds``)."""
 
 

@@ -134,7 +134,7 @@ class Sound2Vision(AudioToImageMethod):
         """``z^V`` from the shards' cache (``features/image``) when present, else computed.
 
         Prepared video datasets can store the frozen encoder's embeddings
-        (:class:`a2i.data.prepare.ImageFeature`), which saves the image-encoder forward pass at
+        (:class:`a2i.build.prepare.ImageFeature`), which saves the image-encoder forward pass at
         every step; the cache must come from the encoder this config names.
         """
         cached = batch.get(CACHED_IMAGE_FEATURES)

@@ -6,7 +6,7 @@ learned layer weights, a 4-layer self-attention block and a two-layer ReLU MLP, 
 :class:`~a2i.encoders.audio.wavlm_tower.WavLMTower`) is trained with BriVL's cross-modal MoCo
 (§2.4, :mod:`a2i.losses.moco`: momentum key encoder, two negative queues of 9600, m 0.99, τ 0.07),
 or with the in-batch InfoNCE of Wav2CLIP to compare. The frame embeddings can come from the shards'
-cache (``features/image``, :class:`a2i.data.prepare.ImageFeature`), so training never runs the image
+cache (``features/image``, :class:`a2i.build.prepare.ImageFeature`), so training never runs the image
 tower on real data. The vision-language tower is BriVL's image tower or, by default, a CLIP: its
 text tower turns class names into prompts for zero-shot classification (Table 2's ZS rows).
 

@@ -3,7 +3,7 @@
 Real audio-visual datasets arrive as mp4 files with the properties the decoder must cope with:
 variable frame rates, rotated phone videos, files without a sound track. :func:`encode_video`
 writes each of them on purpose (h264 yuv420p video, mono AAC audio), so the decoding path
-(:mod:`a2i.data.video`) is tested against files with known content, offline.
+(:mod:`a2i.build.video`) is tested against files with known content, offline.
 """
 
 from __future__ import annotations

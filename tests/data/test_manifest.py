@@ -10,13 +10,12 @@ import torch
 from a2i.data.manifest import (
     ManifestDataModule,
     ManifestDataset,
-    ManifestError,
     ManifestRecord,
     read_classes,
     read_manifest,
     write_manifest,
 )
-from a2i.errors import AudioDecodeError, DatasetNotFoundError
+from a2i.errors import AudioDecodeError, DatasetNotFoundError, ManifestError
 
 RATE = 16000
 

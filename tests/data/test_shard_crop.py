@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from a2i.audio.io import fit_length
-from a2i.data.shards import PreparedClip, ShardDataset, shard_name, write_shard
+from a2i.build.shards import PreparedClip, shard_name, write_shard
+from a2i.data.shards import ShardDataset
 
 RATE = 1000
 

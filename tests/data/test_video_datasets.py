@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from a2i.cli import main
-from a2i.data.celebvhq import CelebVHQDataModule
-from a2i.data.manifest import ManifestError
-from a2i.data.vegas import VEGASDataModule
-from a2i.data.vggsound import VGGSoundDataModule, vggsound_classes
-from a2i.data.video_datamodule import holdout
-from a2i.errors import ConfigError, DatasetNotFoundError
-from a2i.synth.video_datasets import (
+from video_fixtures import (
     VGGSOUND_LABELS,
     write_celebvhq_fixture,
     write_vegas_fixture,
     write_vggsound_fixture,
 )
+
+from a2i.build.clips import holdout
+from a2i.cli import main
+from a2i.data.celebvhq import CelebVHQDataModule
+from a2i.data.vegas import VEGASDataModule
+from a2i.data.vggsound import VGGSoundDataModule, vggsound_classes
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 
 pytestmark = pytest.mark.xdist_group("video")
 
@@ -70,9 +69,10 @@ def test_vggsound_prepare_counts_logs_and_serves(vggsound, tmp_path):
     keys = [f"yt{i:03d}-x_{i // 6}_000030" for i in range(18)]
     train_keys = [k for i, k in enumerate(keys) if i % 6 < 4]
     expected_val = {k for k in train_keys if holdout(k, 0.25, 0)}
-    # construction reports what is on disk: the missing clip is logged, not fatal
-    assert special["missing"][0] in (tmp_path / "prepared" / "scan_problems.log").read_text()
+    assert not (tmp_path / "prepared").exists()  # construction reads nothing
+    # the scan reports what is on disk: the missing clip is logged, not fatal
     assert sum(data.clip_counts.values()) == 17
+    assert special["missing"][0] in (tmp_path / "prepared" / "scan_problems.log").read_text()
     report = data.prepare_data(progress=False)
     dropped = problems(tmp_path / "prepared" / "problems.log")
     assert set(dropped) == {special["corrupt"][0], special["no_audio"][0]}
@@ -119,27 +119,29 @@ def test_vggsound_rotated_clip_is_stored_upright(vggsound, tmp_path):
 def test_unknown_subset_class_is_named(vggsound, tmp_path):
     root, _ = vggsound
     with pytest.raises(ConfigError, match="dog barkin"):
-        VGGSoundDataModule(str(root), prepared=str(tmp_path / "p"), classes=["dog barkin"])
+        VGGSoundDataModule(
+            str(root), prepared=str(tmp_path / "p"), classes=["dog barkin"]
+        ).prepare_data(progress=False)
 
 
 def test_missing_root_says_what_to_do(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"vggsound\.csv"):
-        VGGSoundDataModule(str(tmp_path / "nowhere"))
+        VGGSoundDataModule(str(tmp_path / "nowhere")).prepare_data(progress=False)
 
 
 def test_strict_mode_refuses_missing_videos(vggsound, tmp_path):
     root, special = vggsound
     missing = root / "video" / f"{special['missing'][0]}.mp4"
     with pytest.raises(ManifestError) as info:
-        VGGSoundDataModule(str(root), prepared=str(tmp_path / "p"), strict=True)
+        VGGSoundDataModule(str(root), prepared=str(tmp_path / "p"), strict=True).prepare_data()
     message = str(info.value)
-    assert f"1 listed video(s) cannot be used (e.g. {missing} (missing))" in message
+    assert f"1 listed file(s) cannot be used (e.g. {missing} (missing))" in message
     assert "set strict: false" in message
 
 
 KILL_AT_SECOND_SHARD = """
 import os, signal, sys
-import a2i.data.prepare as prepare
+import a2i.build.prepare as prepare
 from a2i.cli import main
 
 write_shard, written = prepare.write_shard, []
@@ -290,7 +292,7 @@ def test_celebvhq_split_attributes_and_missing_clip(tmp_path):
 
 
 def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
-    from a2i.data.prepare import ImageFeature
+    from a2i.build.prepare import ImageFeature
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.tiny import TinyImageEncoder
     from a2i.generators.biggan import BigGANGenerator
@@ -334,7 +336,7 @@ def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
 
 
 def test_audio_visual_correlation_picks_the_seconds_the_object_is_on_screen(vggsound, tmp_path):
-    from a2i.data.frames import AVCorrelationFrame
+    from a2i.build.frames import AVCorrelationFrame
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.scorers import CLIPScorer
 
@@ -429,7 +431,7 @@ def test_predict_on_a_folder_needs_no_training_data(tmp_path):
 
 
 def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsound, tmp_path):
-    from a2i.data.prepare import AudioFeature, ImageFeature, LatentFeature
+    from a2i.build.prepare import AudioFeature, ImageFeature, LatentFeature
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.tiny import TinyImageEncoder
     from a2i.generators.autoencoder import KLAutoencoder
@@ -465,7 +467,7 @@ def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsou
 
 
 def test_a_folder_prepared_with_another_recipe_is_refused(vggsound, tmp_path):
-    from a2i.data.frames import CLIPBestFrame
+    from a2i.build.frames import CLIPBestFrame
     from a2i.encoders.image.scorers import CLIPScorer
 
     root, _ = vggsound
@@ -481,24 +483,25 @@ def test_a_folder_prepared_with_another_recipe_is_refused(vggsound, tmp_path):
         other.prepare_data(progress=False)
 
 
-def test_empty_video_is_reported_at_construction(tmp_path):
+def test_empty_video_is_reported_by_the_scan(tmp_path):
     root = tmp_path / "celebvhq"
     write_celebvhq_fixture(root, clips=3)
     (root / "processed" / "face000_0.mp4").write_bytes(b"")
     with pytest.raises(Exception, match=r"face000_0\.mp4 \(empty"):
-        CelebVHQDataModule(str(root), train_clips=1, strict=True)
+        CelebVHQDataModule(str(root), train_clips=1, strict=True).clip_counts  # noqa: B018
     data = CelebVHQDataModule(str(root), train_clips=1)
+    assert sum(data.clip_counts.values()) == 1
     log = (root / "prepared" / "scan_problems.log").read_text()
     assert "face000_0\t" in log and "empty (0 bytes)" in log and "face002_0" in log
-    assert sum(data.clip_counts.values()) == 1
 
 
 def test_split_is_written_and_a_split_file_replaces_the_rule(tmp_path):
     root = tmp_path / "vegas"
     write_vegas_fixture(root, per_class=4)
     first = VEGASDataModule(str(root), train_per_class=2, test_per_class=1, val_per_class=1)
+    counts = first.clip_counts
     written = (root / "prepared" / "splits.csv").read_text().splitlines()
-    assert written[0] == "key,split" and len(written) == 1 + sum(first.clip_counts.values())
+    assert written[0] == "key,split" and len(written) == 1 + sum(counts.values())
     custom = tmp_path / "split.csv"
     custom.write_text(
         "key,split\n" + "\n".join(f"{line.split(',')[0]},test" for line in written[1:4])
@@ -514,7 +517,7 @@ def test_split_is_written_and_a_split_file_replaces_the_rule(tmp_path):
     assert second.clip_counts == {"test": 3}
     custom.write_text("key,split\nDog_video_dog01,holdout\n")
     with pytest.raises(Exception, match=r"split\.csv:2: split must be"):
-        VEGASDataModule(str(root), prepared=str(tmp_path / "q"), split_file=str(custom))
+        VEGASDataModule(str(root), prepared=str(tmp_path / "q"), split_file=str(custom)).clip_counts  # noqa: B018
 
 
 def test_read_only_dataset_folder_asks_for_a_writable_prepared_folder(tmp_path):
@@ -523,4 +526,4 @@ def test_read_only_dataset_folder_asks_for_a_writable_prepared_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="prepared"):
-        CelebVHQDataModule(str(root), prepared=str(blocker / "prepared"))
+        CelebVHQDataModule(str(root), prepared=str(blocker / "prepared")).prepare_data()

@@ -46,8 +46,9 @@ def test_bf16_mixed_fit_on_cpu(tmp_path):
 @pytest.mark.xdist_group("subprocess")
 def test_two_process_ddp_fit_streams_prepared_video_shards(tmp_path):
     """Both ranks stream the same number of batches from WebDataset shards (no DDP hang)."""
+    from video_fixtures import write_vggsound_fixture
+
     from a2i.data.vggsound import VGGSoundDataModule
-    from a2i.synth.video_datasets import write_vggsound_fixture
 
     write_vggsound_fixture(tmp_path / "raw")
     data_conf = CONF.parent / "data" / "vggsound.yaml"

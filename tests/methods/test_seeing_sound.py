@@ -7,8 +7,8 @@ import torch
 import yaml
 
 from a2i.audio.io import fit_length, write_audio
+from a2i.build.sonify.features import AudioTokensFeature
 from a2i.cli import main
-from a2i.data.sonify.features import AudioTokensFeature
 from a2i.encoders.audio.ast import ASTAudioEncoder
 from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError

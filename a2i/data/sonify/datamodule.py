@@ -1,7 +1,7 @@
 """Sonified images as a training set: ``SonifiedImagesDataModule`` (Seeing Sound §3, §4.1).
 
 The data side of Seeing Sound: an image collection (SAM's layout or any folder) is sonified once
-(``prepare_data``, or ``a2i sonify --config <this config>``, :mod:`a2i.data.sonify.build`) and
+(``prepare_data``, or ``a2i sonify --config <this config>``, :mod:`a2i.build.sonify.build`) and
 then served from shards like every prepared a2i dataset: the mixture as ``audio``, the image,
 the concepts as ``caption`` and optional cached features (VAE latents, AST tokens, §4.3).
 
@@ -13,28 +13,31 @@ SAM has no splits; like the video datasets, a2i draws them by a stable hash of e
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from a2i.data.manifest import ManifestDataModule, ManifestError, _atomic_write_text
-from a2i.data.prepare import DONE_FILE, SETTINGS_FILE, CachedFeature, class_path_of
-from a2i.data.shards import ShardDataset
-from a2i.data.sonify.build import SonifyReport, SonifySettings, sonify_images
-from a2i.data.sonify.concepts import NON_SONIC_KEYWORDS, ConceptSource, KeywordMatch
-from a2i.data.sonify.images import ImageItem, ImageLayout, assign_splits, scan_images
-from a2i.data.sonify.mixing import DEFAULT_LUFS_RANGE, DEFAULT_PEAK_CEILING, stable_uniform
-from a2i.data.sonify.pool import CHUNK_SECONDS, AudioPool, PoolReader, scan_pools
-from a2i.data.sonify.pool_cache import PoolIndex, PoolSettings, complete_settings, embed_pool
-from a2i.data.sonify.retrieval import DEFAULT_TOP_K
-from a2i.encoders.audio.clap import ClapEncoder
+from a2i.build.prepare import CachedFeature, class_path_of
+from a2i.build.sonify.build import SonifyReport, SonifySettings, sonify_images
+from a2i.build.sonify.concepts import NON_SONIC_KEYWORDS, ConceptSource, KeywordMatch
+from a2i.build.sonify.images import ImageItem, ImageLayout, assign_splits, scan_images
+from a2i.build.sonify.mixing import DEFAULT_LUFS_RANGE, DEFAULT_PEAK_CEILING, stable_uniform
+from a2i.build.sonify.pool import CHUNK_SECONDS, AudioPool, PoolReader, scan_pools
+from a2i.build.sonify.pool_cache import (
+    PoolIndex,
+    PoolSettings,
+    as_clap,
+    complete_settings,
+    embed_pool,
+)
+from a2i.build.sonify.retrieval import DEFAULT_TOP_K
+from a2i.data.shard_datamodule import ShardDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.interfaces import AudioEncoder
 
 logger = logging.getLogger(__name__)
-
-SPLITS_FILE = "splits.csv"
-SCAN_LOG = "scan_problems.log"
 
 
 def split_of(key: str, val_fraction: float, test_fraction: float, seed: int) -> str:
@@ -45,7 +48,7 @@ def split_of(key: str, val_fraction: float, test_fraction: float, seed: int) -> 
     return "val" if draw < test_fraction + val_fraction else "train"
 
 
-class SonifiedImagesDataModule(ManifestDataModule):
+class SonifiedImagesDataModule(ShardDataModule):
     """Images → sounding concepts → CLAP retrieval → LUFS mixtures → shards → batches.
 
     Args:
@@ -55,15 +58,16 @@ class SonifiedImagesDataModule(ManifestDataModule):
         pools: The audio pools (the paper's: AudioSet balanced, FSD50K, BBC SFX).
         concepts: Concept sources; each sonifies every image once (the paper's LLaVA and CogVLM
             give two acoustic scenes per image, §3.2).
-        clap: The CLAP that embeds pool chunks and concepts (None when every concept comes with
-            its audio, e.g. the paper's released concept file).
+        clap: The CLAP that embeds pool chunks and concepts (a
+            :class:`~a2i.encoders.audio.clap.ClapEncoder`; None when every concept comes with its
+            audio, e.g. the paper's released concept file).
         prepared: Output folder of the shards (default ``<images>/sonified``).
         pool_cache: Folder of the pool's chunk embeddings (default ``<prepared>/pool``); share
             it between datasets sonified from one pool and one CLAP.
         top_k: k of the dynamic threshold (§3.3; the paper gives none, see
-            :data:`~a2i.data.sonify.retrieval.DEFAULT_TOP_K`).
+            :data:`~a2i.build.sonify.retrieval.DEFAULT_TOP_K`).
         lufs_range: Loudness targets in dB LUFS, drawn uniformly (§3.3, A.9; see
-            :data:`~a2i.data.sonify.mixing.DEFAULT_LUFS_RANGE`).
+            :data:`~a2i.build.sonify.mixing.DEFAULT_LUFS_RANGE`).
         peak_ceiling: Mixtures peaking above this are scaled down as a whole (recorded).
         seed: Seeds the draws among candidates and the loudness targets.
         filter_keywords: A.2's non-sonic caption keywords (empty list: no filter).
@@ -90,13 +94,14 @@ class SonifiedImagesDataModule(ManifestDataModule):
     """
 
     prepare_hint = "see the README ('Seeing Sound: sonified images')"
+    build_command = "a2i sonify"
 
     def __init__(
         self,
         images: str,
         pools: list[AudioPool],
         concepts: list[ConceptSource],
-        clap: ClapEncoder | None = None,
+        clap: AudioEncoder | None = None,
         layout: ImageLayout = "sam",
         prepared: str | None = None,
         pool_cache: str | None = None,
@@ -127,9 +132,11 @@ class SonifiedImagesDataModule(ManifestDataModule):
         strict: bool = False,
     ) -> None:
         self.image_root = Path(images)
-        self.prepared = Path(prepared) if prepared else self.image_root / "sonified"
+        prepared_path = Path(prepared) if prepared else self.image_root / "sonified"
         super().__init__(
-            root=str(self.prepared),
+            prepared=prepared_path,
+            features=[feature.name for feature in features or []],
+            split_file=split_file,
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
@@ -149,7 +156,7 @@ class SonifiedImagesDataModule(ManifestDataModule):
         self.layout = layout
         self.pools = list(pools)
         self.concept_sources = list(concepts)
-        self.clap = clap
+        self.clap = None if clap is None else as_clap(clap)
         self.pool_cache = Path(pool_cache) if pool_cache else self.prepared / "pool"
         self.features = list(features or [])
         self.pool_settings = PoolSettings(
@@ -159,7 +166,6 @@ class SonifiedImagesDataModule(ManifestDataModule):
         self.prepare_workers = prepare_workers
         self.prepare_device = prepare_device
         self.split_fractions = (val_fraction, test_fraction, split_seed)
-        self.split_file = split_file
         self.settings = SonifySettings(
             sample_rate=sample_rate,
             chunk_seconds=chunk_seconds,
@@ -177,22 +183,32 @@ class SonifiedImagesDataModule(ManifestDataModule):
             sources={source.name: source.recipe() for source in self.concept_sources},
             features=[f"{f.name}={class_path_of(f)}" for f in self.features],
         )
-        self.image_items = self._scan_images()
-        keys = "\n".join(f"{item.key},{item.split}" for item in self.image_items)
-        self.settings.images_sha1 = hashlib.sha1(keys.encode()).hexdigest()
         self._pool_scan = None
 
-    def check_root(self) -> None:
-        """The image folder is checked by the scan (the prepared one is created)."""
+    @property
+    def source(self) -> Path:
+        """The image folder."""
+        return self.image_root
+
+    @cached_property
+    def image_items(self) -> list[ImageItem]:
+        """The images with their splits (scanned once, on first use)."""
+        return self._scan_images()
+
+    def _complete_recipe(self) -> dict[str, Any]:
+        """The recipe as ``settings.json`` stores it, completed by the image scan and CLAP."""
+        keys = "\n".join(f"{item.key},{item.split}" for item in self.image_items)
+        self.settings.images_sha1 = hashlib.sha1(keys.encode()).hexdigest()
+        if self.clap is not None:
+            self.settings.clap = self.clap.recipe()
+        return self.settings.as_json()
 
     def _scan_images(self) -> list[ImageItem]:
         """Find the images, give them splits, write ``splits.csv`` and ``scan_problems.log``."""
         scan = scan_images(self.image_root, self.layout)
-        if scan.unusable and self.strict:
-            shown = ", ".join(f"{path} ({problem})" for _, path, problem in scan.unusable[:5])
-            raise ManifestError(f"{self.image_root}: unusable images, e.g. {shown}")
+        self.refuse_unusable(scan.unusable)
         if self.split_file is not None:
-            items = assign_splits(scan.images, self._read_split_file())
+            items = assign_splits(scan.images, self.read_split_file())
         else:
             val, test, seed = self.split_fractions
             splits = {item.key: split_of(item.key, val, test, seed) for item in scan.images}
@@ -210,36 +226,10 @@ class SonifiedImagesDataModule(ManifestDataModule):
             if self.layout == "sam"
             else "",
         )
-        rows = "".join(f"{item.key},{item.split}\n" for item in items)
-        problems = "".join(f"{key}\t{path}\t{problem}\n" for key, path, problem in scan.unusable)
-        try:
-            self.prepared.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(self.prepared / SPLITS_FILE, "key,split\n" + rows)
-            _atomic_write_text(self.prepared / SCAN_LOG, "key\timage\tproblem\n" + problems)
-        except OSError as error:
-            raise ConfigError(
-                f"data.prepared '{self.prepared}' is not writable ({error.strerror}); set "
-                "`prepared:` to a writable folder"
-            ) from None
+        self.write_scan({item.key: item.split for item in items}, scan.unusable, "image")
         if not items:
             raise DatasetNotFoundError(self.image_root, "no image is left after the split file")
         return items
-
-    def _read_split_file(self) -> dict[str, str]:
-        path = Path(self.split_file)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise ManifestError(f"data.split_file '{path}': cannot read it ({error})") from None
-        splits = {}
-        for number, line in enumerate(lines, start=1):
-            key, _, split = line.strip().partition(",")
-            if not line.strip() or (number == 1 and (key, split) == ("key", "split")):
-                continue
-            if split not in ("train", "val", "test"):
-                raise ManifestError(f"{path}:{number}: split must be train, val or test")
-            splits[key] = split
-        return splits
 
     def pool_reader(self) -> PoolReader:
         """Reads the pool's chunks (scans the pools once)."""
@@ -264,26 +254,19 @@ class SonifiedImagesDataModule(ManifestDataModule):
             progress=progress,
         )
 
-    def is_prepared(self) -> bool:
-        """Whether the shards of exactly these images and this recipe are complete.
+    def is_recipe(self, settings: dict[str, Any], done: dict[str, Any]) -> bool:
+        """Same images and recipe, and shards written.
 
         The pool's digest is not compared (that would scan every pool file at each start); a
-        changed pool is found by ``prepare_data``, which compares everything.
+        changed pool is found by the build, which compares everything.
         """
-        marker, recipe = self.prepared / DONE_FILE, self.prepared / SETTINGS_FILE
-        if not marker.is_file() or not recipe.is_file():
-            return False
-        found = json.loads(recipe.read_text(encoding="utf-8"))
-        if self.clap is not None:
-            self.settings.clap = self.clap.recipe()
-        mine = self.settings.as_json()
-        same = all(found.get(k) == v for k, v in mine.items() if k != "pool")
-        return same and bool(json.loads(marker.read_text(encoding="utf-8")).get("shards"))
+        mine = self._complete_recipe()
+        same = all(settings.get(k) == v for k, v in mine.items() if k != "pool")
+        return same and bool(done.get("shards"))
 
-    def prepare_data(self, progress: bool = True) -> SonifyReport | None:
-        """Sonify the images unless that is done (resumes a killed run)."""
-        if self.is_prepared():
-            return None
+    def build(self, progress: bool) -> SonifyReport:
+        """Sonify the images (resumes a killed run)."""
+        self._complete_recipe()
         reader = self.pool_reader()
         if self.clap is not None:
             pool = complete_settings(self._pool_scan.files, self.clap, self.pool_settings)
@@ -300,22 +283,4 @@ class SonifiedImagesDataModule(ManifestDataModule):
             workers=self.prepare_workers,
             device=self.prepare_device,
             progress=progress,
-        )
-
-    def build_dataset(self, split: str) -> ShardDataset:
-        """Serve a split from the shards (``predict`` = test)."""
-        if not self.is_prepared():
-            raise DatasetNotFoundError(
-                self.prepared,
-                f"the images of {self.image_root} are not (completely) sonified; run "
-                "`a2i sonify --config <this config>` (it resumes an interrupted run)",
-            )
-        return ShardDataset(
-            self.prepared,
-            "test" if split == "predict" else split,
-            sample_rate=self.sample_rate,
-            clip_seconds=self.clip_seconds,
-            image_size=self.image_size,
-            random_crop=split == "train",
-            features=[feature.name for feature in self.features],
         )

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from a2i.data.manifest import ManifestError, _file_problem
-from a2i.errors import DatasetNotFoundError
+from a2i.errors import DatasetNotFoundError, ManifestError
 from a2i.image import IMAGE_EXTENSIONS
+from a2i.io_utils import file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def scan_images(root: str | Path, layout: ImageLayout) -> ImageScan:
         if key in keys:
             raise ManifestError(f"{root}: images '{keys[key]}' and '{relative}' share key '{key}'")
         keys[key] = relative
-        problem = _file_problem(path)
+        problem = file_problem(path)
         if problem is None:
             result.images.append(ImageItem(key, str(path), relative))
         else:

@@ -7,22 +7,21 @@ import json
 import huggingface_hub.constants
 import pytest
 
-from a2i.data.manifest import ManifestError
-from a2i.data.sonify.build import gather_concepts
-from a2i.data.sonify.concepts import (
+from a2i.build.sonify.build import gather_concepts
+from a2i.build.sonify.concepts import (
     CaptionConcepts,
     FixedConcepts,
     non_sonic_keyword,
     parse_vlm_answer,
 )
-from a2i.data.sonify.images import ImageItem
-from a2i.data.sonify.vlm import (
+from a2i.build.sonify.images import ImageItem
+from a2i.build.sonify.vlm import (
     CONCEPT_PROMPT,
     VLMConceptSource,
     llava_conversation,
     read_prompt,
 )
-from a2i.errors import CheckpointNotFoundError, ConfigError
+from a2i.errors import CheckpointNotFoundError, ConfigError, ManifestError
 
 
 def image(key: str) -> ImageItem:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from a2i.audio.effects import loudness
-from a2i.data.sonify.mixing import (
+from a2i.build.sonify.mixing import (
     MixRecipe,
     MixSource,
     draw_lufs,

@@ -1,7 +1,7 @@
 """Small video datasets in the real releases' layouts, rendered from the synthetic world.
 
-Tests and ``benchmarks/prepare_throughput.py`` use them: every clip is a world scene as an mp4
-(h264 + AAC), and each fixture includes the cases the published pipelines trip over — a
+Only the tests use them, so they live here and not in the wheel: every clip is a world scene as
+an mp4 (h264 + AAC), and each fixture includes the cases the published pipelines trip over — a
 truncated mp4, a clip shorter than 10 s, a video without an audio track, a listed file that is
 missing, a rotated phone video, a variable and a low frame rate. Everything is seeded, so the
 same call writes the same files.

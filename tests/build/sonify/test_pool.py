@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from a2i.data.sonify.pool import (
+from a2i.build.sonify.pool import (
     AudioFolderPool,
     AudioSetPool,
     BBCSoundEffectsPool,
@@ -20,7 +20,7 @@ from a2i.data.sonify.pool import (
     chunk_waveform,
     scan_pools,
 )
-from a2i.data.sonify.pool_cache import PoolSettings, embed_pool
+from a2i.build.sonify.pool_cache import PoolSettings, embed_pool
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import ConfigError
 

@@ -2,7 +2,7 @@
 
 Seeing Sound pre-computes the AST embeddings of every mixture (a vector time series, §3.4) and the
 VAE latents of every image before training; the latents are
-:class:`a2i.data.prepare.LatentFeature`, the token sequences this feature.
+:class:`a2i.build.prepare.LatentFeature`, the token sequences this feature.
 
 Cached tokens must equal the ones training computes from its batch and ``a2i predict`` from a file:
 the waveform is cut or zero-padded to the *method's* clip (Seeing Sound: 5 s chunks, App. A.7, as
@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from a2i.audio.io import fit_length
-from a2i.data.prepare import CachedFeature
-from a2i.data.sonify.pool import CHUNK_SECONDS
+from a2i.build.prepare import CachedFeature
+from a2i.build.sonify.pool import CHUNK_SECONDS
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioEncoder
 

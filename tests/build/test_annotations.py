@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from video_fixtures import write_vggsound_fixture
 
-from a2i.data.annotations import ClipList, clip_key, convert_pickle, main
-from a2i.data.frames import AnnotatedFrame
-from a2i.data.prepare import VideoClip
+from a2i.build.annotations import ClipList, clip_key, convert_pickle, main
+from a2i.build.clips import VideoClip
+from a2i.build.frames import AnnotatedFrame
 from a2i.data.vggsound import VGGSoundDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
-from a2i.synth.video_datasets import write_vggsound_fixture
 
 RATE = 16000
 
@@ -70,7 +70,7 @@ def test_missing_or_pickled_annotation_files_stop_with_the_fix(tmp_path):
         AnnotatedFrame(str(tmp_path / "absent.json"), source="https://example.org/f")
     (tmp_path / "unmatch_videos.pkl").write_bytes(pickle.dumps(["KTQig7CKVHU"], protocol=4))
     with pytest.raises(
-        ConfigError, match=r"python -m a2i\.data\.annotations .*unmatch_videos\.json"
+        ConfigError, match=r"python -m a2i\.build\.annotations .*unmatch_videos\.json"
     ):
         ClipList(str(tmp_path / "unmatch_videos.pkl")).names()
     with pytest.raises(ConfigError, match="youtube id"):

@@ -4,7 +4,7 @@ A :class:`ConceptSource` turns images into short texts naming what in them makes
 ("dog: sound of a dog barking while running in the grass"), each later matched to a pool chunk
 by CLAP. Three sources:
 
-- :class:`~a2i.data.sonify.vlm.VLMConceptSource`: a vision-language model (LLaVA-1.5 or CogVLM,
+- :class:`~a2i.build.sonify.vlm.VLMConceptSource`: a vision-language model (LLaVA-1.5 or CogVLM,
   the paper's two) asked with the paper's "visible and present in the image" prompt;
 - :class:`CaptionConcepts`: existing captions, cut into concepts by a typed rule;
 - :class:`FixedConcepts`: a file of concepts per image with their audio already chosen, the
@@ -27,9 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from a2i.data.manifest import ManifestError
-from a2i.data.sonify.images import ImageItem
-from a2i.errors import ConfigError
+from a2i.build.sonify.images import ImageItem
+from a2i.errors import ConfigError, ManifestError
 
 NON_SONIC_KEYWORDS: tuple[str, ...] = ("logo", "icon", "emblem", "symbol", "trademark", "sign")
 """A.2's keywords: an image whose caption contains one is discarded."""

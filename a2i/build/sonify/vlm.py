@@ -28,13 +28,13 @@ from typing import Any, Literal
 import torch
 from huggingface_hub import try_to_load_from_cache
 
-from a2i.data.sonify.concepts import (
+from a2i.build.sonify.concepts import (
     ConceptSource,
     ImageConcepts,
     parse_vlm_answer,
     sha1_text,
 )
-from a2i.data.sonify.images import ImageItem
+from a2i.build.sonify.images import ImageItem
 from a2i.errors import CheckpointNotFoundError, ConfigError
 from a2i.pretrained import Weights, resolve_weights
 

@@ -8,7 +8,7 @@ set drops, ``constants/unmatch_videos.pkl`` and ``constants/low_quality_videos.p
 clips their own way, so each reader maps names to a2i clip keys with a :data:`KeyStyle`.
 
 Files are read as data only: JSON, CSV or text. Pickle files can run code when loaded, so a2i
-refuses them; ``python -m a2i.data.annotations <in.pkl> <out.json>`` converts one once with an
+refuses them; ``python -m a2i.build.annotations <in.pkl> <out.json>`` converts one once with an
 unpickler that admits only lists, tuples, sets, dicts, strings and numbers (:func:`convert_pickle`).
 """
 
@@ -22,12 +22,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from a2i.build.clips import VideoClip
 from a2i.errors import ConfigError, DatasetNotFoundError
-
-if TYPE_CHECKING:
-    from a2i.data.prepare import VideoClip
 
 KeyStyle = Literal["key", "vggsound_ms", "youtube_id"]
 """How a file names clips: ``key`` = a2i's clip key; ``vggsound_ms`` = ``<youtube id>_<start
@@ -55,7 +53,7 @@ def _read_text(path: str, field: str, source: str) -> str:
     if file.suffix.lower() in (".pkl", ".pickle"):
         raise ConfigError(
             f"{field} '{path}': a2i does not load pickle files (loading one can run code); "
-            f"convert it once to JSON with `python -m a2i.data.annotations {path} "
+            f"convert it once to JSON with `python -m a2i.build.annotations {path} "
             f"{file.with_suffix('.json')}` (admits only lists, dicts, strings and numbers) "
             "and name the .json file here"
         )
@@ -183,10 +181,10 @@ class ClipList:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m a2i.data.annotations in.pkl out.json``: the one conversion a2i offers."""
+    """``python -m a2i.build.annotations in.pkl out.json``: the one conversion a2i offers."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        sys.exit("usage: python -m a2i.data.annotations <in.pkl> <out.json>")
+        sys.exit("usage: python -m a2i.build.annotations <in.pkl> <out.json>")
     try:
         count = convert_pickle(*args)
     except (ConfigError, OSError) as error:

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from a2i.data.video import (
+from a2i.build.video import (
     VideoDecodeError,
     VideoNotFoundError,
     decode_video,
@@ -199,7 +199,7 @@ def test_encode_video_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_skipping_unneeded_frames_changes_nothing(
     clip25: Path, monkeypatch: pytest.MonkeyPatch, frame_rate: float
 ) -> None:
-    from a2i.data import video
+    from a2i.build import video
 
     skips = []
     before = video._UnneededFrameSkipper.before

@@ -4,7 +4,7 @@ The paper pools AudioSet's balanced segments, FSD50K and BBC Sound Effects, stan
 16 kHz mono and cut into non-overlapping 5 s chunks, the last one zero-padded (a 34 s file gives
 seven chunks, the seventh holding 4 s of sound and 1 s of silence). Each layout below lists the
 files of one such dataset as it is distributed; :class:`AudioFolderPool` takes any folder of
-audio. Pools are listed, not decoded, here: :mod:`a2i.data.sonify.pool_cache` decodes, chunks
+audio. Pools are listed, not decoded, here: :mod:`a2i.build.sonify.pool_cache` decodes, chunks
 and embeds them once.
 
 A pool file's id is ``<pool name>/<id inside the dataset>`` (the FSD50K ``fname``, the AudioSet
@@ -27,9 +27,9 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from a2i.audio.io import read_audio
-from a2i.data.folder import list_audio_files
-from a2i.data.manifest import ManifestError, _file_problem
-from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.audio.listing import list_audio_files
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
+from a2i.io_utils import file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class PoolScan:
 
     def add(self, file: PoolFile) -> None:
         """Keep ``file``, or list it as unusable when it is missing, empty or unreadable."""
-        problem = _file_problem(Path(file.path))
+        problem = file_problem(Path(file.path))
         if problem is None:
             self.files.append(file)
         else:

@@ -6,7 +6,7 @@ measured (BS.1770 loudness per chunk, so silent chunks can be left out of retrie
 written as ``parts/part-NNNNN.json`` (its chunks and the files that failed to decode) and
 ``parts/part-NNNNN.safetensors`` (embeddings and loudness), each atomically, the tensors last:
 a part whose tensors exist is complete, and a killed run resumes by redoing only the others, as
-``a2i prepare`` does with shards (:mod:`a2i.data.prepare`).
+``a2i prepare`` does with shards (:mod:`a2i.build.prepare`).
 
 ``pool_settings.json`` records what decides the embeddings: the chunking (rate, length), the
 file list and CLAP (class, checkpoint, front end, a hash of its weights). A cache made with any
@@ -30,9 +30,8 @@ from tqdm.auto import tqdm
 
 from a2i.audio.effects import loudness
 from a2i.audio.io import read_audio
-from a2i.data.manifest import _atomic_write_text
-from a2i.data.shards import remove_partial_files
-from a2i.data.sonify.pool import (
+from a2i.build.shards import remove_partial_files
+from a2i.build.sonify.pool import (
     CHUNK_SECONDS,
     POOL_SAMPLE_RATE,
     PoolFile,
@@ -43,7 +42,7 @@ from a2i.data.sonify.pool import (
 )
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import A2IError, ConfigError
-from a2i.io_utils import atomic_write
+from a2i.io_utils import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ def refuse_other_settings(path: Path, wanted: dict[str, Any], remedy: str) -> No
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
 
 
 def differences(found: Any, wanted: Any, prefix: str = "") -> list[str]:
@@ -159,6 +158,16 @@ def _as_list(items: list[Any]) -> list[Any]:
     return items
 
 
+def as_clap(encoder: object) -> ClapEncoder:
+    """``encoder`` if it is a CLAP (retrieval embeds audio and text in one space), else a fix."""
+    if not isinstance(encoder, ClapEncoder):
+        raise ConfigError(
+            f"data.clap must be a CLAP encoder (a2i.encoders.audio.clap.ClapEncoder), got "
+            f"{type(encoder).__name__}"
+        )
+    return encoder
+
+
 def complete_settings(
     files: list[PoolFile], clap: ClapEncoder, settings: PoolSettings
 ) -> PoolSettings:
@@ -186,7 +195,7 @@ def embed_pool(
     """Embed every chunk of the pool's files into ``directory`` (resuming), and load the result.
 
     Args:
-        scan: The pool's files (:func:`a2i.data.sonify.pool.scan_pools`).
+        scan: The pool's files (:func:`a2i.build.sonify.pool.scan_pools`).
         directory: The cache folder (shareable between sonified datasets of one pool).
         clap: The encoder; its recipe and weight hash are part of the cache's settings.
         settings: Chunking and part size (``clap`` and ``files_sha1`` are filled in here).
@@ -269,7 +278,7 @@ def _embed_part(
         "lufs": torch.tensor(lufs, dtype=torch.float32),
     }
     sidecar = {"part": name, "chunks": rows, "problems": problems}
-    _atomic_write_text(parts_dir / f"{name}.json", json.dumps(sidecar, indent=0) + "\n")
+    atomic_write_text(parts_dir / f"{name}.json", json.dumps(sidecar, indent=0) + "\n")
     with atomic_write(parts_dir / f"{name}.safetensors") as tmp:
         save_file(tensors, str(tmp))
 
@@ -295,7 +304,7 @@ def load_pool(
     for problem in problems:
         logger.warning("audio pool: %s: %s", problem["path"], problem["problem"])
     lines = "".join(f"{p['file']}\t{p['path']}\t{p['problem']}\n" for p in problems)
-    _atomic_write_text(Path(directory) / POOL_PROBLEMS_FILE, "file\tpath\tproblem\n" + lines)
+    atomic_write_text(Path(directory) / POOL_PROBLEMS_FILE, "file\tpath\tproblem\n" + lines)
     return PoolIndex(
         chunk_file=chunk_file,
         chunk_index=torch.tensor(chunk_index, dtype=torch.long),

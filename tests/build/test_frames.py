@@ -5,13 +5,13 @@ import pickle
 
 import pytest
 import torch
+from video_fixtures import ClipSpec, scene_clip
 
-from a2i.data.frames import AVCorrelationFrame, CLIPBestFrame, MidFrame, centred_windows
+from a2i.build.frames import AVCorrelationFrame, CLIPBestFrame, MidFrame, centred_windows
 from a2i.encoders.audio.beats import BEATsAudioEncoder
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
 from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import ConfigError
-from a2i.synth.video_datasets import ClipSpec, scene_clip
 from a2i.synth.world import SceneSpec, SyntheticWorld
 
 OBJECT_SECOND = 6

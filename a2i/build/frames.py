@@ -4,7 +4,7 @@ In-the-wild video is loosely synchronised (the cow is on screen but silent), so 
 choose the frame: AudioToken §3 (Hyperparameters) by CLIP score for the label, dropping clips
 whose image and audio classifiers disagree; Sound2Vision §3.3 by audio-visual correlation. Both
 publish their choices, which :class:`AnnotatedFrame` reads.
-:mod:`a2i.data.prepare` calls a selector once per clip. Selectors are built from YAML and pickled
+:mod:`a2i.build.prepare` calls a selector once per clip. Selectors are built from YAML and pickled
 into worker processes, so constructors only store (an annotation file's times at most);
 :meth:`FrameSelector.setup` moves models.
 """
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from a2i.data.annotations import clip_key, read_frame_annotations
+from a2i.build.annotations import clip_key, read_frame_annotations
 from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import A2IError, ConfigError
 from a2i.interfaces import AudioEncoder, ImageEncoder, check_embedding_match
@@ -376,7 +376,7 @@ def best_annotated(value: Any) -> Any:
 class AnnotatedFrame(FrameSelector):
     """The frame a published annotation file names for each clip (Sound2Vision Table 2 (A)).
 
-    The file (JSON object or ``key,value`` CSV; :mod:`a2i.data.annotations`) maps clip names to
+    The file (JSON object or ``key,value`` CSV; :mod:`a2i.build.annotations`) maps clip names to
     a time or a frame number, or to a list of them best first, of which the first is used:
     Sound2Scene's ``top1_boxes_top10_moments.json`` (frame numbers at 10 fps: ``unit: frame``,
     ``frame_rate: 10``, ``match: vggsound_ms``) and AudioToken's ``best_frames.json`` (frame

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from a2i.data.sonify.retrieval import (
+from a2i.build.sonify.retrieval import (
     dynamic_threshold,
     query_uniforms,
     retrieve,

@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from a2i.build.sonify.build import read_recipes, render_sample
 from a2i.cli import main as a2i_main
 from a2i.commands.sonify import build_datamodule, main
-from a2i.data.sonify.build import read_recipes, render_sample
 from a2i.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,7 +89,7 @@ def test_a_changed_recipe_is_refused_with_the_difference_named(
 
 KILL_AT_SECOND_SHARD = """
 import os, signal, sys
-import a2i.data.sonify.build as build
+import a2i.build.sonify.build as build
 from a2i.commands.sonify import main
 
 write_shard, written = build.write_shard, []

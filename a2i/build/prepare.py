@@ -32,9 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from a2i.data.frames import FrameSelector
-from a2i.data.manifest import _atomic_write_text
-from a2i.data.shards import (
+from a2i.build.clips import VideoClip
+from a2i.build.frames import FrameSelector
+from a2i.build.shards import (
+    DONE_FILE,
+    PROBLEMS_FILE,
+    SETTINGS_FILE,
     SHARD_DIR,
     PreparedClip,
     completed_shards,
@@ -44,43 +47,13 @@ from a2i.data.shards import (
     shard_name,
     write_shard,
 )
-from a2i.data.video import VideoDecodeError, decode_video
+from a2i.build.video import VideoDecodeError, decode_video
 from a2i.errors import A2IError, ConfigError
 from a2i.generators.autoencoder import KLAutoencoder
 from a2i.interfaces import AudioEncoder, ImageEncoder
+from a2i.io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
-
-SETTINGS_FILE = "settings.json"
-DONE_FILE = "prepared.json"
-PROBLEMS_FILE = "problems.log"
-
-
-@dataclass(frozen=True)
-class VideoClip:
-    """One clip of a raw video dataset, as a dataset's scanner lists it.
-
-    Attributes:
-        key: Unique identifier without dots (becomes the shard member name).
-        video: Path of the video file.
-        split: ``train``, ``val`` or ``test``.
-        label: Class index, -1 when the dataset has no classes (speech → face).
-        caption: Text for the clip (the class name); CLIP-best frame selection scores it.
-        start: Clip start inside the video in seconds.
-        duration: Clip length in seconds (None: to the end of the video).
-        crop: ``(top, bottom, left, right)`` pixel box to cut from every frame (face boxes).
-        meta: Facts carried into the shards (annotation attributes, source ids).
-    """
-
-    key: str
-    video: str
-    split: str
-    label: int = -1
-    caption: str = ""
-    start: float = 0.0
-    duration: float | None = None
-    crop: tuple[int, int, int, int] | None = None
-    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 class CachedFeature(ABC):
@@ -427,7 +400,7 @@ def prepare_clips(
         # forkserver: workers fork from a clean process that imported a2i once (fork from a
         # process holding torch threads is unsafe; spawn would re-import torch per worker)
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["a2i.data.prepare"])
+        context.set_forkserver_preload(["a2i.build.prepare"])
         with ProcessPoolExecutor(
             workers,
             mp_context=context,
@@ -466,7 +439,7 @@ def _check_settings(out: Path, settings: PrepareSettings) -> None:
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(wanted, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(wanted, indent=1) + "\n")
 
 
 def _finish(
@@ -480,9 +453,9 @@ def _finish(
         kept[split] = kept.get(split, 0) + len(index["clips"])
         dropped.extend(index["dropped"])
     lines = "".join(f"{d['key']}\t{d['video']}\t{d['problem']}\n" for d in dropped)
-    _atomic_write_text(out / PROBLEMS_FILE, "key\tvideo\tproblem\n" + lines)
+    atomic_write_text(out / PROBLEMS_FILE, "key\tvideo\tproblem\n" + lines)
     if classes is not None:
-        _atomic_write_text(out / "classes.json", json.dumps(list(classes), indent=1) + "\n")
+        atomic_write_text(out / "classes.json", json.dumps(list(classes), indent=1) + "\n")
     summary = {"clips": kept, "dropped": len(dropped), "shards": sorted(plan)}
-    _atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
     return PrepareReport(kept=kept, dropped=dropped)

@@ -7,7 +7,7 @@ pairs, each resumable and each recorded under the output folder:
    as they are computed (a VLM is the slow step; a killed run keeps what was done).
 2. The A.2 filter drops images whose caption names something silent (``problems.log``).
 3. ``recipes.jsonl``: for every kept (image, source) sample, the retrieved chunk of each concept
-   (Algorithm 1 over all concepts at once, :func:`a2i.data.sonify.retrieval.retrieve`), its
+   (Algorithm 1 over all concepts at once, :func:`a2i.build.sonify.retrieval.retrieve`), its
    loudness target and scores; written once, atomically (the loudness measured and the gains
    applied when rendering are in each shard's record, ``meta.recipe``).
 4. ``shards/``: the mixtures rendered from the recipes with the images, in ``a2i prepare``'s
@@ -16,7 +16,7 @@ pairs, each resumable and each recorded under the output folder:
    the missing shards, byte-identical to an uninterrupted run.
 
 ``settings.json`` holds everything that decides these bytes; another recipe is refused with the
-differing fields named (:func:`a2i.data.sonify.pool_cache.refuse_other_settings`).
+differing fields named (:func:`a2i.build.sonify.pool_cache.refuse_other_settings`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from a2i.data.manifest import _atomic_write_text
-from a2i.data.prepare import DONE_FILE, PROBLEMS_FILE, SETTINGS_FILE, CachedFeature
-from a2i.data.prepare import _compute_features as compute_features
-from a2i.data.shards import (
+from a2i.build.prepare import CachedFeature
+from a2i.build.prepare import _compute_features as compute_features
+from a2i.build.shards import (
+    DONE_FILE,
+    PROBLEMS_FILE,
+    SETTINGS_FILE,
     SHARD_DIR,
     PreparedClip,
     completed_shards,
@@ -49,15 +51,15 @@ from a2i.data.shards import (
     shard_name,
     write_shard,
 )
-from a2i.data.sonify.concepts import (
+from a2i.build.sonify.concepts import (
     NON_SONIC_KEYWORDS,
     ConceptSource,
     ImageConcepts,
     KeywordMatch,
     non_sonic_keyword,
 )
-from a2i.data.sonify.images import ImageItem
-from a2i.data.sonify.mixing import (
+from a2i.build.sonify.images import ImageItem
+from a2i.build.sonify.mixing import (
     DEFAULT_LUFS_RANGE,
     DEFAULT_PEAK_CEILING,
     MixRecipe,
@@ -66,11 +68,12 @@ from a2i.data.sonify.mixing import (
     render_mixture,
     stable_uniform,
 )
-from a2i.data.sonify.pool import CHUNK_SECONDS, POOL_SAMPLE_RATE, PoolReader
-from a2i.data.sonify.pool_cache import PoolIndex, refuse_other_settings
-from a2i.data.sonify.retrieval import DEFAULT_TOP_K, retrieve
+from a2i.build.sonify.pool import CHUNK_SECONDS, POOL_SAMPLE_RATE, PoolReader
+from a2i.build.sonify.pool_cache import PoolIndex, refuse_other_settings
+from a2i.build.sonify.retrieval import DEFAULT_TOP_K, retrieve
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import A2IError, ConfigError
+from a2i.io_utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +88,9 @@ class SonifySettings:
     Attributes:
         sample_rate: Rate of pool chunks and mixtures (A.7: 16 kHz).
         chunk_seconds: Chunk and mixture length (A.7: 5 s).
-        top_k: k of the dynamic threshold (:data:`~a2i.data.sonify.retrieval.DEFAULT_TOP_K`).
+        top_k: k of the dynamic threshold (:data:`~a2i.build.sonify.retrieval.DEFAULT_TOP_K`).
         lufs_range: Range the loudness targets are drawn from
-            (:data:`~a2i.data.sonify.mixing.DEFAULT_LUFS_RANGE`).
+            (:data:`~a2i.build.sonify.mixing.DEFAULT_LUFS_RANGE`).
         peak_ceiling: Largest sample of a mixture (louder sums are scaled down, recorded).
         seed: Seeds the draws among candidates and the loudness targets.
         filter_keywords: A.2's non-sonic keywords (empty: no filtering).
@@ -331,7 +334,7 @@ def _retrieve_open(
 def write_recipes(path: Path, samples: Sequence[Sample]) -> None:
     """``recipes.jsonl``, atomically (all samples, in key order)."""
     lines = "".join(json.dumps(s.record(), ensure_ascii=False) + "\n" for s in samples)
-    _atomic_write_text(path, lines)
+    atomic_write_text(path, lines)
 
 
 def read_recipes(path: Path, images: Sequence[ImageItem]) -> list[Sample]:
@@ -470,7 +473,7 @@ def sonify_images(
         samples, dropped = build_recipes(
             images, sources, concepts, pool, reader, clap, settings, device=device
         )
-        _atomic_write_text(out / "filtered.json", json.dumps(dropped, indent=0) + "\n")
+        atomic_write_text(out / "filtered.json", json.dumps(dropped, indent=0) + "\n")
         write_recipes(recipes_path, samples)
     directory = out / SHARD_DIR
     remove_partial_files(directory)
@@ -492,7 +495,7 @@ def sonify_images(
             bar.update(len(group))
     else:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["a2i.data.sonify.build"])
+        context.set_forkserver_preload(["a2i.build.sonify.build"])
         with ProcessPoolExecutor(
             workers, mp_context=context, initializer=_init_worker, initargs=(payload, device)
         ) as executor:
@@ -522,12 +525,12 @@ def _finish(
         ]
     rows = [(d, "filtered") for d in dropped] + [(f, "failed") for f in failed]
     lines = "".join(f"{d['key']}\t{d['image']}\t{kind}\t{d['problem']}\n" for d, kind in rows)
-    _atomic_write_text(out / PROBLEMS_FILE, "key\timage\tkind\tproblem\n" + lines)
+    atomic_write_text(out / PROBLEMS_FILE, "key\timage\tkind\tproblem\n" + lines)
     summary = {
         "samples": kept,
         "filtered": len(dropped),
         "failed": len(failed),
         "shards": sorted(plan),
     }
-    _atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
     return SonifyReport(kept=kept, dropped=dropped, failed=failed)

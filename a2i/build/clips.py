@@ -1,0 +1,80 @@
+"""The clips a raw video dataset lists: what a dataset's scanner hands to the preparation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from a2i.io_utils import file_problem
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    """One clip of a raw video dataset, as a dataset's scanner lists it.
+
+    Attributes:
+        key: Unique identifier without dots (becomes the shard member name).
+        video: Path of the video file.
+        split: ``train``, ``val`` or ``test``.
+        label: Class index, -1 when the dataset has no classes (speech → face).
+        caption: Text for the clip (the class name); CLIP-best frame selection scores it.
+        start: Clip start inside the video in seconds.
+        duration: Clip length in seconds (None: to the end of the video).
+        crop: ``(top, bottom, left, right)`` pixel box to cut from every frame (face boxes).
+        meta: Facts carried into the shards (annotation attributes, source ids).
+    """
+
+    key: str
+    video: str
+    split: str
+    label: int = -1
+    caption: str = ""
+    start: float = 0.0
+    duration: float | None = None
+    crop: tuple[int, int, int, int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass
+class ScanResult:
+    """What a dataset's annotation files list and what is on disk.
+
+    Attributes:
+        clips: Clips whose video file exists.
+        unusable: ``(key, path, problem)`` of listed clips whose video is missing, empty or
+            unreadable (checked without decoding; corrupt files surface in ``prepare``).
+        classes: Class names (index = label), or None for unlabelled data.
+    """
+
+    clips: list[VideoClip] = field(default_factory=list)
+    unusable: list[tuple[str, str, str]] = field(default_factory=list)
+    classes: list[str] | None = None
+
+    def add(self, clip: VideoClip) -> None:
+        """Keep ``clip``, or list it as unusable when its video is missing, empty or unreadable."""
+        problem = file_problem(Path(clip.video))
+        if problem is None:
+            self.clips.append(clip)
+        else:
+            self.unusable.append((clip.key, clip.video, problem))
+
+
+def holdout(key: str, fraction: float, seed: int) -> bool:
+    """Whether ``key`` falls in a stable pseudo-random ``fraction`` (hash of seed and key).
+
+    Used for splits a dataset does not define (a validation set carved from VGGSound's train
+    split): a clip's side never changes when other clips are added or removed.
+    """
+    digest = hashlib.sha1(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def fingerprint(clips: list[VideoClip]) -> str:
+    """Hash of the clip list: a prepared folder belongs to one exact scan."""
+    text = "\n".join(
+        f"{c.key}\t{c.split}\t{c.label}\t{c.start}\t{c.duration}\t{c.crop}"
+        for c in sorted(clips, key=lambda c: c.key)
+    )
+    return hashlib.sha1(text.encode()).hexdigest()

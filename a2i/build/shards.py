@@ -1,0 +1,207 @@
+"""The shard format and its writer: WebDataset tars written atomically, indexed by byte offset.
+
+``a2i prepare`` turns a video dataset into ``<out>/shards/<split>-NNNNN.tar`` files in the
+WebDataset layout (one sample = ``<key>.flac`` audio, ``<key>.jpg`` training frame,
+``<key>.json`` record, ``<key>.<feature>.npy`` cached features), so any WebDataset pipeline can
+stream them from a bucket. Each tar has a JSON sidecar (``<split>-NNNNN.json``) listing its
+clips, the byte offset and size of every member, and the clips dropped while writing it, so
+:class:`a2i.data.shards.ShardDataset` reads clips by offset without opening a tar first. A
+shard and its sidecar are written under temporary names and renamed (sidecar first, tar last),
+so a shard whose tar exists is complete.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch.nn.functional as F
+import webdataset as wds
+from PIL import Image
+from torch import Tensor
+
+from a2i.errors import A2IError
+from a2i.io_utils import TEMP_GLOB, atomic_write
+
+SHARD_DIR = "shards"
+SETTINGS_FILE = "settings.json"
+"""The recipe the shards were built with (a builder refuses to continue with another)."""
+DONE_FILE = "prepared.json"
+"""Written last by a builder: the shards are complete."""
+PROBLEMS_FILE = "problems.log"
+"""Items a builder dropped, and why."""
+JPEG_QUALITY = 95
+
+
+class ShardError(A2IError, ValueError):
+    """A shard or its sidecar is missing, truncated or inconsistent."""
+
+
+@dataclass
+class PreparedClip:
+    """One clip ready for a shard: decoded audio, the chosen frame, cached features, facts.
+
+    Attributes:
+        key: Unique identifier without dots (WebDataset splits member names on the first dot).
+        split: ``train``, ``val`` or ``test``.
+        audio: ``(T,)`` mono waveform in ``[-1, 1]``.
+        sample_rate: Rate of ``audio`` in Hz.
+        frame: ``(H, W, 3)`` uint8 RGB training frame.
+        label: Class index, -1 when unknown.
+        caption: Text description (class name for labelled datasets).
+        features: Name → cached feature tensor.
+        meta: Free-form JSON facts (source video, frame time, selector score, attributes).
+    """
+
+    key: str
+    split: str
+    audio: Tensor
+    sample_rate: int
+    frame: np.ndarray
+    label: int = -1
+    caption: str = ""
+    features: dict[str, Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record stored in the shard and the sidecar."""
+        return {
+            "key": self.key,
+            "split": self.split,
+            "label": self.label,
+            "caption": self.caption,
+            "meta": self.meta,
+        }
+
+
+def shard_name(split: str, index: int) -> str:
+    """``train-00003``: shards sort by split, then by position."""
+    return f"{split}-{index:05d}"
+
+
+def encode_flac(audio: Tensor, sample_rate: int) -> bytes:
+    """16-bit FLAC bytes (lossless for 16-bit sources, about half the size of wav)."""
+    buffer = io.BytesIO()
+    samples = audio.detach().float().clamp(-1, 1).cpu().numpy()
+    sf.write(buffer, samples, sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def encode_jpeg(frame: np.ndarray) -> bytes:
+    """JPEG bytes of an ``(H, W, 3)`` uint8 frame."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def encode_npy(array: Tensor) -> bytes:
+    """``.npy`` bytes of a tensor (float32)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array.detach().float().cpu().numpy())
+    return buffer.getvalue()
+
+
+def write_shard(
+    directory: Path,
+    name: str,
+    clips: Sequence[PreparedClip],
+    dropped: Sequence[dict[str, str]] = (),
+) -> Path:
+    """Write ``<name>.tar`` and its sidecar ``<name>.json`` atomically; return the tar path.
+
+    Byte-identical for identical inputs (fixed mtime and owner), so a resumed preparation
+    writes the same shards as an uninterrupted one.
+
+    Args:
+        directory: The ``shards`` folder.
+        name: Shard name from :func:`shard_name`.
+        clips: The clips to store, in order.
+        dropped: ``{"key", "video", "problem"}`` for each clip of this shard that was skipped.
+    """
+    tar_path, index_path = directory / f"{name}.tar", directory / f"{name}.json"
+    # the index is renamed into place first, the tar last: a tar on disk marks a finished shard
+    with atomic_write(tar_path) as tmp_tar, atomic_write(index_path) as tmp_index:
+        with open(tmp_tar, "wb") as stream:
+            writer = wds.TarWriter(stream, user="a2i", group="a2i", mtime=0.0)
+            for clip in clips:
+                if "." in clip.key:
+                    raise ShardError(f"clip key '{clip.key}' contains a dot; keys must not")
+                sample: dict[str, Any] = {
+                    "__key__": clip.key,
+                    "flac": encode_flac(clip.audio, clip.sample_rate),
+                    "jpg": encode_jpeg(clip.frame),
+                    "json": json.dumps(clip.record(), sort_keys=True).encode(),
+                }
+                for feature, value in sorted(clip.features.items()):
+                    sample[f"{feature}.npy"] = encode_npy(value)
+                writer.write(sample)
+            writer.close()
+        members = _member_offsets(tmp_tar)
+        index = {
+            "shard": f"{name}.tar",
+            "clips": [{**clip.record(), "members": members[clip.key]} for clip in clips],
+            "dropped": list(dropped),
+        }
+        tmp_index.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+    return tar_path
+
+
+def _member_offsets(tar_path: Path) -> dict[str, dict[str, list[int]]]:
+    """Key → member extension → ``[byte offset, size]`` of its data inside the tar."""
+    offsets: dict[str, dict[str, list[int]]] = {}
+    with tarfile.open(tar_path) as archive:
+        for member in archive.getmembers():
+            key, _, extension = member.name.partition(".")
+            offsets.setdefault(key, {})[extension] = [member.offset_data, member.size]
+    return offsets
+
+
+def completed_shards(directory: Path) -> set[str]:
+    """Names of the shards whose tar (written last) exists."""
+    if not directory.is_dir():
+        return set()
+    return {path.stem for path in directory.glob("*.tar")}
+
+
+def remove_partial_files(directory: Path) -> list[Path]:
+    """Delete temporary files a killed preparation left behind; return them."""
+    if not directory.is_dir():
+        return []
+    stale = sorted(directory.glob(TEMP_GLOB))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def read_shard_index(directory: Path, names: Iterable[str]) -> list[dict[str, Any]]:
+    """The sidecars of ``names`` (each with ``shard``, ``clips`` and ``dropped``)."""
+    indexes = []
+    for name in sorted(names):
+        path = directory / f"{name}.json"
+        try:
+            indexes.append(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ShardError(
+                f"{path} is missing: the shard index was deleted; rerun prepare"
+            ) from None
+        except json.JSONDecodeError as error:
+            raise ShardError(f"{path}: invalid JSON ({error.msg})") from None
+    return indexes
+
+
+def resize_center_crop(image: Tensor, size: int) -> Tensor:
+    """``(3, H, W)`` → ``(3, size, size)``: short side to ``size``, then a centre crop."""
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    new = (max(size, round(height * scale)), max(size, round(width * scale)))
+    if new != (height, width):
+        image = F.interpolate(image[None], size=new, mode="bilinear", antialias=True)[0]
+    top, left = (new[0] - size) // 2, (new[1] - size) // 2
+    return image[:, top : top + size, left : left + size].clamp(0, 1).contiguous()
