@@ -32,10 +32,9 @@ from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
 from a2i.data.folder import list_audio_files
 from a2i.errors import A2IError, ConfigError
-from a2i.interfaces import AUDIO, KEY
+from a2i.interfaces import AUDIO, KEY, GenerationRequest
 from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.audio_to_image import Request
 from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
 from a2i.pipelines.loading import check_checkpoint_method, load_checkpoint_into, read_checkpoint
 from a2i.pipelines.writer import ImageFolderWriter
@@ -107,15 +106,13 @@ class A2ITrainer(L.Trainer):
             num_seeds: Images per input.
             seed: First noise seed.
         """
-        mix_with = [mix_with] if isinstance(mix_with, str) else list(mix_with or [])
-        gains = [mix_gains_db] if isinstance(mix_gains_db, float | int) else mix_gains_db
         pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
-        request = pipeline.prepare_request(
-            num_images_per_input=num_seeds,
-            seed=seed,
+        asked = GenerationRequest.from_seed(
+            seed,
+            num_seeds,
             gain_db=gain_db,
-            mix_with=mix_with,
-            mix_gains_db=list(gains or []),
+            mix_with=mix_with or (),
+            mix_gains_db=mix_gains_db or (),
             image=image,
             image_weight=image_weight,
             prompt=prompt,
@@ -123,12 +120,11 @@ class A2ITrainer(L.Trainer):
             num_inference_steps=num_inference_steps,
             crop=crop,
         )
+        request = pipeline.prepare_request(asked)
         load_trained_weights(model, ckpt_path, "predict")
         writer = None
         if output_dir is not None:
-            settings = request_settings(
-                pipeline, request, checkpoint=ckpt_path, mix_with=mix_with, image=image
-            )
+            settings = request_settings(pipeline, asked, checkpoint=ckpt_path)
             writer = ImageFolderWriter(output_dir, settings, overwrite=overwrite)
         self.prediction_writer = writer
         pipeline.to(self.strategy.root_device)
@@ -143,7 +139,7 @@ class A2ITrainer(L.Trainer):
     def _predict_batches(
         self,
         pipeline: AudioToImagePipeline,
-        request: Request,
+        request: GenerationRequest,
         dataloaders: Any,
         datamodule: L.LightningDataModule | None,
         writer: ImageFolderWriter | None,

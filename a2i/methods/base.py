@@ -58,6 +58,7 @@ from a2i.interfaces import (
     AudioToImageModel,
     Control,
     FreezableMixin,
+    GenerationRequest,
     per_row_generators,
 )
 from a2i.pipelines import AudioToImagePipeline
@@ -400,7 +401,10 @@ class AudioToImageMethod(A2IMethod, AudioToImageModel):
         if not self.can_draw or IMAGE not in batch or AUDIO not in batch:
             return {}
         audio = batch[AUDIO][:8]
-        return {"frame": batch[IMAGE][:8], "from_audio": self.generate_from_audio(audio, [0])[:, 0]}
+        return {
+            "frame": batch[IMAGE][:8],
+            "from_audio": self.generate_from_audio(audio, GenerationRequest())[:, 0],
+        }
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Images of the batch's clips with default controls (one seed, 0).
@@ -408,10 +412,10 @@ class AudioToImageMethod(A2IMethod, AudioToImageModel):
         ``a2i predict`` and :class:`~a2i.pipelines.AudioToImagePipeline` add the controls.
         """
         pipeline = AudioToImagePipeline(self)
-        request = pipeline.prepare_request()
+        request = pipeline.prepare_request(GenerationRequest())
         errors = batch.get("error", [""] * len(batch[KEY]))
         images = pipeline.generate(batch[AUDIO], request)
-        return {"key": batch[KEY], "images": images, "seeds": request.seeds, "error": errors}
+        return {"key": batch[KEY], "images": images, "seeds": list(request.seeds), "error": errors}
 
 
 def _device_of(rows: Any) -> torch.device:
