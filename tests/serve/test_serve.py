@@ -11,9 +11,13 @@ import torch
 import yaml
 from PIL import Image
 
-from a2i.commands.serve import offered_models, start
-from a2i.commands.serve_models import (
-    SHIPPED_LABEL,
+from a2i.commands.serve import SHIPPED_LABEL, offered_models, start
+from a2i.data.manifest import read_manifest
+from a2i.errors import AudioDecodeError, ConfigError
+from a2i.interfaces import GenerationRequest
+from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.loading import build_method
+from a2i.serve.models import (
     Controls,
     ModelShelf,
     draw,
@@ -22,11 +26,6 @@ from a2i.commands.serve_models import (
     newest_demo_runs,
     spectrogram_image,
 )
-from a2i.data.manifest import read_manifest
-from a2i.errors import AudioDecodeError, ConfigError
-from a2i.interfaces import GenerationRequest
-from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.loading import build_method
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
 

@@ -32,9 +32,6 @@ from a2i.pipelines.loading import CONFIG_FILE, WEIGHTS_FILE
 DEMO_ROOT = Path("runs/demo")
 """Where ``make demo`` writes: ``runs/demo/<time>/logs/gan/version_N`` (the stage-2 run) and
 ``runs/demo/<time>/configs/ldm.yaml`` (the LDM naming its weights; see a2i/demo.py)."""
-SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
-"""The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
-SHIPPED_LABEL = "tiny GAN (shipped weights)"
 DISPLAY_SIDE = 256
 """Generated images are enlarged to this side (nearest neighbour: every model pixel stays a block)."""
 
@@ -54,13 +51,6 @@ class ModelEntry:
         if self.kind == "config":
             return AudioToImagePipeline.from_config(self.path)
         return AudioToImagePipeline.from_run(self.path)
-
-
-def shipped_entry() -> ModelEntry:
-    """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
-    from a2i.commands.config_paths import resolve_config
-
-    return ModelEntry(SHIPPED_LABEL, Path(resolve_config(SHIPPED_CONFIG)), kind="config")
 
 
 def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
