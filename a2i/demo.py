@@ -14,7 +14,7 @@ What it runs is exactly what a user would type (printed as it goes):
 4. the world's judge scores the images: fraction whose main object is the sound's class.
 
 Everything goes to a new folder ``runs/demo/<timestamp>``; nothing is overwritten. ``a2i serve``
-offers the newest demo's run and config (``a2i/commands/serve_models.py``).
+offers the newest demo's run and config (``a2i/serve/models.py``).
 """
 
 from __future__ import annotations

@@ -21,11 +21,16 @@ def read_image(path: str | Path, size: int | None = None) -> Tensor:
     """RGB image in ``[0, 1]`` as ``(3, H, W)``, optionally resized to ``size``×``size``."""
     try:
         with Image.open(path) as handle:
-            array = np.asarray(handle.convert("RGB"), dtype=np.float32) / 255.0
+            return image_tensor(handle, size)
     except FileNotFoundError:
         raise ImageDecodeError(path, "file does not exist") from None
     except (UnidentifiedImageError, OSError) as error:
         raise ImageDecodeError(path, f"not a readable image ({error})") from None
+
+
+def image_tensor(picture: Image.Image, size: int | None = None) -> Tensor:
+    """A PIL image as ``(3, H, W)`` RGB in ``[0, 1]``, optionally resized to ``size``×``size``."""
+    array = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
     image = torch.from_numpy(array).permute(2, 0, 1).contiguous()
     if size is not None and image.shape[-2:] != (size, size):
         image = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True)[0]

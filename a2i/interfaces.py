@@ -22,9 +22,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from a2i.errors import ConfigError
@@ -41,6 +43,92 @@ Control = Literal["gain", "mix", "image_blend", "prompt", "guidance_scale", "num
 audio token); ``gain`` and ``mix`` act on the waveform, the others on generation."""
 
 WAVEFORM_CONTROLS: frozenset[Control] = frozenset({"gain", "mix"})
+
+Crop = Literal["start", "center", "loudest"]
+"""Which window of a longer input the model hears."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """The controls of one generation: what ``a2i predict``, ``a2i serve`` and Python users ask.
+
+    Built once (from flags, widgets or keywords) and checked on construction;
+    :class:`~a2i.pipelines.AudioToImagePipeline` then refuses the controls the model does not
+    support (:meth:`AudioToImageModel.check_controls`), reads the files it names and passes it to
+    :meth:`AudioToImageModel.generate_from_audio` with ``image`` as a ``(1 or B, 3, H, W)`` tensor.
+
+    Attributes:
+        seeds: Noise seeds; one image per seed and input.
+        gain_db: Volume change of every input in dB (``gain``, Sound2Vision §5.1).
+        mix_with: Sounds added to every input (``mix``, §5.1): paths, or waveforms ``(T,)`` at
+            the model's rate.
+        mix_gains_db: Gain of each ``mix_with`` sound in dB (default: 0 dB each).
+        image: Image blended with the audio (``image_blend``, §5.2): a path, a PIL image, a
+            ``(3, H, W)`` tensor in ``[0, 1]``, or ``(B, 3, H, W)`` with one image per input.
+        image_weight: λ of the blend ``λ·z_V + (1−λ)·z_A`` (0 = audio only, 1 = image only).
+        prompt: Text around the audio token (``prompt``, AudioToken).
+        guidance_scale: Classifier-free guidance scale (diffusion methods; None: the config's).
+        num_inference_steps: Sampling steps (diffusion methods; None: the config's).
+        crop: Which window of a longer input the model hears: start, center or loudest.
+    """
+
+    seeds: tuple[int, ...] = (0,)
+    gain_db: float = 0.0
+    mix_with: tuple[str | Path | Tensor, ...] = ()
+    mix_gains_db: tuple[float, ...] = ()
+    image: str | Path | Image.Image | Tensor | None = None
+    image_weight: float = 0.5
+    prompt: str | None = None
+    guidance_scale: float | None = None
+    num_inference_steps: int | None = None
+    crop: Crop = "start"
+
+    def __post_init__(self) -> None:
+        """Accept one sound or gain for a sequence of one; refuse values out of range."""
+        mix_with = self.mix_with
+        mix_with = (mix_with,) if isinstance(mix_with, str | Path | Tensor) else tuple(mix_with)
+        gains = self.mix_gains_db
+        gains = (gains,) if isinstance(gains, int | float) else tuple(gains)
+        if gains and len(gains) != len(mix_with):
+            raise ConfigError(
+                f"mix_gains_db has {len(gains)} values for {len(mix_with)} mix_with sounds"
+            )
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "mix_with", mix_with)
+        object.__setattr__(self, "mix_gains_db", tuple(map(float, gains or [0.0] * len(mix_with))))
+        if not self.seeds:
+            raise ConfigError("a request needs at least one seed (one image per seed)")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ConfigError(f"image_weight must be in [0, 1] (got {self.image_weight})")
+        if self.num_inference_steps is not None and self.num_inference_steps < 1:
+            raise ConfigError(f"num_inference_steps must be >= 1 (got {self.num_inference_steps})")
+        if self.crop not in get_args(Crop):
+            raise ConfigError(f"crop must be 'start', 'center' or 'loudest' (got {self.crop!r})")
+
+    @classmethod
+    def from_seed(cls, seed: int = 0, num_seeds: int = 1, **controls: Any) -> GenerationRequest:
+        """The request of ``num_seeds`` consecutive seeds from ``seed``, with ``controls``.
+
+        Args:
+            seed: First noise seed.
+            num_seeds: Images per input (seeds ``seed, seed+1, …``).
+            controls: The other fields of the request.
+        """
+        if num_seeds < 1:
+            raise ConfigError(f"the number of images per input must be >= 1 (got {num_seeds})")
+        return cls(seeds=tuple(range(seed, seed + num_seeds)), **controls)
+
+    def asked_controls(self) -> frozenset[Control]:
+        """The controls this request asks of the model (defaults ask for none)."""
+        asked: dict[Control, bool] = {
+            "gain": self.gain_db != 0.0,
+            "mix": bool(self.mix_with),
+            "image_blend": self.image is not None,
+            "prompt": self.prompt is not None,
+            "guidance_scale": self.guidance_scale is not None,
+            "num_inference_steps": self.num_inference_steps is not None,
+        }
+        return frozenset(name for name, on in asked.items() if on)
 
 
 class FreezableMixin(nn.Module):
@@ -444,29 +532,15 @@ class AudioToImageModel(ABC):
         """Side of the generated images."""
 
     @abstractmethod
-    def generate_from_audio(
-        self,
-        waveform: Tensor,
-        seeds: list[int],
-        *,
-        image: Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def generate_from_audio(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
         """Images ``(B, S, 3, H, W)`` in ``[0, 1]`` for waveforms ``(B, T)`` and ``S`` seeds.
 
         The image of (row, seed) depends on that row and seed only, never on the batch.
 
         Args:
-            waveform: Mono clips at :attr:`sample_rate`.
-            seeds: Noise seeds; one image per seed and row.
-            image: ``(B or 1, 3, H, W)`` image in ``[0, 1]`` blended with the audio (``image_blend``).
-            image_weight: λ of the blend (0 = audio only, 1 = image only).
-            prompt: Text around the audio (``prompt``).
-            guidance_scale: Classifier-free guidance scale (``guidance_scale``; None = default).
-            num_inference_steps: Sampling steps (``num_inference_steps``; None = default).
+            waveform: Mono clips at :attr:`sample_rate` (gain and mixing already applied).
+            request: The controls, already checked by :meth:`check_controls`; ``request.image``
+                is None or a ``(B or 1, 3, H, W)`` tensor in ``[0, 1]``.
         """
 
     def audio_features(self, waveform: Tensor) -> Tensor:
@@ -484,9 +558,9 @@ class AudioToImageModel(ABC):
     aligns_spaces: bool = False
     """True when :meth:`audio_features` and :meth:`image_features` are implemented."""
 
-    def check_controls(self, asked: dict[Control, bool]) -> None:
-        """Refuse controls that were asked for (True) but that this method does not honour."""
-        refused = sorted(name for name, on in asked.items() if on and name not in self.supports)
+    def check_controls(self, request: GenerationRequest) -> None:
+        """Refuse the controls ``request`` asks for that this method does not honour."""
+        refused = sorted(request.asked_controls() - self.supports)
         if refused:
             raise ConfigError(
                 f"{type(self).__name__} does not support {', '.join(refused)} (it supports: "

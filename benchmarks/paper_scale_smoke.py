@@ -63,7 +63,7 @@ def run_one(config: str, steps: int) -> dict[str, Any]:
     """Build, train one step and draw one image; times and peak RSS of this process."""
     import torch
 
-    from a2i.interfaces import AUDIO, CAPTION, IMAGE, KEY, LABEL
+    from a2i.interfaces import AUDIO, CAPTION, IMAGE, KEY, LABEL, GenerationRequest
     from a2i.pipelines.loading import build_method
 
     sections = yaml.safe_load((ROOT / config).read_text())
@@ -88,7 +88,7 @@ def run_one(config: str, steps: int) -> dict[str, Any]:
     trained = time.perf_counter()
     model.eval()
     sampling = {"num_inference_steps": steps} if "num_inference_steps" in model.supports else {}
-    image = model.generate_from_audio(batch[AUDIO], [0], **sampling)
+    image = model.generate_from_audio(batch[AUDIO], GenerationRequest(seeds=(0,), **sampling))
     drawn = time.perf_counter()
     params = sum(p.numel() for p in model.parameters())
     return {

@@ -34,6 +34,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("callbacks",),
     ("methods",),
     ("synth",),
+    ("serve",),
     ("cli", "commands", "config_errors", "demo", "__main__"),
 )
 """Bottom to top; names on one row share a layer."""

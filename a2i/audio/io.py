@@ -38,6 +38,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from a2i.errors import AudioDecodeError, ConfigError
+from a2i.interfaces import Crop
 from a2i.io_utils import atomic_write
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".aac")
@@ -89,9 +90,6 @@ Lossy decoders need earlier frames to reproduce what a continuous decode gives: 
 MP3's bit reservoir (up to 511 bytes back, half a second at 8 kbit/s; mpg123's own seek is off
 at 8-22 kHz without it), Opus's 80 ms pre-roll (RFC 7845 §4.6).
 """
-
-Crop = Literal["start", "center", "loudest"]
-"""Which part of a long file :func:`read_audio_window` returns."""
 
 _BLOCK_VALUES = 1 << 18
 """libsndfile reads about this many values (frames x channels) per block: 1 MiB of float32."""

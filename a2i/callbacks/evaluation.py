@@ -46,7 +46,7 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 from a2i.audio.io import fit_length
 from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import ConfigError
-from a2i.interfaces import AUDIO, IMAGE, LABEL, AudioEncoder
+from a2i.interfaces import AUDIO, IMAGE, LABEL, AudioEncoder, GenerationRequest
 from a2i.metrics.diversity import SeedDiversity
 from a2i.metrics.image_quality import ImageQuality
 from a2i.metrics.modality_gap import ModalityGap
@@ -58,7 +58,6 @@ from a2i.metrics.retrieval import (
     class_agreement,
 )
 from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.audio_to_image import Request
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +171,7 @@ class Evaluation(Callback):
         self.report_dir = Path(self.output_dir or Path(trainer.log_dir or ".") / "evaluation")
         check_report_dir(self.report_dir, self.overwrite)
         self.pipeline = AudioToImagePipeline(pl_module)
-        self.request: Request = self.pipeline.prepare_request(seed=self.seed)
+        self.request = self.pipeline.prepare_request(GenerationRequest(seeds=(self.seed,)))
         device = pl_module.device
         self.classes = self.class_names or list(getattr(trainer.datamodule, "classes", []) or [])
         for backbone in (self.clip, self.classifier, self.audio_tower, self.quality_backbone):
@@ -263,7 +262,7 @@ class Evaluation(Callback):
 
     def _update_diversity(self, pl_module: L.LightningModule, audio: Tensor) -> None:
         request = self.pipeline.prepare_request(
-            seed=self.seed, num_images_per_input=self.diversity_seeds
+            GenerationRequest.from_seed(self.seed, self.diversity_seeds)
         )
         images = self.pipeline.generate(audio, request)  # (B, S, 3, H, W)
         flat = images.flatten(0, 1)

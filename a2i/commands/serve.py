@@ -18,9 +18,12 @@ from a2i.errors import A2IError, ConfigError
 if TYPE_CHECKING:
     import gradio as gr
 
-    from a2i.commands.serve_models import ModelEntry
+    from a2i.serve.models import ModelEntry
 
 HELP = "serve a local web demo: upload or record a sound, see the images the models draw"
+SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
+"""The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
+SHIPPED_LABEL = "tiny GAN (shipped weights)"
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -55,13 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def shipped_entry() -> ModelEntry:
+    """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
+    from a2i.commands.config_paths import resolve_config
+    from a2i.serve.models import ModelEntry
+
+    return ModelEntry(SHIPPED_LABEL, Path(resolve_config(SHIPPED_CONFIG)), kind="config")
+
+
 def offered_models(runs: list[str], models_dir: str) -> tuple[list[ModelEntry], list[str]]:
     """``(entries, selected labels)``: the ``--run`` models (or the demo's) then the folder's.
 
     Without ``--run`` or a ``make demo`` run, the shipped tiny GAN is offered, so the page works
     right after installing.
     """
-    from a2i.commands.serve_models import entry_for, find_models, newest_demo_runs, shipped_entry
+    from a2i.serve.models import entry_for, find_models, newest_demo_runs
 
     root = Path(models_dir)
     chosen = []
@@ -93,8 +104,8 @@ def start(argv: list[str]) -> gr.Blocks:
         )
     import torch
 
-    from a2i.commands.serve_app import build_app
-    from a2i.commands.serve_models import ModelShelf, warm_up
+    from a2i.serve.app import build_app
+    from a2i.serve.models import ModelShelf, warm_up
 
     device = args.device
     if device == "auto":

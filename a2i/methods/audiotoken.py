@@ -25,6 +25,7 @@ from a2i.interfaces import (
     CAPTION,
     IMAGE,
     AudioEncoder,
+    GenerationRequest,
     TextEncoder,
     check_embedding_match,
 )
@@ -264,20 +265,10 @@ class AudioToken(AudioToImageMethod):
         losses["loss"] = total
         return losses
 
-    @torch.no_grad()
-    def generate_from_audio(
-        self,
-        waveform: Tensor,
-        seeds: list[int],
-        *,
-        image: Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def draw(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
         """Sound (and a prompt with the placeholder) → images ``(B, S, 3, H, W)``."""
-        self.check_controls({"image_blend": image is not None})
+        seeds, prompt = request.seeds, request.prompt
+        guidance_scale, num_inference_steps = request.guidance_scale, request.num_inference_steps
         if prompt is not None and self.text_encoder.placeholder not in prompt:
             raise ConfigError(
                 f"prompt '{prompt}' lacks the placeholder '{self.text_encoder.placeholder}' "

@@ -32,7 +32,8 @@ method that overrides ``on_train_end`` is refused when its class is defined.
 Writing a method (see :mod:`a2i.methods.nearest_image`, the documented example): subclass
 :class:`AudioToImageMethod`, take your components and paper hyper-parameters as typed arguments
 and forward ``**options`` (:class:`A2IMethod`'s) to ``super().__init__``, call
-``self.save_config(locals())``, then write :meth:`A2IMethod.step` and ``generate_from_audio``.
+``self.save_config(locals())``, then write :meth:`A2IMethod.step` and
+:meth:`AudioToImageMethod.draw`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from a2i.interfaces import (
     AudioToImageModel,
     Control,
     FreezableMixin,
+    GenerationRequest,
     per_row_generators,
 )
 from a2i.pipelines import AudioToImagePipeline
@@ -395,12 +397,32 @@ class AudioToImageMethod(A2IMethod, AudioToImageModel):
             ),
         )
 
+    @torch.no_grad()
+    def generate_from_audio(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
+        """Images ``(B, S, 3, H, W)``: the controls the method does not support are refused first.
+
+        Every caller (the pipeline, the harness, Python) goes through this check; the method's
+        :meth:`draw` then only reads the controls it supports.
+        """
+        self.check_controls(request)
+        return self.draw(waveform, request)
+
+    def draw(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
+        """How the method draws: one image per (row, seed) of ``request.seeds``, ``(B, S, 3, H, W)``.
+
+        ``request.image`` is a ``(1 or B, 3, H, W)`` tensor here (the pipeline reads files).
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no draw()")
+
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """The batch's frames and the images drawn from their audio (seed 0), when it can draw."""
         if not self.can_draw or IMAGE not in batch or AUDIO not in batch:
             return {}
         audio = batch[AUDIO][:8]
-        return {"frame": batch[IMAGE][:8], "from_audio": self.generate_from_audio(audio, [0])[:, 0]}
+        return {
+            "frame": batch[IMAGE][:8],
+            "from_audio": self.generate_from_audio(audio, GenerationRequest())[:, 0],
+        }
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Images of the batch's clips with default controls (one seed, 0).
@@ -408,10 +430,10 @@ class AudioToImageMethod(A2IMethod, AudioToImageModel):
         ``a2i predict`` and :class:`~a2i.pipelines.AudioToImagePipeline` add the controls.
         """
         pipeline = AudioToImagePipeline(self)
-        request = pipeline.prepare_request()
+        request = pipeline.prepare_request(GenerationRequest())
         errors = batch.get("error", [""] * len(batch[KEY]))
         images = pipeline.generate(batch[AUDIO], request)
-        return {"key": batch[KEY], "images": images, "seeds": request.seeds, "error": errors}
+        return {"key": batch[KEY], "images": images, "seeds": list(request.seeds), "error": errors}
 
 
 def _device_of(rows: Any) -> torch.device:

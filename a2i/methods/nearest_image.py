@@ -8,7 +8,7 @@ a generative method should beat: it can only show scenes it has seen.
 
 This module is also the documented example of the method contract
 (:mod:`a2i.methods.base`): it writes its components, its loss (:meth:`NearestImage.step`) and
-how it draws (:meth:`NearestImage.generate_from_audio`); export, checkpoints, logging, the
+how it draws (:meth:`NearestImage.draw`); export, checkpoints, logging, the
 optimiser, seeds and controls come from :class:`~a2i.methods.base.AudioToImageMethod`.
 """
 
@@ -25,6 +25,7 @@ from a2i.interfaces import (
     AUDIO,
     IMAGE,
     AudioEncoder,
+    GenerationRequest,
     ImageEncoder,
     check_embedding_match,
     per_row_generators,
@@ -109,33 +110,17 @@ class NearestImage(AudioToImageMethod):
             self.remember(batch[IMAGE], image)
         return {"loss": symmetric_infonce(logits)}
 
-    @torch.no_grad()
-    def generate_from_audio(
-        self,
-        waveform: Tensor,
-        seeds: list[int],
-        *,
-        image: Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def draw(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
         """``(B, S, 3, H, W)``: per seed, one of the ``top_k`` bank images nearest to the sound."""
-        sampling = (guidance_scale, num_inference_steps)
-        self.check_controls(
-            {"image_blend": image is not None, "prompt": prompt is not None}
-            | dict.fromkeys(("guidance_scale", "num_inference_steps"), sampling != (None, None))
-        )
         filled = int(min(self.bank_filled, len(self.bank_images)))
         if filled == 0:
             raise ConfigError("NearestImage has an empty bank: train it (or load a checkpoint)")
         scores = self.audio_features(waveform) @ self.bank_features[:filled].T
         nearest = scores.topk(min(self.hparams.top_k, filled), dim=1).indices  # (B, k)
 
-        def draw(seed: int) -> Tensor:  # each row draws with its own generator of this seed
+        def pick(seed: int) -> Tensor:  # each row draws with its own generator of this seed
             rows = per_row_generators(seed, len(nearest), "cpu")
             picks = [int(torch.randint(nearest.shape[1], (1,), generator=g)) for g in rows]
             return self.bank_images[nearest[torch.arange(len(nearest)), picks]]
 
-        return self.for_each_seed(seeds, draw)
+        return self.for_each_seed(request.seeds, pick)

@@ -43,6 +43,7 @@ from a2i.interfaces import (
     IMAGE,
     Condition,
     FixedWindowAudioEncoder,
+    GenerationRequest,
 )
 from a2i.methods.base import AudioToImageMethod, Logged
 from a2i.pretrained import resolve_weights
@@ -229,20 +230,10 @@ class SeeingSound(AudioToImageMethod):
         image = batch[IMAGE] if latents is None else None
         return {"loss": self.generator.training_losses(image, condition, latents)["loss"]}
 
-    @torch.no_grad()
-    def generate_from_audio(
-        self,
-        waveform: Tensor,
-        seeds: list[int],
-        *,
-        image: Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def draw(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
         """Sound → images ``(B, S, 3, H, W)``; mixtures are summed waveforms (§4.5)."""
-        self.check_controls({"image_blend": image is not None, "prompt": prompt is not None})
+        seeds = request.seeds
+        guidance_scale, num_inference_steps = request.guidance_scale, request.num_inference_steps
         condition = self.condition(waveform)
         null = self.null(condition)
         return self.generate(

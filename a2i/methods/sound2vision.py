@@ -41,6 +41,7 @@ from a2i.interfaces import (
     FEATURES,
     IMAGE,
     AudioEncoder,
+    GenerationRequest,
     ImageEncoder,
     ImageGenerator,
     check_embedding_match,
@@ -168,21 +169,13 @@ class Sound2Vision(AudioToImageMethod):
         mixed = image_weight * visual + (1.0 - image_weight) * audio
         return F.normalize(mixed, dim=-1) if self.condition_scale == "unit" else mixed
 
-    @torch.no_grad()
-    def generate_from_audio(
-        self,
-        waveform: Tensor,
-        seeds: list[int],
-        *,
-        image: Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def draw(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
         """Sound → images, optionally with an image of weight λ (``image_blend``)."""
-        self.check_controls({"prompt": prompt is not None})
-        sampling = {"guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps}
+        seeds, image, image_weight = request.seeds, request.image, request.image_weight
+        sampling = {
+            "guidance_scale": request.guidance_scale,
+            "num_inference_steps": request.num_inference_steps,
+        }
         condition = self.condition_from_audio(waveform)
         if image is None:
             return self.generate(condition, seeds, **sampling)

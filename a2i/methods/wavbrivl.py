@@ -41,6 +41,7 @@ from a2i.interfaces import (
     IMAGE,
     LABEL,
     AudioEncoder,
+    GenerationRequest,
     TextEncoder,
     check_embedding_match,
 )
@@ -310,23 +311,19 @@ class WavBriVL(AudioToImageMethod):
         rows = torch.arange(len(target), device=target.device)
         return torch.stack(drawn)[best, rows]
 
-    @torch.no_grad()
-    def generate_from_audio(
-        self,
-        waveform: Tensor,
-        seeds: list[int],
-        *,
-        image: Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def draw(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
         """Sound → images ``(B, S, 3, H, W)`` by ``rerank`` or score ``guidance`` (module docstring).
 
         ``prompt`` replaces the zero-shot class prompt; ``image`` is blended into the target.
         Candidate ``k`` of seed ``s`` is drawn with seed ``s·N + k`` (N candidates), row by row.
         """
+        seeds, image, image_weight, prompt = (
+            request.seeds,
+            request.image,
+            request.image_weight,
+            request.prompt,
+        )
+        guidance_scale, num_inference_steps = request.guidance_scale, request.num_inference_steps
         if self.generator is None:
             raise ConfigError(
                 "WavBriVL draws images only with a generator: set model.init_args.generator and "

@@ -29,11 +29,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 from a2i.audio.effects import apply_gain, db_to_amplitude
-from a2i.audio.io import Crop, fit_length, read_audio_window
+from a2i.audio.io import fit_length, read_audio_window
 from a2i.audio.windows import crop_waveform
 from a2i.errors import A2IError, ConfigError
-from a2i.image import read_image, to_uint8
-from a2i.interfaces import AudioToImageModel, Control
+from a2i.image import image_tensor, read_image, to_uint8
+from a2i.interfaces import AudioToImageModel, Crop, GenerationRequest
 from a2i.pipelines.card import ModelCard
 
 AudioInput = str | Path | Tensor
@@ -63,21 +63,6 @@ class AudioToImageOutput:
     def failed(self) -> list[int]:
         """Indices of the inputs that failed."""
         return [i for i, error in enumerate(self.errors) if error]
-
-
-@dataclass(frozen=True)
-class Request:
-    """The controls of one call, checked and resolved (mix sources read, image loaded)."""
-
-    seeds: list[int]
-    gain_db: float
-    mix_sources: list[tuple[Tensor, float]]
-    image: Tensor | None
-    image_weight: float
-    prompt: str | None
-    guidance_scale: float | None
-    num_inference_steps: int | None
-    crop: Crop = "start"
 
 
 class AudioToImagePipeline:
@@ -173,68 +158,27 @@ class AudioToImagePipeline:
 
     # -- checking and resolving the request ------------------------------------------------------
 
-    def prepare_request(
-        self,
-        *,
-        num_images_per_input: int = 1,
-        seed: int = 0,
-        gain_db: float = 0.0,
-        mix_with: Sequence[AudioInput] = (),
-        mix_gains_db: Sequence[float] = (),
-        image: str | Path | Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-        crop: Crop = "start",
-    ) -> Request:
-        """Check every control against the model's ``supports`` and load the files they name.
+    def prepare_request(self, request: GenerationRequest) -> GenerationRequest:
+        """Refuse the controls the model does not support, then read the files ``request`` names.
+
+        The result holds ``image`` as a ``(1 or B, 3, H, W)`` tensor and each ``mix_with`` sound
+        as the clip the model hears, so every batch of a call shares one decoding.
 
         Raises:
-            ConfigError: A control the model does not support, or a value out of range.
+            ConfigError: A control the model does not support.
             AudioDecodeError / ImageDecodeError: A ``mix_with`` or ``image`` file is unreadable
                 (it applies to every input, so the whole call stops).
         """
-        asked: dict[Control, bool] = {
-            "gain": gain_db != 0.0,
-            "mix": bool(mix_with),
-            "image_blend": image is not None,
-            "prompt": prompt is not None,
-            "guidance_scale": guidance_scale is not None,
-            "num_inference_steps": num_inference_steps is not None,
-        }
-        self.model.check_controls(asked)
-        if num_images_per_input < 1:
-            raise ConfigError(f"num_images_per_input must be >= 1 (got {num_images_per_input})")
-        if not 0.0 <= image_weight <= 1.0:
-            raise ConfigError(f"image_weight must be in [0, 1] (got {image_weight})")
-        if mix_gains_db and len(mix_gains_db) != len(mix_with):
-            raise ConfigError(
-                f"mix_gains_db has {len(mix_gains_db)} values for {len(mix_with)} mix_with sounds"
-            )
-        if num_inference_steps is not None and num_inference_steps < 1:
-            raise ConfigError(f"num_inference_steps must be >= 1 (got {num_inference_steps})")
-        if crop not in ("start", "center", "loudest"):
-            raise ConfigError(f"crop must be 'start', 'center' or 'loudest' (got {crop!r})")
-        gains = list(mix_gains_db) or [0.0] * len(mix_with)
-        sources = [
-            (self._clip(source, crop), gain) for source, gain in zip(mix_with, gains, strict=True)
-        ]
+        self.model.check_controls(request)
+        image = request.image
         if isinstance(image, str | Path):
             image = read_image(image, self.model.image_size)
+        elif isinstance(image, Image.Image):
+            image = image_tensor(image, self.model.image_size)
         if image is not None and image.dim() == 3:
             image = image[None]
-        return Request(
-            seeds=list(range(seed, seed + num_images_per_input)),
-            gain_db=gain_db,
-            mix_sources=sources,
-            image=image,
-            image_weight=image_weight,
-            prompt=prompt,
-            guidance_scale=guidance_scale,
-            num_inference_steps=num_inference_steps,
-            crop=crop,
-        )
+        sources = tuple(self._clip(source, request.crop) for source in request.mix_with)
+        return replace(request, image=image, mix_with=sources)
 
     def read(self, source: AudioInput, crop: Crop = "start") -> tuple[Tensor, float, float]:
         """The window of ``source`` the model hears, its whole duration and the window's offset.
@@ -259,30 +203,25 @@ class AudioToImagePipeline:
     # -- generation ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, waveform: Tensor, request: Request) -> Tensor:
-        """Images ``(B, S, 3, H, W)`` for clips ``(B, T)`` already at the model's rate/length."""
+    def generate(self, waveform: Tensor, request: GenerationRequest) -> Tensor:
+        """Images ``(B, S, 3, H, W)`` for clips ``(B, T)`` already at the model's rate/length.
+
+        ``request`` comes from :meth:`prepare_request` (checked, its files read).
+        """
         device = self.device
         waveform = waveform.to(device)
         if request.gain_db:
             waveform = apply_gain(waveform, request.gain_db)
-        for source, gain in request.mix_sources:
+        for source, gain in zip(request.mix_with, request.mix_gains_db, strict=True):
             waveform = waveform + db_to_amplitude(gain) * source.to(waveform)
-        image = None
         if request.image is not None:
-            image = request.image.to(device)
-            if len(image) not in (1, len(waveform)):
+            if len(request.image) not in (1, len(waveform)):
                 raise ConfigError(
-                    f"{len(image)} blend images for {len(waveform)} inputs (give 1 or one each)"
+                    f"{len(request.image)} blend images for {len(waveform)} inputs "
+                    "(give 1 or one each)"
                 )
-        return self.model.generate_from_audio(
-            waveform,
-            request.seeds,
-            image=image,
-            image_weight=request.image_weight,
-            prompt=request.prompt,
-            guidance_scale=request.guidance_scale,
-            num_inference_steps=request.num_inference_steps,
-        )
+            request = replace(request, image=request.image.to(device))
+        return self.model.generate_from_audio(waveform, request)
 
     def __call__(
         self,
@@ -290,16 +229,9 @@ class AudioToImagePipeline:
         *,
         num_images_per_input: int = 1,
         seed: int = 0,
-        gain_db: float = 0.0,
-        mix_with: Sequence[AudioInput] = (),
-        mix_gains_db: Sequence[float] = (),
-        image: str | Path | Tensor | None = None,
-        image_weight: float = 0.5,
-        prompt: str | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-        crop: Crop = "start",
         output_type: Literal["pt", "pil"] = "pt",
+        request: GenerationRequest | None = None,
+        **controls: Any,
     ) -> AudioToImageOutput:
         """Draw ``num_images_per_input`` images for every input.
 
@@ -308,44 +240,28 @@ class AudioToImagePipeline:
                 a ``(B, T)`` tensor is B waveforms.
             num_images_per_input: Images per input, seeds ``seed, seed+1, …``.
             seed: First noise seed.
-            gain_db: Volume change of every input (``gain``, Sound2Vision §5.1).
-            mix_with: Sounds added to every input (``mix``, §5.1).
-            mix_gains_db: Gain of each ``mix_with`` sound (default 0 dB).
-            image: Image blended with the audio (``image_blend``, §5.2): path or ``(3, H, W)``,
-                or ``(B, 3, H, W)`` with one image per input.
-            image_weight: λ of ``λ·z_V + (1−λ)·z_A``.
-            prompt: Text around the audio token (``prompt``, AudioToken).
-            guidance_scale: Classifier-free guidance scale (diffusion methods).
-            num_inference_steps: Sampling steps (diffusion methods).
-            crop: Which part of a longer input the model hears: ``start``, ``center`` or the
-                ``loudest`` window of the model's clip length.
             output_type: ``"pt"`` tensors in ``[0, 1]`` or ``"pil"`` images.
+            request: The whole request at once, instead of the keywords.
+            controls: The other fields of :class:`~a2i.interfaces.GenerationRequest`
+                (``gain_db``, ``mix_with``, ``image``, ``image_weight``, ``prompt``,
+                ``guidance_scale``, ``num_inference_steps``, ``crop``).
         """
         if output_type not in ("pt", "pil"):
             raise ConfigError(f"output_type must be 'pt' or 'pil' (got {output_type!r})")
+        if request is None:
+            request = GenerationRequest.from_seed(seed, num_images_per_input, **controls)
+        elif controls:
+            raise ConfigError(f"give request= or the controls, not both ({', '.join(controls)})")
         inputs = _as_inputs(audio)
-        request = self.prepare_request(
-            num_images_per_input=num_images_per_input,
-            seed=seed,
-            gain_db=gain_db,
-            mix_with=mix_with,
-            mix_gains_db=mix_gains_db,
-            image=image,
-            image_weight=image_weight,
-            prompt=prompt,
-            guidance_scale=guidance_scale,
-            num_inference_steps=num_inference_steps,
-            crop=crop,
-        )
-        return self.run(inputs, request, output_type)
+        return self.run(inputs, self.prepare_request(request), output_type)
 
     def run(
         self,
         inputs: Sequence[AudioInput],
-        request: Request,
+        request: GenerationRequest,
         output_type: Literal["pt", "pil"] = "pt",
     ) -> AudioToImageOutput:
-        """Generate for ``inputs`` under an already prepared ``request`` (see :meth:`__call__`)."""
+        """Generate for ``inputs`` under a request from :meth:`prepare_request`."""
         inputs = list(inputs)
         if request.image is not None and len(request.image) not in (1, len(inputs)):
             raise ConfigError(
@@ -353,7 +269,7 @@ class AudioToImagePipeline:
             )
         output = AudioToImageOutput(
             images=[None] * len(inputs),
-            seeds=request.seeds,
+            seeds=list(request.seeds),
             errors=[""] * len(inputs),
             durations=[None] * len(inputs),
             offsets=[None] * len(inputs),

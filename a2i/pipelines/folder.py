@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from a2i.pipelines.audio_to_image import AudioToImagePipeline, Request
+from a2i.interfaces import GenerationRequest
+from a2i.pipelines.audio_to_image import AudioToImagePipeline
 from a2i.pipelines.loading import plain_config
 from a2i.pipelines.writer import ImageFolderWriter
 
@@ -39,25 +40,23 @@ def model_fingerprint(model: object) -> str:
 
 
 def request_settings(
-    pipeline: AudioToImagePipeline,
-    request: Request,
-    *,
-    checkpoint: str | None,
-    mix_with: list[str],
-    image: str | None,
+    pipeline: AudioToImagePipeline, request: GenerationRequest, *, checkpoint: str | None
 ) -> dict[str, Any]:
-    """Everything that decides the images of a prediction run, as recorded in its manifest."""
+    """Everything that decides the images of a prediction run, as recorded in its manifest.
+
+    ``request`` names its files by path (it is recorded before they are read).
+    """
     model = pipeline.model
     return {
         "method": f"{type(model).__module__}.{type(model).__qualname__}",
         "model_config": model_fingerprint(model),
         "checkpoint": describe_file(checkpoint),
-        "seeds": request.seeds,
+        "seeds": list(request.seeds),
         "gain_db": request.gain_db,
-        "mix_with": [describe_file(p) for p in mix_with],
-        "mix_gains_db": [gain for _, gain in request.mix_sources],
-        "image": describe_file(image),
-        "image_weight": request.image_weight if image is not None else None,
+        "mix_with": [describe_file(path) for path in request.mix_with],
+        "mix_gains_db": list(request.mix_gains_db),
+        "image": describe_file(request.image),
+        "image_weight": request.image_weight if request.image is not None else None,
         "prompt": request.prompt,
         "guidance_scale": request.guidance_scale,
         "num_inference_steps": request.num_inference_steps,
@@ -87,12 +86,15 @@ class FolderSummary:
 
 def predict_folder(
     pipeline: AudioToImagePipeline,
-    request: Request,
+    request: GenerationRequest,
     root: Path,
     keys: list[str],
     writer: ImageFolderWriter,
 ) -> FolderSummary:
-    """Generate the images of ``root/<key>`` for every key not already done, batch by batch."""
+    """Generate the images of ``root/<key>`` for every key not already done, batch by batch.
+
+    ``request`` comes from :meth:`AudioToImagePipeline.prepare_request`.
+    """
     summary = FolderSummary()
     todo = writer.pending(keys)
     summary.skipped = writer.skipped

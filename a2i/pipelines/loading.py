@@ -45,20 +45,21 @@ def build_method(model_config: dict[str, Any], seed: int | None = None) -> Audio
     except Exception as error:  # jsonargparse reports every config mistake as one message
         raise ConfigError(f"invalid model config: {_first_line(error)}") from error
     dumped = yaml.safe_load(parser.dump(parsed, skip_none=False))["model"]
-    hparams = {"_class_path": dumped["class_path"], **(dumped.get("init_args") or {})}
-    with torch.random.fork_rng(devices=[]), _recorded_hyperparameters(hparams):
+    with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        return parser.instantiate_classes(parsed).model
-
-
-def _recorded_hyperparameters(hparams: dict[str, Any]) -> Any:
-    """Lightning's context that makes ``save_hyperparameters`` store ``hparams`` (the config)."""
-    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
-
-    return _given_hyperparameters_context(
-        hparams=hparams, instantiator="lightning.pytorch.cli.instantiate_module"
-    )
+        model = parser.instantiate_classes(parsed).model
+    if hasattr(model, "save_hyperparameters"):  # a LightningModule
+        # As LightningCLI records it: the config (components as class_path/init_args), and the
+        # function Lightning's load_from_checkpoint rebuilds such a config with.
+        model.save_hyperparameters(
+            {
+                "_class_path": dumped["class_path"],
+                **(dumped.get("init_args") or {}),
+                "_instantiator": "lightning.pytorch.cli.instantiate_module",
+            }
+        )
+    return model
 
 
 def frozen_prefixes(model: object) -> tuple[str, ...]:
@@ -107,13 +108,13 @@ def load_trainable_weights(
     model.load_state_dict(state, strict=False)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint's contents (tensors and plain containers only)."""
+def read_checkpoint(path: str | Path, weights_only: bool = True) -> dict[str, Any]:
+    """A Lightning checkpoint's contents (with ``weights_only``: tensors and plain containers)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist (or is not a file)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as error:  # pickle, zip and torch errors all mean "not a usable checkpoint"
         raise ConfigError(f"cannot read checkpoint '{path}': {_first_line(error)}") from error
 
@@ -157,9 +158,11 @@ def check_checkpoint_method(checkpoint: dict[str, Any], model: object, source: s
         )
 
 
-def load_checkpoint_into(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
+def load_checkpoint_into(
+    model: torch.nn.Module, path: str | Path, weights_only: bool = True
+) -> dict[str, Any]:
     """Check that the checkpoint at ``path`` belongs to ``model``'s method and load its weights."""
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, weights_only)
     check_checkpoint_method(checkpoint, model, f"checkpoint '{path}'")
     load_trainable_weights(model, checkpoint.get("state_dict", {}), f"checkpoint '{path}'")
     return checkpoint

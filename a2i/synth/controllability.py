@@ -30,6 +30,7 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 from a2i.audio.io import fit_length
+from a2i.interfaces import GenerationRequest
 from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.judge import JudgeReport, WorldJudge
 from a2i.synth.world import SceneSpec, SyntheticWorld
@@ -231,7 +232,7 @@ class ControlSweeps:
             ).to(device)
             blend = None if images is None else images[start : start + self.batch_size]
             request = pipeline.prepare_request(
-                seed=self.seed, image=blend, image_weight=image_weight
+                GenerationRequest(seeds=(self.seed,), image=blend, image_weight=image_weight)
             )
             generated.append(pipeline.generate(audio, request)[:, 0])
         if not generated:

@@ -11,6 +11,7 @@ from a2i.encoders.audio.beats import BEATsAudioEncoder
 from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import CheckpointNotFoundError, ConfigError
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.interfaces import GenerationRequest
 from a2i.methods.audiotoken import (
     OFFICIAL_EMBEDDER_KEYS,
     AudioToken,
@@ -110,7 +111,7 @@ def test_injected_token_changes_the_text_encoder_only_from_its_position(tiny):
 
 def test_saved_embedder_reloads_to_identical_images(tiny, tmp_path):
     audio = batch()["audio"]
-    before = tiny.generate_from_audio(audio, [3])
+    before = tiny.generate_from_audio(audio, GenerationRequest(seeds=(3,)))
     tiny.export_dir = str(tmp_path)
     tiny.on_fit_end()
     path = tmp_path / "embedder.safetensors"
@@ -125,7 +126,7 @@ def test_saved_embedder_reloads_to_identical_images(tiny, tmp_path):
         lambda_cl=0.01,
         embedder_pretrained=str(path),
     )
-    assert torch.equal(reloaded.generate_from_audio(audio, [3]), before)
+    assert torch.equal(reloaded.generate_from_audio(audio, GenerationRequest(seeds=(3,))), before)
     assert before.shape == (2, 1, 3, 32, 32)
 
 
@@ -263,7 +264,8 @@ def test_inference_prompt_is_used_when_no_prompt_is_given(tiny):
     model.embedder.load_state_dict(tiny.embedder.state_dict())
     audio = batch(1)["audio"]
     assert torch.equal(
-        model.generate_from_audio(audio, [0]), tiny.generate_from_audio(audio, [0], prompt=official)
+        model.generate_from_audio(audio, GenerationRequest(seeds=(0,))),
+        tiny.generate_from_audio(audio, GenerationRequest(seeds=(0,), prompt=official)),
     )
     assert model.hparams.prompt == "A photo of a <audio>"  # training keeps the paper's prompt
     with pytest.raises(ConfigError, match="inference_prompt"):

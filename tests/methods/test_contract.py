@@ -14,7 +14,7 @@ import yaml
 
 from a2i.cli import main
 from a2i.errors import ConfigError
-from a2i.interfaces import AUDIO, IMAGE, KEY
+from a2i.interfaces import AUDIO, IMAGE, KEY, GenerationRequest
 from a2i.pipelines import AudioToImagePipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +50,10 @@ def pipeline(run) -> AudioToImagePipeline:
     return AudioToImagePipeline.from_run(run)
 
 
+def seeds(*values: int) -> GenerationRequest:
+    return GenerationRequest(seeds=values)
+
+
 def clips(pipeline: AudioToImagePipeline, count: int = 3) -> torch.Tensor:
     generator = torch.Generator().manual_seed(7)
     return 0.1 * torch.randn(count, pipeline.num_samples, generator=generator)
@@ -57,19 +61,19 @@ def clips(pipeline: AudioToImagePipeline, count: int = 3) -> torch.Tensor:
 
 def test_images_depend_on_their_row_and_seed_only(pipeline):
     model, audio = pipeline.model, clips(pipeline)
-    together = model.generate_from_audio(audio, [0, 1])
+    together = model.generate_from_audio(audio, seeds(0, 1))
     assert together.shape == (3, 2, 3, model.image_size, model.image_size)
     assert 0.0 <= together.min() and together.max() <= 1.0
     for row in range(3):
-        alone = model.generate_from_audio(audio[row : row + 1], [1, 0])
+        alone = model.generate_from_audio(audio[row : row + 1], seeds(1, 0))
         torch.testing.assert_close(alone[0, 1], together[row, 0], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(alone[0, 0], together[row, 1], atol=1e-5, rtol=1e-4)
 
 
 def test_seeds_decide_the_images(pipeline):
     model, audio = pipeline.model, clips(pipeline)
-    first = model.generate_from_audio(audio, [0, 1, 2, 3])
-    assert torch.equal(first, model.generate_from_audio(audio, [0, 1, 2, 3]))
+    first = model.generate_from_audio(audio, seeds(0, 1, 2, 3))
+    assert torch.equal(first, model.generate_from_audio(audio, seeds(0, 1, 2, 3)))
     assert any(not torch.equal(first[:, 0], first[:, seed]) for seed in (1, 2, 3))
 
 
@@ -78,7 +82,8 @@ def test_run_export_round_trip_draws_identical_images(pipeline, tmp_path):
     again = AudioToImagePipeline.from_pretrained(saved)
     audio = clips(pipeline)
     assert torch.equal(
-        pipeline.model.generate_from_audio(audio, [4]), again.model.generate_from_audio(audio, [4])
+        pipeline.model.generate_from_audio(audio, seeds(4)),
+        again.model.generate_from_audio(audio, seeds(4)),
     )
 
 
@@ -93,8 +98,12 @@ def test_log_images_are_image_stacks_in_the_unit_range(pipeline):
 
 
 def test_unsupported_controls_are_refused_by_name(pipeline):
+    """By the pipeline before decoding, and by the model itself when called directly."""
     audio = clips(pipeline, 1)
     refused = sorted(set(CONTROL_ARGUMENTS) - set(pipeline.model.supports))
     for control in refused:
         with pytest.raises(ConfigError, match=control):
             pipeline(audio, **CONTROL_ARGUMENTS[control])
+        request = GenerationRequest(**CONTROL_ARGUMENTS[control])
+        with pytest.raises(ConfigError, match=control):
+            pipeline.model.generate_from_audio(audio, request)

@@ -13,6 +13,7 @@ from a2i.encoders.audio.ast import ASTAudioEncoder
 from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
 from a2i.generators.pixart import PixArtGenerator
+from a2i.interfaces import GenerationRequest
 from a2i.methods.pretraining import AudioProjectorPretraining
 from a2i.methods.seeing_sound import CACHED_AUDIO_TOKENS, SeeingSound
 from a2i.pipelines import AudioToImagePipeline
@@ -143,12 +144,16 @@ def test_padding_tokens_do_not_change_the_images():
 def test_guidance_scale_one_ignores_the_null_condition():
     model = build().eval()
     audio = batch()["audio"]
-    plain = model.generate_from_audio(audio, [0], guidance_scale=1.0)
-    guided = model.generate_from_audio(audio, [0], guidance_scale=4.5)
+    plain = model.generate_from_audio(audio, GenerationRequest(seeds=(0,), guidance_scale=1.0))
+    guided = model.generate_from_audio(audio, GenerationRequest(seeds=(0,), guidance_scale=4.5))
     with torch.no_grad():
         model.trained.null_tokens.mul_(-3.0)
-    assert torch.equal(model.generate_from_audio(audio, [0], guidance_scale=1.0), plain)
-    assert not torch.allclose(model.generate_from_audio(audio, [0], guidance_scale=4.5), guided)
+    assert torch.equal(
+        model.generate_from_audio(audio, GenerationRequest(seeds=(0,), guidance_scale=1.0)), plain
+    )
+    assert not torch.allclose(
+        model.generate_from_audio(audio, GenerationRequest(seeds=(0,), guidance_scale=4.5)), guided
+    )
 
 
 def test_zero_null_condition_has_no_learned_tokens():
@@ -163,15 +168,17 @@ def test_saved_trained_parts_reload_to_identical_images(tmp_path):
     step(model)
     model.eval()
     audio = batch()["audio"]
-    before = model.generate_from_audio(audio, [3])
+    before = model.generate_from_audio(audio, GenerationRequest(seeds=(3,)))
     model.export_dir = str(tmp_path)
     model.on_fit_end()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trained.safetensors"]
     # the same frozen parts (same seed) with the trained parts from the export folder
     reloaded = build("projector_cross_attention", pretrained=str(tmp_path)).eval()
-    assert torch.equal(reloaded.generate_from_audio(audio, [3]), before)
+    assert torch.equal(reloaded.generate_from_audio(audio, GenerationRequest(seeds=(3,))), before)
     untrained = build("projector_cross_attention").eval()
-    assert not torch.equal(untrained.generate_from_audio(audio, [3]), before)
+    assert not torch.equal(
+        untrained.generate_from_audio(audio, GenerationRequest(seeds=(3,))), before
+    )
 
 
 def test_mixing_is_a_waveform_sum_before_ast():
@@ -180,7 +187,9 @@ def test_mixing_is_a_waveform_sum_before_ast():
     pipe = AudioToImagePipeline(model)
     first, second = batch()["audio"]
     mixed = pipe([first], mix_with=[second], mix_gains_db=[-6.0]).images[0]
-    summed = model.generate_from_audio((first + 10 ** (-6 / 20) * second)[None], [0])[0]
+    summed = model.generate_from_audio(
+        (first + 10 ** (-6 / 20) * second)[None], GenerationRequest()
+    )[0]
     torch.testing.assert_close(mixed, summed)
     with pytest.raises(ConfigError, match="image_blend"):
         pipe([first], image=torch.rand(3, 32, 32))

@@ -10,7 +10,7 @@ from a2i.encoders.image.tiny import TinyImageEncoder
 from a2i.errors import ConfigError
 from a2i.generators.biggan import BigGANGenerator
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
-from a2i.interfaces import AUDIO, IMAGE, ImageEncoder
+from a2i.interfaces import AUDIO, IMAGE, GenerationRequest, ImageEncoder
 from a2i.methods.sound2vision import Sound2Vision
 from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.datamodule import SyntheticWorldDataModule
@@ -100,7 +100,8 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
     model.eval(), reloaded.eval()
     assert torch.equal(
-        model.generate_from_audio(waveform, [3]), reloaded.generate_from_audio(waveform, [3])
+        model.generate_from_audio(waveform, GenerationRequest(seeds=(3,))),
+        reloaded.generate_from_audio(waveform, GenerationRequest(seeds=(3,))),
     )
 
 
@@ -152,11 +153,13 @@ def test_controls_change_the_input_and_seeds_draw_different_images():
     pipe = AudioToImagePipeline(model)
     louder = pipe(waveform, gain_db=10.0).images[0]
     torch.testing.assert_close(louder, pipe(waveform * 10**0.5).images[0])
-    images = model.generate_from_audio(waveform, [0, 1])
+    images = model.generate_from_audio(waveform, GenerationRequest(seeds=(0, 1)))
     assert images.shape == (1, 2, 3, 32, 32)
     assert not torch.equal(images[:, 0], images[:, 1])
     frame = torch.rand(1, 3, 32, 32)
-    only_image = model.generate_from_audio(waveform, [0], image=frame, image_weight=1.0)
+    only_image = model.generate_from_audio(
+        waveform, GenerationRequest(seeds=(0,), image=frame, image_weight=1.0)
+    )
     from_frame = model.generate(model.image_features(frame), [0])
     assert torch.allclose(only_image, from_frame)
 
@@ -236,8 +239,10 @@ def test_paper_gan_receives_unit_length_conditions_for_audio_blend_and_log_grids
     batch = trained_batch(model)
     assert model.image_feature_norm > 5.0
     model.eval()
-    model.generate_from_audio(batch[AUDIO], [0, 1])
-    model.generate_from_audio(batch[AUDIO], [0], image=batch[IMAGE][:1], image_weight=0.5)
+    model.generate_from_audio(batch[AUDIO], GenerationRequest(seeds=(0, 1)))
+    model.generate_from_audio(
+        batch[AUDIO], GenerationRequest(seeds=(0,), image=batch[IMAGE][:1], image_weight=0.5)
+    )
     model.log_images(batch)
     assert len(received) == 2 + 1 + 2
     for condition in received:
@@ -260,7 +265,9 @@ def test_ldm_composes_image_and_audio_and_a_zero_weight_drops_a_condition():
     frame = torch.rand(1, 3, 32, 32, generator=generator)
 
     def draw(**kwargs):
-        return model.generate_from_audio(waveform, [5], guidance_scale=3.0, **kwargs)
+        return model.generate_from_audio(
+            waveform, GenerationRequest(seeds=(5,), guidance_scale=3.0, **kwargs)
+        )
 
     torch.testing.assert_close(draw(image=frame, image_weight=0.0), draw(), atol=1e-5, rtol=0)
     image_only = model.generate(

@@ -16,7 +16,7 @@ from a2i.encoders.text.clip_text import CLIPTextEncoder
 from a2i.errors import ConfigError
 from a2i.generators.latent_diffusion import LatentDiffusionGenerator
 from a2i.generators.score_guidance import ScoreGuidance
-from a2i.interfaces import per_row_generators
+from a2i.interfaces import GenerationRequest, per_row_generators
 from a2i.methods.wavbrivl import WavBriVL
 from a2i.synth.world import WORLD_CLASSES
 
@@ -116,7 +116,7 @@ def test_features_are_unit_norm_and_zero_shot_prompts_come_from_the_text_tower(t
 
 def test_rerank_keeps_the_candidate_with_the_highest_audio_image_score(tiny):
     waveform = audio()
-    images = tiny.generate_from_audio(waveform, [5])
+    images = tiny.generate_from_audio(waveform, GenerationRequest(seeds=(5,)))
     assert images.shape == (2, 1, 3, 32, 32)
     # the candidates drawn by hand: seed 5 · 3 candidates + k, row by row
     target = tiny.generation_target(waveform)
@@ -143,14 +143,14 @@ def test_guidance_at_scale_zero_equals_unguided_sampling_for_the_same_seed(tiny)
     tiny.hparams.score_guidance_scale = 0.0
     try:
         waveform = audio()
-        guided = tiny.generate_from_audio(waveform, [3])[:, 0]
+        guided = tiny.generate_from_audio(waveform, GenerationRequest(seeds=(3,)))[:, 0]
         target = tiny.generation_target(waveform)
         condition = tiny.text_encoder(tiny.zero_shot_prompts(target))
         negative = tiny.text_encoder([""])
         plain = tiny.generator.generate(condition, per_row_generators(3, 2, "cpu"), negative)
         assert torch.equal(guided, plain)
         tiny.hparams.score_guidance_scale = 1.0
-        steered = tiny.generate_from_audio(waveform, [3])[:, 0]
+        steered = tiny.generate_from_audio(waveform, GenerationRequest(seeds=(3,)))[:, 0]
         assert not torch.allclose(steered, plain, atol=1e-3)
     finally:
         tiny.hparams.generation = "rerank"
@@ -162,9 +162,9 @@ def test_guidance_draws_under_inference_mode_as_in_a2i_test(tiny):
     tiny.hparams.generation = "guidance"
     try:
         waveform = audio()
-        expected = tiny.generate_from_audio(waveform, [1])
+        expected = tiny.generate_from_audio(waveform, GenerationRequest(seeds=(1,)))
         with torch.inference_mode():
-            drawn = tiny.generate_from_audio(waveform, [1])
+            drawn = tiny.generate_from_audio(waveform, GenerationRequest(seeds=(1,)))
         assert torch.allclose(drawn, expected, atol=1e-5)
     finally:
         tiny.hparams.generation = "rerank"
@@ -192,7 +192,9 @@ def test_score_guidance_raises_the_score_it_follows(tiny):
 def test_prompt_replaces_the_class_prompt_and_images_join_the_target(tiny):
     waveform = audio()
     assert {"gain", "mix", "image_blend", "prompt"} <= tiny.supports
-    with_prompt = tiny.generate_from_audio(waveform, [0], prompt="a photo of a yellow star")
+    with_prompt = tiny.generate_from_audio(
+        waveform, GenerationRequest(seeds=(0,), prompt="a photo of a yellow star")
+    )
     assert with_prompt.shape == (2, 1, 3, 32, 32)
     image = torch.rand(1, 3, 32, 32)
     target = tiny.generation_target(waveform, image, image_weight=1.0)
@@ -218,7 +220,7 @@ def test_components_that_do_not_fit_are_refused():
     alone = WavBriVL(tower, OpenCLIPVisionLanguage(preset="tiny"), loss="infonce")
     assert alone.moco is None and alone.audio_key_encoder is None and not alone.supports
     with pytest.raises(ConfigError, match="generator"):
-        alone.generate_from_audio(audio(), [0])
+        alone.generate_from_audio(audio(), GenerationRequest(seeds=(0,)))
 
 
 def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):

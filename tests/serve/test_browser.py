@@ -25,8 +25,7 @@ from PIL import Image
 
 from a2i.audio.io import read_audio_window
 from a2i.cli import main as a2i
-from a2i.commands.serve import start
-from a2i.commands.serve_models import SHIPPED_LABEL
+from a2i.commands.serve import SHIPPED_LABEL, start
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError
 from a2i.pipelines import AudioToImagePipeline

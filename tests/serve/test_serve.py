@@ -11,9 +11,13 @@ import torch
 import yaml
 from PIL import Image
 
-from a2i.commands.serve import offered_models, start
-from a2i.commands.serve_models import (
-    SHIPPED_LABEL,
+from a2i.commands.serve import SHIPPED_LABEL, offered_models, start
+from a2i.data.manifest import read_manifest
+from a2i.errors import AudioDecodeError, ConfigError
+from a2i.interfaces import GenerationRequest
+from a2i.pipelines import AudioToImagePipeline
+from a2i.pipelines.loading import build_method
+from a2i.serve.models import (
     Controls,
     ModelShelf,
     draw,
@@ -22,10 +26,6 @@ from a2i.commands.serve_models import (
     newest_demo_runs,
     spectrogram_image,
 )
-from a2i.data.manifest import read_manifest
-from a2i.errors import AudioDecodeError, ConfigError
-from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.loading import build_method
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
 
@@ -146,7 +146,7 @@ def test_mixing_and_blending_change_the_images(pipeline, tmp_path):
 def test_values_left_in_hidden_widgets_are_not_asked_of_the_model(pipeline):
     stale = Controls(prompt="a photo of", guidance_scale=7.5, num_inference_steps=4)
     with pytest.raises(ConfigError, match="does not support"):
-        pipeline.prepare_request(prompt="a photo of")
+        pipeline.prepare_request(GenerationRequest(prompt="a photo of"))
     request = stale.request(pipeline)
     assert (request.prompt, request.guidance_scale, request.num_inference_steps) == (None,) * 3
 

@@ -39,12 +39,12 @@ class Oracle(torch.nn.Module, AudioToImageModel):
     clip_seconds = property(lambda self: self.world.clip_seconds)
     image_size = property(lambda self: self.world.image_size)
 
-    def generate_from_audio(self, waveform, seeds, *, image=None, image_weight=0.5, **_):
+    def generate_from_audio(self, waveform, request):
         specs = [self.world.heard[clip[:4000].numpy().tobytes()] for clip in waveform]
         drawn = torch.stack([self.world.render_image(s) for s in specs])
-        if image is not None and image_weight >= 0.5:
-            drawn = image
-        return drawn[:, None].expand(-1, len(seeds), -1, -1, -1)
+        if request.image is not None and request.image_weight >= 0.5:
+            drawn = request.image
+        return drawn[:, None].expand(-1, len(request.seeds), -1, -1, -1)
 
 
 @pytest.fixture(scope="module")

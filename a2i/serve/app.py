@@ -1,4 +1,4 @@
-"""The page of ``a2i serve``: a gradio app over :mod:`a2i.commands.serve_models`.
+"""The page of ``a2i serve``: a gradio app over :mod:`a2i.serve.models`.
 
 Two tabs. *Draw* takes one sound (file or microphone) through one model, with a widget for each
 control the model supports (others are hidden) and shows the spectrogram of what it heard and one
@@ -18,14 +18,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never phone home, 
 
 import gradio as gr
 
-from a2i.commands.serve_models import (
+from a2i.errors import A2IError, AudioDecodeError
+from a2i.serve.models import (
     Controls,
     ModelShelf,
     describe_model,
     draw,
     spectrogram_image,
 )
-from a2i.errors import A2IError, AudioDecodeError
 
 MAX_IMAGES = 8
 QUEUE_SIZE = 64

@@ -1,7 +1,8 @@
 """What ``a2i serve`` offers and draws, without the web layer (so it is tested without a browser).
 
 Every drawing goes through :class:`~a2i.pipelines.AudioToImagePipeline` as ``a2i predict`` does:
-``prepare_request`` checks the controls, ``read`` decodes the window of the file the model hears
+the widgets' :class:`Controls` become a :class:`~a2i.interfaces.GenerationRequest`,
+``prepare_request`` checks it, ``read`` decodes the window of the file the model hears
 and ``generate`` draws one image per seed. A file the CLI refuses is refused here with the same
 :mod:`a2i.errors` message, and an image is the one ``predict`` writes for the same request.
 """
@@ -22,19 +23,15 @@ from PIL import Image
 from torch import Tensor
 
 from a2i.audio.features import LogMel
-from a2i.audio.io import Crop
 from a2i.errors import ConfigError
 from a2i.image import image_grid, to_uint8
+from a2i.interfaces import Crop, GenerationRequest
 from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.audio_to_image import Request
 from a2i.pipelines.loading import CONFIG_FILE, WEIGHTS_FILE
 
 DEMO_ROOT = Path("runs/demo")
 """Where ``make demo`` writes: ``runs/demo/<time>/logs/gan/version_N`` (the stage-2 run) and
 ``runs/demo/<time>/configs/ldm.yaml`` (the LDM naming its weights; see a2i/demo.py)."""
-SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
-"""The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
-SHIPPED_LABEL = "tiny GAN (shipped weights)"
 DISPLAY_SIDE = 256
 """Generated images are enlarged to this side (nearest neighbour: every model pixel stays a block)."""
 
@@ -54,13 +51,6 @@ class ModelEntry:
         if self.kind == "config":
             return AudioToImagePipeline.from_config(self.path)
         return AudioToImagePipeline.from_run(self.path)
-
-
-def shipped_entry() -> ModelEntry:
-    """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
-    from a2i.commands.config_paths import resolve_config
-
-    return ModelEntry(SHIPPED_LABEL, Path(resolve_config(SHIPPED_CONFIG)), kind="config")
 
 
 def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
@@ -157,21 +147,21 @@ class Controls:
     guidance_scale: float | None = None
     num_inference_steps: int | None = None
 
-    def request(self, pipeline: AudioToImagePipeline) -> Request:
-        """``prepare_request`` with the controls the model supports.
+    def request(self, pipeline: AudioToImagePipeline) -> GenerationRequest:
+        """The request of the controls the model supports.
 
         The page hides the widgets of controls the model does not support; the values they kept
         from another model are not asked for (the pipeline would refuse them by name).
         """
         supports = pipeline.model.supports
         mixing = self.mix_with is not None and "mix" in supports
-        return pipeline.prepare_request(
-            num_images_per_input=self.num_images,
-            seed=self.seed,
+        return GenerationRequest.from_seed(
+            self.seed,
+            self.num_images,
             crop=self.crop,
             gain_db=self.gain_db if "gain" in supports else 0.0,
-            mix_with=[self.mix_with] if mixing else [],
-            mix_gains_db=[self.mix_gain_db] if mixing else [],
+            mix_with=(self.mix_with,) if mixing else (),
+            mix_gains_db=(self.mix_gain_db,) if mixing else (),
             image=self.image if "image_blend" in supports else None,
             image_weight=self.image_weight,
             prompt=(self.prompt or None) if "prompt" in supports else None,
@@ -244,12 +234,12 @@ def draw(pipeline: AudioToImagePipeline, audio: str | Path, controls: Controls) 
             reports for that input.
     """
     start = time.perf_counter()
-    request = controls.request(pipeline)
+    request = pipeline.prepare_request(controls.request(pipeline))
     clip, duration, offset = pipeline.read(audio, controls.crop)
     images = pipeline.generate(clip[None], request)[0].cpu()
     return Drawing(
         images=images,
-        seeds=request.seeds,
+        seeds=list(request.seeds),
         clip=clip,
         sample_rate=pipeline.model.sample_rate,
         duration=duration,
@@ -262,7 +252,7 @@ def draw(pipeline: AudioToImagePipeline, audio: str | Path, controls: Controls) 
 def warm_up(pipeline: AudioToImagePipeline) -> None:
     """Draw once from silence, so that the first request does not pay one-time costs."""
     silence = torch.zeros(pipeline.num_samples)
-    pipeline.generate(silence[None], pipeline.prepare_request())
+    pipeline.generate(silence[None], pipeline.prepare_request(GenerationRequest()))
     spectrogram_image(silence, pipeline.model.sample_rate)
 
 
