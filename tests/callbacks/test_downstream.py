@@ -63,6 +63,9 @@ def test_a2i_test_writes_the_downstream_table_for_a_tiny_sound2vision(
     assert any("zero-shot skipped: Sound2Vision has no text tower" in n for n in results["notes"])
     markdown = (tmp_path / "report" / "metrics.md").read_text()
     assert "## Downstream tasks (WavBriVL Table 2)" in markdown and "| esc50 |" in markdown
+    # Recorded in the tested run too, where the run's model card finds it.
+    (record,) = (ckpt.parent.parent / "reports" / "downstream").iterdir()
+    assert json.loads((record / "metrics.json").read_text()) == results
 
 
 class FakeAligned(L.LightningModule):

@@ -10,6 +10,7 @@ import pytest
 
 from a2i.cli import main
 from a2i.metrics.report import flatten
+from a2i.pipelines import AudioToImagePipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
@@ -89,6 +90,28 @@ def test_a_second_test_run_never_overwrites_the_report(report, capsys):
     assert info.value.code == 2
     assert "already holds an evaluation report" in capsys.readouterr().err
     assert (folder / "metrics.json").read_text() == before
+
+
+def test_the_report_is_recorded_in_the_run_where_its_model_card_finds_it(report, tmp_path):
+    """Item 6 of issue 24: `a2i test --ckpt_path RUN/checkpoints/last.ckpt` reaches RUN's card."""
+    folder, args = report
+    run = Path(args[args.index("--ckpt_path") + 1]).parent.parent
+    records = {
+        json.loads((record / "test.json").read_text())["report"]: record
+        for record in (run / "reports" / "evaluation").iterdir()
+    }
+    record = records[str(folder.resolve())]
+    assert record.name.startswith("epoch=0-step=2-")  # tests/conf: max_steps 2
+    assert (record / "metrics.json").read_text() == (folder / "metrics.json").read_text()
+    assert (record / "grids" / "best.png").is_file()
+    pipe = AudioToImagePipeline.from_run(run)
+    accuracies = {
+        json.loads((r / "metrics.json").read_text())["metrics"]["judge_class_accuracy"]
+        for r in records.values()
+    }
+    assert pipe.card.metrics["judge_class_accuracy"] in accuracies
+    card = (pipe.save_pretrained(tmp_path / "exported") / "README.md").read_text()
+    assert "## Last evaluation" in card and "| judge_class_accuracy |" in card
 
 
 @pytest.mark.xdist_group("subprocess")
