@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
 
 
+@pytest.mark.slow
 def test_a2i_test_writes_the_downstream_table_for_a_tiny_sound2vision(
     tmp_path, write_folded_layout, capsys
 ):

@@ -15,6 +15,8 @@ from a2i.pipelines import AudioToImagePipeline
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
 
+pytestmark = pytest.mark.slow  # a real fit, then a2i test (and under DDP)
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):

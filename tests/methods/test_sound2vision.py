@@ -220,6 +220,7 @@ def test_feature_scale_generator_gets_audio_at_the_image_features_mean_norm():
     )
 
 
+@pytest.mark.slow
 def test_paper_gan_receives_unit_length_conditions_for_audio_blend_and_log_grids(monkeypatch):
     """IC-GAN is trained on unit-length SwAV features (Sound2Vision module docstring)."""
     with torch.device("meta"):
@@ -251,6 +252,7 @@ def test_paper_gan_receives_unit_length_conditions_for_audio_blend_and_log_grids
     torch.testing.assert_close(received[2], blend)
 
 
+@pytest.mark.slow
 def test_ldm_composes_image_and_audio_and_a_zero_weight_drops_a_condition():
     """Sound2Vision §6.1 / Fig. 19: composable diffusion (Liu et al. 2022) for the LDM."""
     model = build("ldm").eval()

@@ -221,6 +221,7 @@ def test_components_that_do_not_fit_are_refused():
         alone.generate_from_audio(audio(), [0])
 
 
+@pytest.mark.slow
 def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
     exported = tmp_path / "export" / "audio_encoder.safetensors"
@@ -253,6 +254,7 @@ def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):
     assert len(list(out.rglob("*.png"))) == 8 + 1  # the test split's 8 clips + grid
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("subprocess")
 def test_two_process_ddp_ranks_hold_identical_queues_after_a_step(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}

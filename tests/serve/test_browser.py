@@ -47,6 +47,7 @@ CHROMIUM_ARGUMENTS = (
 WAIT_S = 180  # two shared cores: a first page load can take a while
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         CHROMIUM is None or CHROMEDRIVER is None,
         reason="no Chromium: install the Debian packages chromium and chromium-driver "
