@@ -193,21 +193,11 @@ def class_agreement(
     return AgreementTable(list(classifier_names), list(label_names), same, similarity, threshold)
 
 
-def class_agreement_matrix(
-    classifier_names: Sequence[str],
-    label_names: Sequence[str],
-    embed_texts: Callable[[Sequence[str]], Tensor] | None = None,
-    threshold: float = 0.75,
-) -> Tensor:
-    """``(len(classifier_names), len(label_names))`` bool matrix of :func:`class_agreement`."""
-    return class_agreement(classifier_names, label_names, embed_texts, threshold).matrix
-
-
 class ClassAgreement(Metric):
     """AIC (AudioToken §2.2): the classifier's class for the generated image agrees with the label.
 
     Args:
-        agreement: ``(classifier classes, labels)`` bool matrix from :func:`class_agreement_matrix`.
+        agreement: ``(classifier classes, labels)`` bool matrix (:attr:`AgreementTable.matrix`).
     """
 
     full_state_update = False
