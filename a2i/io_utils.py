@@ -51,3 +51,9 @@ def atomic_write(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` through :func:`atomic_write`, so readers never see half a file."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioToImageModel, FreezableMixin
-from a2i.io_utils import atomic_write
+from a2i.io_utils import atomic_write_text
 from a2i.pipelines.card import ModelCard
 from a2i.pipelines.run_reports import TestedWeights, recorded_metrics
 from a2i.pretrained import save_state_dict
@@ -294,11 +294,11 @@ def save_exported(
     if card.data is not None:
         config["data"] = card.data
     save_state_dict(trainable_state_dict(model), directory / WEIGHTS_FILE)
-    _write_text(directory / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(directory / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     described = ModelCard.describe(
         model, data=card.data, metrics=card.metrics, source=card.source or str(directory)
     )
-    _write_text(directory / CARD_FILE, described.render())
+    atomic_write_text(directory / CARD_FILE, described.render())
     return directory
 
 
@@ -325,11 +325,6 @@ def settings_digest(model: object) -> str:
     hparams.pop("_instantiator", None)
     text = json.dumps(hparams, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
 
 
 def _first_line(error: BaseException) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from a2i.errors import ConfigError
-from a2i.io_utils import atomic_write
+from a2i.io_utils import atomic_write_text
 from a2i.metrics.report import flatten
 
 REPORTS = "reports"
@@ -88,8 +88,7 @@ def record_report(report_dir: Path, kind: str, run: Path, tested: TestedWeights)
     staging = target.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
     shutil.copytree(report_dir, staging)
     facts = {"report": str(report_dir.resolve()), "tested_at": time.time(), **asdict(tested)}
-    with atomic_write(staging / TEST_FILE) as tmp:
-        tmp.write_text(json.dumps(facts, indent=2) + "\n")
+    atomic_write_text(staging / TEST_FILE, json.dumps(facts, indent=2) + "\n")
     replaced = target.with_name(f".{name}.{secrets.token_hex(4)}.old.tmp")
     if target.exists():
         os.replace(target, replaced)
