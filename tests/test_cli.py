@@ -134,20 +134,9 @@ def test_mistyped_key_is_named(capsys):
 
 
 @pytest.fixture(scope="module")
-def fitted_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    main(
-        [
-            "fit",
-            "--config",
-            str(CONF / "sound2vision_gan.yaml"),
-            "--trainer.logger.init_args.save_dir",
-            str(out),
-        ]
-    )
-    (config,) = out.rglob("config.yaml")
-    (ckpt,) = out.rglob("last.ckpt")
-    return config, ckpt
+def fitted_run(tmp_path_factory, fit_run):
+    run = fit_run("sound2vision_gan.yaml", tmp_path_factory.mktemp("run"))
+    return run / "config.yaml", run / "checkpoints" / "last.ckpt"
 
 
 @pytest.mark.slow

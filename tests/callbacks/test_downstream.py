@@ -22,11 +22,10 @@ CONF = ROOT / "tests" / "conf"
 
 @pytest.mark.slow
 def test_a2i_test_writes_the_downstream_table_for_a_tiny_sound2vision(
-    tmp_path, write_folded_layout, capsys
+    tmp_path, write_folded_layout, fit_run, capsys
 ):
     common = ["--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
-    main(["fit", "--config", str(CONF / "sound2vision_gan.yaml"), *common])
-    (ckpt,) = (tmp_path / "logs").rglob("last.ckpt")
+    ckpt = fit_run("sound2vision_gan.yaml", tmp_path / "logs") / "checkpoints" / "last.ckpt"
     esc = write_folded_layout(tmp_path / "ESC-50", "esc50", per_fold=2)
     (esc / "audio" / "3-100-B-0.wav").write_bytes(b"")  # one clip of the set is broken
     datasets = [{"class_path": "a2i.data.downstream.ESC50", "init_args": {"root": str(esc)}}]

@@ -19,11 +19,10 @@ pytestmark = pytest.mark.slow  # a real fit, then a2i test (and under DDP)
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, fit_run):
     out = tmp_path_factory.mktemp("eval")
     common = ["--trainer.logger.init_args.save_dir", str(out)]
-    main(["fit", "--config", str(CONF / "sound2vision_gan.yaml"), *common])
-    (ckpt,) = out.rglob("last.ckpt")
+    ckpt = fit_run("sound2vision_gan.yaml", out) / "checkpoints" / "last.ckpt"
     args = [
         "test",
         "--config",

@@ -24,7 +24,6 @@ import torch
 from PIL import Image
 
 from a2i.audio.io import read_audio_window
-from a2i.cli import main as a2i
 from a2i.commands.serve import start
 from a2i.commands.serve_models import SHIPPED_LABEL
 from a2i.data.manifest import read_manifest
@@ -33,7 +32,6 @@ from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM_ARGUMENTS = (
@@ -92,19 +90,13 @@ def bad_files(tmp_path_factory):
     return folder
 
 
-def fit(config: str, out: Path) -> Path:
-    a2i(["fit", "--config", str(CONF / config), "--trainer.logger.init_args.save_dir", str(out)])
-    (run,) = {p.parent for p in out.rglob("config.yaml")}
-    return run
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, fit_run):
     """2-step tiny Sound2Vision runs (the real ``a2i fit``): GAN, its export, and LDM."""
     out = tmp_path_factory.mktemp("serve_models")
-    gan = fit("sound2vision_gan.yaml", out / "gan")
+    gan = fit_run("sound2vision_gan.yaml", out / "gan")
     export = AudioToImagePipeline.from_run(gan).save_pretrained(out / "export")
-    return gan, export, fit("sound2vision_ldm.yaml", out / "ldm")
+    return gan, export, fit_run("sound2vision_ldm.yaml", out / "ldm")
 
 
 def serve(*runs: Path, empty: Path):
