@@ -119,19 +119,13 @@ def test_the_report_is_recorded_in_the_run_where_its_model_card_finds_it(report,
 def test_two_process_ddp_test_writes_one_report(report, tmp_path):
     """Under DDP each rank scores its share; rank 0 writes one report covering both."""
     _, args = report
-    ckpt = args[args.index("--ckpt_path") + 1]
+    tested = args[: args.index("--trainer.callbacks.init_args.output_dir")]  # config and ckpt
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
         "-m",
         "a2i",
-        "test",
-        "--config",
-        str(CONF / "sound2vision_gan.yaml"),
-        "--config",
-        str(CONF / "eval_world.yaml"),
-        "--ckpt_path",
-        ckpt,
+        *tested,
         "--trainer.strategy",
         "ddp",
         "--trainer.devices",
@@ -152,7 +146,7 @@ def test_two_process_ddp_test_writes_one_report(report, tmp_path):
     single = tmp_path / "single"
     main(
         [
-            *args[: args.index("--trainer.callbacks.init_args.output_dir")],
+            *tested,
             "--trainer.callbacks.init_args.output_dir",
             str(single),
             "--trainer.limit_test_batches",

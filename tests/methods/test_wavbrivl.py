@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from a2i.cli import main
 from a2i.encoders.audio.wavlm_tower import WavLMTower
@@ -50,19 +51,15 @@ def test_paper_scale_audio_tower_on_the_meta_device():
     assert model.moco.audio_queue.keys.shape == (9600, 512)
 
 
+TINY_TOWER = yaml.safe_load(CONF.read_text())["model"]["init_args"]["audio_encoder"]["init_args"]
+"""The tiny audio tower of ``tests/conf/wavbrivl.yaml``, also the ``tiny`` fixture's."""
+
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
     return WavBriVL(
-        WavLMTower(
-            preset="tiny",
-            wavlm_layers=1,
-            freeze_wavlm=False,
-            embed_dim=64,
-            clip_seconds=0.5,
-            num_layers=1,
-            feedforward_dim=32,
-        ),
+        WavLMTower(**TINY_TOWER),
         OpenCLIPVisionLanguage(preset="tiny", pretrained="tiny/eval/clip.safetensors"),
         LatentDiffusionGenerator(
             preset="tiny",
@@ -234,16 +231,7 @@ def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):
     assert int(state["moco.audio_queue.pointer"]) == 2 * 4  # 2 steps of 4 clips
     model = WavBriVL.load_from_checkpoint(ckpt)
     assert torch.equal(model.moco.image_queue.keys, state["moco.image_queue.keys"])
-    tower = WavLMTower(
-        preset="tiny",
-        wavlm_layers=1,
-        freeze_wavlm=False,
-        embed_dim=64,
-        clip_seconds=0.5,
-        num_layers=1,
-        feedforward_dim=32,
-        pretrained=str(exported),
-    ).eval()
+    tower = WavLMTower(**TINY_TOWER, pretrained=str(exported)).eval()
     waveform = audio()
     with torch.no_grad():
         assert torch.allclose(tower(waveform).pooled, model.eval().audio_encoder(waveform).pooled)
