@@ -31,6 +31,7 @@ from a2i.errors import AudioDecodeError
 from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
+from a2i.synth.world import SyntheticWorld
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -70,7 +71,12 @@ def free_port() -> int:
 def world(tmp_path_factory):
     """Three 1 s world test clips, written by the same code as ``a2i world``, and their labels."""
     root = tmp_path_factory.mktemp("world")
-    materialize_world(root, sizes={"test": 3}, image_size=32, clip_seconds=1.0, audio_only=True)
+    materialize_world(
+        root,
+        sizes={"test": 3},
+        world=SyntheticWorld(image_size=32, clip_seconds=1.0),
+        audio_only=True,
+    )
     return {root / r.audio: r.label for r in read_manifest(root)}
 
 
@@ -247,7 +253,12 @@ def test_images_served_before_make_demo_show_the_sounds_class(
     browser, tmp_path_factory, monkeypatch
 ):
     root = tmp_path_factory.mktemp("world_4s")
-    materialize_world(root, sizes={"test": 3}, image_size=32, clip_seconds=4.0, audio_only=True)
+    materialize_world(
+        root,
+        sizes={"test": 3},
+        world=SyntheticWorld(image_size=32, clip_seconds=4.0),
+        audio_only=True,
+    )
     monkeypatch.chdir(tmp_path_factory.mktemp("fresh_clone"))  # no runs/demo: the shipped GAN
     app = serve(empty=tmp_path_factory.mktemp("none"))
     judge, labels, judged = WorldJudge.load(), [], []
