@@ -490,7 +490,7 @@ class AdversarialGenerator(ImageGenerator):
         """Adversarial generators are trained through the two methods above."""
         raise TypeError(
             f"{type(self).__name__} is adversarial: train it with generator_loss and "
-            "discriminator_loss (a2i.methods.generator_pretraining does this)"
+            "discriminator_loss (a2i.methods.pretraining.GeneratorPretraining does this)"
         )
 
 

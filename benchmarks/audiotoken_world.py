@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from compare import main as compare  # benchmarks/compare.py, beside this script
+from compare import compare_runs  # benchmarks/compare.py, beside this script
 from sound2vision_world import evaluate, train
 
 CONFIG = "configs/tiny/audiotoken.yaml"
@@ -33,18 +33,14 @@ def main() -> None:
     parser.add_argument("--table", help="also write the comparison table to this Markdown file")
     args = parser.parse_args()
     out = Path(args.out)
-    reports, names = [], []
+    rows = []
     for title, run_args in RUNS.items():
         start = time.time()
         name = "audiotoken_cl" if run_args else "audiotoken"
         ckpt = train(out, name, CONFIG, run_args)
-        reports.append(str(evaluate(out, name, CONFIG, run_args, ckpt)))
-        names.append(title)
+        rows.append((title, evaluate(out, name, CONFIG, run_args, ckpt)))
         print(f"{title}: {time.time() - start:.0f} s", flush=True)
-    for other in args.others:
-        reports.append(other)
-        names.append(Path(other).name)
-    compare([*reports, "--names", *names] + (["--out", args.table] if args.table else []))
+    compare_runs(rows, args.others, args.table)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ import argparse
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from a2i.io_utils import atomic_write_text
 from a2i.metrics.report import flatten
 
 COLUMNS = {
@@ -125,11 +127,19 @@ def main(argv: list[str] | None = None) -> None:
     text = table(reports, names, tuple(COLUMNS) if args.all else DEFAULT_COLUMNS)
     print(text, end="")
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
+        atomic_write_text(args.out, text)
+
+
+def compare_runs(
+    rows: Sequence[tuple[str, str | Path]], others: Sequence[str] = (), out: str | None = None
+) -> None:
+    """The table of ``(row name, report folder)`` rows, then ``others`` named by their folder.
+
+    What the world benchmarks print at the end (``--with`` adds ``others``, ``--table`` is ``out``).
+    """
+    named = [*rows, *((Path(other).name, other) for other in others)]
+    paths, names = [str(path) for _, path in named], [name for name, _ in named]
+    main([*paths, "--names", *names, *(["--out", out] if out else [])])
 
 
 if __name__ == "__main__":

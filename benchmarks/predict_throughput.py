@@ -130,12 +130,15 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
     from a2i.synth.materialize import materialize_world
+    from a2i.synth.world import SyntheticWorld
 
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     work = Path(tempfile.mkdtemp(prefix="a2i_predict_bench_"))
     try:
         world = work / "world"
-        materialize_world(world, sizes={"test": args.files}, image_size=32, audio_only=True)
+        materialize_world(
+            world, sizes={"test": args.files}, world=SyntheticWorld(image_size=32), audio_only=True
+        )
         many = world / "audio" / "test"
         one = work / "one"
         one.mkdir()

@@ -194,7 +194,7 @@ def stage_table(paths: list[Path], args: argparse.Namespace) -> list[tuple[str, 
     """CPU seconds per clip of each stage, in this process on one thread."""
     from a2i.build.clips import VideoClip
     from a2i.build.frames import MidFrame
-    from a2i.build.prepare import PrepareSettings, _prepare_one
+    from a2i.build.prepare import PrepareSettings, prepare_one
     from a2i.build.shards import encode_flac, encode_jpeg, write_shard
 
     torch.set_num_threads(1)
@@ -207,7 +207,7 @@ def stage_table(paths: list[Path], args: argparse.Namespace) -> list[tuple[str, 
         ).items():
             totals[name] = totals.get(name, 0.0) + seconds
         start = time.process_time()
-        clip = _prepare_one(VideoClip(path.stem, str(path), "train"), settings, selector)
+        clip = prepare_one(VideoClip(path.stem, str(path), "train"), settings, selector)
         prepare_cpu += time.process_time() - start
         prepared.append(clip)
         for name, work in (
@@ -225,7 +225,7 @@ def stage_table(paths: list[Path], args: argparse.Namespace) -> list[tuple[str, 
     decode = sum(totals[k] for k in ("open", "video decode", "audio decode", "rgb"))
     rows = [(name, seconds / count) for name, seconds in totals.items()]
     rows.append(("bare decode (open, decode, rgb: the throughput arm)", decode / count))
-    rows.append(("a2i: decode + select (_prepare_one)", prepare_cpu / count))
+    rows.append(("a2i: decode + select (prepare_one)", prepare_cpu / count))
     rows.append(("a2i: write_shard (FLAC + JPEG + tar)", shard / count))
     return rows
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-from compare import main as compare  # benchmarks/compare.py, beside this script
+from compare import compare_runs  # benchmarks/compare.py, beside this script
 from sound2vision_world import evaluate, train
 
 from a2i.pipelines import AudioToImagePipeline
@@ -131,14 +131,10 @@ def main() -> None:
     with torch.no_grad():
         sweep = loudness_sweep(pipeline)
     section = markdown(sweep, report)
-    compare_args = [str(report), *args.others, "--names", "Seeing Sound"]
-    compare_args += [Path(other).name for other in args.others]
+    compare_runs([("Seeing Sound", report)], args.others, args.table)
     if args.table:
-        compare([*compare_args, "--out", args.table])
         with Path(args.table).open("a", encoding="utf-8") as handle:
             handle.write("\n### Seeing Sound §4.5 in the world\n\n" + section)
-    else:
-        compare(compare_args)
     print(section)
 
 

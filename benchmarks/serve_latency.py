@@ -28,6 +28,7 @@ from a2i.commands.serve import start
 from a2i.data.manifest import read_manifest
 from a2i.io_utils import atomic_write
 from a2i.synth.materialize import materialize_world
+from a2i.synth.world import SyntheticWorld
 
 MODEL_MS = re.compile(r"in (\d+) ms")
 FIRST_IMAGE_SHOWN = """
@@ -83,8 +84,7 @@ def main() -> None:
         materialize_world(
             folder,
             sizes={"test": args.repeats + 1},
-            image_size=32,
-            clip_seconds=args.clip_seconds,
+            world=SyntheticWorld(image_size=32, clip_seconds=args.clip_seconds),
             audio_only=True,
         )
         sounds = [Path(folder) / record.audio for record in read_manifest(folder)]

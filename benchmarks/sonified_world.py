@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from compare import main as compare  # benchmarks/compare.py, beside this script
+from compare import compare_runs  # benchmarks/compare.py, beside this script
 from sound2vision_world import EVAL_CONFIG, evaluate, train
 
 from a2i.audio.io import write_audio
@@ -293,7 +293,7 @@ def main() -> None:
     configs = {method: data_config(out, world, method, args) for method in args.methods}
     timed("sonify", lambda: sonify(configs[args.methods[0]]))
     evaluation = eval_config(out, args.test_clips, args.control_scenes)
-    reports, names = [], []
+    rows = []
     for method in args.methods:
         config, title = METHODS[method]
         arm_args = {
@@ -308,11 +308,10 @@ def main() -> None:
                 f"{name} test",
                 lambda n=name, c=config, k=ckpt: evaluate(out, n, c, [], k, evaluation),
             )
-            reports.append(str(report))
-            names.append(f"{title}, {ARMS[arm]}")
+            rows.append((f"{title}, {ARMS[arm]}", report))
     for name, (wall, cpu) in seconds.items():
         print(f"{name}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
-    compare([*reports, "--names", *names] + (["--out", args.table] if args.table else []))
+    compare_runs(rows, out=args.table)
     note = retrieval_report(out, world)
     print("\n" + note, end="")
     if args.table:

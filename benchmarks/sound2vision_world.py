@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from compare import main as compare  # benchmarks/compare.py, beside this script
+from compare import compare_runs  # benchmarks/compare.py, beside this script
 
 from a2i.cli import main as a2i
 
@@ -52,10 +52,21 @@ def train(out: Path, name: str, config: str, args: list[str]) -> Path:
 
 
 def evaluate(
-    out: Path, name: str, config: str, args: list[str], ckpt: Path, eval_config: str = EVAL_CONFIG
+    out: Path,
+    name: str,
+    config: str,
+    args: list[str],
+    ckpt: Path,
+    eval_config: str = EVAL_CONFIG,
+    version: str = "eval",
+    kind: str = "evaluation",
 ) -> Path:
-    """``a2i test`` with the world evaluation config; returns the report folder."""
-    report = out / name / "eval" / "evaluation"
+    """``a2i test`` with ``eval_config`` (or reuse its report); returns the report folder.
+
+    The report lands in ``out/name/version/kind`` (``kind``: the callback's folder name,
+    ``evaluation`` or ``downstream``).
+    """
+    report = out / name / version / kind
     if (report / "metrics.json").exists():
         return report
     a2i(
@@ -73,7 +84,7 @@ def evaluate(
             "--trainer.logger.init_args.name",
             name,
             "--trainer.logger.init_args.version",
-            "eval",
+            version,
             "--trainer.enable_progress_bar",
             "false",
         ]
@@ -96,16 +107,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = Path(args.out)
-    reports, names = [], []
+    rows = []
     for variant in args.variants:
         for loss in args.losses:
             start = time.time()
             name, loss_args = f"{variant}_{loss}", ["--model.init_args.loss", loss]
             ckpt = train(out, name, CONFIGS[variant], loss_args + args.fit_args)
-            reports.append(str(evaluate(out, name, CONFIGS[variant], loss_args, ckpt)))
-            names.append(f"{variant.upper()} {loss}")
+            report = evaluate(out, name, CONFIGS[variant], loss_args, ckpt)
+            rows.append((f"{variant.upper()} {loss}", report))
             print(f"{variant}/{loss}: {time.time() - start:.0f} s", flush=True)
-    compare([*reports, "--names", *names] + (["--out", args.table] if args.table else []))
+    compare_runs(rows, out=args.table)
 
 
 if __name__ == "__main__":

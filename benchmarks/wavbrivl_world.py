@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from compare import main as compare  # benchmarks/compare.py, beside this script
-from sound2vision_world import a2i, evaluate, train
+from compare import compare_runs  # benchmarks/compare.py, beside this script
+from sound2vision_world import evaluate, train
 
 from a2i.interfaces import AUDIO, IMAGE, LABEL
 from a2i.methods.wavbrivl import WavBriVL
@@ -59,28 +59,8 @@ DOWNSTREAM_COLUMNS = {
 
 def downstream(out: Path, name: str, config: str, ckpt: Path) -> dict[str, float]:
     """WavBriVL Table 2's tasks in the world (``a2i test`` with ``configs/eval/downstream.yaml``)."""
-    report = out / name / "downstream" / "downstream" / "metrics.json"
-    if not report.exists():
-        a2i(
-            [
-                "test",
-                "--config",
-                config,
-                "--config",
-                DOWNSTREAM_CONFIG,
-                "--ckpt_path",
-                str(ckpt),
-                "--trainer.logger.init_args.save_dir",
-                str(out),
-                "--trainer.logger.init_args.name",
-                name,
-                "--trainer.logger.init_args.version",
-                "downstream",
-                "--trainer.enable_progress_bar",
-                "false",
-            ]
-        )
-    metrics = flatten(json.loads(report.read_text())["metrics"])
+    report = evaluate(out, name, config, [], ckpt, DOWNSTREAM_CONFIG, "downstream", "downstream")
+    metrics = flatten(json.loads((report / "metrics.json").read_text())["metrics"])
     return {title: metrics[key] for key, title in DOWNSTREAM_COLUMNS.items()}
 
 
@@ -134,17 +114,12 @@ def main() -> None:
     for name, config in CONFIGS.items():
         scores = downstream(out, name, config, checkpoints[name])
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |", flush=True)
-    reports, names = [], []
+    rows = []
     for title, (run, report, test_args) in EVALUATIONS.items():
         start = time.time()
-        ckpt = checkpoints[run]
-        reports.append(str(evaluate(out, report, CONFIGS[run], test_args, ckpt)))
-        names.append(title)
+        rows.append((title, evaluate(out, report, CONFIGS[run], test_args, checkpoints[run])))
         print(f"{title}: evaluated in {time.time() - start:.0f} s", flush=True)
-    for other in args.others:
-        reports.append(other)
-        names.append(Path(other).name)
-    compare([*reports, "--names", *names] + (["--out", args.table] if args.table else []))
+    compare_runs(rows, args.others, args.table)
 
 
 if __name__ == "__main__":

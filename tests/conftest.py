@@ -19,6 +19,8 @@ from PIL import Image
 from a2i.data.manifest import ManifestRecord, write_manifest
 
 ToneWriter = Callable[..., Path]
+RunFitter = Callable[[str, Path], Path]
+CONF = Path(__file__).resolve().parent / "conf"
 
 
 def tone(
@@ -68,6 +70,25 @@ def tiny_manifest(tmp_path: Path, write_tone: ToneWriter) -> Path:
             )
     write_manifest(root, records, classes=["red", "blue"])
     return root
+
+
+@pytest.fixture(scope="session")
+def fit_run() -> RunFitter:
+    """Train a ``tests/conf`` config with the real ``a2i fit``, logging under ``out``.
+
+    Returns the run folder (``config.yaml``, ``checkpoints/last.ckpt``).
+    """
+
+    def fit(config: str, out: Path) -> Path:
+        from a2i.cli import main  # Lightning: imported by the tests that train only
+
+        main(
+            ["fit", "--config", str(CONF / config), "--trainer.logger.init_args.save_dir", str(out)]
+        )
+        (run,) = {p.parent for p in out.rglob("config.yaml")}
+        return run
+
+    return fit
 
 
 FoldedLayoutWriter = Callable[..., Path]

@@ -134,22 +134,12 @@ def test_mistyped_key_is_named(capsys):
 
 
 @pytest.fixture(scope="module")
-def fitted_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    main(
-        [
-            "fit",
-            "--config",
-            str(CONF / "sound2vision_gan.yaml"),
-            "--trainer.logger.init_args.save_dir",
-            str(out),
-        ]
-    )
-    (config,) = out.rglob("config.yaml")
-    (ckpt,) = out.rglob("last.ckpt")
-    return config, ckpt
+def fitted_run(tmp_path_factory, fit_run):
+    run = fit_run("sound2vision_gan.yaml", tmp_path_factory.mktemp("run"))
+    return run / "config.yaml", run / "checkpoints" / "last.ckpt"
 
 
+@pytest.mark.slow
 def test_fit_saves_config_and_trainable_only_checkpoint(fitted_run):
     config, ckpt = fitted_run
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
@@ -171,6 +161,7 @@ def logged_scalars(folder: Path) -> dict[str, float]:
     return scalars
 
 
+@pytest.mark.slow
 def test_test_subcommand_evaluates_the_checkpoint(fitted_run, tmp_path):
     config, ckpt = fitted_run
     args = ["test", "--config", str(config), "--trainer.logger.init_args.save_dir"]
@@ -183,6 +174,7 @@ def test_test_subcommand_evaluates_the_checkpoint(fitted_run, tmp_path):
     assert trained["test/loss"] != fresh["test/loss"]  # the checkpoint's weights were used
 
 
+@pytest.mark.slow
 def test_test_keeps_the_model_arguments_given_with_a_checkpoint(fitted_run, tmp_path):
     """Regression: Lightning parsed the checkpoint's hyper-parameters over the user's config."""
     config, ckpt = fitted_run
@@ -195,6 +187,7 @@ def test_test_keeps_the_model_arguments_given_with_a_checkpoint(fitted_run, tmp_
     assert yaml.safe_load(saved.read_text())["model"]["init_args"]["temperature"] == 0.5
 
 
+@pytest.mark.slow
 def test_test_with_a_checkpoint_of_other_components_is_one_line(fitted_run, capsys):
     _, ckpt = fitted_run  # a GAN run
     args = ["test", "--config", str(CONF / "sound2vision_ldm.yaml"), "--ckpt_path", str(ckpt)]
@@ -214,6 +207,7 @@ def write_inputs(folder: Path) -> None:
     (folder / "truncated.wav").write_bytes(good[:30])
 
 
+@pytest.mark.slow
 def test_predict_on_folder_reports_bad_inputs_and_never_overwrites(fitted_run, tmp_path, capsys):
     config, ckpt = fitted_run
     inputs, out = tmp_path / "in", tmp_path / "out"
@@ -286,6 +280,7 @@ def test_world_subcommand_materialises_a_world_the_manifest_datamodule_reads(tmp
     assert exit_code(["world", "--out", str(out)]) == 2  # never writes into a non-empty folder
 
 
+@pytest.mark.slow
 def test_data_delivering_other_clips_than_the_encoder_expects_is_refused(tmp_path, capsys):
     args = [
         "fit",

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from a2i.commands import LIGHTNING_COMMANDS, TOOLS
 
 
@@ -49,6 +51,7 @@ def test_command_names_and_tool_options_without_lightning(tmp_path):
     assert not imported & {"torch", "lightning"}
 
 
+@pytest.mark.slow
 def test_lightning_command_options_and_shipped_configs(tmp_path):
     assert complete("a2i fit --trainer.max_st", tmp_path)[0] == ["--trainer.max_steps"]
     candidates = complete("a2i predict --config tiny/sound2vision_gan_sh", tmp_path)[0]

@@ -3,7 +3,7 @@
 import pytest
 
 from a2i.errors import OutputExistsError
-from a2i.io_utils import TEMP_GLOB, atomic_write
+from a2i.io_utils import TEMP_GLOB, atomic_write, atomic_write_text
 
 
 def test_writes_through_a_hidden_temp_file_in_the_same_folder(tmp_path):
@@ -14,6 +14,14 @@ def test_writes_through_a_hidden_temp_file_in_the_same_folder(tmp_path):
         assert not target.exists()  # nothing visible until the block ends
     assert target.read_text() == "new"
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_text_is_written_as_utf8_and_replaces_the_old_file(tmp_path):
+    target = tmp_path / "card.md"
+    target.write_text("old")
+    atomic_write_text(target, "§4.1 → ok\n")
+    assert target.read_bytes() == "§4.1 → ok\n".encode()
+    assert [p.name for p in tmp_path.iterdir()] == ["card.md"]
 
 
 def test_an_error_leaves_the_old_file_and_no_temp_file(tmp_path):

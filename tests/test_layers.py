@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "a2i"
 ROOT = "a2i"
 """The package's own ``__init__.py`` (only ``__version__``): below everything."""
@@ -207,6 +209,7 @@ def test_builder_and_data_modules_import_each_other_without_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
+@pytest.mark.slow
 def test_a_vggsound_user_does_not_import_the_synthetic_world():
     code = "import sys, a2i.data.vggsound; print(sorted(m for m in sys.modules if m.startswith('a2i.')))"
     loaded = subprocess.run(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("subprocess")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("subprocess")]  # wheel builds
 
 
 def run(args: list, cwd: Path) -> str:

@@ -50,12 +50,6 @@ def mix(waveforms: Sequence[Tensor], gains_db: Sequence[float] | None = None) ->
     return out
 
 
-def peak_normalize(waveform: Tensor, peak: float = 0.99) -> Tensor:
-    """Scale so the absolute peak equals ``peak``; silence is returned unchanged."""
-    top = waveform.abs().max()
-    return waveform if top == 0 else waveform * (peak / top)
-
-
 def loudness(waveform: Tensor, sample_rate: int) -> float:
     """Integrated loudness in LUFS (ITU-R BS.1770 via pyloudnorm) of one ``(T,)`` clip.
 

@@ -120,21 +120,6 @@ _OGG_UNFINISHED = ("ended unexpectedly", "lacks an end-of-stream bit")
 
 
 @dataclass(frozen=True)
-class AudioInfo:
-    """What a file's header says about its audio.
-
-    Attributes:
-        duration: Length in seconds.
-        sample_rate: Native sample rate in Hz.
-        channels: Number of channels before downmixing.
-    """
-
-    duration: float
-    sample_rate: int
-    channels: int
-
-
-@dataclass(frozen=True)
 class AudioWindow:
     """The part of a file a model hears, and where it lies in the whole.
 
@@ -227,20 +212,6 @@ def read_audio_window(
     skip = (offset - origin) * sample_rate // rate
     waveform = _resample(torch.from_numpy(samples), rate, sample_rate)[skip : skip + wanted]
     return AudioWindow(waveform.contiguous(), total / stream.rate, offset / stream.rate)
-
-
-def audio_info(path: str | Path) -> AudioInfo:
-    """Duration, sample rate and channel count, from the header when it declares a length.
-
-    A stream without a declared length is decoded once (in blocks) to measure it.
-
-    Raises:
-        AudioDecodeError: As :func:`read_audio`, for files that cannot be opened.
-    """
-    path = Path(path)
-    with _decoding(path), _open_stream(path) as stream:
-        samples = stream.declared if stream.declared else _stream_end(stream)
-        return AudioInfo(samples / stream.rate, stream.rate, stream.channels)
 
 
 def fit_length(

@@ -221,7 +221,7 @@ def _init_worker_from_bytes(payload: bytes, device: str) -> None:
     _init_worker(selector, features, settings, device)
 
 
-def _prepare_one(
+def prepare_one(
     clip: VideoClip, settings: PrepareSettings, selector: FrameSelector
 ) -> PreparedClip | str:
     """Decode and select; returns a :class:`PreparedClip` or the problem text."""
@@ -300,18 +300,18 @@ def _prepare_shard(out: str, name: str, clips: list[VideoClip]) -> None:
     settings, selector, features = _worker["settings"], _worker["selector"], _worker["features"]
     prepared, dropped = [], []
     for clip in clips:
-        result = _prepare_one(clip, settings, selector)
+        result = prepare_one(clip, settings, selector)
         if isinstance(result, str):
             dropped.append({"key": clip.key, "video": clip.video, "problem": result})
         else:
             prepared.append(result)
     if prepared and features:
-        _compute_features(prepared, features)
+        compute_features(prepared, features)
     write_shard(Path(out) / SHARD_DIR, name, prepared, dropped)
 
 
 @torch.no_grad()
-def _compute_features(
+def compute_features(
     clips: list[PreparedClip], features: Sequence[CachedFeature], batch: int = 32
 ) -> None:
     """Fill ``clip.features`` in batches (frames centre-cropped to the batch's smallest side)."""

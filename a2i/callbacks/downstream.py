@@ -23,7 +23,7 @@ report entry            data                                                  Ta
 ======================  ===================================================  =================
 
 The report (``metrics.json``/``.md``/``.csv``, as the evaluation harness writes them) goes to
-``<run log dir>/downstream``. Every number is a torchmetrics ``Metric`` over embeddings: under
+``<test log dir>/downstream`` and is recorded in the tested run (:mod:`a2i.callbacks.reporting`). Every number is a torchmetrics ``Metric`` over embeddings: under
 DDP each rank embeds its share (the test loop's, and every ``world_size``-th clip of the other
 sets) and the states are gathered before computing, so the report equals that of one process.
 """
@@ -33,23 +33,22 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from a2i.audio.io import Crop
+from a2i.callbacks.reporting import ReportingCallback
 from a2i.data.base import AudioVisualDataModule, collate_batch
 from a2i.data.downstream import ERROR, FOLD, FoldedAudioSet
 from a2i.errors import ConfigError
 from a2i.interfaces import AUDIO, IMAGE, KEY, LABEL
 from a2i.metrics.downstream import CrossModalMRR, ProbeAccuracy, ProbeKind
-from a2i.metrics.report import check_report_dir, flatten, write_report
+from a2i.metrics.report import flatten
 from a2i.metrics.retrieval import ClassRetrieval
 
 log = logging.getLogger(__name__)
@@ -71,12 +70,13 @@ class Task:
     failed: list[str] = field(default_factory=list)
 
 
-class Downstream(Callback):
+class Downstream(ReportingCallback):
     """Score a method's frozen embeddings on WavBriVL's downstream tasks (see module docstring).
 
     Args:
-        output_dir: Report folder; default ``<run log dir>/downstream``.
-        overwrite: Replace an existing report in ``output_dir``.
+        output_dir: Report folder; default ``<test log dir>/downstream`` (also recorded in the
+            tested run, :mod:`a2i.callbacks.reporting`).
+        overwrite: Replace an existing report in ``output_dir`` (and its record in the run).
         datasets: Labelled sets with official folds (:class:`a2i.data.downstream.ESC50`,
             :class:`~a2i.data.downstream.UrbanSound8K`).
         run_data: Also classify the run's own data (probe on its train split, scored on its
@@ -94,6 +94,8 @@ class Downstream(Callback):
         num_workers: DataLoader workers decoding those clips.
         seed: Seed of the probes' initialisation.
     """
+
+    kind = "downstream"
 
     def __init__(
         self,
@@ -113,9 +115,7 @@ class Downstream(Callback):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.output_dir = output_dir
-        self.overwrite = overwrite
+        super().__init__(output_dir, overwrite)
         self.datasets = list(datasets or [])
         names = [audio_set.name for audio_set in self.datasets]
         if len(set(names)) != len(names) or RUN in names:
@@ -148,8 +148,7 @@ class Downstream(Callback):
                 "downstream tasks need a method that maps audio into a shared space, e.g. "
                 "Sound2Vision or WavBriVL"
             )
-        self.report_dir = Path(self.output_dir or Path(trainer.log_dir or ".") / "downstream")
-        check_report_dir(self.report_dir, self.overwrite)
+        self.open_report(trainer, pl_module)
         self.notes: list[str] = []
         self.tasks: dict[str, Task] = {}
         if self.run_data:
@@ -242,9 +241,7 @@ class Downstream(Callback):
         self.results = self._compute(trainer, pl_module)
         for name, value in flatten(self.results["metrics"]).items():
             pl_module.log(f"downstream/{name}", value, rank_zero_only=True)
-        if trainer.is_global_zero:
-            write_report(self.report_dir, self.results, {}, overwrite=self.overwrite)
-            log.info("downstream report written to %s", self.report_dir)
+        self.close_report(trainer, self.results, {})
 
     def _embed_set(
         self,

@@ -30,27 +30,26 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
 import torchaudio.functional as AF
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torchmetrics import SumMetric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from a2i.audio.io import fit_length
+from a2i.callbacks.reporting import ReportingCallback
 from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import ConfigError
 from a2i.interfaces import AUDIO, IMAGE, LABEL, AudioEncoder, GenerationRequest
 from a2i.metrics.diversity import SeedDiversity
 from a2i.metrics.image_quality import ImageQuality
 from a2i.metrics.modality_gap import ModalityGap
-from a2i.metrics.report import check_report_dir, flatten, write_report
+from a2i.metrics.report import flatten
 from a2i.metrics.retrieval import (
     ClassAgreement,
     ClassRetrieval,
@@ -94,12 +93,13 @@ class EvaluationPlugin(ABC):
         """Report sections: ``{"metrics": {name: value}, <section>: …}`` (same on every rank)."""
 
 
-class Evaluation(Callback):
+class Evaluation(ReportingCallback):
     """Score a method's generations on the test split and write a report (see module docstring).
 
     Args:
-        output_dir: Report folder; default ``<run log dir>/evaluation``.
-        overwrite: Replace an existing report in ``output_dir``.
+        output_dir: Report folder; default ``<test log dir>/evaluation`` (also recorded in the
+            tested run, :mod:`a2i.callbacks.reporting`).
+        overwrite: Replace an existing report in ``output_dir`` (and its record in the run).
         clip: CLIP image and text towers (R@k, IIS, AIS, AIC fallback, grid ranking, diversity).
         prompt_template: Text for each class name in R@k (Sound2Vision §4.1 ranks class names).
         top_k: The ``k`` of CLIP R@k (Sound2Vision reports 1 and 5).
@@ -121,6 +121,8 @@ class Evaluation(Callback):
         seed: Noise seed of the generated images.
     """
 
+    kind = "evaluation"
+
     def __init__(
         self,
         output_dir: str | None = None,
@@ -140,13 +142,11 @@ class Evaluation(Callback):
         class_names: list[str] | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(output_dir, overwrite)
         if audio_tower is not None and clip is None:
             raise ConfigError(
                 "Evaluation.audio_tower (AIS) needs Evaluation.clip (its image space)"
             )
-        self.output_dir = output_dir
-        self.overwrite = overwrite
         self.clip = clip
         self.prompt_template = prompt_template
         self.top_k = top_k
@@ -168,8 +168,7 @@ class Evaluation(Callback):
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Check the report folder, move backbones to the device, build the metrics."""
-        self.report_dir = Path(self.output_dir or Path(trainer.log_dir or ".") / "evaluation")
-        check_report_dir(self.report_dir, self.overwrite)
+        self.open_report(trainer, pl_module)
         self.pipeline = AudioToImagePipeline(pl_module)
         self.request = self.pipeline.prepare_request(GenerationRequest(seeds=(self.seed,)))
         device = pl_module.device
@@ -308,10 +307,9 @@ class Evaluation(Callback):
         scalars = flatten({k: v for k, v in results.items() if k not in ("run", "classes")})
         for name, value in flatten(results["metrics"]).items():
             pl_module.log(f"eval/{name}", value, rank_zero_only=True)
+        self.close_report(trainer, results, grids)
         if trainer.is_global_zero:
-            write_report(self.report_dir, results, grids, overwrite=self.overwrite)
             self._log_tensorboard(trainer, scalars, grids)
-            log.info("evaluation report written to %s", self.report_dir)
 
     def _compute(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics: dict[str, Any] = {}

@@ -33,14 +33,14 @@ def main(argv: list[str]) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     from a2i.synth.materialize import materialize_world  # after parsing: --help stays instant
+    from a2i.synth.world import SyntheticWorld
 
     sizes = {"train": args.train, "val": args.val, "test": args.test}
     try:
         materialize_world(
             args.out,
             sizes={k: v for k, v in sizes.items() if v > 0},
-            image_size=args.image_size,
-            seed=args.seed,
+            world=SyntheticWorld(image_size=args.image_size, seed=args.seed),
             overwrite=args.overwrite,
             mp4=args.mp4,
             audio_only=args.audio_only,

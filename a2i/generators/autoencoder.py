@@ -8,7 +8,7 @@ the tiny preset is a small ``AutoencoderKL`` that a2i trains on the synthetic wo
 
 The module also owns the per-pixel foreground weighting shared by a2i's reconstruction losses:
 on the synthetic world a plain L1 loss is minimised by painting the background and dropping the
-object (measured in ``cpu-budget-notes.md``), so object pixels are weighted more.
+object (a tiny VAE trained that way drew empty backgrounds), so object pixels are weighted more.
 """
 
 from __future__ import annotations

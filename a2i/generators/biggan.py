@@ -330,7 +330,7 @@ class BigGANGenerator(AdversarialGenerator):
             10 tiny).
         adversarial_weight: Weight of the hinge adversarial term in the generator loss.
         foreground_weight: Weight of object pixels in the reconstruction term (plain L1
-            collapses to background on the synthetic world, ``cpu-budget-notes.md``).
+            collapses to background on the synthetic world).
         condition_scale: Length of the conditions the generator was trained on, which
             :class:`~a2i.methods.sound2vision.Sound2Vision` gives it: ``"unit"`` (IC-GAN
             normalises its SwAV features to unit length, ``facebookresearch/ic_gan``

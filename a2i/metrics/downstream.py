@@ -32,7 +32,7 @@ from torchmetrics import Metric
 from torchmetrics.functional.classification import multiclass_average_precision
 
 from a2i.errors import ConfigError
-from a2i.metrics.states import cat_state
+from a2i.metrics.states import PairedEmbeddings, cat_state
 
 PAIRWISE_CHUNK = 1024
 """Query rows of the similarity matrix computed at once (bounds memory at N²)."""
@@ -67,35 +67,23 @@ def reciprocal_ranks(queries: Tensor, candidates: Tensor) -> Tensor:
     return torch.cat(values) if values else queries.new_zeros(0, dtype=torch.float64)
 
 
-class CrossModalMRR(Metric):
+class CrossModalMRR(PairedEmbeddings):
     """MRR of audio→image and image→audio retrieval over paired embeddings (WavBriVL Table 2).
 
     Each clip's query ranks every image of the set (its own frame is the one relevant item) and
     vice versa; embeddings are compared by cosine similarity.
     """
 
-    full_state_update = False
     higher_is_better = True
-    is_differentiable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("audio", [], dist_reduce_fx="cat")
-        self.add_state("image", [], dist_reduce_fx="cat")
+    sides = ("audio", "image")
 
     def update(self, audio_embeddings: Tensor, image_embeddings: Tensor) -> None:
         """Add paired ``(B, D)`` embeddings of clips and of their own frames."""
-        if audio_embeddings.shape != image_embeddings.shape:
-            raise ValueError(
-                f"paired embeddings differ in shape: audio {tuple(audio_embeddings.shape)}, "
-                f"image {tuple(image_embeddings.shape)}"
-            )
-        self.audio.append(F.normalize(audio_embeddings.detach().float(), dim=-1))
-        self.image.append(F.normalize(image_embeddings.detach().float(), dim=-1))
+        self.add_pairs(audio_embeddings, image_embeddings)
 
     def compute(self) -> dict[str, Tensor]:
         """``{"a2i": MRR audio→image, "i2a": MRR image→audio, "count": N}``."""
-        audio, image = cat_state(self.audio), cat_state(self.image)
+        audio, image = self.pairs()
         return {
             "a2i": reciprocal_ranks(audio, image).mean(),
             "i2a": reciprocal_ranks(image, audio).mean(),

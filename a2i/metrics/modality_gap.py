@@ -23,35 +23,22 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
 
-from a2i.metrics.states import cat_state
+from a2i.metrics.states import PairedEmbeddings
 
 
-class ModalityGap(Metric):
+class ModalityGap(PairedEmbeddings):
     """Collects paired ``(z^V, z^A)`` and reports the gap's geometry (see module docstring)."""
 
-    full_state_update = False
-    is_differentiable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("image", [], dist_reduce_fx="cat")
-        self.add_state("audio", [], dist_reduce_fx="cat")
+    sides = ("image", "audio")
 
     def update(self, image_features: Tensor, audio_features: Tensor) -> None:
         """Add paired features ``(B, D)`` of images and of their audio."""
-        if image_features.shape != audio_features.shape:
-            raise ValueError(
-                f"paired features differ in shape: image {tuple(image_features.shape)}, "
-                f"audio {tuple(audio_features.shape)}"
-            )
-        self.image.append(F.normalize(image_features.detach().float(), dim=-1))
-        self.audio.append(F.normalize(audio_features.detach().float(), dim=-1))
+        self.add_pairs(image_features, audio_features)
 
     def distributions(self) -> dict[str, Tensor]:
         """Per-pair / per-dimension values behind the summary (for histograms)."""
-        image, audio = cat_state(self.image), cat_state(self.audio)
+        image, audio = self.pairs()
         gap = image - audio
         mean_gap = gap.mean(dim=0)
         direction = F.normalize(mean_gap, dim=0)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from a2i.errors import ConfigError
 from a2i.image import image_grid, write_png
-from a2i.io_utils import atomic_write
+from a2i.io_utils import atomic_write_text
 
 REPORT_FILES = ("metrics.json", "metrics.md", "metrics.csv")
 
@@ -112,14 +112,16 @@ def write_report(
     output_dir = Path(output_dir)
     check_report_dir(output_dir, overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(output_dir / "metrics.json", json.dumps(results, indent=2, default=_json) + "\n")
-    _write_text(output_dir / "metrics.md", markdown_report(results))
+    atomic_write_text(
+        output_dir / "metrics.json", json.dumps(results, indent=2, default=_json) + "\n"
+    )
+    atomic_write_text(output_dir / "metrics.md", markdown_report(results))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["metric", "value"])
     flat = flatten({k: v for k, v in results.items() if k != "run"})
     writer.writerows([k, repr(v)] for k, v in flat.items())
-    _write_text(output_dir / "metrics.csv", buffer.getvalue())
+    atomic_write_text(output_dir / "metrics.csv", buffer.getvalue())
     for name, rows in grids.items():
         if rows:
             columns = max(len(row) for row in rows)
@@ -135,11 +137,6 @@ def write_report(
 def _pad_row(row: list[Tensor], columns: int) -> list[Tensor]:
     blank = row[0].new_ones(row[0].shape)
     return list(row) + [blank] * (columns - len(row))
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
 
 
 def _format(value: Any) -> str:

@@ -16,7 +16,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from a2i.errors import ConfigError
-from a2i.metrics.states import cat_state
+from a2i.metrics.states import PairedEmbeddings
 
 PAIRWISE_CHUNK = 1024
 """Rows of the query×reference similarity matrix computed at once (bounds memory at N²)."""
@@ -61,7 +61,7 @@ class ClassRetrieval(Metric):
         return {f"r@{k}": self.hits[i] / self.total for i, k in enumerate(self.top_k)}
 
 
-class RelativeSimilarity(Metric):
+class RelativeSimilarity(PairedEmbeddings):
     """AudioToken §2.2's relative scores: AIS (image vs. its audio) and IIS (vs. its true frame).
 
     A raw similarity has no meaningful scale, so the paper asks instead how often a generated
@@ -75,14 +75,8 @@ class RelativeSimilarity(Metric):
     the whole evaluation set.
     """
 
-    full_state_update = False
     higher_is_better = True
-    is_differentiable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("queries", [], dist_reduce_fx="cat")
-        self.add_state("references", [], dist_reduce_fx="cat")
+    sides = ("queries", "references")
 
     def update(self, queries: Tensor, references: Tensor) -> None:
         """Add generated-image embeddings ``(B, D)`` and their own references ``(B, D')``.
@@ -90,16 +84,11 @@ class RelativeSimilarity(Metric):
         Query and reference must live in one space (same ``D``): e.g. CLIP image embeddings of
         generated and true frames, or an image and an audio embedding of a Wav2CLIP-style model.
         """
-        if queries.shape != references.shape:
-            raise ValueError(
-                f"queries {tuple(queries.shape)} and references {tuple(references.shape)} differ"
-            )
-        self.queries.append(F.normalize(queries.float(), dim=-1))
-        self.references.append(F.normalize(references.float(), dim=-1))
+        self.add_pairs(queries, references)
 
     def compute(self) -> Tensor:
         """Mean over images of the fraction of other references their own one beats."""
-        queries, references = cat_state(self.queries), cat_state(self.references)
+        queries, references = self.pairs()
         count = len(queries)
         if count < 2:
             return torch.tensor(float("nan"), device=queries.device)
@@ -193,21 +182,11 @@ def class_agreement(
     return AgreementTable(list(classifier_names), list(label_names), same, similarity, threshold)
 
 
-def class_agreement_matrix(
-    classifier_names: Sequence[str],
-    label_names: Sequence[str],
-    embed_texts: Callable[[Sequence[str]], Tensor] | None = None,
-    threshold: float = 0.75,
-) -> Tensor:
-    """``(len(classifier_names), len(label_names))`` bool matrix of :func:`class_agreement`."""
-    return class_agreement(classifier_names, label_names, embed_texts, threshold).matrix
-
-
 class ClassAgreement(Metric):
     """AIC (AudioToken §2.2): the classifier's class for the generated image agrees with the label.
 
     Args:
-        agreement: ``(classifier classes, labels)`` bool matrix from :func:`class_agreement_matrix`.
+        agreement: ``(classifier classes, labels)`` bool matrix (:attr:`AgreementTable.matrix`).
     """
 
     full_state_update = False

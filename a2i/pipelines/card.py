@@ -7,9 +7,7 @@ paper it implements, what data it saw and how it scored.
 from __future__ import annotations
 
 import inspect
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 
@@ -21,7 +19,8 @@ class ModelCard:
         method: The method's class path.
         paper: First line of the method module's docstring (paper, authors, venue).
         data: The training run's ``data`` section (class path and arguments), if known.
-        metrics: The run's last evaluation report (``evaluation/metrics.json``), if any.
+        metrics: Scalars of the newest ``a2i test`` reports of these weights and settings
+            recorded in the run (:mod:`a2i.pipelines.run_reports`), if any.
         source: Run folder or checkpoint it came from.
         seed: The run's ``seed_everything`` (rebuilds randomly initialised frozen parts).
     """
@@ -43,14 +42,6 @@ class ModelCard:
             paper=doc.splitlines()[0] if doc else "",
             **known,
         )
-
-    @staticmethod
-    def read_metrics(run_dir: Path) -> dict[str, Any] | None:
-        """Scalar metrics of the newest ``evaluation*/metrics.json`` under ``run_dir``."""
-        reports = sorted(run_dir.glob("evaluation*/metrics.json"), key=lambda p: p.stat().st_mtime)
-        if not reports:
-            return None
-        return json.loads(reports[-1].read_text()).get("metrics")
 
     def render(self) -> str:
         """The card as Markdown (``README.md`` of an exported folder)."""

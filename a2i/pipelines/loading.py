@@ -1,8 +1,9 @@
 """Rebuilding a trained method without LightningCLI: from a run, a checkpoint or an export.
 
 A run folder holds ``config.yaml`` (the parsed config: every component as
-``class_path``/``init_args``) and ``checkpoints/*.ckpt`` (trainable weights; frozen components
-are rebuilt from their config). An exported folder (:func:`save_exported`, diffusers'
+``class_path``/``init_args``), ``checkpoints/*.ckpt`` (trainable weights; frozen components
+are rebuilt from their config) and ``reports/``, the ``a2i test`` reports whose scores the model
+card shows (:mod:`a2i.pipelines.run_reports`). An exported folder (:func:`save_exported`, diffusers'
 ``save_pretrained`` layout) holds ``config.yaml`` (the model section only), ``model.safetensors``
 (trainable weights only) and a ``README.md`` model card. A config alone is enough when it names
 the weights of every trained part (``pretrained``), as the shipped
@@ -11,6 +12,8 @@ the weights of every trained part (``pretrained``), as the shipped
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,9 @@ from safetensors.torch import load_file
 
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioToImageModel, FreezableMixin
-from a2i.io_utils import atomic_write
+from a2i.io_utils import atomic_write_text
 from a2i.pipelines.card import ModelCard
+from a2i.pipelines.run_reports import TestedWeights, recorded_metrics
 from a2i.pretrained import save_state_dict
 
 CONFIG_FILE = "config.yaml"
@@ -212,11 +216,11 @@ def load_run(run: str | Path) -> tuple[AudioToImageModel, ModelCard]:
     folder, config_path, checkpoint = find_run(run)
     config = read_config(config_path)
     model = build_method(config["model"], _seed(config))
-    load_checkpoint_into(model, checkpoint)
+    contents = load_checkpoint_into(model, checkpoint)
     card = ModelCard.describe(
         model,
         data=config.get("data"),
-        metrics=ModelCard.read_metrics(folder),
+        metrics=recorded_metrics(folder, TestedWeights.of(contents, settings_digest(model))),
         source=str(checkpoint),
         seed=_seed(config),
     )
@@ -293,11 +297,11 @@ def save_exported(
     if card.data is not None:
         config["data"] = card.data
     save_state_dict(trainable_state_dict(model), directory / WEIGHTS_FILE)
-    _write_text(directory / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(directory / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     described = ModelCard.describe(
         model, data=card.data, metrics=card.metrics, source=card.source or str(directory)
     )
-    _write_text(directory / CARD_FILE, described.render())
+    atomic_write_text(directory / CARD_FILE, described.render())
     return directory
 
 
@@ -318,9 +322,12 @@ def plain_config(value: Any) -> Any:
     return value
 
 
-def _write_text(path: Path, text: str) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
+def settings_digest(model: object) -> str:
+    """A digest of the config ``model`` was built from: equal digests draw the same way."""
+    hparams = plain_config(dict(getattr(model, "hparams", {}) or {}))
+    hparams.pop("_instantiator", None)
+    text = json.dumps(hparams, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _first_line(error: BaseException) -> str:

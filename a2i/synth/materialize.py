@@ -31,13 +31,7 @@ def materialize_world(
     out_dir: str | Path,
     *,
     sizes: dict[str, int],
-    image_size: int = 64,
-    sample_rate: int = 16000,
-    clip_seconds: float = 4.0,
-    seed: int = 0,
-    mixture_prob: float = 0.2,
-    reverb_prob: float = 0.3,
-    gain_range_db: tuple[float, float] = (-20.0, 10.0),
+    world: SyntheticWorld | None = None,
     overwrite: bool = False,
     mp4: bool = False,
     video_fps: int = 8,
@@ -53,13 +47,7 @@ def materialize_world(
     Args:
         out_dir: Destination directory; it must be new or empty unless ``overwrite``.
         sizes: Number of scenes per split (``train``, ``val``, ``test``).
-        image_size: Image side in pixels.
-        sample_rate: Audio sample rate in Hz.
-        clip_seconds: Clip duration in seconds.
-        seed: World seed.
-        mixture_prob: Probability of a two-source scene.
-        reverb_prob: Probability of a reverberant (indoor) scene.
-        gain_range_db: Range of source gains in dB.
+        world: The world to render (default ``SyntheticWorld()``: 64 px, 4 s clips, seed 0).
         overwrite: Allow writing into a non-empty directory and replacing files.
         mp4: Also write each clip as an mp4 (h264 video of the object moving, AAC sound).
         video_fps: Frame rate of the mp4 files.
@@ -82,15 +70,7 @@ def materialize_world(
         raise FileExistsError(
             f"'{out}' is not empty; choose a new folder or pass overwrite=True (--overwrite)"
         )
-    world = SyntheticWorld(
-        image_size=image_size,
-        sample_rate=sample_rate,
-        clip_seconds=clip_seconds,
-        seed=seed,
-        mixture_prob=mixture_prob,
-        reverb_prob=reverb_prob,
-        gain_range_db=gain_range_db,
-    )
+    world = world or SyntheticWorld()
     records = []
     for split, count in sizes.items():
         for index in range(count):

@@ -11,7 +11,6 @@ from a2i.audio.effects import (
     loudness,
     mix,
     normalize_loudness,
-    peak_normalize,
     reverberate,
 )
 from a2i.errors import ConfigError
@@ -47,11 +46,6 @@ def test_mix_applies_gains_and_pads_shorter_sources() -> None:
         mix([long, short], gains_db=[0.0])
     with pytest.raises(ConfigError):
         mix([])
-
-
-def test_peak_normalize() -> None:
-    assert peak_normalize(sine()).abs().max().item() == pytest.approx(0.99)
-    assert peak_normalize(torch.zeros(4)).eq(0).all()
 
 
 @pytest.mark.parametrize("target", [-23.0, -14.0])

@@ -10,7 +10,6 @@ import torch
 
 from a2i.audio.io import (
     AUDIO_EXTENSIONS,
-    audio_info,
     fit_length,
     read_audio,
     read_audio_window,
@@ -247,18 +246,6 @@ def test_bad_files_raise_with_path_and_reason(
 def test_directory_is_not_audio(tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError, match="not a regular file"):
         read_audio(tmp_path, RATE)
-
-
-def test_audio_info(tmp_path: Path) -> None:
-    sf.write(tmp_path / "a.wav", np.zeros((8000, 2), np.float32), RATE)
-    assert audio_info(tmp_path / "a.wav").duration == pytest.approx(0.5)
-    assert audio_info(tmp_path / "a.wav").channels == 2
-    encode_with_pyav(tmp_path / "v.mp4", "mp4", "aac", video_codec="h264")
-    info = audio_info(tmp_path / "v.mp4")
-    assert info.sample_rate == RATE and info.channels == 1
-    assert info.duration == pytest.approx(SECONDS, abs=0.1)
-    with pytest.raises(AudioDecodeError, match="does not exist"):
-        audio_info(tmp_path / "missing.mp3")
 
 
 def test_fit_length_pads_crops_and_keeps() -> None:

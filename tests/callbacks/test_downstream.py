@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
 
 
+@pytest.mark.slow
 def test_a2i_test_writes_the_downstream_table_for_a_tiny_sound2vision(
-    tmp_path, write_folded_layout, capsys
+    tmp_path, write_folded_layout, fit_run, capsys
 ):
     common = ["--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
-    main(["fit", "--config", str(CONF / "sound2vision_gan.yaml"), *common])
-    (ckpt,) = (tmp_path / "logs").rglob("last.ckpt")
+    ckpt = fit_run("sound2vision_gan.yaml", tmp_path / "logs") / "checkpoints" / "last.ckpt"
     esc = write_folded_layout(tmp_path / "ESC-50", "esc50", per_fold=2)
     (esc / "audio" / "3-100-B-0.wav").write_bytes(b"")  # one clip of the set is broken
     datasets = [{"class_path": "a2i.data.downstream.ESC50", "init_args": {"root": str(esc)}}]
@@ -63,6 +63,9 @@ def test_a2i_test_writes_the_downstream_table_for_a_tiny_sound2vision(
     assert any("zero-shot skipped: Sound2Vision has no text tower" in n for n in results["notes"])
     markdown = (tmp_path / "report" / "metrics.md").read_text()
     assert "## Downstream tasks (WavBriVL Table 2)" in markdown and "| esc50 |" in markdown
+    # Recorded in the tested run too, where the run's model card finds it.
+    (record,) = (ckpt.parent.parent / "reports" / "downstream").iterdir()
+    assert json.loads((record / "metrics.json").read_text()) == results
 
 
 class FakeAligned(L.LightningModule):

@@ -10,17 +10,19 @@ import pytest
 
 from a2i.cli import main
 from a2i.metrics.report import flatten
+from a2i.pipelines import AudioToImagePipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
 
+pytestmark = pytest.mark.slow  # a real fit, then a2i test (and under DDP)
+
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, fit_run):
     out = tmp_path_factory.mktemp("eval")
     common = ["--trainer.logger.init_args.save_dir", str(out)]
-    main(["fit", "--config", str(CONF / "sound2vision_gan.yaml"), *common])
-    (ckpt,) = out.rglob("last.ckpt")
+    ckpt = fit_run("sound2vision_gan.yaml", out) / "checkpoints" / "last.ckpt"
     args = [
         "test",
         "--config",
@@ -91,23 +93,39 @@ def test_a_second_test_run_never_overwrites_the_report(report, capsys):
     assert (folder / "metrics.json").read_text() == before
 
 
+def test_the_report_is_recorded_in_the_run_where_its_model_card_finds_it(report, tmp_path):
+    """Item 6 of issue 24: `a2i test --ckpt_path RUN/checkpoints/last.ckpt` reaches RUN's card."""
+    folder, args = report
+    run = Path(args[args.index("--ckpt_path") + 1]).parent.parent
+    records = {
+        json.loads((record / "test.json").read_text())["report"]: record
+        for record in (run / "reports" / "evaluation").iterdir()
+    }
+    record = records[str(folder.resolve())]
+    assert record.name.startswith("epoch=0-step=2-")  # tests/conf: max_steps 2
+    assert (record / "metrics.json").read_text() == (folder / "metrics.json").read_text()
+    assert (record / "grids" / "best.png").is_file()
+    pipe = AudioToImagePipeline.from_run(run)
+    accuracies = {
+        json.loads((r / "metrics.json").read_text())["metrics"]["judge_class_accuracy"]
+        for r in records.values()
+    }
+    assert pipe.card.metrics["judge_class_accuracy"] in accuracies
+    card = (pipe.save_pretrained(tmp_path / "exported") / "README.md").read_text()
+    assert "## Last evaluation" in card and "| judge_class_accuracy |" in card
+
+
 @pytest.mark.xdist_group("subprocess")
 def test_two_process_ddp_test_writes_one_report(report, tmp_path):
     """Under DDP each rank scores its share; rank 0 writes one report covering both."""
     _, args = report
-    ckpt = args[args.index("--ckpt_path") + 1]
+    tested = args[: args.index("--trainer.callbacks.init_args.output_dir")]  # config and ckpt
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
         "-m",
         "a2i",
-        "test",
-        "--config",
-        str(CONF / "sound2vision_gan.yaml"),
-        "--config",
-        str(CONF / "eval_world.yaml"),
-        "--ckpt_path",
-        ckpt,
+        *tested,
         "--trainer.strategy",
         "ddp",
         "--trainer.devices",
@@ -128,7 +146,7 @@ def test_two_process_ddp_test_writes_one_report(report, tmp_path):
     single = tmp_path / "single"
     main(
         [
-            *args[: args.index("--trainer.callbacks.init_args.output_dir")],
+            *tested,
             "--trainer.callbacks.init_args.output_dir",
             str(single),
             "--trainer.limit_test_batches",

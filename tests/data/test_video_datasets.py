@@ -156,6 +156,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     root, _ = vggsound
     args = [
@@ -182,6 +183,7 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     assert (killed / "problems.log").read_text() == (whole / "problems.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sound2vision_gan", "audiotoken"])
 def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys, method):
     """The same shards train every method (a few steps each, through the real CLI)."""
@@ -430,6 +432,7 @@ def test_predict_on_a_folder_needs_no_training_data(tmp_path):
     assert (tmp_path / "out" / "a.wav.png").exists()
 
 
+@pytest.mark.slow
 def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsound, tmp_path):
     from a2i.build.prepare import AudioFeature, ImageFeature, LatentFeature
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet

@@ -1,6 +1,8 @@
-"""Fixtures for the generator tests: tiny seeded scenes and unit-norm conditions."""
+"""Fixtures for the generator tests: tiny seeded scenes, unit-norm conditions, a short training."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import pytest
 import torch
@@ -37,3 +39,24 @@ def conditions() -> torch.Tensor:
     return F.normalize(
         torch.randn(BATCH, CONDITION_DIM, generator=torch.Generator().manual_seed(1))
     )
+
+
+Losses = Callable[[], dict[str, torch.Tensor]]
+
+
+@pytest.fixture
+def train() -> Callable[..., dict[str, torch.Tensor]]:
+    """Take ``steps`` Adam steps on ``losses()["loss"]`` over ``parameters``; the last losses."""
+
+    def run(
+        losses: Losses, parameters: Iterable[torch.nn.Parameter], steps: int = 20, **adam
+    ) -> dict[str, torch.Tensor]:
+        optimizer = torch.optim.Adam(parameters, **adam)
+        for _ in range(steps):
+            last = losses()
+            optimizer.zero_grad()
+            last["loss"].backward()
+            optimizer.step()
+        return last
+
+    return run

@@ -40,10 +40,9 @@ def test_tiny_shapes_and_range(scenes):
     assert images.min() >= 0 and images.max() <= 1
 
 
-def test_training_reduces_loss_and_tracks_latent_std(scenes):
+def test_training_reduces_loss_and_tracks_latent_std(scenes, train):
     torch.manual_seed(0)
     vae = KLAutoencoder(preset="tiny")
-    optimizer = torch.optim.Adam(vae.parameters(), lr=2e-3)
 
     def evaluate() -> float:
         torch.manual_seed(123)
@@ -51,11 +50,7 @@ def test_training_reduces_loss_and_tracks_latent_std(scenes):
             return float(vae.training_losses(scenes)["loss"])
 
     before = evaluate()
-    for _ in range(20):
-        losses = vae.training_losses(scenes)
-        optimizer.zero_grad()
-        losses["loss"].backward()
-        optimizer.step()
+    losses = train(lambda: vae.training_losses(scenes), vae.parameters(), lr=2e-3)
     assert set(losses) == {"loss", "reconstruction", "kl"}
     assert evaluate() < 0.8 * before
     assert vae.latent_std.item() != 1.0

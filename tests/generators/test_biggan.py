@@ -106,20 +106,16 @@ def test_hinge_loss_parts(gan, scenes, conditions):
     assert set(gan.generator_loss(scenes, conditions)) == {"loss", "reconstruction"}
 
 
-def test_generator_steps_reduce_the_reconstruction_term(gan, scenes, conditions):
+def test_generator_steps_reduce_the_reconstruction_term(gan, scenes, conditions, train):
     gan.adversarial_weight = 0.0  # an untrained D's scores would dominate the first steps
-    optimizer = torch.optim.Adam(gan.generator_parameters(), lr=2e-3, betas=(0.0, 0.999))
 
     def reconstruction() -> float:
         torch.manual_seed(11)
         return float(gan.generator_loss(scenes, conditions)["reconstruction"])
 
     before = reconstruction()
-    for _ in range(20):
-        loss = gan.generator_loss(scenes, conditions)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    adam = {"lr": 2e-3, "betas": (0.0, 0.999)}
+    train(lambda: gan.generator_loss(scenes, conditions), gan.generator_parameters(), **adam)
     assert reconstruction() < 0.8 * before
 
 

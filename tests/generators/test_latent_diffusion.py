@@ -60,10 +60,9 @@ def test_only_the_unet_trains_and_the_vae_stays_frozen(ldm):
     assert set(ldm.trained_parts()) == {"unet"}
 
 
-def test_training_reduces_epsilon_loss(scenes, conditions):
+def test_training_reduces_epsilon_loss(scenes, conditions, train):
     torch.manual_seed(0)
     ldm = LatentDiffusionGenerator(preset="tiny")
-    optimizer = torch.optim.Adam(ldm.unet.parameters(), lr=1e-3)
 
     def evaluate() -> float:
         torch.manual_seed(7)
@@ -71,11 +70,7 @@ def test_training_reduces_epsilon_loss(scenes, conditions):
             return float(ldm.training_losses(scenes, conditions)["loss"])
 
     before = evaluate()
-    for _ in range(20):
-        loss = ldm.training_losses(scenes, conditions)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train(lambda: ldm.training_losses(scenes, conditions), ldm.unet.parameters(), lr=1e-3)
     assert evaluate() < 0.7 * before
 
 

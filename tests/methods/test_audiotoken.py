@@ -140,6 +140,7 @@ def test_prompt_without_placeholder_is_refused():
         )
 
 
+@pytest.mark.slow
 def test_cli_fit_test_predict_on_the_tiny_config(tmp_path):
     config = ROOT / "tests" / "conf" / "audiotoken.yaml"
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]

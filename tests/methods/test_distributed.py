@@ -12,6 +12,8 @@ import pytest
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "sound2vision_gan.yaml"
 
+pytestmark = pytest.mark.slow  # DDP and bf16 fits in subprocesses
+
 
 def run_cli(tmp_path, *extra):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}

@@ -1,6 +1,5 @@
 """Stage-1 training: each tiny generator trains a few steps and exports weights stage 2 can load."""
 
-import lightning as L
 import pytest
 import torch
 
@@ -17,26 +16,9 @@ from a2i.methods.pretraining import (
     GeneratorPretraining,
     TextToImagePretraining,
 )
-from a2i.synth.datamodule import SyntheticWorldDataModule
 
 
-def fit(model, tmp_path):
-    data = SyntheticWorldDataModule(
-        image_size=32, clip_seconds=1.0, batch_size=4, train_size=8, val_size=4
-    )
-    L.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        num_sanity_val_steps=0,
-        limit_val_batches=1,
-    ).fit(model, datamodule=data)
-
-
-def test_gan_stage1_trains_encoder_and_generator_and_exports(tmp_path):
+def test_gan_stage1_trains_encoder_and_generator_and_exports(tmp_path, fit_tiny):
     torch.manual_seed(0)
     encoder = TinyImageEncoder(embed_dim=64, image_size=32)
     generator = BigGANGenerator(preset="tiny", condition_dim=64, image_size=32)
@@ -44,7 +26,7 @@ def test_gan_stage1_trains_encoder_and_generator_and_exports(tmp_path):
     model = GeneratorPretraining(
         encoder, generator, train_image_encoder=True, export_dir=str(tmp_path / "out")
     )
-    fit(model, tmp_path)
+    fit_tiny(model)
     assert any(not torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())
     loaded = BigGANGenerator(
         preset="tiny",
@@ -63,11 +45,11 @@ def test_gan_stage1_trains_encoder_and_generator_and_exports(tmp_path):
     assert sorted(exported) == ["generator.safetensors", "image_encoder.safetensors"]
     again = GeneratorPretraining(encoder, generator, export_dir=str(tmp_path / "out"))
     with pytest.raises(OutputExistsError, match="overwrite_export"):
-        fit(again, tmp_path)
+        fit_tiny(again)
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == exported
 
 
-def test_ldm_stage1_trains_only_the_unet_and_exports_it(tmp_path):
+def test_ldm_stage1_trains_only_the_unet_and_exports_it(tmp_path, fit_tiny):
     torch.manual_seed(0)
     encoder = TinyImageEncoder(embed_dim=64, image_size=32)
     generator = LatentDiffusionGenerator(
@@ -77,7 +59,7 @@ def test_ldm_stage1_trains_only_the_unet_and_exports_it(tmp_path):
     model = GeneratorPretraining(
         encoder, generator, export_dir=str(tmp_path / "out"), export_dtype="float16"
     )
-    fit(model, tmp_path)
+    fit_tiny(model)
     assert all(torch.equal(v, generator.vae.state_dict()[k]) for k, v in vae_before.items())
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["unet.safetensors"]
     LatentDiffusionGenerator(
@@ -88,11 +70,11 @@ def test_ldm_stage1_trains_only_the_unet_and_exports_it(tmp_path):
     )
 
 
-def test_vae_pretraining_exports_weights_the_ldm_loads(tmp_path):
+def test_vae_pretraining_exports_weights_the_ldm_loads(tmp_path, fit_tiny):
     torch.manual_seed(0)
     autoencoder = KLAutoencoder(preset="tiny")
     before = {k: v.clone() for k, v in autoencoder.state_dict().items()}
-    fit(AutoencoderPretraining(autoencoder, export_dir=str(tmp_path / "out")), tmp_path)
+    fit_tiny(AutoencoderPretraining(autoencoder, export_dir=str(tmp_path / "out")))
     trained = autoencoder.state_dict()
     assert any(not torch.equal(v, trained[k]) for k, v in before.items())
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["vae.safetensors"]

@@ -208,6 +208,7 @@ def test_inconsistent_settings_are_refused():
         SeeingSound(ASTAudioEncoder(preset="tiny"), PixArtGenerator(preset="tiny"))
 
 
+@pytest.mark.slow
 def test_cli_fit_test_predict_on_the_tiny_config(tmp_path, capsys):
     config = ROOT / "tests" / "conf" / "seeing_sound.yaml"
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]

@@ -1,6 +1,5 @@
 """Sound2Vision stage 2: frozen parts stay frozen, checkpoints round-trip, controls act."""
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -13,7 +12,6 @@ from a2i.generators.latent_diffusion import LatentDiffusionGenerator
 from a2i.interfaces import AUDIO, IMAGE, GenerationRequest, ImageEncoder
 from a2i.methods.sound2vision import Sound2Vision
 from a2i.pipelines import AudioToImagePipeline
-from a2i.synth.datamodule import SyntheticWorldDataModule
 
 
 def build(generator="gan", **kwargs):
@@ -33,33 +31,8 @@ def build(generator="gan", **kwargs):
     )
 
 
-def world(batch_size=4):
-    return SyntheticWorldDataModule(
-        image_size=32,
-        clip_seconds=1.0,
-        batch_size=batch_size,
-        train_size=8,
-        val_size=4,
-        test_size=4,
-    )
-
-
-def trainer(tmp_path, **kwargs):
-    return L.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        num_sanity_val_steps=0,
-        limit_val_batches=1,
-        **kwargs,
-    )
-
-
 @pytest.mark.parametrize("generator", ["gan", "ldm"])
-def test_frozen_parts_get_no_gradient_and_do_not_change(generator, tmp_path):
+def test_frozen_parts_get_no_gradient_and_do_not_change(generator, world, fit_tiny):
     model = build(generator)
     frozen = {
         k: v.clone()
@@ -73,13 +46,13 @@ def test_frozen_parts_get_no_gradient_and_do_not_change(generator, tmp_path):
 
     model.train()
     assert not model.generator.training and not model.image_encoder.training
-    batch = next(iter(world().train_dataloader()))
+    batch = next(iter(world.train_dataloader()))
     loss = model.training_step(batch, 0)
     loss.backward()
     assert all(p.grad is None for p in model.generator.parameters())
     assert all(p.grad is None for p in model.image_encoder.parameters())
 
-    trainer(tmp_path).fit(model, datamodule=world())
+    fit_tiny(model)
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in frozen.items())
     assert any(
@@ -87,12 +60,10 @@ def test_frozen_parts_get_no_gradient_and_do_not_change(generator, tmp_path):
     )
 
 
-def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, fit_tiny):
     model = build()
-    fit = trainer(tmp_path)
-    fit.fit(model, datamodule=world())
     path = tmp_path / "s2v.ckpt"
-    fit.save_checkpoint(path)
+    fit_tiny(model).save_checkpoint(path)
 
     reloaded = build()  # fresh random audio encoder, same frozen parts (rebuilt from config)
     reloaded.load_state_dict(torch.load(path, weights_only=False)["state_dict"], strict=False)
@@ -105,9 +76,9 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
     )
 
 
-def test_exported_audio_encoder_serves_the_other_generator(tmp_path):
+def test_exported_audio_encoder_serves_the_other_generator(tmp_path, fit_tiny):
     model = build(export_dir=str(tmp_path / "stage2"))
-    trainer(tmp_path).fit(model, datamodule=world())
+    fit_tiny(model)
     exported = tmp_path / "stage2" / "audio_encoder.safetensors"
     encoder = SpectrogramResNet(
         preset="tiny", embed_dim=64, clip_seconds=1.0, pretrained=str(exported)
@@ -119,10 +90,10 @@ def test_exported_audio_encoder_serves_the_other_generator(tmp_path):
     assert torch.equal(model.audio_features(waveform), ldm.audio_features(waveform))
 
 
-def test_stage2_export_carries_the_feature_norm_the_ldm_reads(tmp_path):
+def test_stage2_export_carries_the_feature_norm_the_ldm_reads(tmp_path, fit_tiny):
     """The running image-feature norm is method state: exported, read back, and required."""
     model = build(export_dir=str(tmp_path / "stage2"))
-    trainer(tmp_path).fit(model, datamodule=world())
+    fit_tiny(model)
     assert sorted(p.name for p in (tmp_path / "stage2").iterdir()) == [
         "audio_encoder.safetensors",
         "state.safetensors",
@@ -223,6 +194,7 @@ def test_feature_scale_generator_gets_audio_at_the_image_features_mean_norm():
     )
 
 
+@pytest.mark.slow
 def test_paper_gan_receives_unit_length_conditions_for_audio_blend_and_log_grids(monkeypatch):
     """IC-GAN is trained on unit-length SwAV features (Sound2Vision module docstring)."""
     with torch.device("meta"):
@@ -256,6 +228,7 @@ def test_paper_gan_receives_unit_length_conditions_for_audio_blend_and_log_grids
     torch.testing.assert_close(received[2], blend)
 
 
+@pytest.mark.slow
 def test_ldm_composes_image_and_audio_and_a_zero_weight_drops_a_condition():
     """Sound2Vision §6.1 / Fig. 19: composable diffusion (Liu et al. 2022) for the LDM."""
     model = build("ldm").eval()

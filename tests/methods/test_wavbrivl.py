@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from a2i.cli import main
 from a2i.encoders.audio.wavlm_tower import WavLMTower
@@ -50,19 +51,15 @@ def test_paper_scale_audio_tower_on_the_meta_device():
     assert model.moco.audio_queue.keys.shape == (9600, 512)
 
 
+TINY_TOWER = yaml.safe_load(CONF.read_text())["model"]["init_args"]["audio_encoder"]["init_args"]
+"""The tiny audio tower of ``tests/conf/wavbrivl.yaml``, also the ``tiny`` fixture's."""
+
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
     return WavBriVL(
-        WavLMTower(
-            preset="tiny",
-            wavlm_layers=1,
-            freeze_wavlm=False,
-            embed_dim=64,
-            clip_seconds=0.5,
-            num_layers=1,
-            feedforward_dim=32,
-        ),
+        WavLMTower(**TINY_TOWER),
         OpenCLIPVisionLanguage(preset="tiny", pretrained="tiny/eval/clip.safetensors"),
         LatentDiffusionGenerator(
             preset="tiny",
@@ -223,6 +220,7 @@ def test_components_that_do_not_fit_are_refused():
         alone.generate_from_audio(audio(), GenerationRequest(seeds=(0,)))
 
 
+@pytest.mark.slow
 def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
     exported = tmp_path / "export" / "audio_encoder.safetensors"
@@ -235,16 +233,7 @@ def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):
     assert int(state["moco.audio_queue.pointer"]) == 2 * 4  # 2 steps of 4 clips
     model = WavBriVL.load_from_checkpoint(ckpt)
     assert torch.equal(model.moco.image_queue.keys, state["moco.image_queue.keys"])
-    tower = WavLMTower(
-        preset="tiny",
-        wavlm_layers=1,
-        freeze_wavlm=False,
-        embed_dim=64,
-        clip_seconds=0.5,
-        num_layers=1,
-        feedforward_dim=32,
-        pretrained=str(exported),
-    ).eval()
+    tower = WavLMTower(**TINY_TOWER, pretrained=str(exported)).eval()
     waveform = audio()
     with torch.no_grad():
         assert torch.allclose(tower(waveform).pooled, model.eval().audio_encoder(waveform).pooled)
@@ -255,6 +244,7 @@ def test_cli_fit_test_predict_keep_queues_and_export_the_tower(tmp_path):
     assert len(list(out.rglob("*.png"))) == 8 + 1  # the test split's 8 clips + grid
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("subprocess")
 def test_two_process_ddp_ranks_hold_identical_queues_after_a_step(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}

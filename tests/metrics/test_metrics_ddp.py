@@ -12,6 +12,8 @@ import torch
 
 SCRIPT = Path(__file__).with_name("ddp_metrics.py")
 
+pytestmark = pytest.mark.slow  # two DDP processes
+
 
 @pytest.mark.xdist_group("subprocess")
 def test_two_process_ddp_metrics_equal_one_process():

@@ -71,3 +71,7 @@ def test_compare_builds_one_table_from_several_reports(tmp_path, capsys):
     assert (tmp_path / "table.md").read_text() == table
     with pytest.raises(SystemExit):
         compare.main([str(tmp_path / "missing")])
+    # The world benchmarks' ending: named rows, then the --with folders named by their folder.
+    compare.compare_runs([("GAN L2", tmp_path / "gan_l2")], [str(tmp_path / "ldm_l2")])
+    rows = [line.split(" | ")[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == ["| GAN L2", "| ldm_l2"]

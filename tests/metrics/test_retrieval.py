@@ -9,7 +9,6 @@ from a2i.metrics.retrieval import (
     ClassRetrieval,
     RelativeSimilarity,
     class_agreement,
-    class_agreement_matrix,
 )
 
 EYE = torch.eye(4)
@@ -89,16 +88,16 @@ def text_table(texts):
 
 
 def test_agreement_matrix_uses_exact_names_and_the_clip_threshold():
-    matrix = class_agreement_matrix(["Cat", "kitten", "tabby", "car"], ["cat", "car"], text_table)
+    matrix = class_agreement(["Cat", "kitten", "tabby", "car"], ["cat", "car"], text_table).matrix
     # kitten·cat = 0.8 > 0.75 agrees; tabby·cat = 0.7 does not; names match case-insensitively.
     assert matrix.tolist() == [[True, False], [True, False], [False, False], [False, True]]
-    strict = class_agreement_matrix(["kitten"], ["cat"], text_table, threshold=0.85)
+    strict = class_agreement(["kitten"], ["cat"], text_table, threshold=0.85).matrix
     assert strict.tolist() == [[False]]
-    assert class_agreement_matrix(["kitten"], ["cat"]).tolist() == [[False]]
+    assert class_agreement(["kitten"], ["cat"]).matrix.tolist() == [[False]]
 
 
 def test_class_agreement_counts_agreeing_predictions():
-    matrix = class_agreement_matrix(["cat", "kitten", "tabby", "car"], ["cat", "car"], text_table)
+    matrix = class_agreement(["cat", "kitten", "tabby", "car"], ["cat", "car"], text_table).matrix
     metric = ClassAgreement(matrix)
     metric.update(torch.tensor([0, 1, 2, 3, 3]), torch.tensor([0, 0, 0, 1, -1]))
     assert float(metric.compute()) == pytest.approx(3 / 4)

@@ -1,36 +1,23 @@
 """Tiny runs trained once by the real CLI, and test sounds, shared by the pipeline tests."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-from a2i.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "tests" / "conf"
-
-
-def fit(config: str, out: Path) -> Path:
-    main(["fit", "--config", str(CONF / config), "--trainer.logger.init_args.save_dir", str(out)])
-    (run,) = {p.parent for p in out.rglob("config.yaml")}
-    return run
+@pytest.fixture(scope="session")
+def gan_run(tmp_path_factory, fit_run):
+    return fit_run("sound2vision_gan.yaml", tmp_path_factory.mktemp("gan"))
 
 
 @pytest.fixture(scope="session")
-def gan_run(tmp_path_factory):
-    return fit("sound2vision_gan.yaml", tmp_path_factory.mktemp("gan"))
+def ldm_run(tmp_path_factory, fit_run):
+    return fit_run("sound2vision_ldm.yaml", tmp_path_factory.mktemp("ldm"))
 
 
 @pytest.fixture(scope="session")
-def ldm_run(tmp_path_factory):
-    return fit("sound2vision_ldm.yaml", tmp_path_factory.mktemp("ldm"))
-
-
-@pytest.fixture(scope="session")
-def audiotoken_run(tmp_path_factory):
-    return fit("audiotoken.yaml", tmp_path_factory.mktemp("audiotoken"))
+def audiotoken_run(tmp_path_factory, fit_run):
+    return fit_run("audiotoken.yaml", tmp_path_factory.mktemp("audiotoken"))
 
 
 @pytest.fixture(scope="session")

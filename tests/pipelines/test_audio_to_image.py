@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
 
 
+@pytest.mark.slow
 def test_from_run_draws_images_and_names_bad_inputs(gan_run, sounds):
     paths, broken = sounds
     pipe = AudioToImagePipeline.from_run(gan_run)
@@ -31,6 +32,7 @@ def test_from_run_draws_images_and_names_bad_inputs(gan_run, sounds):
     assert len(pil) == 1 and pil[0].size == (32, 32)
 
 
+@pytest.mark.slow
 def test_from_run_accepts_the_checkpoint_and_loads_its_weights(gan_run):
     pipe = AudioToImagePipeline.from_run(gan_run / "checkpoints" / "last.ckpt")
     state = torch.load(gan_run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
@@ -49,6 +51,7 @@ def test_from_config_loads_the_shipped_weights_and_refuses_untrained_parts(sound
         AudioToImagePipeline.from_config(CONF / "sound2vision_gan.yaml")
 
 
+@pytest.mark.slow
 def test_images_do_not_depend_on_the_batch(ldm_run, sounds):
     paths, _ = sounds
     alone = AudioToImagePipeline.from_run(ldm_run, batch_size=1)(paths, num_images_per_input=2)
@@ -57,6 +60,7 @@ def test_images_do_not_depend_on_the_batch(ldm_run, sounds):
         torch.testing.assert_close(one, many, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_save_pretrained_round_trip_gives_identical_images(ldm_run, sounds, tmp_path):
     paths, _ = sounds
     pipe = AudioToImagePipeline.from_run(ldm_run)
@@ -76,6 +80,7 @@ def test_save_pretrained_round_trip_gives_identical_images(ldm_run, sounds, tmp_
         pipe.save_pretrained(exported)
 
 
+@pytest.mark.slow
 def test_controls_reach_the_method(gan_run, sounds):
     paths, _ = sounds
     pipe = AudioToImagePipeline.from_run(gan_run)
@@ -90,6 +95,7 @@ def test_controls_reach_the_method(gan_run, sounds):
     torch.testing.assert_close(blended, expected)
 
 
+@pytest.mark.slow
 def test_unsupported_controls_are_refused_by_name(gan_run, sounds):
     paths, _ = sounds
     pipe = AudioToImagePipeline.from_run(gan_run)
@@ -101,6 +107,7 @@ def test_unsupported_controls_are_refused_by_name(gan_run, sounds):
         pipe(paths[0], mix_with=[paths[1]], mix_gains_db=[0.0, 1.0])
 
 
+@pytest.mark.slow
 def test_sampling_overrides_apply_to_diffusion(ldm_run, sounds):
     paths, _ = sounds
     pipe = AudioToImagePipeline.from_run(ldm_run)
@@ -109,6 +116,7 @@ def test_sampling_overrides_apply_to_diffusion(ldm_run, sounds):
     assert not torch.equal(pipe(paths[0], num_inference_steps=3).images[0], default)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_method_or_shape_is_refused(gan_run, audiotoken_run, ldm_run):
     audiotoken = AudioToImagePipeline.from_run(audiotoken_run).model
     with pytest.raises(ConfigError, match=r"Sound2Vision, but the config builds .*AudioToken"):
@@ -122,6 +130,7 @@ def test_checkpoint_of_another_method_or_shape_is_refused(gan_run, audiotoken_ru
         load_checkpoint_into(gan, gan_run / "checkpoints" / "last.ckpt")
 
 
+@pytest.mark.slow
 def test_lightning_load_from_checkpoint_rebuilds_the_method(gan_run, sounds):
     paths, _ = sounds
     ckpt = gan_run / "checkpoints" / "last.ckpt"
@@ -138,6 +147,7 @@ def test_a_method_that_is_not_audio_to_image_is_refused():
         AudioToImagePipeline(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.slow
 def test_audiotoken_refuses_an_image_and_a_prompt_without_placeholder(audiotoken_run, sounds):
     paths, _ = sounds
     pipe = AudioToImagePipeline.from_run(audiotoken_run)

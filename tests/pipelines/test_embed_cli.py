@@ -13,6 +13,8 @@ from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.embedding import load_embeddings
 from a2i.pipelines.writer import read_manifest
 
+pytestmark = pytest.mark.slow  # every test embeds with a run the real CLI trained
+
 
 def embed(run: Path, inputs: Path, out: Path, *extra: str, config: Path | None = None) -> int:
     args = [

@@ -14,6 +14,8 @@ from a2i.pipelines.writer import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.slow  # every test predicts from a run the real CLI trained
+
 
 def predict(run: Path, inputs: Path, out: Path, *extra: str, config: Path | None = None) -> int:
     args = [

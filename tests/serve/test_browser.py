@@ -24,15 +24,14 @@ import torch
 from PIL import Image
 
 from a2i.audio.io import read_audio_window
-from a2i.cli import main as a2i
 from a2i.commands.serve import SHIPPED_LABEL, start
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError
 from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
+from a2i.synth.world import SyntheticWorld
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM_ARGUMENTS = (
@@ -46,6 +45,7 @@ CHROMIUM_ARGUMENTS = (
 WAIT_S = 180  # two shared cores: a first page load can take a while
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         CHROMIUM is None or CHROMEDRIVER is None,
         reason="no Chromium: install the Debian packages chromium and chromium-driver "
@@ -70,7 +70,12 @@ def free_port() -> int:
 def world(tmp_path_factory):
     """Three 1 s world test clips, written by the same code as ``a2i world``, and their labels."""
     root = tmp_path_factory.mktemp("world")
-    materialize_world(root, sizes={"test": 3}, image_size=32, clip_seconds=1.0, audio_only=True)
+    materialize_world(
+        root,
+        sizes={"test": 3},
+        world=SyntheticWorld(image_size=32, clip_seconds=1.0),
+        audio_only=True,
+    )
     return {root / r.audio: r.label for r in read_manifest(root)}
 
 
@@ -90,19 +95,13 @@ def bad_files(tmp_path_factory):
     return folder
 
 
-def fit(config: str, out: Path) -> Path:
-    a2i(["fit", "--config", str(CONF / config), "--trainer.logger.init_args.save_dir", str(out)])
-    (run,) = {p.parent for p in out.rglob("config.yaml")}
-    return run
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, fit_run):
     """2-step tiny Sound2Vision runs (the real ``a2i fit``): GAN, its export, and LDM."""
     out = tmp_path_factory.mktemp("serve_models")
-    gan = fit("sound2vision_gan.yaml", out / "gan")
+    gan = fit_run("sound2vision_gan.yaml", out / "gan")
     export = AudioToImagePipeline.from_run(gan).save_pretrained(out / "export")
-    return gan, export, fit("sound2vision_ldm.yaml", out / "ldm")
+    return gan, export, fit_run("sound2vision_ldm.yaml", out / "ldm")
 
 
 def serve(*runs: Path, empty: Path):
@@ -253,7 +252,12 @@ def test_images_served_before_make_demo_show_the_sounds_class(
     browser, tmp_path_factory, monkeypatch
 ):
     root = tmp_path_factory.mktemp("world_4s")
-    materialize_world(root, sizes={"test": 3}, image_size=32, clip_seconds=4.0, audio_only=True)
+    materialize_world(
+        root,
+        sizes={"test": 3},
+        world=SyntheticWorld(image_size=32, clip_seconds=4.0),
+        audio_only=True,
+    )
     monkeypatch.chdir(tmp_path_factory.mktemp("fresh_clone"))  # no runs/demo: the shipped GAN
     app = serve(empty=tmp_path_factory.mktemp("none"))
     judge, labels, judged = WorldJudge.load(), [], []

@@ -28,6 +28,7 @@ from a2i.serve.models import (
 )
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
+from a2i.synth.world import SyntheticWorld
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -81,7 +82,12 @@ def test_before_make_demo_it_offers_the_shipped_gan_which_draws_the_sounds_class
     monkeypatch.chdir(tmp_path)  # a fresh clone: no runs/demo, no runs
     entries, selected = offered_models([], "runs")
     assert [e.label for e in entries] == selected == [SHIPPED_LABEL]
-    materialize_world(tmp_path, sizes={"test": 3}, image_size=32, clip_seconds=4.0, audio_only=True)
+    materialize_world(
+        tmp_path,
+        sizes={"test": 3},
+        world=SyntheticWorld(image_size=32, clip_seconds=4.0),
+        audio_only=True,
+    )
     pipeline = ModelShelf(entries, "cpu").pipeline(SHIPPED_LABEL)
     records = read_manifest(tmp_path)
     images = [draw(pipeline, tmp_path / r.audio, Controls()).images for r in records]

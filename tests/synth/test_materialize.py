@@ -14,13 +14,13 @@ from a2i.errors import ConfigError
 from a2i.synth.materialize import materialize_world
 from a2i.synth.world import WORLD_CLASSES, SyntheticWorld
 
-SETTINGS = dict(image_size=32, clip_seconds=1.0, mixture_prob=0.5, reverb_prob=0.5)
+WORLD = SyntheticWorld(image_size=32, clip_seconds=1.0, mixture_prob=0.5, reverb_prob=0.5)
 
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("world")
-    materialize_world(root, sizes={"train": 4, "val": 1, "test": 2}, **SETTINGS)
+    materialize_world(root, sizes={"train": 4, "val": 1, "test": 2}, world=WORLD)
     return root
 
 
@@ -33,7 +33,7 @@ def test_writes_files_manifest_and_classes(dataset_root: Path) -> None:
     ]
     classes = json.loads((dataset_root / "classes.json").read_text())
     assert classes == [c.caption for c in WORLD_CLASSES]
-    world = SyntheticWorld(**SETTINGS)
+    world = WORLD
     for record in records:
         split, index = record.key.split("/")
         spec = world.sample_spec(split, int(index))
@@ -48,7 +48,7 @@ def test_writes_files_manifest_and_classes(dataset_root: Path) -> None:
 
 
 def test_reads_back_through_the_manifest_dataset(dataset_root: Path) -> None:
-    world = SyntheticWorld(**SETTINGS)
+    world = WORLD
     dataset = ManifestDataset(
         dataset_root, "test", sample_rate=16000, clip_seconds=1.0, image_size=32
     )
@@ -67,22 +67,22 @@ def test_reads_back_through_the_manifest_dataset(dataset_root: Path) -> None:
 
 def test_refuses_a_non_empty_folder_unless_overwrite(dataset_root: Path, tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="not empty"):
-        materialize_world(dataset_root, sizes={"val": 1}, **SETTINGS)
+        materialize_world(dataset_root, sizes={"val": 1}, world=WORLD)
     (tmp_path / "note.txt").write_text("keep me")
-    materialize_world(tmp_path, sizes={"val": 1}, overwrite=True, **SETTINGS)
+    materialize_world(tmp_path, sizes={"val": 1}, overwrite=True, world=WORLD)
     assert (tmp_path / "note.txt").read_text() == "keep me"
     assert [r.key for r in read_manifest(tmp_path)] == ["val/000000"]
 
 
 def test_audio_only_writes_no_images(tmp_path: Path) -> None:
-    materialize_world(tmp_path, sizes={"test": 2}, audio_only=True, **SETTINGS)
+    materialize_world(tmp_path, sizes={"test": 2}, audio_only=True, world=WORLD)
     records = read_manifest(tmp_path)
     assert all(r.image is None for r in records)
     assert not (tmp_path / "images").exists()
 
 
 def test_mp4_holds_moving_frames_and_the_sound(tmp_path: Path) -> None:
-    materialize_world(tmp_path, sizes={"val": 1}, mp4=True, video_fps=4, **SETTINGS)
+    materialize_world(tmp_path, sizes={"val": 1}, mp4=True, video_fps=4, world=WORLD)
     record = read_manifest(tmp_path)[0]
     video = tmp_path / record.meta["video"]
     with av.open(str(video)) as container:

@@ -37,8 +37,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from a2i.build.prepare import CachedFeature
-from a2i.build.prepare import _compute_features as compute_features
+from a2i.build.prepare import CachedFeature, compute_features
 from a2i.build.shards import (
     DONE_FILE,
     PROBLEMS_FILE,

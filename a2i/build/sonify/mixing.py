@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -203,10 +203,3 @@ def render_mixture(
         peak=round(peak, 5),
     )
     return RenderedMix(mixture.float(), rendered, notes)
-
-
-def lufs_targets(
-    key: str, count: int, seed: int, lufs_range: tuple[float, float]
-) -> Sequence[float]:
-    """The targets of an image's ``count`` sources (:func:`draw_lufs`)."""
-    return [draw_lufs(key, seed, index, lufs_range) for index in range(count)]

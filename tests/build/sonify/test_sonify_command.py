@@ -104,6 +104,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_identical_shards(
     sonify_inputs, sonified, make_config, tmp_path
 ):
@@ -126,6 +127,7 @@ def test_resume_after_sigkill_gives_identical_shards(
         assert (out / name).read_text() == (complete / name).read_text()
 
 
+@pytest.mark.slow
 def test_a_method_trains_on_the_sonified_images_through_the_cli(sonified, tmp_path):
     _, config, _ = sonified
     a2i_main(

@@ -1,0 +1,42 @@
+"""Fixtures for the method tests: a tiny synthetic world and a 2-step CPU training on it."""
+
+from collections.abc import Callable
+
+import lightning as L
+import pytest
+
+from a2i.synth.datamodule import SyntheticWorldDataModule
+
+
+def tiny_world() -> SyntheticWorldDataModule:
+    """8 train, 4 val and 4 test scenes of the synthetic world: 32 px, 1 s clips, batches of 4."""
+    return SyntheticWorldDataModule(
+        image_size=32, clip_seconds=1.0, batch_size=4, train_size=8, val_size=4, test_size=4
+    )
+
+
+@pytest.fixture
+def world() -> SyntheticWorldDataModule:
+    """The tiny world (see :func:`tiny_world`)."""
+    return tiny_world()
+
+
+@pytest.fixture
+def fit_tiny(tmp_path) -> Callable[[L.LightningModule], L.Trainer]:
+    """Train a method 2 steps on the tiny world (CPU, no logger or bar); return the trainer."""
+
+    def fit(model: L.LightningModule) -> L.Trainer:
+        trainer = L.Trainer(
+            accelerator="cpu",
+            max_steps=2,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+            num_sanity_val_steps=0,
+            limit_val_batches=1,
+        )
+        trainer.fit(model, datamodule=tiny_world())
+        return trainer
+
+    return fit
