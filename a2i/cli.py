@@ -38,7 +38,12 @@ from a2i.interfaces import AUDIO, KEY, Crop, GenerationRequest
 from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
-from a2i.pipelines.loading import check_checkpoint_method, load_checkpoint_into, read_checkpoint
+from a2i.pipelines.loading import (
+    check_checkpoint_method,
+    load_checkpoint_into,
+    read_checkpoint,
+    record_config,
+)
 from a2i.pipelines.writer import FolderWriter, ImageFolderWriter
 from a2i.runtime import fit_cpu_threads, tune_allocator
 
@@ -296,6 +301,7 @@ class A2ICLI(LightningCLI):
         the cores the data loader's workers leave (:func:`~a2i.runtime.fit_cpu_threads`).
         """
         super().instantiate_classes()
+        record_config(self.model, self.config_dump["model"])
         if self.subcommand not in INFERENCE_ONLY and isinstance(self.model, A2IMethod):
             self.model.check_datamodule(self.datamodule)
         ckpt_path = self.config_init[self.subcommand].get("ckpt_path")

@@ -46,7 +46,6 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
-from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -123,18 +122,16 @@ class A2IMethod(L.LightningModule):
             cls.__init__ = _then_load_pretrained(cls.__init__)
 
     def save_config(self, init_locals: dict[str, Any]) -> None:
-        """Record the constructor arguments as hyper-parameters.
+        """Record the constructor arguments as hyper-parameters, components left out.
 
-        Under ``a2i`` (LightningCLI) the parsed config — components as ``class_path/init_args`` —
-        is what gets stored, so ``load_from_checkpoint`` can rebuild everything. Called from
-        Python with component objects, those objects are left out (they are weights, not config).
+        Components are built objects (weights, not config); whoever builds the method from a
+        config — ``a2i``'s CLI, :func:`~a2i.pipelines.loading.build_method` — records that config
+        over them, components as ``class_path/init_args``
+        (:func:`~a2i.pipelines.loading.record_config`), so a run can be rebuilt.
         """
-        built_by_cli = _given_hyperparameters.get() is not None
-        ignore = (
-            [] if built_by_cli else [k for k, v in init_locals.items() if isinstance(v, nn.Module)]
-        )
+        components = [k for k, v in init_locals.items() if isinstance(v, nn.Module)]
         caller = inspect.currentframe().f_back  # the subclass __init__ whose args are recorded
-        self.save_hyperparameters(ignore=ignore, frame=caller)
+        self.save_hyperparameters(ignore=components, frame=caller)
 
     # --- training ------------------------------------------------------------------------------
 

@@ -53,17 +53,26 @@ def build_method(model_config: dict[str, Any], seed: int | None = None) -> Audio
         if seed is not None:
             torch.manual_seed(seed)
         model = parser.instantiate_classes(parsed).model
+    record_config(model, dumped)
+    return model
+
+
+def record_config(model: object, model_config: dict[str, Any]) -> None:
+    """Make ``model_config`` (``class_path``/``init_args``) a LightningModule's hyper-parameters.
+
+    A method records its plain arguments itself but leaves its components out (they are built
+    objects); whoever built it from a config records the whole config — components as
+    ``class_path``/``init_args`` — as LightningCLI does, with the function Lightning's
+    ``load_from_checkpoint`` rebuilds such a config with.
+    """
     if hasattr(model, "save_hyperparameters"):  # a LightningModule
-        # As LightningCLI records it: the config (components as class_path/init_args), and the
-        # function Lightning's load_from_checkpoint rebuilds such a config with.
         model.save_hyperparameters(
             {
-                "_class_path": dumped["class_path"],
-                **(dumped.get("init_args") or {}),
+                "_class_path": model_config["class_path"],
+                **(model_config.get("init_args") or {}),
                 "_instantiator": "lightning.pytorch.cli.instantiate_module",
             }
         )
-    return model
 
 
 def frozen_prefixes(model: object) -> tuple[str, ...]:
