@@ -93,8 +93,9 @@ class SeeingSound(AudioToImageMethod):
         lr: AdamW learning rate (§4.3: 3.16e-5).
         weight_decay: AdamW weight decay (§4.3: 3e-2).
         projector_pretrained: A projector pre-trained contrastively against the text projection
-            (App. A.11, optional; :class:`~a2i.methods.pretraining.AudioProjectorPretraining`'s
-            ``export_projector``), loaded in place of the random initialisation.
+            (App. A.11, optional; ``projector.safetensors`` of
+            :class:`~a2i.methods.pretraining.AudioProjectorPretraining`'s ``export_dir``), loaded in
+            place of the random initialisation.
         options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes the trained
             parts, :class:`TrainedParts`, as ``trained.safetensors``; the frozen AST, VAE and
             untouched PixArt weights are referenced by the config, not copied).
