@@ -48,8 +48,25 @@ class FrameChoice:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ClipFrames:
+    """One clip as a selector sees it (the arguments of :meth:`FrameSelector.select`)."""
+
+    frames: Tensor
+    times: Tensor
+    audio: Tensor
+    sample_rate: int
+    label: int
+    caption: str
+    key: str = ""
+    fps: float = math.nan
+
+
 class FrameSelector(ABC):
-    """Chooses a clip's training frame and may veto the clip."""
+    """Chooses a clip's training frame and may veto the clip.
+
+    :meth:`select` checks the clip and loads the models once; a selector writes :meth:`choose`.
+    """
 
     device: torch.device = torch.device("cpu")
     _ready: bool = False
@@ -59,7 +76,7 @@ class FrameSelector(ABC):
         self.device = torch.device(device)
         self._ready = True
 
-    @abstractmethod
+    @torch.no_grad()
     def select(
         self,
         frames: Tensor,
@@ -84,6 +101,35 @@ class FrameSelector(ABC):
             key: The clip's key (annotation files name clips by it).
             fps: The video's own frame rate (annotations may count frames at it).
         """
+        if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
+            raise FrameSelectionError(
+                f"expected (N, H, W, 3) frames with N > 0, got {frames.shape}"
+            )
+        if times.shape != frames.shape[:1]:
+            raise FrameSelectionError(f"{frames.shape[0]} frames but {tuple(times.shape)} times")
+        if not self._ready:
+            self.setup(str(self.device))
+        return self.choose(ClipFrames(frames, times, audio, sample_rate, label, caption, key, fps))
+
+    @abstractmethod
+    def choose(self, clip: ClipFrames) -> FrameChoice:
+        """The verdict on a checked clip (models already on :attr:`device`)."""
+
+
+class BatchedSelector(FrameSelector):
+    """A selector that embeds a clip's frames (and audio windows) ``batch_size`` at a time."""
+
+    def __init__(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"{type(self).__name__}.batch_size must be >= 1 (got {batch_size})")
+        self.batch_size = batch_size
+
+    def embed(self, embed: Callable, inputs: Tensor) -> Tensor:
+        """``embed`` over ``inputs`` in batches on :attr:`device` (uint8 frames become images)."""
+        chunks = inputs.split(self.batch_size)
+        if inputs.dtype == torch.uint8:
+            chunks = [as_images(chunk) for chunk in chunks]
+        return torch.cat([embed(chunk.to(self.device)).float() for chunk in chunks])
 
 
 def as_images(frames: Tensor) -> Tensor:
@@ -107,21 +153,6 @@ def centred_windows(audio: Tensor, times: Tensor, sample_rate: int, seconds: flo
     return torch.stack([padded[s : s + length] for s in starts.tolist()])
 
 
-def _batched(embed: Callable, inputs: Tensor, size: int, device: torch.device) -> Tensor:
-    """``embed`` over ``inputs`` in chunks of ``size`` (uint8 frames become [0, 1] images)."""
-    chunks = inputs.split(size)
-    if inputs.dtype == torch.uint8:
-        chunks = [as_images(chunk) for chunk in chunks]
-    return torch.cat([embed(chunk.to(device)).float() for chunk in chunks])
-
-
-def _check_clip(frames: Tensor, times: Tensor) -> None:
-    if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
-        raise FrameSelectionError(f"expected (N, H, W, 3) frames with N > 0, got {frames.shape}")
-    if times.shape != frames.shape[:1]:
-        raise FrameSelectionError(f"{frames.shape[0]} frames but {tuple(times.shape)} times")
-
-
 def _check_rate(owner: str, encoder: AudioEncoder, sample_rate: int) -> None:
     if sample_rate != encoder.sample_rate:
         raise ConfigError(
@@ -140,28 +171,16 @@ def _check_space(field: str, encoder: AudioEncoder, dim: int, other: str) -> Non
 class MidFrame(FrameSelector):
     """The frame shown at the clip's middle: the usual default (Sound2Vision Table 2 (C))."""
 
-    def select(
-        self,
-        frames: Tensor,
-        times: Tensor,
-        audio: Tensor,
-        sample_rate: int,
-        label: int,
-        caption: str,
-        *,
-        key: str = "",
-        fps: float = math.nan,
-    ) -> FrameChoice:
+    def choose(self, clip: ClipFrames) -> FrameChoice:
         """The frame closest to half the audio's duration (or the frame times' midpoint)."""
-        _check_clip(frames, times)
-        times = times.double()
-        middle = audio.shape[-1] / sample_rate / 2
-        if audio.shape[-1] == 0:
+        times, samples = clip.times.double(), clip.audio.shape[-1]
+        middle = samples / clip.sample_rate / 2
+        if samples == 0:
             middle = float(times.min() + times.max()) / 2
         return FrameChoice(int((times - middle).abs().argmin()), math.nan)
 
 
-class CLIPBestFrame(FrameSelector):
+class CLIPBestFrame(BatchedSelector):
     """AudioToken §3 (Hyperparameters): the frame most similar to the label text, filtered.
 
     The score is the cosine between the frame's CLIP image embedding and the text embedding of
@@ -197,13 +216,11 @@ class CLIPBestFrame(FrameSelector):
                 f"{name}.classifier and {name}.audio_classifier: the disagreement filter "
                 "compares both; give both or neither"
             )
-        if batch_size < 1:
-            raise ConfigError(f"{name}.batch_size must be >= 1 (got {batch_size})")
+        super().__init__(batch_size)
         self.scorer = scorer
         self.prompt = prompt
         self.classifier = classifier
         self.audio_classifier = audio_classifier
-        self.batch_size = batch_size
         self._has_head, self._class_texts = False, None
         self._texts: dict[str, Tensor] = {}
 
@@ -233,40 +250,25 @@ class CLIPBestFrame(FrameSelector):
         names = [self.prompt.format(caption=c) for c in self.classifier.class_names]
         self._class_texts = self.scorer.embed_texts(names).float()
 
-    @torch.no_grad()
-    def select(
-        self,
-        frames: Tensor,
-        times: Tensor,
-        audio: Tensor,
-        sample_rate: int,
-        label: int,
-        caption: str,
-        *,
-        key: str = "",
-        fps: float = math.nan,
-    ) -> FrameChoice:
+    def choose(self, clip: ClipFrames) -> FrameChoice:
         """Top CLIP score for the prompt; vetoed when the two classifiers disagree."""
-        _check_clip(frames, times)
-        if not caption:
+        if not clip.caption:
             raise ConfigError(f"{type(self).__name__} needs captions; this clip has none")
-        if not self._ready:
-            self.setup(str(self.device))
-        text = self._text(self.prompt.format(caption=caption))
-        images = _batched(self.scorer.embed_images, frames, self.batch_size, self.device)
+        text = self._text(self.prompt.format(caption=clip.caption))
+        images = self.embed(self.scorer.embed_images, clip.frames)
         scores = (images @ text).cpu()
         index = int(scores.argmax())
         choice = FrameChoice(index, float(scores[index]))
         if self.classifier is None:
             return choice
-        frame = as_images(frames[index : index + 1]).to(self.device)
+        frame = as_images(clip.frames[index : index + 1]).to(self.device)
         seen = int(self.classifier.logits(frame)[0].argmax())
-        heard = self._audio_class(audio, times[index : index + 1], sample_rate)
+        heard = self._audio_class(clip.audio, clip.times[index : index + 1], clip.sample_rate)
         if seen != heard:
             names = self.classifier.class_names
             choice.keep = False
             choice.reason = (
-                f"image classifier sees '{names[seen]}' at {float(times[index]):.2f} s, "
+                f"image classifier sees '{names[seen]}' at {float(clip.times[index]):.2f} s, "
                 f"audio classifier hears '{names[heard]}'"
             )
         return choice
@@ -288,7 +290,7 @@ class CLIPBestFrame(FrameSelector):
         return self._texts[text]
 
 
-class AVCorrelationFrame(FrameSelector):
+class AVCorrelationFrame(BatchedSelector):
     """Sound2Vision §3.3: the frame whose features correlate best with the audio at its time.
 
     For each frame time t, the ``window_seconds`` of audio centred on t (shifted inside the clip
@@ -318,12 +320,10 @@ class AVCorrelationFrame(FrameSelector):
         name = type(self).__name__
         if not window_seconds > 0:
             raise ConfigError(f"{name}.window_seconds must be > 0 (got {window_seconds})")
-        if batch_size < 1:
-            raise ConfigError(f"{name}.batch_size must be >= 1 (got {batch_size})")
+        super().__init__(batch_size)
         self.audio_encoder = audio_encoder
         self.image_encoder = image_encoder
         self.window_seconds = window_seconds
-        self.batch_size = batch_size
 
     def setup(self, device: str = "cpu") -> None:
         """Move both encoders to ``device`` and check that they embed into one space."""
@@ -339,28 +339,11 @@ class AVCorrelationFrame(FrameSelector):
         _check_rate(f"{type(self).__name__}.audio_encoder", self.audio_encoder, sample_rate)
         return centred_windows(audio, times, sample_rate, self.window_seconds)
 
-    @torch.no_grad()
-    def select(
-        self,
-        frames: Tensor,
-        times: Tensor,
-        audio: Tensor,
-        sample_rate: int,
-        label: int,
-        caption: str,
-        *,
-        key: str = "",
-        fps: float = math.nan,
-    ) -> FrameChoice:
+    def choose(self, clip: ClipFrames) -> FrameChoice:
         """Top-1 of C_av[t] = q_t^V · q_t^A."""
-        _check_clip(frames, times)
-        if not self._ready:
-            self.setup(str(self.device))
-        windows = self.windows(audio, times, sample_rate)
-        audio_z = _batched(
-            lambda x: self.audio_encoder(x).pooled, windows, self.batch_size, self.device
-        )
-        image_z = _batched(self.image_encoder, frames, self.batch_size, self.device)
+        windows = self.windows(clip.audio, clip.times, clip.sample_rate)
+        audio_z = self.embed(lambda x: self.audio_encoder(x).pooled, windows)
+        image_z = self.embed(self.image_encoder, clip.frames)
         correlation = (F.normalize(image_z, dim=-1) * F.normalize(audio_z, dim=-1)).sum(-1).cpu()
         index = int(correlation.argmax())
         return FrameChoice(index, float(correlation[index]))
@@ -414,33 +397,21 @@ class AnnotatedFrame(FrameSelector):
         self.path, self.unit, self.frame_rate = path, unit, frame_rate
         self.first_frame, self.missing = first_frame, missing
 
-    def select(
-        self,
-        frames: Tensor,
-        times: Tensor,
-        audio: Tensor,
-        sample_rate: int,
-        label: int,
-        caption: str,
-        *,
-        key: str = "",
-        fps: float = math.nan,
-    ) -> FrameChoice:
+    def choose(self, clip: ClipFrames) -> FrameChoice:
         """The decoded frame nearest to the annotated time; unlisted clips per ``missing``."""
-        _check_clip(frames, times)
-        if key not in self.annotations:
+        if clip.key not in self.annotations:
             if self.missing == "mid":
-                return MidFrame().select(frames, times, audio, sample_rate, label, caption)
+                return MidFrame().choose(clip)
             return FrameChoice(0, math.nan, keep=False, reason=f"not in {self.path}")
-        value = self.annotations[key]
+        value = self.annotations[clip.key]
         if self.unit == "frame":
-            rate = self.frame_rate or fps
+            rate = self.frame_rate or clip.fps
             if not rate > 0:
-                raise FrameSelectionError(f"{key}: frame numbers need the video's frame rate")
+                raise FrameSelectionError(f"{clip.key}: frame numbers need the video's frame rate")
             value = (value - self.first_frame) / rate
-        times = times.double()
+        times = clip.times.double()
         index = int((times - value).abs().argmin())
-        end = max(float(times.max()), audio.shape[-1] / sample_rate)
+        end = max(float(times.max()), clip.audio.shape[-1] / clip.sample_rate)
         if not 0 <= value <= end:
             reason = f"annotated time {value:.2f} s is outside the clip (0-{end:.2f} s)"
             return FrameChoice(index, math.nan, keep=False, reason=reason)
