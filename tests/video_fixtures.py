@@ -195,3 +195,26 @@ def write_celebvhq_fixture(root: str | Path, clips: int = 6, seed: int = 0) -> d
     }
     (root / "celebvhq_info.json").write_text(json.dumps(info, indent=1))
     return special
+
+
+def kill_at_second_shard(builder: str, command: str) -> str:
+    """A ``python -c`` script: ``command``'s ``main`` on ``sys.argv``, SIGKILLed mid-shard.
+
+    The ``builder`` module's second ``write_shard`` dies with its temp files written, before
+    renaming them, the worst instant for a resume.
+    """
+    return f"""
+import os, signal, sys
+import {builder} as builder
+from {command} import main
+
+write_shard, written = builder.write_shard, []
+
+def write_then_die(*args, **kwargs):
+    if written:
+        os.replace = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+    written.append(write_shard(*args, **kwargs))
+
+builder.write_shard = write_then_die
+main(sys.argv[1:])
+"""

@@ -12,6 +12,7 @@ from a2i.encoders.audio.beats import BEATsAudioEncoder
 from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
 from a2i.encoders.image.scorers import CLIPScorer, ImageClassifier
 from a2i.errors import ConfigError
+from a2i.synth.eval_backbones import AUDIO_TOWER
 from a2i.synth.world import SceneSpec, SyntheticWorld
 
 OBJECT_SECOND = 6
@@ -48,13 +49,7 @@ def classifier():
 @pytest.fixture(scope="module")
 def tower():
     return SpectrogramResNet(
-        preset="tiny",
-        embed_dim=64,
-        clip_seconds=4.0,
-        n_fft=256,
-        hop_length=320,
-        pretrained="tiny/eval/audio_tower.safetensors",
-        freeze=True,
+        **AUDIO_TOWER, pretrained="tiny/eval/audio_tower.safetensors", freeze=True
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from video_fixtures import (
     VGGSOUND_LABELS,
+    kill_at_second_shard,
     write_celebvhq_fixture,
     write_vegas_fixture,
     write_vggsound_fixture,
@@ -46,6 +47,18 @@ def digests(directory: Path) -> dict[str, str]:
     }
 
 
+def vggsound_data(root: Path, prepared: Path, **options) -> VGGSoundDataModule:
+    """The fixture's three labels, every clip in train, one 64 px shard unless ``options`` say."""
+    settings = {
+        "classes": list(VGGSOUND_LABELS),
+        "val_fraction": 0.0,
+        "shard_size": 32,
+        "frame_size": 64,
+        **options,
+    }
+    return VGGSoundDataModule(str(root), prepared=str(prepared), **settings)
+
+
 def test_vggsound_class_list_is_the_official_csv_labels():
     classes = vggsound_classes()
     assert len(classes) == len(set(classes)) == 310
@@ -55,13 +68,11 @@ def test_vggsound_class_list_is_the_official_csv_labels():
 
 def test_vggsound_prepare_counts_logs_and_serves(vggsound, tmp_path):
     root, special = vggsound
-    data = VGGSoundDataModule(
-        str(root),
-        prepared=str(tmp_path / "prepared"),
-        classes=list(VGGSOUND_LABELS),
+    data = vggsound_data(
+        root,
+        tmp_path / "prepared",
         val_fraction=0.25,
         shard_size=4,
-        frame_size=64,
         batch_size=4,
         clip_seconds=10.0,
         image_size=32,
@@ -96,15 +107,7 @@ def test_vggsound_prepare_counts_logs_and_serves(vggsound, tmp_path):
 
 def test_vggsound_rotated_clip_is_stored_upright(vggsound, tmp_path):
     root, special = vggsound
-    data = VGGSoundDataModule(
-        str(root),
-        prepared=str(tmp_path / "p"),
-        classes=list(VGGSOUND_LABELS),
-        val_fraction=0.0,
-        shard_size=32,
-        frame_size=64,
-        image_size=64,
-    )
+    data = vggsound_data(root, tmp_path / "p", image_size=64)
     data.prepare_data(progress=False)
     clips = data.dataset("train").clips
     index = next(i for i, (_, c) in enumerate(clips) if c["key"] == special["rotated"][0])
@@ -139,23 +142,6 @@ def test_strict_mode_refuses_missing_videos(vggsound, tmp_path):
     assert "set strict: false" in message
 
 
-KILL_AT_SECOND_SHARD = """
-import os, signal, sys
-import a2i.build.prepare as prepare
-from a2i.cli import main
-
-write_shard, written = prepare.write_shard, []
-
-def write_then_die(*args, **kwargs):
-    if written:  # the second shard dies with its temp files written, before renaming them
-        os.replace = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
-    written.append(write_shard(*args, **kwargs))
-
-prepare.write_shard = write_then_die
-main(sys.argv[1:])
-"""
-
-
 @pytest.mark.slow
 def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     root, _ = vggsound
@@ -170,7 +156,7 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     a2i = [sys.executable, "-m", "a2i", *args]
     subprocess.run([*a2i, "--data.init_args.prepared", str(whole)], check=True, env=env)
-    dying = [sys.executable, "-c", KILL_AT_SECOND_SHARD, *args]
+    dying = [sys.executable, "-c", kill_at_second_shard("a2i.build.prepare", "a2i.cli"), *args]
     run = subprocess.run([*dying, "--data.init_args.prepared", str(killed)], env=env)
     assert run.returncode == -signal.SIGKILL
     partial = digests(killed)
@@ -201,15 +187,12 @@ def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys, method):
 
 def test_streamed_training_epochs_have_a_fixed_length(vggsound, tmp_path):
     root, _ = vggsound
-    data = VGGSoundDataModule(
-        str(root),
-        prepared=str(tmp_path / "p"),
-        classes=list(VGGSOUND_LABELS),
-        val_fraction=0.0,
+    data = vggsound_data(
+        root,
+        tmp_path / "p",
         stream_train=True,
         shuffle_buffer=4,
         shard_size=4,
-        frame_size=64,
         batch_size=2,
         clip_seconds=1.0,
         image_size=32,
@@ -303,13 +286,10 @@ def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
     root, _ = vggsound
     torch.manual_seed(0)
     encoder = TinyImageEncoder(embed_dim=64, image_size=32)
-    data = VGGSoundDataModule(
-        str(root),
-        prepared=str(tmp_path / "p"),
-        classes=list(VGGSOUND_LABELS),
-        val_fraction=0.0,
+    data = vggsound_data(
+        root,
+        tmp_path / "p",
         features=[ImageFeature(encoder)],
-        shard_size=32,
         frame_size=32,
         image_size=32,
         batch_size=4,
@@ -341,26 +321,13 @@ def test_audio_visual_correlation_picks_the_seconds_the_object_is_on_screen(vggs
     from a2i.build.frames import AVCorrelationFrame
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.scorers import CLIPScorer
+    from a2i.synth.eval_backbones import AUDIO_TOWER
 
     root, special = vggsound
-    tower = SpectrogramResNet(
-        preset="tiny",
-        embed_dim=64,
-        clip_seconds=4.0,
-        n_fft=256,
-        hop_length=320,
-        pretrained="tiny/eval/audio_tower.safetensors",
-    )
+    tower = SpectrogramResNet(**AUDIO_TOWER, pretrained="tiny/eval/audio_tower.safetensors")
     clip_scorer = CLIPScorer(preset="tiny", pretrained="tiny/eval/clip.safetensors")
-    data = VGGSoundDataModule(
-        str(root),
-        prepared=str(tmp_path / "p"),
-        classes=["raining"],
-        val_fraction=0.0,
-        frame_selector=AVCorrelationFrame(tower, clip_scorer),
-        shard_size=32,
-        frame_size=64,
-    )
+    selector = AVCorrelationFrame(tower, clip_scorer)
+    data = vggsound_data(root, tmp_path / "p", classes=["raining"], frame_selector=selector)
     data.prepare_data(progress=False)
     clips = {clip["key"]: clip for _, clip in data.dataset("train").clips}
     assert clips[special["object_at_6s"][0]]["meta"]["frame_time"] == pytest.approx(6.0)
@@ -448,11 +415,9 @@ def test_worker_processes_write_the_same_shards_with_every_feature_cached(vggsou
     ]
     outputs = {}
     for workers in (0, 2):
-        data = VGGSoundDataModule(
-            str(root),
-            prepared=str(tmp_path / f"w{workers}"),
-            classes=list(VGGSOUND_LABELS),
-            val_fraction=0.0,
+        data = vggsound_data(
+            root,
+            tmp_path / f"w{workers}",
             features=features,
             prepare_workers=workers,
             shard_size=4,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
+from video_fixtures import kill_at_second_shard
 
 from a2i.build.sonify.build import read_recipes, render_sample
 from a2i.cli import main as a2i_main
@@ -87,23 +88,6 @@ def test_a_changed_recipe_is_refused_with_the_difference_named(
         main(["--config", str(changed)])
 
 
-KILL_AT_SECOND_SHARD = """
-import os, signal, sys
-import a2i.build.sonify.build as build
-from a2i.commands.sonify import main
-
-write_shard, written = build.write_shard, []
-
-def write_then_die(*args, **kwargs):
-    if written:  # the second shard dies with its temp files written, before renaming them
-        os.replace = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
-    written.append(write_shard(*args, **kwargs))
-
-build.write_shard = write_then_die
-main(sys.argv[1:])
-"""
-
-
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_identical_shards(
     sonify_inputs, sonified, make_config, tmp_path
@@ -112,7 +96,8 @@ def test_resume_after_sigkill_gives_identical_shards(
     out = tmp_path / "killed"
     config = make_config(sonify_inputs, out)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    dying = [sys.executable, "-c", KILL_AT_SECOND_SHARD, "--config", str(config)]
+    script = kill_at_second_shard("a2i.build.sonify.build", "a2i.commands.sonify")
+    dying = [sys.executable, "-c", script, "--config", str(config)]
     run = subprocess.run(dying, env=env, stderr=subprocess.DEVNULL)
     assert run.returncode == -signal.SIGKILL
     shards = out / "shards"
