@@ -20,6 +20,7 @@ from transformers import ASTConfig, ASTModel
 
 from a2i.audio.features import KaldiFbank
 from a2i.encoders.audio.layers import check_hidden_layers, concat_hidden_states
+from a2i.encoders.published import load_a2i_file, published_or_preset
 from a2i.interfaces import AudioEncoderOutput, FixedWindowAudioEncoder
 from a2i.pretrained import resolve_weights
 
@@ -72,15 +73,9 @@ class ASTAudioEncoder(FixedWindowAudioEncoder):
     ) -> None:
         super().__init__()
         weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
-        a2i_weights = weights is not None and weights.is_a2i_file
-        if weights is not None and not a2i_weights:
-            self.model = weights.load(
-                ASTModel.from_pretrained,
-                library="transformers",
-                download=f"hf download {pretrained}",
-            )
-        else:
-            self.model = ASTModel(ASTConfig(**AST_PRESETS[preset]))
+        self.model = published_or_preset(
+            weights, ASTModel.from_pretrained, lambda: ASTModel(ASTConfig(**AST_PRESETS[preset]))
+        )
         config = self.model.config
         self.hidden_layers = check_hidden_layers(
             type(self).__name__, hidden_layers, config.num_hidden_layers
@@ -97,10 +92,7 @@ class ASTAudioEncoder(FixedWindowAudioEncoder):
         self.output = "both"
         frequency, time = self.patch_grid
         self.token_count = CLASS_TOKENS + frequency * time
-        if a2i_weights:
-            self.load_state_dict(weights.state_dict())
-        if freeze:
-            self.freeze()
+        load_a2i_file(self, weights, freeze)
 
     def forward(self, waveform: Tensor) -> AudioEncoderOutput:
         """Encode ``(B, T)`` 16 kHz waveforms.

@@ -27,6 +27,7 @@ from transformers import (
     ClapModel,
 )
 
+from a2i.encoders.published import load_a2i_file
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
 from a2i.pretrained import resolve_weights
@@ -112,8 +113,7 @@ class ClapEncoder(AudioEncoder):
         weights = resolve_weights(
             pretrained, f"{type(self).__name__}.pretrained", download=f"hf download {pretrained}"
         )
-        a2i_weights = weights is not None and weights.is_a2i_file
-        self.from_checkpoint = weights is not None and not a2i_weights
+        self.from_checkpoint = weights is not None and not weights.is_a2i_file
         if self.from_checkpoint:
             self.model, self.tokenizer, self.front_end = weights.load(
                 lambda where: (
@@ -139,10 +139,7 @@ class ClapEncoder(AudioEncoder):
         self.embed_dim = int(self.model.config.projection_dim)
         self.output = "pooled"
         self._weights_sha1: str | None = None
-        if a2i_weights:
-            self.load_state_dict(weights.state_dict())
-        if freeze:
-            self.freeze()
+        load_a2i_file(self, weights, freeze)
 
     @property
     def device(self) -> torch.device:

@@ -16,6 +16,7 @@ from transformers import WavLMConfig, WavLMModel
 
 from a2i.audio.io import fit_length
 from a2i.encoders.audio.layers import check_hidden_layers, concat_hidden_states
+from a2i.encoders.published import load_a2i_file, published_or_preset
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
 from a2i.pretrained import resolve_weights
@@ -63,15 +64,11 @@ class WavLMAudioEncoder(AudioEncoder):
     ) -> None:
         super().__init__()
         weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
-        a2i_weights = weights is not None and weights.is_a2i_file
-        if weights is not None and not a2i_weights:
-            self.model = weights.load(
-                WavLMModel.from_pretrained,
-                library="transformers",
-                download=f"hf download {pretrained}",
-            )
-        else:
-            self.model = WavLMModel(WavLMConfig(**WAVLM_PRESETS[preset]))
+        self.model = published_or_preset(
+            weights,
+            WavLMModel.from_pretrained,
+            lambda: WavLMModel(WavLMConfig(**WAVLM_PRESETS[preset])),
+        )
         config = self.model.config
         # Hidden states are indexed by layer: LayerDrop (training mode) would drop entries.
         config.layerdrop = 0.0
@@ -85,10 +82,7 @@ class WavLMAudioEncoder(AudioEncoder):
         self.embed_dim = config.hidden_size
         self.token_dim = config.hidden_size * len(self.hidden_layers or (0,))
         self.output = "both"
-        if a2i_weights:
-            self.load_state_dict(weights.state_dict())
-        if freeze:
-            self.freeze()
+        load_a2i_file(self, weights, freeze)
 
     def forward(self, waveform: Tensor) -> AudioEncoderOutput:
         """Encode ``(B, T)`` 16 kHz waveforms (cropped/padded to ``clip_seconds``).

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchvision.transforms import v2
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from a2i.encoders.published import load_a2i_file, published_or_preset
 from a2i.errors import ConfigError
 from a2i.interfaces import ImageEncoder
 from a2i.pretrained import Weights, resolve_weights
@@ -89,6 +90,17 @@ def clip_preprocess(
     return v2.Compose([*steps, v2.Normalize(mean, std)])
 
 
+def open_clip_input(visual: nn.Module) -> tuple[int, v2.Compose]:
+    """An open_clip image tower's square input size and the preprocessing its weights expect."""
+    size = visual.image_size
+    image_size = int(size[0] if isinstance(size, tuple | list) else size)
+    config = getattr(visual, "preprocess_cfg", {})
+    mean = tuple(config.get("mean", OPENAI_DATASET_MEAN))
+    return image_size, clip_preprocess(
+        image_size, mean, tuple(config.get("std", OPENAI_DATASET_STD))
+    )
+
+
 def open_clip_model(owner: str, model_name: str, weights: Weights | None) -> nn.Module:
     """An open_clip CLIP of ``model_name``: published ``weights`` (a tag or a local file), or random.
 
@@ -155,16 +167,9 @@ class OpenCLIPImageEncoder(ImageEncoder):
         else:
             model = open_clip.CLIP(**OPENCLIP_TINY)
         self.visual: nn.Module = model.visual
-        preprocess_cfg = getattr(self.visual, "preprocess_cfg", {})
-        size = self.visual.image_size
-        self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
+        self.image_size, self.preprocess = open_clip_input(self.visual)
         self.embed_dim = int(self.visual.output_dim)
         self.normalized = True
-        self.preprocess = clip_preprocess(
-            self.image_size,
-            tuple(preprocess_cfg.get("mean", OPENAI_DATASET_MEAN)),
-            tuple(preprocess_cfg.get("std", OPENAI_DATASET_STD)),
-        )
         if a2i_weights:
             self.load_state_dict(weights.state_dict())
         if freeze:
@@ -206,19 +211,14 @@ class HFCLIPImageEncoder(ImageEncoder):
     ) -> None:
         super().__init__()
         weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
-        a2i_weights = weights is not None and weights.is_a2i_file
-        if weights is not None and not a2i_weights:
-            self.model = weights.load(
-                lambda where: CLIPVisionModelWithProjection.from_pretrained(
-                    where, subfolder=subfolder
-                ),
-                library="transformers",
-                download=f"hf download {pretrained}",
-                name=f"{pretrained}/{subfolder}" if subfolder else pretrained,
-            )
-        else:
-            config = CLIPVisionConfig(**HF_CLIP_VISION_PRESETS[preset])
-            self.model = CLIPVisionModelWithProjection(config)
+        self.model = published_or_preset(
+            weights,
+            lambda where: CLIPVisionModelWithProjection.from_pretrained(where, subfolder=subfolder),
+            lambda: CLIPVisionModelWithProjection(
+                CLIPVisionConfig(**HF_CLIP_VISION_PRESETS[preset])
+            ),
+            subfolder,
+        )
         config = self.model.config
         self.image_size = int(config.image_size)
         self.embed_dim = int(config.projection_dim)
@@ -227,10 +227,7 @@ class HFCLIPImageEncoder(ImageEncoder):
         self.preprocess = clip_preprocess(
             self.image_size, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD, self.resize
         )
-        if a2i_weights:
-            self.load_state_dict(weights.state_dict())
-        if freeze:
-            self.freeze()
+        load_a2i_file(self, weights, freeze)
 
     def forward(self, image: Tensor) -> Tensor:
         """``image_embeds`` ``(B, embed_dim)`` of images in ``[0, 1]``."""

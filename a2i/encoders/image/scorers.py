@@ -23,11 +23,10 @@ import open_clip
 import timm
 import timm.data
 import torch
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import Tensor
 from torchvision.transforms import v2
 
-from a2i.encoders.image.clip import clip_preprocess, open_clip_model
+from a2i.encoders.image.clip import open_clip_input, open_clip_model
 from a2i.encoders.image.timm_encoder import load_timm_model
 from a2i.errors import ConfigError
 from a2i.interfaces import FreezableMixin
@@ -80,15 +79,8 @@ class CLIPScorer(FreezableMixin):
             if context_length is None
             else open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
         )
-        size = self.model.visual.image_size
-        self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
+        self.image_size, self.preprocess = open_clip_input(self.model.visual)
         self.embed_dim = int(self.model.visual.output_dim)
-        preprocess_cfg = getattr(self.model.visual, "preprocess_cfg", {})
-        self.preprocess = clip_preprocess(
-            self.image_size,
-            tuple(preprocess_cfg.get("mean", OPENAI_DATASET_MEAN)),
-            tuple(preprocess_cfg.get("std", OPENAI_DATASET_STD)),
-        )
         if a2i_file:
             self.load_state_dict(weights.state_dict())
         self.freeze()

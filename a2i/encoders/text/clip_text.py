@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from a2i.encoders.published import published_or_preset
 from a2i.errors import ConfigError
 from a2i.interfaces import TextEncoder
 from a2i.io_utils import atomic_write
@@ -109,19 +110,9 @@ class CLIPTextEncoder(TextEncoder):
     ) -> None:
         super().__init__()
         weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
-        a2i_file = weights is not None and weights.is_a2i_file
-        if weights is not None and not a2i_file:
-            tokenizer_folder = "tokenizer" if subfolder else ""
-            self.tokenizer, self.model = weights.load(
-                lambda where: (
-                    CLIPTokenizer.from_pretrained(where, subfolder=tokenizer_folder),
-                    CLIPTextModel.from_pretrained(where, subfolder=subfolder),
-                ),
-                library="transformers",
-                download=f"hf download {pretrained}",
-                name=f"{pretrained}/{subfolder}" if subfolder else pretrained,
-            )
-        else:
+        tokenizer_folder = "tokenizer" if subfolder else ""
+
+        def preset_tower() -> tuple[CLIPTokenizer, CLIPTextModel]:
             config = CLIPTextConfig(
                 **CLIP_TEXT_PRESETS[preset],
                 vocab_size=CLIP_VOCAB_SIZE,
@@ -129,8 +120,18 @@ class CLIPTextEncoder(TextEncoder):
                 eos_token_id=49407,
                 pad_token_id=49407,
             )
-            self.model = CLIPTextModel(config)
-            self.tokenizer = offline_clip_tokenizer(config.max_position_embeddings)
+            model = CLIPTextModel(config)
+            return offline_clip_tokenizer(config.max_position_embeddings), model
+
+        self.tokenizer, self.model = published_or_preset(
+            weights,
+            lambda where: (
+                CLIPTokenizer.from_pretrained(where, subfolder=tokenizer_folder),
+                CLIPTextModel.from_pretrained(where, subfolder=subfolder),
+            ),
+            preset_tower,
+            subfolder,
+        )
         if placeholder in self.tokenizer.get_vocab():
             raise ConfigError(f"{type(self).__name__}.placeholder '{placeholder}' is a known token")
         self.tokenizer.add_tokens([placeholder])
@@ -142,7 +143,7 @@ class CLIPTextEncoder(TextEncoder):
         self.width = int(self.model.config.hidden_size)
         self._injected: Tensor | None = None
         self.model.get_input_embeddings().register_forward_hook(self._inject)
-        if a2i_file:
+        if weights is not None and weights.is_a2i_file:
             self.load_state_dict(self._expand_token_table(weights.state_dict()))
         if freeze:
             self.freeze()
