@@ -359,13 +359,8 @@ class ManifestDataModule(AudioVisualDataModule):
 
     Args:
         root: Dataset directory holding ``manifest.jsonl``.
-        batch_size: Clips per batch on each device.
-        num_workers: DataLoader worker processes.
-        pin_memory: Pin host memory for faster host→GPU copies.
-        sample_rate: Audio rate delivered, in Hz.
-        clip_seconds: Audio length delivered.
-        image_size: Square image resolution delivered.
         strict: Raise on missing/unreadable files instead of logging and skipping them.
+        **kwargs: Loader settings (:class:`~a2i.data.base.AudioVisualDataModule`).
     """
 
     prepare_hint = (
@@ -374,25 +369,8 @@ class ManifestDataModule(AudioVisualDataModule):
     )
     """How to create the dataset, shown when ``root`` is missing; subclasses name their command."""
 
-    def __init__(
-        self,
-        root: str,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        sample_rate: int = 16000,
-        clip_seconds: float = 10.0,
-        image_size: int = 224,
-        strict: bool = False,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            image_size=image_size,
-        )
+    def __init__(self, root: str, strict: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.root = root
         self.strict = strict
         self.check_root()

@@ -62,14 +62,9 @@ class VideoDataModule(ShardDataModule):
         clip_lists: Published lists of clips to drop or to keep exclusively, applied in order
             before decoding (AudioToken's ``unmatch_videos`` and ``low_quality_videos``;
             :class:`a2i.build.annotations.ClipList`).
-        batch_size: Clips per batch on each device.
-        num_workers: DataLoader worker processes.
-        pin_memory: Pin host memory for faster host→GPU copies.
-        sample_rate: Audio rate in Hz (shards store it; loading checks it).
-        clip_seconds: Audio length delivered.
-        image_size: Square resolution delivered.
-        strict: Raise when listed videos are missing or unreadable instead of logging and
-            skipping them.
+        **kwargs: Loader settings (:class:`~a2i.data.manifest.ManifestDataModule`); the shards
+            store ``sample_rate`` and loading checks it, ``strict`` raises when listed videos
+            are missing or unreadable instead of logging and skipping them.
     """
 
     prepare_hint = "check the folder layout in the README ('Real datasets')"
@@ -90,13 +85,7 @@ class VideoDataModule(ShardDataModule):
         shuffle_buffer: int = 1000,
         split_file: str | None = None,
         clip_lists: list[ClipList] | None = None,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        sample_rate: int = 16000,
-        clip_seconds: float = 10.0,
-        image_size: int = 224,
-        strict: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             prepared=Path(prepared) if prepared else Path(root) / "prepared",
@@ -104,19 +93,13 @@ class VideoDataModule(ShardDataModule):
             split_file=split_file,
             stream_train=stream_train,
             shuffle_buffer=shuffle_buffer,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            image_size=image_size,
-            strict=strict,
+            **kwargs,
         )
         self.raw_root = Path(root)
         self.frame_selector = frame_selector or MidFrame()
         self.features = list(features or [])
         self.settings = PrepareSettings(
-            sample_rate=sample_rate,
+            sample_rate=self.sample_rate,
             frame_rate=frame_rate,
             frame_size=frame_size,
             shard_size=shard_size,
