@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from a2i.errors import ManifestError
 from a2i.io_utils import file_problem
 
 
@@ -59,6 +60,14 @@ class ScanResult:
             self.clips.append(clip)
         else:
             self.unusable.append((clip.key, clip.video, problem))
+
+
+def segment_start(start: str, where: str) -> int:
+    """Whole seconds of a YouTube segment's ``start`` column (AudioSet and VGGSound CSVs)."""
+    try:
+        return int(float(start))
+    except ValueError:
+        raise ManifestError(f"{where}: start '{start}' is not a number") from None
 
 
 def holdout(key: str, fraction: float, seed: int) -> bool:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import pickle
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,12 @@ from a2i.build.shards import (
     SETTINGS_FILE,
     SHARD_DIR,
     PreparedClip,
+    build_shards,
     completed_shards,
+    plan_shards,
     read_shard_index,
     remove_partial_files,
     resize_center_crop,
-    shard_name,
     write_shard,
 )
 from a2i.build.video import VideoDecodeError, decode_video
@@ -332,19 +332,12 @@ def compute_features(
                 clip.features[feature.name] = value
 
 
-def plan_shards(clips: Sequence[VideoClip], shard_size: int) -> dict[str, list[VideoClip]]:
-    """Shard name → its clips: sorted by key within each split, cut every ``shard_size``."""
-    if shard_size < 1:
-        raise ConfigError(f"shard_size must be >= 1 (got {shard_size})")
+def plan_clip_shards(clips: Sequence[VideoClip], shard_size: int) -> dict[str, list[VideoClip]]:
+    """Shard name → its clips (:func:`~a2i.build.shards.plan_shards`); keys must be unique."""
     keys = [clip.key for clip in clips]
     if len(set(keys)) != len(keys):
         raise ConfigError("clip keys must be unique")
-    plan: dict[str, list[VideoClip]] = {}
-    for split in sorted({clip.split for clip in clips}):
-        ordered = sorted((c for c in clips if c.split == split), key=lambda c: c.key)
-        for index in range(0, len(ordered), shard_size):
-            plan[shard_name(split, index // shard_size)] = ordered[index : index + shard_size]
-    return plan
+    return plan_shards(clips, shard_size, lambda clip: clip.split, lambda clip: clip.key)
 
 
 def prepare_clips(
@@ -380,7 +373,7 @@ def prepare_clips(
     stale = remove_partial_files(directory)
     if stale:
         logger.info("removed %d partial file(s) of an interrupted run", len(stale))
-    plan = plan_shards(clips, settings.shard_size)
+    plan = plan_clip_shards(clips, settings.shard_size)
     done = completed_shards(directory) & set(plan)
     todo = {name: group for name, group in plan.items() if name not in done}
     start = time.perf_counter()
@@ -392,25 +385,11 @@ def prepare_clips(
         disable=not progress,
     )
     if workers == 0:
-        _init_worker(selector, features, settings, device)
-        for name, group in todo.items():
-            _prepare_shard(str(out), name, group)
-            bar.update(len(group))
+        setup = partial(_init_worker, selector, features, settings, device)
     else:
-        # forkserver: workers fork from a clean process that imported a2i once (fork from a
-        # process holding torch threads is unsafe; spawn would re-import torch per worker)
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["a2i.build.prepare"])
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=context,
-            initializer=_init_worker_from_bytes,
-            initargs=(pickle.dumps((selector, list(features), settings)), device),
-        ) as pool:
-            jobs = {pool.submit(_prepare_shard, str(out), n, g): n for n, g in todo.items()}
-            for job in as_completed(jobs):
-                job.result()
-                bar.update(len(plan[jobs[job]]))
+        payload = pickle.dumps((selector, list(features), settings))
+        setup = partial(_init_worker_from_bytes, payload, device)
+    build_shards(_prepare_shard, out, todo, bar, setup, workers, "a2i.build.prepare")
     bar.close()
     seconds = time.perf_counter() - start
     report = _finish(out, plan, classes, settings)

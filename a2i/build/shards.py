@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -26,8 +28,9 @@ import torch.nn.functional as F
 import webdataset as wds
 from PIL import Image
 from torch import Tensor
+from tqdm.auto import tqdm
 
-from a2i.errors import A2IError
+from a2i.errors import A2IError, ConfigError
 from a2i.io_utils import TEMP_GLOB, atomic_write
 
 SHARD_DIR = "shards"
@@ -84,6 +87,56 @@ class PreparedClip:
 def shard_name(split: str, index: int) -> str:
     """``train-00003``: shards sort by split, then by position."""
     return f"{split}-{index:05d}"
+
+
+T = TypeVar("T")
+
+
+def plan_shards(
+    items: Sequence[T], shard_size: int, split: Callable[[T], str], key: Callable[[T], str]
+) -> dict[str, list[T]]:
+    """Shard name → its items: sorted by ``key`` within each ``split``, cut every ``shard_size``.
+
+    Which item lands in which shard never depends on timing or on the number of workers.
+    """
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be >= 1 (got {shard_size})")
+    plan: dict[str, list[T]] = {}
+    for name in sorted({split(item) for item in items}):
+        ordered = sorted((item for item in items if split(item) == name), key=key)
+        for index in range(0, len(ordered), shard_size):
+            plan[shard_name(name, index // shard_size)] = ordered[index : index + shard_size]
+    return plan
+
+
+def build_shards(
+    job: Callable[[str, str, list[T]], None],
+    out: Path,
+    todo: dict[str, list[T]],
+    bar: tqdm,
+    setup: Callable[[], None],
+    workers: int,
+    preload: str,
+) -> None:
+    """Run ``job(out, name, items)`` for each shard of ``todo``, here or in ``workers`` processes.
+
+    ``setup`` loads the models, once here or once per worker (so it must pickle for workers).
+    Workers fork from a forkserver that imported ``preload`` once: forking a process that holds
+    torch threads is unsafe, and spawn would re-import torch per worker.
+    """
+    if workers == 0:
+        setup()
+        for name, group in todo.items():
+            job(str(out), name, group)
+            bar.update(len(group))
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([preload])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=setup) as pool:
+        jobs = {pool.submit(job, str(out), name, group): name for name, group in todo.items()}
+        for finished in as_completed(jobs):
+            finished.result()
+            bar.update(len(todo[jobs[finished]]))
 
 
 def encode_flac(audio: Tensor, sample_rate: int) -> bytes:

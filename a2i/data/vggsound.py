@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from a2i.build.clips import ScanResult, VideoClip, holdout
+from a2i.build.clips import ScanResult, VideoClip, holdout, segment_start
 from a2i.data.video_datamodule import VideoDataModule, check_fraction
 from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 
@@ -124,12 +124,7 @@ class VGGSoundDataModule(VideoDataModule):
                     raise ManifestError(f"{path}:{number}: split must be train or test")
                 if label not in label_of:
                     continue
-                try:
-                    seconds = int(float(start))
-                except ValueError:
-                    raise ManifestError(
-                        f"{path}:{number}: start '{start}' is not a number"
-                    ) from None
+                seconds = segment_start(start, f"{path}:{number}")
                 key = f"{ytid}_{seconds:06d}".replace(".", "_")
                 video = (
                     self.raw_root / self.video_dir / self.filename.format(ytid=ytid, start=seconds)

@@ -26,7 +26,7 @@ from a2i.build.prepare import (
     CachedFeature,
     PrepareReport,
     PrepareSettings,
-    plan_shards,
+    plan_clip_shards,
     prepare_clips,
 )
 from a2i.data.shard_datamodule import SCAN_LOG, ShardDataModule
@@ -185,7 +185,7 @@ class VideoDataModule(ShardDataModule):
         clips = self.scan_result.clips
         if settings != asdict(self.settings):
             return False
-        return done.get("shards", []) == sorted(plan_shards(clips, self.settings.shard_size))
+        return done.get("shards", []) == sorted(plan_clip_shards(clips, self.settings.shard_size))
 
     def build(self, progress: bool) -> PrepareReport:
         """Decode the videos into shards (resumes a killed run)."""

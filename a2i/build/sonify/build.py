@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import pickle
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +43,11 @@ from a2i.build.shards import (
     SETTINGS_FILE,
     SHARD_DIR,
     PreparedClip,
+    build_shards,
     completed_shards,
+    plan_shards,
     read_shard_index,
     remove_partial_files,
-    shard_name,
     write_shard,
 )
 from a2i.build.sonify.concepts import (
@@ -351,18 +351,6 @@ def read_recipes(path: Path, images: Sequence[ImageItem]) -> list[Sample]:
     return samples
 
 
-def plan_shards(samples: Sequence[Sample], shard_size: int) -> dict[str, list[Sample]]:
-    """Shard name → samples, sorted by key within each split, ``shard_size`` per shard."""
-    if shard_size < 1:
-        raise ConfigError(f"shard_size must be >= 1 (got {shard_size})")
-    plan: dict[str, list[Sample]] = {}
-    for split in sorted({s.image.split for s in samples}):
-        ordered = sorted((s for s in samples if s.image.split == split), key=lambda s: s.key)
-        for index in range(0, len(ordered), shard_size):
-            plan[shard_name(split, index // shard_size)] = ordered[index : index + shard_size]
-    return plan
-
-
 def load_frame(path: str, frame_size: int) -> np.ndarray:
     """``(H, W, 3)`` uint8 image, short side reduced to ``frame_size`` when larger."""
     with Image.open(path) as handle:
@@ -476,7 +464,7 @@ def sonify_images(
         write_recipes(recipes_path, samples)
     directory = out / SHARD_DIR
     remove_partial_files(directory)
-    plan = plan_shards(samples, settings.shard_size)
+    plan = plan_shards(samples, settings.shard_size, lambda s: s.image.split, lambda s: s.key)
     done = completed_shards(directory) & set(plan)
     todo = {name: group for name, group in plan.items() if name not in done}
     bar = tqdm(
@@ -487,21 +475,8 @@ def sonify_images(
         disable=not progress,
     )
     payload = pickle.dumps((reader, settings, list(features)))
-    if workers == 0:
-        _init_worker(payload, device)
-        for name, group in todo.items():
-            _render_shard(str(out), name, group)
-            bar.update(len(group))
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["a2i.build.sonify.build"])
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(payload, device)
-        ) as executor:
-            jobs = {executor.submit(_render_shard, str(out), n, g): n for n, g in todo.items()}
-            for job in as_completed(jobs):
-                job.result()
-                bar.update(len(plan[jobs[job]]))
+    setup = partial(_init_worker, payload, device)
+    build_shards(_render_shard, out, todo, bar, setup, workers, "a2i.build.sonify.build")
     bar.close()
     report = _finish(out, plan, dropped)
     report.shards_written, report.shards_reused = len(todo), len(done)

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from a2i.audio.io import read_audio
 from a2i.audio.listing import list_audio_files
+from a2i.build.clips import segment_start
 from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 from a2i.io_utils import file_problem
 
@@ -194,12 +195,7 @@ class AudioSetPool(AudioPool):
                 if len(row) < 4:
                     raise ManifestError(f"{path}:{number}: expected 4 columns, got {len(row)}")
                 ytid, start = row[0], row[1]
-                try:
-                    seconds = int(float(start))
-                except ValueError:
-                    raise ManifestError(
-                        f"{path}:{number}: start '{start}' is not a number"
-                    ) from None
+                seconds = segment_start(start, f"{path}:{number}")
                 labels = tuple(names.get(mid, mid) for mid in ",".join(row[3:]).split(",") if mid)
                 audio = self.root / self.audio_dir / self.filename.format(ytid=ytid, start=seconds)
                 result.add(PoolFile(self.file_id(ytid), str(audio), labels))
