@@ -69,6 +69,19 @@ def image_batches(
         yield images, labels, captions
 
 
+def _optimise(
+    optimizer: torch.optim.Optimizer,
+    loss: Tensor,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> None:
+    """One optimiser step on ``loss``, then one of the learning-rate ``schedule``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if schedule is not None:
+        schedule.step()
+
+
 def train_clip(
     world: SyntheticWorld, steps: int, batch_size: int, generator: torch.Generator
 ) -> CLIPScorer:
@@ -91,10 +104,7 @@ def train_clip(
             -(target * logits.log_softmax(dim=1)).sum(1).mean()
             - (target * logits.T.log_softmax(dim=1)).sum(1).mean()
         ) / 2
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        _optimise(optimizer, loss, schedule)
         _progress("clip", step, steps, loss, started)
     return scorer.freeze()
 
@@ -111,10 +121,7 @@ def train_classifier(
     for step, (images, labels, _) in enumerate(image_batches(world, steps, batch_size)):
         logits = model(classifier.preprocess(degrade(images, generator)))
         loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        _optimise(optimizer, loss, schedule)
         _progress("classifier", step, steps, loss, started)
     return classifier.freeze()
 
@@ -131,9 +138,7 @@ def train_audio_tower(
     for step in range(steps):
         batch = next(loader)
         loss = loss_fn(tower(batch[AUDIO]).pooled, clip.embed_images(batch[IMAGE]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        _optimise(optimizer, loss)
         _progress("audio tower", step, steps, loss, started)
     return tower.eval()
 
