@@ -1,4 +1,4 @@
-"""Files an attacker would hand over: crafted checkpoints and pickles.
+"""Files an attacker would hand over: crafted checkpoints, pickles, configs that are not YAML.
 
 A checkpoint's hyper-parameters never configure a run (not even ``fit``'s resume), a pickle never
 runs, and each refusal is one ``a2i: error:`` line with exit status 2 (issue 25, items 5 and 6).
@@ -167,3 +167,35 @@ def test_fit_resumes_with_the_config_not_the_checkpoints_hyper_parameters(two_st
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == 3 and adam_steps(resumed) == {3.0}  # one step more
     assert resumed["hyper_parameters"]["export_dir"] is None  # the config's
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"- data\n- model\n", "holds a list, not a mapping of config sections"),
+        (b"42\n", "holds a number, not a mapping of config sections"),
+        (b"", "holds nothing, not a mapping of config sections"),
+        (bytes(range(128, 256)), "is not a text file (not UTF-8)"),
+        (b"data: [1,\n", "is not valid YAML (expected the node content"),
+        (b"a: 1\n\x00", "is not valid YAML (special characters are not allowed)"),
+    ],
+    ids=["list", "scalar", "empty", "binary", "cut", "nul"],
+)
+@pytest.mark.parametrize("command", ["prepare", "sonify", "fit"])
+def test_a_config_that_is_not_a_yaml_mapping_is_one_line(
+    command, content, reason, tmp_path, capsys
+):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(content)
+    line = one_error_line(capsys, [command, "--config", str(config)])
+    assert line.startswith(f"a2i: error: --config '{config}' {reason}")
+
+
+def test_a_config_that_would_construct_python_objects_constructs_none(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    config = tmp_path / "config.yaml"
+    command = shlex.quote(f"touch {marker}")
+    config.write_text(f"data: !!python/object/apply:os.system [{command}]\n")
+    line = one_error_line(capsys, ["prepare", "--config", str(config)])
+    assert "is not valid YAML (could not determine a constructor" in line
+    assert not marker.exists()
