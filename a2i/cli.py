@@ -38,19 +38,12 @@ from a2i.interfaces import AUDIO, KEY, Crop, GenerationRequest
 from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
-from a2i.pipelines.loading import (
-    check_checkpoint_method,
-    load_checkpoint_into,
-    read_checkpoint,
-    record_config,
-)
+from a2i.pipelines.loading import load_checkpoint_into, record_config
 from a2i.pipelines.writer import FolderWriter, ImageFolderWriter
 from a2i.runtime import fit_cpu_threads, tune_allocator
 
 INFERENCE_ONLY = ("predict", "embed")
-"""Subcommands that only infer: the config builds the model, a checkpoint gives weights only."""
-CONFIG_BUILDS_MODEL = ("validate", "test", *INFERENCE_ONLY)
-"""Subcommands whose model is the config's, never replaced by a ``--ckpt_path``'s hyper-parameters."""
+"""Subcommands that only infer: a checkpoint gives weights only (no trainer state)."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +196,7 @@ class A2ICLI(LightningCLI):
     """LightningCLI with a2i's defaults: TensorBoard logs under ``runs/``, image grids, seed 0."""
 
     weights_path: str | None = None
-    """``--ckpt_path`` of validate/test/predict/embed, held back from Lightning's config parsing."""
+    """``--ckpt_path``, held back from Lightning's config parsing (:meth:`parse_arguments`)."""
     request_flags: tuple[str, ...] = ()
     """``predict``'s flags that :func:`request_from_flags` reads."""
 
@@ -226,21 +219,22 @@ class A2ICLI(LightningCLI):
         return parser
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse ``args``; hold a ``--ckpt_path`` of validate/test/predict/embed back from Lightning.
+        """Parse ``args``; hold ``--ckpt_path`` back from Lightning's config parsing.
 
         Lightning would parse the checkpoint's hyper-parameters over the config, silently
         replacing what the user asked for (``--model.init_args.generation guidance`` evaluated as
-        the run's ``rerank``; sampling steps, prompt, even the method). Under these commands the
-        config builds the model and the checkpoint gives weights only:
-        :meth:`before_instantiate_classes` hands the path back once the config is final.
-        ``fit --ckpt_path`` resumes as Lightning does. Under tab completion, complete the
-        subcommand's options and exit.
+        the run's ``rerank``; sampling steps, prompt, even the method) or writing what the file
+        says (an ``export_dir`` edited into it), and importing the module a ``_class_path`` edited
+        into it names. So the config builds the model and the checkpoint gives weights (and, under
+        ``fit``, the optimizer and trainer state Lightning resumes from):
+        :meth:`before_instantiate_classes` hands the path back once the config is final. Under
+        tab completion, complete the subcommand's options and exit.
         """
         if completion.requested():
             completion.complete_lightning_command(self._subcommand_parsers)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        if subcommand in CONFIG_BUILDS_MODEL:
+        if subcommand is not None:
             self.weights_path = self.config[subcommand].get("ckpt_path")
             self.config[subcommand]["ckpt_path"] = None
 
@@ -258,8 +252,7 @@ class A2ICLI(LightningCLI):
         predicts need not have; ``predict --audio_dir`` (and ``embed``) reads that folder instead.
         """
         config = self.config[self.subcommand]
-        if self.subcommand in CONFIG_BUILDS_MODEL:
-            config["ckpt_path"] = self.weights_path  # (Lightning's config parsing is past)
+        config["ckpt_path"] = self.weights_path  # (Lightning's config parsing is past)
         ckpt_path = config.get("ckpt_path")
         if ckpt_path not in (None, "last", "best") and not Path(ckpt_path).is_file():
             raise ConfigError(f"--ckpt_path '{ckpt_path}' does not exist (or is not a file)")
@@ -296,19 +289,20 @@ class A2ICLI(LightningCLI):
         A data overlay (``--config configs/data/vegas.yaml``) states its own sample rate and clip
         length; a method built for others would otherwise train on silently misfit clips.
         ``predict`` and ``embed`` are exempt: the pipeline reads every file at the method's own
-        rate and length. A validate/test checkpoint of another method or with other components
-        is refused (:func:`~a2i.pipelines.loading.check_checkpoint_method`). On a CPU, torch gets
-        the cores the data loader's workers leave (:func:`~a2i.runtime.fit_cpu_threads`).
+        rate and length. A fit/validate/test checkpoint that is not tensors-only, or was written
+        by another method, with other components or sizes, is refused in one line before
+        Lightning reads it (:func:`~a2i.pipelines.loading.load_checkpoint_into`; predict and embed
+        load theirs in the pipeline). On a CPU, torch gets the cores the data loader's workers
+        leave (:func:`~a2i.runtime.fit_cpu_threads`).
         """
         super().instantiate_classes()
         record_config(self.model, self.config_dump["model"])
         if self.subcommand not in INFERENCE_ONLY and isinstance(self.model, A2IMethod):
             self.model.check_datamodule(self.datamodule)
-        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
-        if self.subcommand in ("validate", "test") and ckpt_path not in (None, "last", "best"):
-            check_checkpoint_method(
-                read_checkpoint(ckpt_path), self.model, f"--ckpt_path '{ckpt_path}'"
-            )
+        options = self.config_init[self.subcommand]
+        ckpt_path = options.get("ckpt_path")
+        if self.subcommand not in INFERENCE_ONLY and ckpt_path not in (None, "last", "best"):
+            load_checkpoint_into(self.model, ckpt_path, options.get("weights_only") is not False)
         if isinstance(self.trainer.accelerator, CPUAccelerator):
             workers = getattr(self.datamodule, "num_workers", 0) or 0
             fit_cpu_threads(processes=self.trainer.num_devices, loader_workers=workers)

@@ -85,3 +85,11 @@ class OutputExistsError(A2IError, FileExistsError):
 
 class ConfigError(A2IError, ValueError):
     """A combination of config values cannot work (the message names the fields)."""
+
+
+class WeightsFileError(A2IError, ValueError):
+    """A weights or checkpoint file exists but is not one a2i reads: tensors only, never code."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        self.path = str(path)
+        super().__init__(message)

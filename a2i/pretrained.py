@@ -14,11 +14,14 @@ checkpoint that is not on disk stops the run with one
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from huggingface_hub import constants as hub_constants
@@ -26,7 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from a2i.errors import CheckpointNotFoundError, OutputExistsError
+from a2i.errors import CheckpointNotFoundError, OutputExistsError, WeightsFileError
 from a2i.io_utils import atomic_write
 
 T = TypeVar("T")
@@ -100,15 +103,11 @@ class Weights:
     def state_dict(
         self, *, library: str = LOCAL_FILE, download: str | None = None
     ) -> dict[str, Tensor]:
-        """Tensors of a ``.safetensors`` or tensors-only ``.pt``/``.pth`` file.
-
-        ``.pt`` files are opened with ``weights_only=True``: tensors and plain containers only,
-        never arbitrary pickled code.
-        """
+        """Tensors of a ``.safetensors`` or tensors-only ``.pt``/``.pth`` file (:func:`load_tensors`)."""
         path = self.local_file(library=library, download=download)
         if path.suffix == ".safetensors":
             return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_tensors(path, self.field)
 
     def load(
         self,
@@ -162,6 +161,47 @@ def resolve_weights(spec: str | None, field: str, *, download: str | None = None
     if spec.endswith(WEIGHT_FILE_SUFFIXES) or spec.startswith(("/", "~", ".")):
         raise CheckpointNotFoundError(spec, field, library=LOCAL_FILE, download=download)
     return Weights(spec, field)
+
+
+def load_tensors(path: str | Path, source: str | None = None, *, mmap: bool = False) -> Any:
+    """A torch file's tensors and plain containers (``torch.load(weights_only=True)``).
+
+    A file that holds anything else (pickled objects, which run code when unpickled) is refused
+    in one line. torch's own refusal advises re-running with ``weights_only=False``, that is,
+    running the file's code: a2i never relays that advice, not even in a chained traceback.
+
+    Args:
+        path: The ``.pt``/``.pth``/``.ckpt`` file.
+        source: Who named the file, for the error (a config field).
+        mmap: Map the file instead of reading its tensors (a checkpoint's step, say).
+
+    Raises:
+        WeightsFileError: Not a tensors-only torch file.
+    """
+    named = f"'{path}'" + (f" (given by {source})" if source else "")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on the file's pickle protocol
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        imported = re.search(r"GLOBAL ([\w.]+)", str(error))
+        holds = (
+            f"it would import {imported[1]}"
+            if imported
+            else "not torch's format, or pickled objects"
+        )
+        message = (
+            f"{named} is not a tensors-only checkpoint ({holds}); a2i reads tensors and plain "
+            "containers only and never unpickles code"
+        )
+    except Exception as error:  # zip, EOF and torch errors: not a torch file
+        detail = _first_line(error).split(". ")[0]  # torch's reason (the zip is cut, …)
+        if Path(path).stat().st_size == 0:
+            detail = "the file is empty"
+        elif not isinstance(error, RuntimeError) or "weights_only" in detail:
+            detail = type(error).__name__
+        message = f"cannot read {named}: not a torch file ({detail})"
+    raise WeightsFileError(path, message)
 
 
 @contextmanager

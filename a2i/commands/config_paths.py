@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from a2i.errors import ConfigError
 
@@ -50,14 +51,61 @@ def resolve_config(value: str) -> str:
 
 
 def resolve_config_arguments(argv: list[str]) -> list[str]:
-    """``argv`` with every ``--config VALUE`` / ``--config=VALUE`` resolved by :func:`resolve_config`."""
+    """``argv`` with every ``--config VALUE`` / ``--config=VALUE`` resolved by :func:`resolve_config`.
+
+    A config file that is not a YAML mapping is refused here, in one line (the parsers would
+    report a list as its first item, binary bytes as a traceback).
+    """
     resolved = list(argv)
     for index, argument in enumerate(resolved):
         flag, equals, value = argument.partition("=")
         if flag not in CONFIG_FLAGS:
             continue
         if equals:
-            resolved[index] = f"{flag}={resolve_config(value)}"
+            value = resolve_config(value)
+            resolved[index] = f"{flag}={value}"
         elif index + 1 < len(resolved):
-            resolved[index + 1] = resolve_config(resolved[index + 1])
+            value = resolved[index + 1] = resolve_config(resolved[index + 1])
+        else:
+            continue
+        if Path(value).exists():
+            read_config_file(value)
     return resolved
+
+
+def read_config_file(value: str) -> dict[str, Any]:
+    """The YAML mapping in the config file ``value``.
+
+    Raises:
+        ConfigError: ``value`` cannot be read, is not YAML, or holds no mapping of sections.
+    """
+    import yaml  # (``a2i --help`` imports this module)
+
+    try:
+        config = yaml.safe_load(Path(value).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"--config '{value}' cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config '{value}' is not a text file (not UTF-8)") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or getattr(error, "reason", type(error).__name__)
+        raise ConfigError(f"--config '{value}' is not valid YAML ({problem}{where})") from None
+    if not isinstance(config, dict):
+        kinds = {list: "a list", str: "a string", int: "a number", float: "a number"}
+        found = "nothing" if config is None else kinds.get(type(config), type(config).__name__)
+        raise ConfigError(f"--config '{value}' holds {found}, not a mapping of config sections")
+    return config
+
+
+def config_section(value: str, section: str) -> Any:
+    """The ``section`` of the config file ``value`` (a tool reads only its ``data``).
+
+    Raises:
+        ConfigError: Not a config file (:func:`read_config_file`), or without ``section``.
+    """
+    config = read_config_file(value)
+    if config.get(section) is None:
+        raise ConfigError(f"--config '{value}' has no {section} section")
+    return config[section]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from a2i.commands.config_paths import config_section
+
 if TYPE_CHECKING:  # imported when the command runs (`a2i --help` stays fast)
     from jsonargparse import ArgumentParser
 
@@ -34,10 +36,7 @@ def main(argv: list[str]) -> None:
     parser = build_parser()
     index = argv.index("--config") if "--config" in argv else -1
     if index >= 0 and index + 1 < len(argv):
-        with open(argv[index + 1], encoding="utf-8") as handle:
-            section = (yaml.safe_load(handle) or {}).get("data")
-        if section is None:
-            parser.error(f"{argv[index + 1]} has no data section")
+        section = config_section(argv[index + 1], "data")
         argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
     config = parser.parse_args(argv)
     datamodule = parser.instantiate_classes(config).data

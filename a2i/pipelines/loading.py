@@ -22,12 +22,12 @@ import yaml
 from jsonargparse import ArgumentParser
 from safetensors.torch import load_file
 
-from a2i.errors import ConfigError
+from a2i.errors import ConfigError, WeightsFileError
 from a2i.interfaces import AudioToImageModel, FreezableMixin
 from a2i.io_utils import atomic_write_text
 from a2i.pipelines.card import ModelCard
 from a2i.pipelines.run_reports import TestedWeights, recorded_metrics
-from a2i.pretrained import save_state_dict
+from a2i.pretrained import load_tensors, save_state_dict
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -122,14 +122,29 @@ def load_trainable_weights(
 
 
 def read_checkpoint(path: str | Path, weights_only: bool = True) -> dict[str, Any]:
-    """A Lightning checkpoint's contents (with ``weights_only``: tensors and plain containers)."""
+    """A Lightning checkpoint's contents (with ``weights_only``: :func:`load_tensors`).
+
+    ``weights_only=False`` (the user's explicit ``--weights_only false``) unpickles the file.
+
+    Raises:
+        WeightsFileError: Not a tensors-only torch file, or not a checkpoint's dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist (or is not a file)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as error:  # pickle, zip and torch errors all mean "not a usable checkpoint"
-        raise ConfigError(f"cannot read checkpoint '{path}': {_first_line(error)}") from error
+    if weights_only:
+        contents = load_tensors(path)
+    else:
+        try:
+            contents = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:  # pickle, zip and torch errors: not a usable checkpoint
+            message = f"cannot read checkpoint '{path}': {_first_line(error)}"
+            raise WeightsFileError(path, message) from error
+    if not isinstance(contents, dict):
+        raise WeightsFileError(
+            path, f"'{path}' holds a {type(contents).__name__}, not a Lightning checkpoint"
+        )
+    return contents
 
 
 def component_classes(config: Any, prefix: str = "") -> dict[str, str]:

@@ -27,11 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from a2i.errors import ConfigError
 from a2i.io_utils import atomic_write_text
 from a2i.metrics.report import flatten
+from a2i.pretrained import load_tensors
 
 REPORTS = "reports"
 """Folder of a run that holds the records of its tests."""
@@ -73,11 +71,7 @@ def run_of_checkpoint(checkpoint: str | Path) -> Path | None:
 
 def read_tested_weights(checkpoint: str | Path, settings: str) -> TestedWeights:
     """Epoch and step of the checkpoint at ``checkpoint``, memory-mapped (no tensor is read)."""
-    try:
-        contents = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # pickle, zip and torch errors all mean "not a usable checkpoint"
-        raise ConfigError(f"cannot read checkpoint '{checkpoint}': {error}") from error
-    return TestedWeights.of(contents, settings)
+    return TestedWeights.of(load_tensors(checkpoint, mmap=True), settings)
 
 
 def record_report(report_dir: Path, kind: str, run: Path, tested: TestedWeights) -> Path:

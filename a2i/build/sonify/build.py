@@ -183,21 +183,28 @@ def gather_concepts(
         for line in whole.decode("utf-8").splitlines():
             row = json.loads(line)
             done[(row["source"], row["image"])] = ImageConcepts.from_dict(row)
+    todo = {
+        source.name: [image for image in images if (source.name, image.key) not in done]
+        for source in sources
+    }
+    for source in sources:  # before any source spends hours on its images
+        if todo[source.name]:
+            source.check_remote_code()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         for source in sources:
-            todo = [image for image in images if (source.name, image.key) not in done]
-            if todo:
+            pending = todo[source.name]
+            if pending:
                 source.setup(device)
             bar = tqdm(
                 total=len(images),
-                initial=len(images) - len(todo),
+                initial=len(images) - len(pending),
                 unit="image",
                 desc=f"a2i sonify: concepts ({source.name})",
                 disable=not progress,
             )
-            for first in range(0, len(todo), source.batch_size):
-                batch = todo[first : first + source.batch_size]
+            for first in range(0, len(pending), source.batch_size):
+                batch = pending[first : first + source.batch_size]
                 for image, found in zip(batch, source.describe(batch), strict=True):
                     done[(source.name, image.key)] = found
                     row = {"source": source.name, "image": image.key, **found.to_dict()}

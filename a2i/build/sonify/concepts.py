@@ -120,6 +120,10 @@ class ConceptSource(ABC):
     """
 
     batch_size: int = 64
+    trust_remote_code: bool = False
+    """The user allows :meth:`setup` to run the checkpoint's own Python code (:attr:`remote_code`)."""
+    remote_code: str | None = None
+    """The checkpoint whose own Python code :meth:`setup` would run (None: none)."""
 
     def __init__(self, name: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
@@ -136,6 +140,20 @@ class ConceptSource(ABC):
 
     def setup(self, device: str) -> None:  # noqa: B027 (a hook: most sources load nothing)
         """Load models onto ``device`` before the first :meth:`describe` (none by default)."""
+
+    def check_remote_code(self) -> None:
+        """Refuse to run a checkpoint's own code that the user did not allow.
+
+        Remote code is a Python program from the checkpoint's authors, run with the user's
+        rights; a2i runs it only on an opt-in typed for this run, never because a shipped or
+        shared config says so.
+        """
+        if self.remote_code is not None and not self.trust_remote_code:
+            raise ConfigError(
+                f"concept source '{self.name}' would run the Python code that comes with "
+                f"{self.remote_code}; a2i runs it only when you allow it: read that code, then "
+                "add --data.init_args.trust_remote_code true (a2i sonify, a2i fit)"
+            )
 
 
 def _lookup(table: dict[str, Any], image: ImageItem) -> Any:

@@ -12,7 +12,8 @@ Both are files, so a user with the authors' prompt swaps it in without code.
 LLaVA-1.5 runs through transformers' ``LlavaForConditionalGeneration`` (``llava-hf/*``
 checkpoints); CogVLM is not in transformers and runs through its checkpoint's own code
 (``THUDM/cogvlm-chat-hf`` with ``trust_remote_code``, tokenizer ``lmsys/vicuna-7b-v1.5``), only
-when ``trust_remote_code: true`` says the user accepts that. Decoding is greedy, so the concepts
+when the user allows it for the run (``--data.init_args.trust_remote_code true``): a shipped
+config never does. Decoding is greedy, so the concepts
 of an image never change between runs. The checkpoint is looked for when the source is built
 (a missing one stops the configuration with one clear error) but loaded only when concepts are
 first needed, so training on an already sonified dataset never loads a 7B model.
@@ -82,7 +83,8 @@ class VLMConceptSource(ConceptSource):
         prompt: Sounding-concept prompt file (default: a2i's, see the module docstring).
         caption_prompt: Caption prompt file for the A.2 filter; None: no caption, no filtering.
         tokenizer: CogVLM's tokenizer checkpoint (its repository has none).
-        trust_remote_code: Allow running the checkpoint's own Python code (needed by CogVLM).
+        trust_remote_code: Allow running the checkpoint's own Python code (needed by CogVLM;
+            :meth:`~a2i.build.sonify.concepts.ConceptSource.check_remote_code`).
         max_new_tokens: Longest answer.
         max_concepts: Most concepts kept per image (the first lines).
         batch_size: Images per generation call (LLaVA).
@@ -105,12 +107,8 @@ class VLMConceptSource(ConceptSource):
         name: str | None = None,
     ) -> None:
         super().__init__(name or family)
-        if family == "cogvlm" and not trust_remote_code:
-            raise ConfigError(
-                "VLMConceptSource family 'cogvlm' runs the checkpoint's own code (CogVLM is not "
-                "in transformers): set trust_remote_code: true to allow it"
-            )
         self.model_spec = model
+        self.remote_code = model if family == "cogvlm" else None
         self.family = family
         self.prompt = read_prompt(prompt)
         self.caption_prompt = read_prompt(caption_prompt) if caption_prompt else None
@@ -166,6 +164,7 @@ class VLMConceptSource(ConceptSource):
         else:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            self.check_remote_code()
             self._model = self.weights.load(
                 lambda where: AutoModelForCausalLM.from_pretrained(
                     where, dtype=self.dtype, trust_remote_code=True

@@ -91,6 +91,9 @@ class SonifiedImagesDataModule(ShardDataModule):
         clip_seconds: Audio length delivered.
         image_size: Square resolution delivered.
         strict: Unused images (missing, empty) raise instead of being logged and skipped.
+        trust_remote_code: Let the concept sources run their checkpoints' own Python code
+            (CogVLM's): the user's opt-in for this run, typed as
+            ``--data.init_args.trust_remote_code true`` after reading that code.
     """
 
     prepare_hint = "see the README ('Seeing Sound: sonified images')"
@@ -130,6 +133,7 @@ class SonifiedImagesDataModule(ShardDataModule):
         clip_seconds: float = CHUNK_SECONDS,
         image_size: int = 512,
         strict: bool = False,
+        trust_remote_code: bool = False,
     ) -> None:
         self.image_root = Path(images)
         prepared_path = Path(prepared) if prepared else self.image_root / "sonified"
@@ -156,6 +160,9 @@ class SonifiedImagesDataModule(ShardDataModule):
         self.layout = layout
         self.pools = list(pools)
         self.concept_sources = list(concepts)
+        if trust_remote_code:
+            for source in self.concept_sources:
+                source.trust_remote_code = True
         self.clap = None if clap is None else as_clap(clap)
         self.pool_cache = Path(pool_cache) if pool_cache else self.prepared / "pool"
         self.features = list(features or [])

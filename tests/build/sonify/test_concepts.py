@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
+import yaml
 
 from a2i.build.sonify.build import gather_concepts
 from a2i.build.sonify.concepts import (
@@ -134,9 +136,58 @@ def test_a_missing_vlm_checkpoint_is_one_clear_error(kwargs, named, monkeypatch)
     assert f"hf download {named}" in message and "not available offline" in message
 
 
-def test_cogvlm_runs_remote_code_only_when_allowed():
+def remote_code_checkpoint(folder: Path, marker: Path) -> Path:
+    """A checkpoint folder whose own model code (``auto_map``) would create ``marker``."""
+    folder.mkdir()
+    auto_map = {"AutoConfig": "modeling.Config", "AutoModelForCausalLM": "modeling.Model"}
+    (folder / "config.json").write_text(json.dumps({"auto_map": auto_map}))
+    (folder / "modeling.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    return folder
+
+
+@pytest.fixture
+def cogvlm(tmp_path: Path) -> tuple[VLMConceptSource, Path]:
+    """A CogVLM source (nothing allowed) on a crafted checkpoint, and the file its code writes."""
+    marker = tmp_path / "remote_code_ran"
+    model = remote_code_checkpoint(tmp_path / "cogvlm", marker)
+    source = VLMConceptSource(str(model), family="cogvlm", tokenizer=str(model))
+    return source, marker
+
+
+def test_cogvlm_runs_its_checkpoints_code_only_when_the_user_allows_it(cogvlm):
+    source, marker = cogvlm  # built without the opt-in: training on finished shards needs none
+    with pytest.raises(ConfigError) as refused:
+        source.setup("cpu")
+    assert "--data.init_args.trust_remote_code true" in str(refused.value)
+    assert source.model_spec in str(refused.value)
+    assert not marker.exists()
+
+
+def test_remote_code_is_refused_before_any_source_describes_an_image(cogvlm, tmp_path):
+    source, marker = cogvlm
+    captions = tmp_path / "captions.json"
+    captions.write_text(json.dumps({"sa_1": "a dog barking"}))
+    concepts = tmp_path / "out" / "concepts.jsonl"
     with pytest.raises(ConfigError, match="trust_remote_code"):
-        VLMConceptSource(model="THUDM/cogvlm-chat-hf", family="cogvlm")
+        gather_concepts([image("sa_1")], [CaptionConcepts(str(captions)), source], concepts)
+    assert not concepts.exists() and not marker.exists()
+
+
+def allows_remote_code(value: object) -> bool:
+    """Whether a parsed config sets ``trust_remote_code: true`` anywhere."""
+    if isinstance(value, dict):
+        return value.get("trust_remote_code") is True or any(
+            map(allows_remote_code, value.values())
+        )
+    return isinstance(value, list) and any(map(allows_remote_code, value))
+
+
+def test_no_shipped_config_allows_remote_code():
+    configs = Path(__file__).resolve().parents[3] / "configs"
+    allowing = [
+        p.name for p in configs.rglob("*.yaml") if allows_remote_code(yaml.safe_load(p.read_text()))
+    ]
+    assert allowing == []
 
 
 def test_concepts_of_a_killed_run_are_kept_and_its_cut_line_is_redone(tmp_path):

@@ -140,3 +140,34 @@ def test_the_paper_data_config_stops_with_the_missing_checkpoint_error(
     assert info.value.code == 2
     error = capsys.readouterr().err
     assert "not available offline" in error and "hf download" in error
+
+
+def test_remote_code_needs_the_flag_typed_for_the_run(sonify_inputs, make_config, tmp_path, capsys):
+    """A config naming CogVLM stops before any image is described, naming the opt-in flag."""
+    marker = tmp_path / "remote_code_ran"
+    model = tmp_path / "cogvlm"
+    model.mkdir()
+    (model / "config.json").write_text('{"auto_map": {"AutoModelForCausalLM": "modeling.Model"}}')
+    (model / "modeling.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    cogvlm = {
+        "class_path": "a2i.build.sonify.vlm.VLMConceptSource",
+        "init_args": {"model": str(model), "family": "cogvlm", "tokenizer": str(model)},
+    }
+    captions = {
+        "class_path": "a2i.build.sonify.concepts.CaptionConcepts",
+        "init_args": {"captions": str(sonify_inputs / "captions.json")},
+    }
+    out = tmp_path / "sonified"
+    config = make_config(sonify_inputs, out, concepts=[captions, cogvlm])
+    with pytest.raises(SystemExit) as info:
+        a2i_main(["sonify", "--config", str(config)])
+    assert info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("a2i: error: concept source 'cogvlm' would run the Python code")
+    assert error.strip().endswith(
+        "add --data.init_args.trust_remote_code true (a2i sonify, a2i fit)"
+    )
+    assert not (out / "concepts.jsonl").exists() and not marker.exists()
+    allowed = ["--config", str(config), "--data.init_args.trust_remote_code", "true"]
+    assert [s.trust_remote_code for s in build_datamodule(allowed).concept_sources] == [True, True]
+    assert not marker.exists()  # (building the sources loads no model)
