@@ -417,7 +417,7 @@ def main(args: list[str] | None = None) -> None:
     if run_without_lightning(argv):
         return
     tune_allocator()
-    quiet_expected_messages()
+    quiet_expected_messages(argv[0] if argv else None)
     helping = any(flag in argv for flag in HELP_FLAGS)
     epilog = {"epilog": fit_epilog()} if helping else {}  # (it reads a2i's source: help only)
     try:

@@ -24,7 +24,7 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +39,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from a2i.audio.formats import SOUNDFILE_EXTENSIONS
+from a2i.audio.native_stderr import libsndfile_quiet
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import Crop
 from a2i.io_utils import atomic_write
@@ -372,7 +373,8 @@ def _open_stream(path: Path) -> _Stream:
     soundfile_error = None
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
         try:
-            handle = sf.SoundFile(str(path))
+            with libsndfile_quiet():
+                handle = sf.SoundFile(str(path))
         except (sf.SoundFileError, RuntimeError) as error:
             soundfile_error = getattr(error, "error_string", None) or str(error)
         else:
@@ -390,6 +392,7 @@ class _SoundFileStream(_Stream):
         # mpg123 counts or estimates whole frames; every other libsndfile format is exact.
         self.allowance = _allowance("mp3", False, self.rate, self.declared, True) if mpeg else 0
         self.preroll = round(SEEK_PREROLL_SECONDS * self.rate) if mpeg else 0
+        self.quiet = libsndfile_quiet if mpeg else nullcontext  # only mpg123 writes to stderr
         header_log = handle.extra_info
         try:
             for match in _WAV_DATA_SIZE.finditer(header_log):
@@ -412,8 +415,13 @@ class _SoundFileStream(_Stream):
         frames = max(1, _BLOCK_VALUES // max(1, self.channels))
         start = max(0, start - self.preroll)
         try:
-            self.file.seek(start)
-            while len(block := self.file.read(frames, dtype="float32", always_2d=True)):
+            with self.quiet():
+                self.file.seek(start)
+            while True:
+                with self.quiet():
+                    block = self.file.read(frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
                 yield start, block.mean(axis=1, dtype=np.float32)
                 start += len(block)
         except (sf.SoundFileError, RuntimeError) as error:

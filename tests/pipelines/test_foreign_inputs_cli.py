@@ -5,6 +5,9 @@ The shipped tiny GAN config draws without training, so these run the real CLI in
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -126,3 +129,28 @@ def test_a_name_holding_terminal_escapes_is_printed_escaped(tmp_path, capsys):
     assert "\x1b" not in console and "\x07" not in console
     assert "  failed: evil\\x1b]0;pwned\\x07\\x1b[2K.wav: cannot read audio file" in captured.err
     assert "  not audio (skipped): notes\\x1b[8m.txt" in captured.out
+
+
+@pytest.mark.slow  # a fresh process: the console a user sees, Lightning's and C libraries' lines included
+def test_the_console_holds_only_a2i_lines_with_names_escaped(tmp_path):
+    """Issue 25 items 15 and 16, in a real process: what a user's terminal receives."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sf.write(inputs / "good.wav", tone(), RATE)
+    (inputs / ESCAPE_NAME).write_bytes(b"RIFF but not audio")
+    (inputs / "random.mp3").write_bytes(np.random.default_rng(0).bytes(4096))
+    args = ["predict", "--config", SHIPPED, "--audio_dir", str(inputs)]
+    args += ["--output_dir", str(tmp_path / "out"), "--trainer.limit_val_batches", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "a2i.cli", *args], env=env, capture_output=True, timeout=300
+    )
+    assert done.returncode == 1
+    console = (done.stdout + done.stderr).decode()
+    assert "\x1b" not in console and "\x07" not in console
+    assert "failed: evil\\x1b]0;pwned\\x07\\x1b[2K.wav: cannot read audio file" in console
+    assert "failed: random.mp3: " in console
+    foreign = [
+        line for line in console.splitlines() if not line.startswith(("a2i predict: ", "  "))
+    ]
+    assert foreign == []  # no Lightning "Trainer(limit_val_batches=1)", no libmpg123 notes
