@@ -14,6 +14,7 @@ folders (:class:`FolderOptions`) and the fields of :class:`~a2i.interfaces.Gener
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from a2i.audio.listing import describe_suffixes, scan_audio_folder
 from a2i.callbacks import ImageLogger
 from a2i.callbacks.progress import StepProgressBar, UnfrozenEvalModeCheck
 from a2i.commands import HELP_FLAGS, a2i_cause, completion, print_error, run_without_lightning
@@ -32,9 +34,9 @@ from a2i.commands.config_paths import resolve_config_arguments
 from a2i.commands.console import quiet_expected_messages
 from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
-from a2i.data.folder import list_audio_files
 from a2i.errors import A2IError, ConfigError
 from a2i.interfaces import AUDIO, KEY, Crop, GenerationRequest
+from a2i.io_utils import printable
 from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
@@ -132,10 +134,9 @@ class A2ITrainer(L.Trainer):
         writer = EmbeddingFolderWriter(output_dir, settings, overwrite=overwrite)
         pipeline.to(self.strategy.root_device)
         with self.precision_plugin.forward_context():
-            summary = embed_folder(
-                pipeline, Path(audio_dir), list_audio_files(audio_dir), writer, crop
-            )
-        report("embed", "embeddings", summary, writer, model.clip_seconds)
+            listing = scan_audio_folder(audio_dir)
+            summary = embed_folder(pipeline, Path(audio_dir), listing.audio, writer, crop)
+        report("embed", "embeddings", summary, writer, model.clip_seconds, listing.not_audio)
         return summary
 
 
@@ -153,24 +154,50 @@ def load_trained_weights(
         )
 
 
+NOT_AUDIO_SHOWN = 20
+"""Files skipped as not audio that are named one by one; the rest are counted by suffix."""
+
+
 def report(
-    command: str, noun: str, summary: FolderSummary, writer: FolderWriter, clip: float
+    command: str,
+    noun: str,
+    summary: FolderSummary,
+    writer: FolderWriter,
+    clip: float,
+    not_audio: Sequence[str] = (),
 ) -> None:
-    """Say what was written, skipped, cropped and failed; exit 1 when any input failed."""
+    """Say what was written, skipped, cropped and failed; exit 1 when any input failed.
+
+    Counts are of inputs (an input failing for every seed is one failure, named once), and
+    every name goes through :func:`~a2i.io_utils.printable`: names are the user's, not a2i's.
+    """
+    failed: dict[str, list[str]] = {}
+    for failure in summary.failures:
+        errors = failed.setdefault(failure["input"], [])
+        if failure["error"] not in errors:
+            errors.append(failure["error"])
+    files = f"{len(not_audio)} file{'s' if len(not_audio) > 1 else ''}"
+    skipped = f", {files} skipped as not audio" if not_audio else ""
     print(
         f"a2i {command}: {summary.written} {noun} written, {summary.skipped} inputs already done "
-        f"by an earlier run of the same request (skipped), {len(summary.failures)} failed → "
-        f"{writer.output_dir} (manifest: {writer.manifest_path})"
+        f"by an earlier run of the same request (skipped), {len(failed)} failed{skipped} → "
+        f"{printable(writer.output_dir)} (manifest: {printable(writer.manifest_path)})"
     )
+    for name in not_audio[:NOT_AUDIO_SHOWN]:
+        print(f"  not audio (skipped): {printable(name)}")
+    if len(not_audio) > NOT_AUDIO_SHOWN:
+        rest = describe_suffixes(list(not_audio[NOT_AUDIO_SHOWN:]), "more")
+        print(f"  not audio (skipped): {printable(rest)}")
     if summary.cropped or summary.padded:
         how = f" (--crop {writer.settings['crop']})" if command == "predict" else ""
         print(
             f"  the model hears {clip:g} s: {summary.cropped} longer inputs were cropped{how}, "
             f"{summary.padded} shorter ones zero-padded; each input's duration is in the manifest"
         )
-    for failure in summary.failures:
-        print(f"  failed: {failure['input']}: {failure['error']}", file=sys.stderr)
-    if summary.failures:
+    for name, errors in failed.items():
+        for error in errors:
+            print(f"  failed: {printable(name)}: {printable(error)}", file=sys.stderr)
+    if failed:
         sys.exit(1)
 
 
@@ -331,12 +358,15 @@ class A2ICLI(LightningCLI):
         writer = ImageFolderWriter(options.output_dir, settings, overwrite=options.overwrite)
         pipeline.to(self.trainer.strategy.root_device)
         with self.trainer.precision_plugin.forward_context():
+            not_audio: list[str] = []
             if options.audio_dir is not None:
                 root = Path(options.audio_dir)
-                summary = predict_folder(pipeline, request, root, list_audio_files(root), writer)
+                listing = scan_audio_folder(root)
+                not_audio = listing.not_audio
+                summary = predict_folder(pipeline, request, root, listing.audio, writer)
             else:
                 summary = predict_batches(pipeline, request, datamodule, writer)
-        report("predict", "images", summary, writer, model.clip_seconds)
+        report("predict", "images", summary, writer, model.clip_seconds, not_audio)
 
     def after_test(self) -> None:
         """Say where the evaluation and downstream reports went (the result of ``a2i test``)."""
@@ -381,7 +411,7 @@ def main(args: list[str] | None = None) -> None:
     if run_without_lightning(argv):
         return
     tune_allocator()
-    quiet_expected_messages()
+    quiet_expected_messages(argv[0] if argv else None)
     helping = any(flag in argv for flag in HELP_FLAGS)
     epilog = {"epilog": fit_epilog()} if helping else {}  # (it reads a2i's source: help only)
     try:

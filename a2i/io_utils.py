@@ -1,14 +1,17 @@
-"""Writing files atomically: a killed run leaves either the old file or the new one, never half.
+"""Files a2i writes and files users give it.
 
 Every file a2i writes (images, audio, weights, manifests, reports, shards) goes through
-:func:`atomic_write`. Temporary files are hidden and end in ``.tmp`` (``.<name>.<random>.tmp``
-next to the target), so a resumed run can find and delete what a killed one left behind.
+:func:`atomic_write`: a killed run leaves either the old file or the new one, never half.
+Temporary files are hidden and end in ``.tmp`` (``.<name>.<random>.tmp`` next to the target),
+so a resumed run can find and delete what a killed one left behind. Names of files a2i did not
+make are shown through :func:`printable`.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +64,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def file_problem(path: Path) -> str | None:
     """Why ``path`` cannot be used (cheap checks only: decoding happens at load time)."""
+    if path.is_symlink() and not path.exists():
+        return "broken link"
     if not path.exists():
         return "missing"
     if not path.is_file():
@@ -70,3 +75,28 @@ def file_problem(path: Path) -> str | None:
     if not os.access(path, os.R_OK):
         return "permission denied"
     return None
+
+
+def printable(text: object) -> str:
+    r"""``text`` as a console may show it: control and format characters escaped (``\x1b``).
+
+    A file name can hold terminal escape codes (which hide the lines before them or retitle
+    the terminal), newlines (a fake line of output) or bidirectional overrides (text shown in
+    another order than it is): every line a2i prints about inputs goes through here.
+    """
+    return "".join(
+        char if unicodedata.category(char) not in _HIDDEN_CATEGORIES else _escape(char)
+        for char in str(text)
+    )
+
+
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+"""Unicode categories a console acts on instead of showing (controls, formats, line breaks), and
+the surrogates Python decodes a name's undecodable bytes to (printing them raises)."""
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

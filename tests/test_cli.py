@@ -121,6 +121,22 @@ def test_expected_messages_are_dropped_and_others_kept(caplog):
     ]
 
 
+@pytest.mark.parametrize(
+    ("command", "dropped"), [("predict", True), ("embed", True), ("fit", False)]
+)
+def test_loop_limits_are_restated_only_where_a_loop_runs(caplog, command, dropped):
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    line = "`Trainer(limit_val_batches=1)` was configured so 1 batch will be used."
+    try:
+        quiet_expected_messages(command)
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            logger.info(line)
+            logger.info("Seed set to 0")
+    finally:
+        quiet_expected_messages()
+    assert [r.getMessage() for r in caplog.records] == ([] if dropped else [line])
+
+
 @pytest.mark.parametrize("name", ["sound2vision_ldm.yaml", "sound2vision_gan.yaml"])
 def test_print_config_of_paper_configs(name, capsys):
     assert exit_code(["fit", "--print_config", "--config", str(ROOT / "configs" / name)]) == 0

@@ -3,7 +3,7 @@
 import pytest
 
 from a2i.errors import OutputExistsError
-from a2i.io_utils import TEMP_GLOB, atomic_write, atomic_write_text
+from a2i.io_utils import TEMP_GLOB, atomic_write, atomic_write_text, file_problem, printable
 
 
 def test_writes_through_a_hidden_temp_file_in_the_same_folder(tmp_path):
@@ -47,3 +47,19 @@ def test_refuses_to_overwrite_before_writing_anything(tmp_path):
     with atomic_write(target) as tmp:  # overwriting is the default
         tmp.write_text("new")
     assert target.read_text() == "new"
+
+
+def test_printable_escapes_what_a_terminal_would_act_on():
+    name = "evil\x1b]0;pwned\x07\x1b[2K\nfake line\u202eevil.wav\udcff"
+    shown = printable(name)
+    assert shown == "evil\\x1b]0;pwned\\x07\\x1b[2K\\x0afake line\\u202eevil.wav\\udcff"
+    assert shown.isprintable() and shown.encode("utf-8")
+    assert printable("Bösendorfer – 鐘.wav") == "Bösendorfer – 鐘.wav"
+
+
+def test_a_broken_link_is_named_as_one(tmp_path):
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "deleted.wav")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    assert file_problem(tmp_path / "gone.wav") == "broken link"
+    assert file_problem(tmp_path / "empty.wav") == "empty (0 bytes)"
+    assert file_problem(tmp_path / "never.wav") == "missing"

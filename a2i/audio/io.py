@@ -9,8 +9,9 @@ bytes: a damaged file can make any decoder layer fail in its own way, and one ba
 abort a run over thousands. Neither returns a shortened or garbage waveform silently: a model
 fed half a clip or NaNs fails far from the cause.
 
-libsndfile (``soundfile``) decodes wav/flac/ogg (and mp3 when built with mpg123), exposes the
-header and seeks sample-exactly; FFmpeg (``av``) decodes everything else (aac/m4a, the audio
+libsndfile (``soundfile``) decodes its formats (wav/flac/ogg/aiff/…, and mp3 when built with
+mpg123: :data:`~a2i.audio.formats.SOUNDFILE_EXTENSIONS`), exposes the header and seeks
+sample-exactly; FFmpeg (``av``) decodes everything else (aac/m4a, the audio
 track of mp4/mkv/webm) and is the fallback for mislabelled files. Both are read in blocks and
 downmixed as they arrive. torchaudio's own ``load`` is not used: in torchaudio 2.11 it requires
 torchcodec.
@@ -23,7 +24,7 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,17 +38,11 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor
 
+from a2i.audio.formats import SOUNDFILE_EXTENSIONS
+from a2i.audio.native_stderr import libsndfile_quiet
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import Crop
 from a2i.io_utils import atomic_write
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".aac")
-"""Lower-case suffixes a2i treats as audio (containers count: their audio track is used)."""
-
-SOUNDFILE_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg"} | ({".mp3"} if "MP3" in sf.available_formats() else set())
-)
-"""Suffixes decoded by libsndfile first (header-exact lengths); all others go through FFmpeg."""
 
 MIN_DECODED_FRACTION = 0.9
 """A stream whose declared length is only an estimate must decode at least this fraction of it.
@@ -144,7 +139,8 @@ def read_audio(path: str | Path, sample_rate: int) -> Tensor:
     grows with the file; :func:`read_audio_window` reads only the part a model hears.
 
     Args:
-        path: File to read; any suffix in :data:`AUDIO_EXTENSIONS` (others are tried with FFmpeg).
+        path: File to read; any suffix in :data:`~a2i.audio.formats.AUDIO_EXTENSIONS` (others are
+            tried with FFmpeg).
         sample_rate: Rate of the returned waveform in Hz.
 
     Raises:
@@ -328,6 +324,8 @@ def _decoding(path: Path) -> Iterator[None]:
 
 
 def _check_file(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise AudioDecodeError(path, f"broken link (to {os.readlink(path)}, which does not exist)")
     if not path.exists():
         raise AudioDecodeError(path, "file does not exist")
     if not path.is_file():
@@ -375,7 +373,8 @@ def _open_stream(path: Path) -> _Stream:
     soundfile_error = None
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
         try:
-            handle = sf.SoundFile(str(path))
+            with libsndfile_quiet():
+                handle = sf.SoundFile(str(path))
         except (sf.SoundFileError, RuntimeError) as error:
             soundfile_error = getattr(error, "error_string", None) or str(error)
         else:
@@ -393,6 +392,7 @@ class _SoundFileStream(_Stream):
         # mpg123 counts or estimates whole frames; every other libsndfile format is exact.
         self.allowance = _allowance("mp3", False, self.rate, self.declared, True) if mpeg else 0
         self.preroll = round(SEEK_PREROLL_SECONDS * self.rate) if mpeg else 0
+        self.quiet = libsndfile_quiet if mpeg else nullcontext  # only mpg123 writes to stderr
         header_log = handle.extra_info
         try:
             for match in _WAV_DATA_SIZE.finditer(header_log):
@@ -415,8 +415,13 @@ class _SoundFileStream(_Stream):
         frames = max(1, _BLOCK_VALUES // max(1, self.channels))
         start = max(0, start - self.preroll)
         try:
-            self.file.seek(start)
-            while len(block := self.file.read(frames, dtype="float32", always_2d=True)):
+            with self.quiet():
+                self.file.seek(start)
+            while True:
+                with self.quiet():
+                    block = self.file.read(frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
                 yield start, block.mean(axis=1, dtype=np.float32)
                 start += len(block)
         except (sf.SoundFileError, RuntimeError) as error:

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from a2i.commands.config_paths import resolve_config_arguments
 from a2i.errors import A2IError
+from a2i.io_utils import printable
 
 LIGHTNING_COMMANDS = {
     "fit": "train a method (a config names the method, its parts and the data)",
@@ -79,7 +80,7 @@ def usage() -> str:
 
 def print_error(error: A2IError) -> None:
     """One line on stderr, as every a2i command reports a mistake the user can fix."""
-    print(f"a2i: error: {error}", file=sys.stderr)
+    print(f"a2i: error: {printable(error)}", file=sys.stderr)
 
 
 def a2i_cause(error: BaseException) -> A2IError | None:

@@ -39,6 +39,16 @@ EXPECTED_LOG_LINES = {
 }
 """Lightning info line (regex of its start) → why a2i can drop it."""
 
+EXPECTED_WHEN_INFERRING = {
+    r"`Trainer\((limit_\w+_batches|val_check_interval)=1(\.0)?\)` was configured so": (
+        "predict and embed run a2i's pipeline, no Lightning loop: the run config's loop limits "
+        "(which Lightning restates when they are 1 or 1.0) do not apply"
+    ),
+}
+"""Lightning info lines dropped under the commands of :data:`INFERRING` only."""
+
+INFERRING = ("predict", "embed")
+
 LIGHTNING_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.fabric.utilities.rank_zero",
@@ -48,20 +58,26 @@ LIGHTNING_LOGGERS = (
 
 
 class ExpectedLineFilter(logging.Filter):
-    """Drops the log records whose message starts like one of :data:`EXPECTED_LOG_LINES`."""
+    """Drops the log records whose message starts like one of ``patterns``."""
 
-    pattern = re.compile("|".join(f"(?:{p})" for p in EXPECTED_LOG_LINES))
+    def __init__(self, patterns: list[str]) -> None:
+        super().__init__()
+        self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns))
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep every record but the expected ones."""
         return self.pattern.match(record.getMessage()) is None
 
 
-def quiet_expected_messages() -> None:
-    """Install the filters (idempotent: safe to call once per command run in one process)."""
+def quiet_expected_messages(command: str | None = None) -> None:
+    """Install the filters for ``command`` (replacing earlier ones: one process may run several)."""
     for message in EXPECTED_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    patterns = list(EXPECTED_LOG_LINES)
+    if command in INFERRING:
+        patterns += list(EXPECTED_WHEN_INFERRING)
     for name in LIGHTNING_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, ExpectedLineFilter) for f in logger.filters):
-            logger.addFilter(ExpectedLineFilter())
+        for installed in [f for f in logger.filters if isinstance(f, ExpectedLineFilter)]:
+            logger.removeFilter(installed)
+        logger.addFilter(ExpectedLineFilter(patterns))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from a2i.commands.config_paths import config_section
+from a2i.io_utils import printable
 
 if TYPE_CHECKING:  # imported when the command runs (`a2i --help` stays fast)
     from jsonargparse import ArgumentParser
@@ -44,12 +45,14 @@ def main(argv: list[str]) -> None:
         datamodule.prepare_workers = config.workers
     report = datamodule.prepare_data()
     if report is None:
-        print(f"a2i prepare: {datamodule.prepared} is already complete ({datamodule.clip_counts})")
+        prepared = printable(datamodule.prepared)
+        print(f"a2i prepare: {prepared} is already complete ({datamodule.clip_counts})")
         return
     counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
     print(
-        f"a2i prepare: {counts} clips in {datamodule.prepared}; {len(report.dropped)} dropped "
-        f"(see {datamodule.prepared / 'problems.log'}); {report.shards_written} shards written, "
+        f"a2i prepare: {counts} clips in {printable(datamodule.prepared)}; {len(report.dropped)} "
+        f"dropped (see {printable(datamodule.prepared / 'problems.log')}); "
+        f"{report.shards_written} shards written, "
         f"{report.shards_reused} reused; {report.processed} clips in {report.seconds:.1f} s = "
         f"{report.clips_per_second:.2f} clips/s"
     )

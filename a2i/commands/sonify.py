@@ -64,6 +64,7 @@ def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
 def main(argv: list[str]) -> None:
     """Run ``a2i sonify`` with command-line arguments ``argv`` (without the subcommand)."""
     from a2i.build.sonify.pool_cache import POOL_PROBLEMS_FILE, read_pool_problems
+    from a2i.io_utils import printable
 
     datamodule = build_datamodule(argv)
     report = datamodule.prepare_data()
@@ -73,21 +74,28 @@ def main(argv: list[str]) -> None:
     counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
     log = datamodule.prepared / "problems.log"
     print(
-        f"a2i sonify: {counts} samples in {datamodule.prepared}; {len(report.dropped)} filtered "
-        f"(non-sonic caption or no sounding concept), {len(report.failed)} failed (see {log}); "
-        f"{report.shards_written} shards written, {report.shards_reused} reused in "
-        f"{report.seconds:.1f} s"
+        f"a2i sonify: {counts} samples in {printable(datamodule.prepared)}; "
+        f"{len(report.dropped)} filtered (non-sonic caption or no sounding concept), "
+        f"{len(report.failed)} failed (see {printable(log)}); {report.shards_written} shards "
+        f"written, {report.shards_reused} reused in {report.seconds:.1f} s"
     )
+    unusable = datamodule.unusable_pool_files
+    for _, path, problem in unusable:
+        print(f"  unusable pool file: {printable(path)}: {problem}", file=sys.stderr)
     pool_problems = read_pool_problems(datamodule.pool_cache)
     for problem in pool_problems[:10]:
-        print(f"  unreadable pool file: {problem}", file=sys.stderr)
+        print(f"  unreadable pool file: {printable(problem)}", file=sys.stderr)
     for failure in report.failed[:10]:
-        print(f"  failed: {failure['key']}: {failure['problem']}", file=sys.stderr)
-    if report.failed or pool_problems:
         print(
-            f"a2i sonify: {len(report.failed)} sample(s) failed (all in {log}), "
-            f"{len(pool_problems)} pool file(s) unreadable (all in "
-            f"{datamodule.pool_cache / POOL_PROBLEMS_FILE})",
+            f"  failed: {printable(failure['key'])}: {printable(failure['problem'])}",
+            file=sys.stderr,
+        )
+    if report.failed or pool_problems or unusable:
+        print(
+            f"a2i sonify: {len(report.failed)} sample(s) failed (all in {printable(log)}), "
+            f"{len(unusable)} pool file(s) missing, empty or unreadable (named above), "
+            f"{len(pool_problems)} pool file(s) undecodable (all in "
+            f"{printable(datamodule.pool_cache / POOL_PROBLEMS_FILE)})",
             file=sys.stderr,
         )
         sys.exit(1)

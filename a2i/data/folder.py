@@ -33,7 +33,7 @@ class AudioFolderDataset(Dataset):
     that window is decoded, so an hour-long file costs what a short one does.
 
     Args:
-        audio_dir: Folder searched recursively for :data:`~a2i.audio.io.AUDIO_EXTENSIONS`.
+        audio_dir: Folder searched recursively for :data:`~a2i.audio.formats.AUDIO_EXTENSIONS`.
         sample_rate: Audio rate delivered, in Hz.
         clip_seconds: Audio length delivered.
     """

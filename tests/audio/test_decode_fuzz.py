@@ -15,7 +15,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from a2i.audio.io import AUDIO_EXTENSIONS, read_audio, read_audio_window
+from a2i.audio.formats import AUDIO_EXTENSIONS
+from a2i.audio.io import read_audio, read_audio_window
 from a2i.errors import AudioDecodeError
 
 SEED = 1313
@@ -62,7 +63,24 @@ def byte_strings(tmp_path_factory: pytest.TempPathFactory, encode, tonal) -> lis
     return strings
 
 
+FUZZED_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".mp3", ".m4a", ".mp4", ".mkv")
+FUZZED_SUFFIXES += (".webm", ".aac", ".opus", ".mov", ".au")
+"""Each way a suffix routes a file (libsndfile first, FFmpeg, FFmpeg's ADTS fallback) and the
+common formats; every other suffix gets :func:`test_random_bytes_are_refused_under_every_suffix`."""
+
+
 @pytest.mark.parametrize("suffix", AUDIO_EXTENSIONS)
+def test_random_bytes_are_refused_under_every_suffix(tmp_path: Path, suffix: str) -> None:
+    """No suffix makes a decoder take any bytes as sound (headerless formats are not audio)."""
+    rng = np.random.default_rng(SEED)
+    for size in (64, 4096, 40000):
+        path = tmp_path / f"random{suffix}"
+        path.write_bytes(rng.bytes(size))
+        with pytest.raises(AudioDecodeError):
+            read_audio(path, RATE)
+
+
+@pytest.mark.parametrize("suffix", FUZZED_SUFFIXES)
 def test_any_bytes_decode_or_raise_audio_decode_error(
     tmp_path: Path, byte_strings: list[bytes], suffix: str
 ) -> None:

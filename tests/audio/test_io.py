@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from a2i.audio.formats import AUDIO_EXTENSIONS
 from a2i.audio.io import (
-    AUDIO_EXTENSIONS,
     fit_length,
     read_audio,
     read_audio_window,
@@ -78,11 +78,14 @@ def rms(waveform: torch.Tensor | np.ndarray) -> float:
     return float(torch.as_tensor(waveform).pow(2).mean().sqrt())
 
 
-def test_extensions_are_lowercase_with_dot() -> None:
+def test_extensions_are_what_the_decoders_read_and_nothing_else() -> None:
     assert all(ext.startswith(".") and ext == ext.lower() for ext in AUDIO_EXTENSIONS)
-    assert {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".aac"} == set(
-        AUDIO_EXTENSIONS
-    )
+    common = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".mkv", ".webm", ".aac"}
+    foreign = {".opus", ".oga", ".aiff", ".aif", ".mov", ".mka", ".wma", ".caf", ".avi", ".wv"}
+    assert common | foreign <= set(AUDIO_EXTENSIONS)
+    images_text_subtitles = {".txt", ".json", ".csv", ".jpg", ".png", ".gif", ".heic", ".srt"}
+    headerless_or_playlists = {".raw", ".sw", ".al", ".g722", ".m3u8", ".mpd", ".npy", ".pdf"}
+    assert not (images_text_subtitles | headerless_or_playlists) & set(AUDIO_EXTENSIONS)
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
@@ -92,6 +95,19 @@ def test_lossless_soundfile_formats_round_trip(tmp_path: Path, suffix: str) -> N
     waveform = read_audio(tmp_path / f"a{suffix}", RATE)
     assert waveform.dtype == torch.float32 and waveform.shape == (len(signal),)
     torch.testing.assert_close(waveform, torch.from_numpy(signal), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "file_format", "subtype"), [(".aiff", "AIFF", "PCM_16"), (".oga", "OGG", "VORBIS")]
+)
+def test_libsndfile_formats_under_their_other_suffixes(
+    tmp_path: Path, suffix: str, file_format: str, subtype: str
+) -> None:
+    signal = tone(SECONDS)
+    sf.write(tmp_path / f"a{suffix}", signal, RATE, format=file_format, subtype=subtype)
+    waveform = read_audio(tmp_path / f"a{suffix}", RATE)
+    assert waveform.shape == (len(signal),)
+    assert dominant_frequency(waveform, RATE) == pytest.approx(440, abs=4)
 
 
 def test_ogg_vorbis(tmp_path: Path) -> None:
@@ -110,6 +126,9 @@ PYAV_CASES = [
     (".aac", "adts", "aac", None, False, AAC_SLACK),
     (".mp4", "mp4", "aac", "h264", False, AAC_SLACK),
     (".mkv", "matroska", "pcm_s16le", "mpeg4", True, 0),
+    (".mov", "mov", "pcm_s16le", "mpeg4", True, 0),
+    (".aif", "aiff", "pcm_s16be", None, True, 0),
+    (".opus", "opus", "libopus", None, False, 960),
 ]
 
 

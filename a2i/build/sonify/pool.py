@@ -57,7 +57,7 @@ class PoolFile:
 
 @dataclass
 class PoolScan:
-    """The usable files of a pool and the listed ones that are missing or empty."""
+    """The usable files of a pool and the listed ones that are missing, empty or unreadable."""
 
     files: list[PoolFile] = field(default_factory=list)
     unusable: list[tuple[str, str, str]] = field(default_factory=list)
@@ -301,7 +301,7 @@ def scan_pools(pools: list[AudioPool]) -> PoolScan:
         merged.files.extend(found.files)
         merged.unusable.extend(found.unusable)
         logger.warning(
-            "audio pool %s (%s): %d files, %d listed but missing or empty",
+            "audio pool %s (%s): %d files, %d listed but missing, empty or unreadable",
             pool.name,
             pool.root,
             len(found.files),

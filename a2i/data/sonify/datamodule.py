@@ -238,6 +238,14 @@ class SonifiedImagesDataModule(ShardDataModule):
             raise DatasetNotFoundError(self.image_root, "no image is left after the split file")
         return items
 
+    @property
+    def unusable_pool_files(self) -> list[tuple[str, str, str]]:
+        """``(id, path, problem)`` of the pool files listed but missing, empty or unreadable.
+
+        Known once the pools were scanned (by a build); empty before.
+        """
+        return [] if self._pool_scan is None else list(self._pool_scan.unusable)
+
     def pool_reader(self) -> PoolReader:
         """Reads the pool's chunks (scans the pools once)."""
         if self._pool_scan is None:

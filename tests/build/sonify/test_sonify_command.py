@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,29 @@ def test_a_changed_recipe_is_refused_with_the_difference_named(
     changed = make_config(sonify_inputs, out, config_name="changed", top_k=3)
     with pytest.raises(ConfigError, match="top_k"):
         main(["--config", str(changed)])
+
+
+def test_empty_missing_and_unreadable_pool_files_are_named_and_fail_the_run(
+    sonify_inputs, make_config, tmp_path, capsys
+):
+    inputs = tmp_path / "inputs"
+    shutil.copytree(sonify_inputs, inputs)
+    pool = inputs / "pool"
+    (pool / "broken.wav").unlink()  # (undecodable: named already) only the unusable ones are left
+    (pool / "empty.wav").write_bytes(b"")
+    (pool / "gone.wav").symlink_to(tmp_path / "deleted.wav")
+    unusable = {"empty.wav": "empty (0 bytes)", "gone.wav": "broken link"}
+    if os.geteuid() != 0:  # (root reads any file)
+        shutil.copy(pool / "rain" / "rain.wav", pool / "locked.wav")
+        (pool / "locked.wav").chmod(0)
+        unusable["locked.wav"] = "permission denied"
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(make_config(inputs, tmp_path / "out"))])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    for name, problem in unusable.items():
+        assert f"  unusable pool file: {pool / name}: {problem}" in err
+    assert f"{len(unusable)} pool file(s) missing, empty or unreadable (named above)" in err
 
 
 @pytest.mark.slow
