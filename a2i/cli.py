@@ -136,12 +136,11 @@ class A2ITrainer(L.Trainer):
         pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
         load_trained_weights(model, ckpt_path, weights_only, "embed")
         settings = embedding_settings(pipeline, checkpoint=ckpt_path, crop=crop)
-        writer = EmbeddingFolderWriter(output_dir, settings, overwrite=overwrite)
-        pipeline.to(self.strategy.root_device)
-        with self.precision_plugin.forward_context():
-            summary = embed_folder(
-                pipeline, Path(audio_dir), list_audio_files(audio_dir), writer, crop
-            )
+        keys = list_audio_files(audio_dir)  # (no output folder for a folder with no audio)
+        with EmbeddingFolderWriter(output_dir, settings, overwrite=overwrite) as writer:
+            pipeline.to(self.strategy.root_device)
+            with self.precision_plugin.forward_context():
+                summary = embed_folder(pipeline, Path(audio_dir), keys, writer, crop)
         report("embed", "embeddings", summary, writer, model.clip_seconds)
         return summary
 
@@ -334,14 +333,15 @@ class A2ICLI(LightningCLI):
         request = pipeline.prepare_request(asked)
         load_trained_weights(model, ckpt_path, weights_only, "predict")
         settings = request_settings(pipeline, asked, checkpoint=ckpt_path)
-        writer = ImageFolderWriter(options.output_dir, settings, overwrite=options.overwrite)
-        pipeline.to(self.trainer.strategy.root_device)
-        with self.trainer.precision_plugin.forward_context():
-            if options.audio_dir is not None:
-                root = Path(options.audio_dir)
-                summary = predict_folder(pipeline, request, root, list_audio_files(root), writer)
-            else:
-                summary = predict_batches(pipeline, request, datamodule, writer)
+        audio_dir = options.audio_dir
+        keys = None if audio_dir is None else list_audio_files(audio_dir)  # before any output
+        with ImageFolderWriter(options.output_dir, settings, overwrite=options.overwrite) as writer:
+            pipeline.to(self.trainer.strategy.root_device)
+            with self.trainer.precision_plugin.forward_context():
+                if keys is None:
+                    summary = predict_batches(pipeline, request, datamodule, writer)
+                else:
+                    summary = predict_folder(pipeline, request, Path(audio_dir), keys, writer)
         report("predict", "images", summary, writer, model.clip_seconds)
 
     def after_test(self) -> None:

@@ -85,3 +85,29 @@ class OutputExistsError(A2IError, FileExistsError):
 
 class ConfigError(A2IError, ValueError):
     """A combination of config values cannot work (the message names the fields)."""
+
+
+class FolderInUseError(A2IError):
+    """Another run is writing into the folder (two runs would duplicate and clobber outputs)."""
+
+    def __init__(self, folder: str | Path, holder: str) -> None:
+        self.folder = str(folder)
+        self.holder = holder
+        who = f"({holder})" if holder else "(it has not written its process id yet)"
+        super().__init__(
+            f"'{self.folder}' is in use by another a2i run {who}; wait for it to finish, or "
+            "write somewhere else"
+        )
+
+
+class OutputWriteError(A2IError, OSError):
+    """The file system refused an output: disk full, read-only, permission denied.
+
+    One line naming the file and the system's reason; the writer has removed what it had
+    written of the batch in flight, so the folder holds only finished work.
+    """
+
+    def __init__(self, path: str | Path, error: OSError, after: str = "") -> None:
+        self.path = str(path)
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot write '{self.path}': {reason}{after}")
