@@ -3,8 +3,9 @@
 Over a folder of ``--files`` tiny wavs, with the shipped tiny GAN (no training needed), each
 scenario runs the real CLI as fresh processes and reruns until the folder is finished:
 
-- **kills**: ``--kills`` times, a run is killed with SIGKILL a random 0-``--window`` seconds
-  after it starts writing (its manifest grows), then rerun; a last run goes to the end;
+- **kills**: ``--kills`` times, a run is killed with SIGKILL at a random instant after it starts
+  writing (its manifest grows): every other kill within ``--window`` seconds, the others within
+  0.2 s (mostly amid the first batch's images); then it is rerun; a last run goes to the end;
 - **two at once**: two runs start together into one folder, both are killed the same way, again
   ``--kills`` times; a last pair goes to the end (one writes, the other is refused or finds the
   work done);
@@ -13,9 +14,10 @@ scenario runs the real CLI as fresh processes and reruns until the folder is fin
   same command rerun.
 
 A kill "left a half batch" when, right after it, the folder held images without their rows, a
-temporary file or a torn last manifest line: the state a rerun must repair. The table: kills,
-reruns, half batches, the final exit status, images == inputs, rows == images, temporary files
-left. Usage (about 10 minutes on 2 busy cores at the full size)::
+temporary file or a torn last manifest line: the state a rerun must repair. The table: kills
+(processes killed: two a round when both runs of a pair were alive), reruns, half batches, the
+final exit status(es), images == inputs, rows == images, temporary files left. Usage (about 6
+minutes on 2 shared cores at the full size)::
 
     python benchmarks/predict_faults.py --files 2000 --kills 5
 """
@@ -122,10 +124,16 @@ def check(outcome: Outcome, inputs: Path, out: Path) -> Outcome:
     return outcome
 
 
+def kill_delay(kill: int, window: float, rng: random.Random) -> float:
+    """Seconds from the first write to the kill: alternately within ``window`` and 0.2 s."""
+    return rng.uniform(0, window if kill % 2 else 0.2)
+
+
 def with_kills(inputs: Path, out: Path, kills: int, window: float, rng: random.Random) -> Outcome:
     outcome = Outcome("kills")
-    for _ in range(kills):
-        outcome.kills += kill_while_writing([start(inputs, out)], out, rng.uniform(0, window))
+    for kill in range(kills):
+        delay = kill_delay(kill, window, rng)
+        outcome.kills += kill_while_writing([start(inputs, out)], out, delay)
         outcome.half_batches += half_batch_left(out)
     final = start(inputs, out)
     _, err = final.communicate()
@@ -138,9 +146,9 @@ def with_kills(inputs: Path, out: Path, kills: int, window: float, rng: random.R
 
 def two_at_once(inputs: Path, out: Path, kills: int, window: float, rng: random.Random) -> Outcome:
     outcome = Outcome("two runs at once")
-    for _ in range(kills):
+    for kill in range(kills):
         pair = [start(inputs, out), start(inputs, out)]
-        outcome.kills += kill_while_writing(pair, out, rng.uniform(0, window))
+        outcome.kills += kill_while_writing(pair, out, kill_delay(kill, window, rng))
         outcome.half_batches += half_batch_left(out)
     pair = [start(inputs, out), start(inputs, out)]
     results = [(run.pid, *run.communicate(), run.returncode) for run in pair]
