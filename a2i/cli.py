@@ -131,11 +131,11 @@ class A2ITrainer(L.Trainer):
         pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
         load_trained_weights(model, ckpt_path, weights_only, "embed")
         settings = embedding_settings(pipeline, checkpoint=ckpt_path, crop=crop)
-        writer = EmbeddingFolderWriter(output_dir, settings, overwrite=overwrite)
-        pipeline.to(self.strategy.root_device)
-        with self.precision_plugin.forward_context():
-            listing = scan_audio_folder(audio_dir)
-            summary = embed_folder(pipeline, Path(audio_dir), listing.audio, writer, crop)
+        listing = scan_audio_folder(audio_dir)  # (no output folder for a folder with no audio)
+        with EmbeddingFolderWriter(output_dir, settings, overwrite=overwrite) as writer:
+            pipeline.to(self.strategy.root_device)
+            with self.precision_plugin.forward_context():
+                summary = embed_folder(pipeline, Path(audio_dir), listing.audio, writer, crop)
         report("embed", "embeddings", summary, writer, model.clip_seconds, listing.not_audio)
         return summary
 
@@ -355,17 +355,18 @@ class A2ICLI(LightningCLI):
         request = pipeline.prepare_request(asked)
         load_trained_weights(model, ckpt_path, weights_only, "predict")
         settings = request_settings(pipeline, asked, checkpoint=ckpt_path)
-        writer = ImageFolderWriter(options.output_dir, settings, overwrite=options.overwrite)
-        pipeline.to(self.trainer.strategy.root_device)
-        with self.trainer.precision_plugin.forward_context():
-            not_audio: list[str] = []
-            if options.audio_dir is not None:
-                root = Path(options.audio_dir)
-                listing = scan_audio_folder(root)
-                not_audio = listing.not_audio
-                summary = predict_folder(pipeline, request, root, listing.audio, writer)
-            else:
-                summary = predict_batches(pipeline, request, datamodule, writer)
+        audio_dir = options.audio_dir
+        listing = None if audio_dir is None else scan_audio_folder(audio_dir)  # before any output
+        with ImageFolderWriter(options.output_dir, settings, overwrite=options.overwrite) as writer:
+            pipeline.to(self.trainer.strategy.root_device)
+            with self.trainer.precision_plugin.forward_context():
+                if listing is None:
+                    summary = predict_batches(pipeline, request, datamodule, writer)
+                else:
+                    summary = predict_folder(
+                        pipeline, request, Path(audio_dir), listing.audio, writer
+                    )
+        not_audio = [] if listing is None else listing.not_audio
         report("predict", "images", summary, writer, model.clip_seconds, not_audio)
 
     def after_test(self) -> None:

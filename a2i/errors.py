@@ -93,3 +93,29 @@ class WeightsFileError(A2IError, ValueError):
     def __init__(self, path: str | Path, message: str) -> None:
         self.path = str(path)
         super().__init__(message)
+
+
+class FolderInUseError(A2IError):
+    """Another run is writing into the folder (two runs would duplicate and clobber outputs)."""
+
+    def __init__(self, folder: str | Path, holder: str) -> None:
+        self.folder = str(folder)
+        self.holder = holder
+        who = f"({holder})" if holder else "(it has not written its process id yet)"
+        super().__init__(
+            f"'{self.folder}' is in use by another a2i run {who}; wait for it to finish, or "
+            "write somewhere else"
+        )
+
+
+class OutputWriteError(A2IError, OSError):
+    """The file system refused an output: disk full, read-only, permission denied.
+
+    One line naming the file and the system's reason; the writer has removed what it had
+    written of the batch in flight, so the folder holds only finished work.
+    """
+
+    def __init__(self, path: str | Path, error: OSError, after: str = "") -> None:
+        self.path = str(path)
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot write '{self.path}': {reason}{after}")

@@ -1,25 +1,47 @@
-"""Files a2i writes and files users give it.
+"""Files a2i writes and files users give it; one writer per folder.
 
 Every file a2i writes (images, audio, weights, manifests, reports, shards) goes through
 :func:`atomic_write`: a killed run leaves either the old file or the new one, never half.
-Temporary files are hidden and end in ``.tmp`` (``.<name>.<random>.tmp`` next to the target),
-so a resumed run can find and delete what a killed one left behind. Names of files a2i did not
-make are shown through :func:`printable`.
+Temporary files are hidden and end in ``.tmp`` (``.<name>.<random>.tmp`` next to the target), so
+a resumed run can find and delete what a killed one left behind (:func:`temp_target`).
+:class:`FolderLock` keeps a second run out of a folder a first one is writing. Names of files a2i
+did not make are shown through :func:`printable`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import secrets
+import socket
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from a2i.errors import OutputExistsError
+from a2i.errors import FolderInUseError, OutputExistsError
 
 TEMP_GLOB = ".*.tmp"
 """Matches the temporary files :func:`atomic_write` creates (and a killed run may leave)."""
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{8}\.tmp")
+
+
+def temp_target(path: Path) -> str | None:
+    """The name of the file a temporary file of :func:`atomic_write` was to become, else None."""
+    match = _TEMP_NAME.fullmatch(path.name)
+    return match["target"] if match else None
+
+
+def remove_file(path: Path) -> None:
+    """Delete ``path`` if it is there.
+
+    A path that is not there is no error, also on a read-only disk (where ``unlink`` of a
+    missing file fails with EROFS, which would hide the error that stopped the writer).
+    """
+    if os.path.lexists(path):
+        path.unlink()
 
 
 @contextmanager
@@ -53,7 +75,7 @@ def atomic_write(
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        remove_file(tmp)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -100,3 +122,62 @@ def _escape(char: str) -> str:
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+class FolderLock:
+    """An exclusive lock on a folder, held while one run writes into it.
+
+    The lock is ``flock`` on ``<folder>/.a2i.lock``: the operating system drops it when the
+    holder exits, however it ends, so a killed run never blocks the next one. The file holds the
+    holder's process id, host and start time, so a refused run can say who is writing; that
+    note is why this is not ``filelock`` (it truncates the lock file on every attempt). The
+    holder deletes the file when it is done; an acquirer that locked a file deleted meanwhile
+    locks the new one.
+
+    Raises:
+        FolderInUseError: On :meth:`acquire`, when another process holds the lock.
+    """
+
+    NAME = ".a2i.lock"
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / self.NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock (without waiting), then write the holder's note."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 1024).decode(errors="replace").strip()
+                os.close(fd)
+                raise FolderInUseError(self.folder, holder) from None
+            if self._still_named(fd):
+                break
+            os.close(fd)  # the holder deleted this file as it finished: lock the new one
+        self._fd = fd
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        note = f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n"
+        os.ftruncate(fd, 0)
+        os.write(fd, note.encode())
+
+    def _still_named(self, fd: int) -> bool:
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        opened = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+    def release(self) -> None:
+        """Delete the lock file and let go (deleted first, so no one locks a stale file)."""
+        if self._fd is None:
+            return
+        try:
+            remove_file(self.path)
+        finally:
+            os.close(self._fd)
+            self._fd = None

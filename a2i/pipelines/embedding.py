@@ -16,7 +16,7 @@ and of the window the model heard. :func:`load_embeddings` stacks a folder into 
 
 Why one ``.npy`` per input and a JSONL manifest rather than one ``embeddings.npy`` or safetensors
 shards: each file is written atomically and its manifest line appended and fsynced right after,
-so a killed run loses at most the batch in flight and a rerun knows what is done from the
+so a run killed at any instant loses at most the batch in flight and a rerun knows what is done from the
 manifest alone (:class:`~a2i.pipelines.writer.FolderWriter`, the same rules as ``a2i predict``:
 same request → resume, other request → refused unless ``--overwrite``). A single array would
 have to be held back or rewritten until the run ends; shards would be rewritten as they grow
@@ -34,7 +34,6 @@ from torch import Tensor
 
 from a2i.audio.io import Crop
 from a2i.errors import A2IError, ConfigError
-from a2i.io_utils import atomic_write
 from a2i.pipelines.audio_to_image import AudioToImagePipeline
 from a2i.pipelines.folder import FolderSummary, describe_file, model_fingerprint
 from a2i.pipelines.writer import FolderWriter, read_manifest
@@ -75,14 +74,15 @@ class EmbeddingFolderWriter(FolderWriter):
     """One ``<key>.npy`` per input plus the manifest (see module docstring)."""
 
     noun = "embeddings"
+    suffix = SUFFIX
 
     def output_name(self, key: str, seed: int | None) -> str:
         """``<key>.npy`` (embeddings have no seeds)."""
         return f"{key}{SUFFIX}"
 
     def save_output(self, path: Path, output: Tensor) -> None:
-        """One ``(D,)`` embedding as float32 ``.npy``, atomically."""
-        with atomic_write(path) as tmp, open(tmp, "wb") as handle:
+        """One ``(D,)`` embedding as float32 ``.npy``."""
+        with open(path, "wb") as handle:
             np.save(handle, output.detach().float().cpu().numpy())
 
 

@@ -7,12 +7,21 @@ What a user of ``a2i predict`` can rely on:
   an image. Sub-folders are mirrored.
 - **The manifest says how every image was made.** ``manifest.jsonl`` starts with the request
   (checkpoint, model config, controls); then one line per (input, seed) is appended as soon as the
-  image is on disk (each line one ``write``, flushed and fsynced), so a killed run loses at most
-  the batch in flight.
+  image is on disk (each line one ``write``, flushed and fsynced).
+- **A kill at any instant loses at most the batch in flight.** Before a batch's images are
+  written, a ``{"type": "writing", "outputs": [...]}`` line names them, so a rerun knows that
+  images without their rows are this request's and redoes them; a last line cut short is cut
+  off, and temporary files of a killed run are deleted. A row never names an image that is not
+  on disk.
 - **Reruns resume, never pass old images off as new.** With the same request, inputs already done
   are skipped before anything is computed (failed ones are tried again, and recorded again only
   if they fail differently); with another request the folder is refused (unless ``overwrite``),
-  naming what differs. An image file the manifest does not list is never replaced.
+  naming what differs. An image file the manifest does not name is never replaced.
+- **One run at a time.** The folder is locked (:class:`~a2i.io_utils.FolderLock`) while a
+  writer is open: a second run is refused, naming the process that writes.
+- **The file system's refusals are one line.** A full disk, a read-only folder or a denied
+  permission stops the run with :class:`~a2i.errors.OutputWriteError`, naming the file; the
+  batch in flight is removed, finished batches stay, and a rerun resumes.
 
 The same rules serve every per-input output: :class:`FolderWriter` keeps the manifest and the
 resume logic, a subclass names and saves the files (:class:`ImageFolderWriter` here, the ``.npy``
@@ -24,19 +33,24 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import Tensor
 
-from a2i.errors import ConfigError
-from a2i.image import image_grid, read_image, write_png
-from a2i.io_utils import atomic_write
+from a2i.errors import A2IError, ConfigError, OutputWriteError
+from a2i.image import image_grid, read_image, to_uint8, write_png
+from a2i.io_utils import FolderLock, atomic_write, remove_file, temp_target
 
 MANIFEST = "manifest.jsonl"
 GRID = "grid.png"
+WRITING = "writing"
+"""Type of the manifest line that names a batch's outputs before they are written."""
 
 
 def image_name(key: str, seed: int, num_seeds: int) -> str:
@@ -44,23 +58,27 @@ def image_name(key: str, seed: int, num_seeds: int) -> str:
     return f"{key}.seed{seed}.png" if num_seeds > 1 else f"{key}.png"
 
 
-def read_manifest(output_dir: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The request and the image rows of a prediction folder's manifest (empty if none).
-
-    A last line cut short by a kill is ignored.
-    """
+def read_records(output_dir: str | Path) -> list[dict[str, Any]]:
+    """Every whole line of a folder's manifest (a last line cut short by a kill is left out)."""
     path = Path(output_dir) / MANIFEST
     if not path.exists():
-        return None, []
-    request, rows = None, []
-    for line in path.read_text().splitlines():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
+    return records
+
+
+def read_manifest(output_dir: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The request and the image rows of a prediction folder's manifest (empty if none)."""
+    request, rows = None, []
+    for record in read_records(output_dir):
         if record.get("type") == "request":
             request = record["settings"]
-        else:
+        elif "type" not in record:
             rows.append(record)
     return request, rows
 
@@ -75,11 +93,17 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
     )
 
 
+def row_identity(row: dict[str, Any]) -> str:
+    """A row as text, to tell whether the manifest already holds it."""
+    return json.dumps(row, sort_keys=True)
+
+
 class FolderWriter(ABC):
     """Turn one request's outputs into files, one per input and seed (see module docstring).
 
-    Subclasses name and save the files (:meth:`output_name`, :meth:`save_output`) and say what
-    the folder holds (:attr:`noun`, in messages).
+    A context manager: the folder is locked from construction until :meth:`release` (or the
+    end of the ``with`` block). Subclasses name and save the files (:meth:`output_name`,
+    :meth:`save_output`, :attr:`suffix`) and say what the folder holds (:attr:`noun`).
 
     Args:
         output_dir: Destination folder.
@@ -89,9 +113,13 @@ class FolderWriter(ABC):
 
     Raises:
         ConfigError: ``output_dir`` is a file, or holds outputs made with other settings.
+        FolderInUseError: Another run is writing into ``output_dir``.
+        OutputWriteError: The file system refuses to create the folder or its manifest.
     """
 
     noun = "outputs"
+    suffix = ""
+    """How the names of the output files end (their stale temporary files are deleted)."""
 
     def __init__(
         self, output_dir: str | Path, settings: dict[str, Any], overwrite: bool = False
@@ -106,11 +134,21 @@ class FolderWriter(ABC):
         self.rows: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
         self.done: set[str] = set()
-        self.recorded_failures: set[tuple[str, int | None, str]] = set()
+        self.owned: set[str] = set()
+        self.recorded: set[str] = set()
         self.skipped = 0
         self.written = 0
         self.manifest_path = self.output_dir / MANIFEST
-        self._start()
+        self.lock = FolderLock(self.output_dir)
+        with self._refusals(self.output_dir):
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
+        try:
+            with self._refusals(self.output_dir):
+                self._start()
+        except BaseException:
+            self.release()
+            raise
 
     @abstractmethod
     def output_name(self, key: str, seed: int | None) -> str:
@@ -118,11 +156,47 @@ class FolderWriter(ABC):
 
     @abstractmethod
     def save_output(self, path: Path, output: Tensor) -> None:
-        """Write one output to ``path`` (atomically)."""
+        """Write one output to ``path`` (a temporary file the writer then moves into place)."""
+
+    def __enter__(self) -> FolderWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Unlock the folder (the writer writes nothing more)."""
+        self.lock.release()
+
+    @contextmanager
+    def _refusals(self, path: Path) -> Iterator[None]:
+        """Turn the file system's refusal of ``path`` into one :class:`OutputWriteError` line."""
+        try:
+            yield
+        except A2IError:
+            raise
+        except OSError as error:
+            after = (
+                f" (the run stopped; {self.written} {self.noun} written, finished work is kept: "
+                "fix this and rerun the same command to resume)"
+                if self.written
+                else ""
+            )
+            raise OutputWriteError(path, error, after) from error
 
     def _start(self) -> None:
         """Resume a manifest of the same request, or start one (refusing another request's)."""
-        previous, rows = read_manifest(self.output_dir)
+        self._remove_stale_temps()
+        previous = None
+        records = read_records(self.output_dir)
+        for record in records:
+            if record.get("type") == "request":
+                previous = record["settings"]
         if previous is not None and previous != self.settings and not self.overwrite:
             raise ConfigError(
                 f"--output_dir '{self.output_dir}' holds {self.noun} made with other settings "
@@ -130,24 +204,46 @@ class FolderWriter(ABC):
                 "or pass --overwrite true to replace them"
             )
         if previous == self.settings:
-            per_input: dict[str, list[dict[str, Any]]] = {}
-            for row in rows:
-                per_input.setdefault(row["input"], []).append(row)
-            self.done = {
-                key
-                for key, found in per_input.items()
-                if len({r.get("seed") for r in found if r["status"] == "ok"}) == self.num_seeds
-                and all((self.output_dir / r["output"]).exists() for r in found)
-            }
-            self.rows = [r for r in rows if r["input"] in self.done]
-            self.recorded_failures = {
-                (r["input"], r.get("seed"), r["error"]) for r in rows if r["status"] == "failed"
-            }
+            self._resume(records)
             return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         record = json.dumps({"type": "request", "settings": self.settings}) + "\n"
         with atomic_write(self.manifest_path) as tmp:
-            tmp.write_text(record)
+            tmp.write_text(record, encoding="utf-8")
+
+    def _remove_stale_temps(self) -> None:
+        """Delete the temporary files a killed writer left (none is in use: the folder is locked)."""
+        for path in self.output_dir.rglob(".*.tmp"):
+            target = temp_target(path)
+            if target is not None and (target == MANIFEST or target.endswith(self.suffix)):
+                remove_file(path)
+
+    def _resume(self, records: list[dict[str, Any]]) -> None:
+        """Take up this request's manifest: what is done, which files are this request's."""
+        self._cut_torn_line()
+        per_input: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            if record.get("type") == WRITING:
+                self.owned.update(record["outputs"])
+            elif "type" not in record:
+                per_input.setdefault(record["input"], []).append(record)
+                self.recorded.add(row_identity(record))
+                if record["status"] == "ok":
+                    self.owned.add(record["output"])
+        self.done = {
+            key
+            for key, found in per_input.items()
+            if len({r.get("seed") for r in found if r["status"] == "ok"}) == self.num_seeds
+            and all((self.output_dir / r["output"]).exists() for r in found)
+        }
+        self.rows = [row for key, found in per_input.items() if key in self.done for row in found]
+
+    def _cut_torn_line(self) -> None:
+        """Cut off a last line a kill left unfinished, so the next row starts on a line of its own."""
+        with open(self.manifest_path, "rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+                os.fsync(handle.fileno())
 
     def pending(self, keys: Sequence[str]) -> list[str]:
         """The inputs still to compute (those done by an earlier run of this request are counted)."""
@@ -165,10 +261,16 @@ class FolderWriter(ABC):
         """Write one batch: ``outputs[i]`` holds one output per seed for input ``keys[i]``.
 
         For images that is ``(S, 3, H, W)``; None marks an input that failed. ``details[i]``
-        (e.g. the input's duration) is recorded on each of its rows.
+        (e.g. the input's duration) is recorded on each of its rows. The order makes a kill at
+        any instant safe: a ``writing`` line names the files, the files are written (each
+        atomically), then their rows are appended.
+
+        Raises:
+            OutputWriteError: The file system refused a file; this batch's files are removed.
         """
         details = details or [{} for _ in keys]
-        lines = []
+        rows: list[dict[str, Any]] = []
+        files: list[tuple[Path, Tensor]] = []
         for key, drawn, error, extra in zip(keys, outputs, errors, details, strict=True):
             for index, seed in enumerate(self.seeds):
                 name = self.output_name(key, seed)
@@ -179,7 +281,7 @@ class FolderWriter(ABC):
                 path = self.output_dir / name
                 if error or drawn is None:
                     row.update(output="", status="failed", error=error or "no output")
-                elif path.exists() and not self.overwrite:
+                elif path.exists() and not self.overwrite and name not in self.owned:
                     row.update(
                         output="",
                         status="failed",
@@ -187,24 +289,55 @@ class FolderWriter(ABC):
                         "pass --overwrite true",
                     )
                 else:
-                    self.save_output(path, drawn[index])
-                    self.written += 1
-                if row["status"] == "failed":
-                    self.failures.append(row)
-                    if (key, seed, row["error"]) in self.recorded_failures:
-                        continue  # failed the same way in an earlier run: already recorded
+                    files.append((path, drawn[index]))
+                rows.append(row)
+        self._write_files(files, rows)
+        for row in rows:
+            if row["status"] == "failed":
+                self.failures.append(row)
+            else:
                 self.rows.append(row)
-                lines.append(json.dumps(row) + "\n")
-        self._append("".join(lines))
+        self.written += len(files)
+
+    def _write_files(self, files: list[tuple[Path, Tensor]], rows: list[dict[str, Any]]) -> None:
+        """Name ``files`` in the manifest, write them, then append ``rows`` (see :meth:`write`)."""
+        names = [path.relative_to(self.output_dir).as_posix() for path, _ in files]
+        new_rows = [row for row in rows if row_identity(row) not in self.recorded]
+        finished: list[Path] = []
+        try:
+            if names:
+                with self._refusals(self.manifest_path):
+                    self._append(json.dumps({"type": WRITING, "outputs": names}) + "\n")
+                self.owned.update(names)
+            for path, output in files:
+                with self._refusals(path), atomic_write(path) as tmp:
+                    self.save_output(tmp, output)
+                finished.append(path)
+            with self._refusals(self.manifest_path):
+                self._append("".join(json.dumps(row) + "\n" for row in new_rows))
+        except BaseException:
+            for path in finished:  # the batch in flight is lost whole, never half-recorded
+                remove_file(path)
+            raise
+        self.recorded.update(row_identity(row) for row in new_rows)
 
     def _append(self, text: str) -> None:
-        """Append whole lines in one write, then fsync (a kill leaves at most a partial last line)."""
+        """Append whole lines and fsync; on an error, cut the manifest back to where it ended."""
         if not text:
             return
-        with open(self.manifest_path, "a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = os.open(self.manifest_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            end = os.fstat(fd).st_size
+            try:
+                data = memoryview(text.encode())
+                while data:
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
 
     def close(self) -> None:  # noqa: B027 (an optional hook: ImageFolderWriter draws its grid)
         """Finish the folder once every batch is written (nothing left to do by default)."""
@@ -224,6 +357,7 @@ class ImageFolderWriter(FolderWriter):
     """
 
     noun = "images"
+    suffix = ".png"
 
     def __init__(
         self,
@@ -242,7 +376,7 @@ class ImageFolderWriter(FolderWriter):
 
     def save_output(self, path: Path, output: Tensor) -> None:
         """One ``(3, H, W)`` image in ``[0, 1]`` as a PNG."""
-        write_png(path, output, overwrite=True)
+        Image.fromarray(to_uint8(output)).save(path, format="PNG")
 
     def close(self) -> None:
         """Write the contact sheet of the request's images (first seed of the first inputs).
@@ -258,4 +392,5 @@ class ImageFolderWriter(FolderWriter):
         images = [read_image(self.output_dir / r["output"]) for r in first[: self.grid_size]]
         if images:
             self.grid_path = self.output_dir / GRID
-            write_png(self.grid_path, image_grid(torch.stack(images)), overwrite=True)
+            with self._refusals(self.grid_path):
+                write_png(self.grid_path, image_grid(torch.stack(images)), overwrite=True)
