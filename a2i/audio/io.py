@@ -2,7 +2,8 @@
 
 :func:`read_audio` returns a whole file as float32 mono at the requested rate;
 :func:`read_audio_window` returns only the seconds a model hears, decoding little more than
-them, so time and memory stay bounded whatever the file's length. Both raise
+them, so time and memory stay bounded whatever the file's length or its header declares
+(:data:`LOUDEST_SCAN_SAMPLES`, :data:`WINDOW_DECODE_LIMIT`). Both raise
 :class:`~a2i.errors.AudioDecodeError` naming the file and what is wrong with it (missing, empty,
 not audio, truncated, no samples, NaN/inf, no audio stream), and nothing else, whatever the
 bytes: a damaged file can make any decoder layer fail in its own way, and one bad file must not
@@ -86,6 +87,30 @@ MP3's bit reservoir (up to 511 bytes back, half a second at 8 kbit/s; mpg123's o
 at 8-22 kHz without it), Opus's 80 ms pre-roll (RFC 7845 §4.6).
 """
 
+MAX_SAMPLE_RATE = 1_000_000
+"""Highest native rate a2i reads, in Hz: ultrasound recorders (bat detectors) reach 1 MHz, so a
+header declaring more is damaged or crafted, and a window of it would take gigabytes."""
+
+LOUDEST_SCAN_SAMPLES = 1 << 25
+"""Native samples the ``loudest`` crop searches at most: 11.6 minutes at 48 kHz, 2.9 at 192 kHz.
+
+A file up to this long is searched whole. A longer one is searched in :data:`LOUDEST_STRETCHES`
+evenly spaced stretches (each at least two windows long) adding up to about this, from its start
+to its end: a 6-hour file costs what a 12-minute one does, and an event lying between two
+stretches can be missed.
+"""
+
+LOUDEST_STRETCHES = 64
+
+WINDOW_DECODE_LIMIT = 1 << 28
+"""Native samples :func:`read_audio_window` decodes at most for one file (93 minutes at 48 kHz).
+
+Any crop of a file that declares its length and can seek needs far less (the window and its
+context, the last second, the loudest search); only a file whose header declares no length or a
+wrong one, or that cannot seek, needs more. It is refused rather than decoded whole: a few MB of
+FLAC can hold hours of silence, which took 45 s to scan.
+"""
+
 _BLOCK_VALUES = 1 << 18
 """libsndfile reads about this many values (frames x channels) per block: 1 MiB of float32."""
 
@@ -163,12 +188,12 @@ def read_audio_window(
     """Decode only the ``seconds`` of a file a model hears: bounded time and memory for any file.
 
     ``start`` decodes the first seconds; ``center`` seeks to the middle window; ``loudest``
-    streams the file once in blocks (time proportional to the file, memory not) to find the
-    window of highest RMS, then reads it. Only the window is resampled, with enough context
-    around it that it equals the same slice of :func:`read_audio`'s result (but for noise a codec
-    synthesises, AAC's noise substitution, which differs between decodes). The checks of
-    :func:`read_audio` apply: a truncated file is found by decoding near its declared end, and
-    NaN/inf are looked for in what was decoded.
+    streams the file in blocks to find the window of highest RMS (all of it up to
+    :data:`LOUDEST_SCAN_SAMPLES`, evenly spaced stretches of a longer one), then reads it. Only
+    the window is resampled, with enough context around it that it equals the same slice of
+    :func:`read_audio`'s result (but for noise a codec synthesises, AAC's noise substitution,
+    which differs between decodes). The checks of :func:`read_audio` apply: a truncated file is
+    found by decoding near its declared end, and NaN/inf are looked for in what was decoded.
 
     Args:
         path: File to read, as for :func:`read_audio`.
@@ -177,7 +202,8 @@ def read_audio_window(
         crop: Which window of a longer file to return.
 
     Raises:
-        AudioDecodeError: As :func:`read_audio`.
+        AudioDecodeError: As :func:`read_audio`; also when finding the window would decode more
+            than :data:`WINDOW_DECODE_LIMIT` samples.
     """
     _check_rate(sample_rate)
     wanted = round(seconds * sample_rate) if math.isfinite(seconds) else 0
@@ -188,6 +214,7 @@ def read_audio_window(
         )
     path = Path(path)
     with _decoding(path), _open_stream(path) as stream:
+        stream.limit = WINDOW_DECODE_LIMIT
         rate = _resampling_rate(stream.rate, sample_rate)
         length = math.ceil(wanted * rate / sample_rate)  # native samples the window spans
         context, period = _context(rate, sample_rate), _period(rate, sample_rate)
@@ -345,6 +372,8 @@ class _Stream:
         channels: Channels before downmixing.
         declared: Samples the header declares; None when it declares none.
         allowance: Samples the stream may decode short of ``declared`` (see DECODER_TOLERANCE).
+        limit: Samples :meth:`blocks` may decode in all before refusing the file; None: no limit.
+        decoded: Samples :meth:`blocks` decoded so far.
     """
 
     path: Path
@@ -352,9 +381,29 @@ class _Stream:
     channels: int
     declared: int | None
     allowance: int
+    limit: int | None = None
+    decoded: int = 0
 
     def blocks(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
-        """``(position, samples)`` in order, the first block starting at or before ``start``."""
+        """``(position, samples)`` in order, the first block starting at or before ``start``.
+
+        Raises:
+            AudioDecodeError: Decoding would pass :attr:`limit`.
+        """
+        for position, block in self._decode(start):
+            self.decoded += len(block)
+            if self.limit is not None and self.decoded > self.limit:
+                raise AudioDecodeError(
+                    self.path,
+                    f"too costly to read: finding the window would decode more than {self.limit} "
+                    f"samples ({self.limit / self.rate / 60:.0f} minutes at {self.rate} Hz), the "
+                    "most a2i decodes for one file (its header declares no length or a wrong one, "
+                    "or it cannot seek)",
+                )
+            yield position, block
+
+    def _decode(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
+        """:meth:`blocks` without the limit."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -368,9 +417,15 @@ class _Stream:
 
 
 def _open_stream(path: Path) -> _Stream:
-    """Open with libsndfile for its formats (exact lengths and seeks), else with FFmpeg."""
+    """Open with libsndfile for its formats (exact lengths and seeks), else with FFmpeg.
+
+    Raises:
+        AudioDecodeError: As :func:`read_audio`, or the header declares more than
+            :data:`MAX_SAMPLE_RATE`.
+    """
     _check_file(path)
     soundfile_error = None
+    stream: _Stream | None = None
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
         try:
             with libsndfile_quiet():
@@ -378,8 +433,16 @@ def _open_stream(path: Path) -> _Stream:
         except (sf.SoundFileError, RuntimeError) as error:
             soundfile_error = getattr(error, "error_string", None) or str(error)
         else:
-            return _SoundFileStream(path, handle)
-    return _FFmpegStream(path, soundfile_error)
+            stream = _SoundFileStream(path, handle)
+    stream = stream or _FFmpegStream(path, soundfile_error)
+    if stream.rate > MAX_SAMPLE_RATE:
+        stream.close()
+        raise AudioDecodeError(
+            path,
+            f"its header declares {stream.rate} Hz, above the {MAX_SAMPLE_RATE} Hz a2i reads "
+            "(a damaged or crafted header?)",
+        )
+    return stream
 
 
 class _SoundFileStream(_Stream):
@@ -411,7 +474,7 @@ class _SoundFileStream(_Stream):
             handle.close()
             raise
 
-    def blocks(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
         frames = max(1, _BLOCK_VALUES // max(1, self.channels))
         start = max(0, start - self.preroll)
         try:
@@ -489,7 +552,7 @@ class _FFmpegStream(_Stream):
             raise self._not_audio(f"no decodable audio stream as {container.format.name}")
         return stream
 
-    def blocks(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode(self, start: int) -> Iterator[tuple[int, np.ndarray]]:
         preroll = round(SEEK_PREROLL_SECONDS * self.rate)
         with self._open() as container:
             stream = self._audio_stream(container)
@@ -618,20 +681,47 @@ def _stream_end(stream: _Stream) -> int:
 
 
 def _loudest_start(stream: _Stream, length: int, period: int) -> tuple[int, int]:
-    """Stream length and the start of its ``length`` samples of most energy, in one pass.
+    """Stream length and the start of its ``length`` samples of most energy.
 
     Energies are summed per hop (a multiple of ``period``, so the window's resampling grid
-    matches the whole file's); only the last window of hop energies is kept.
+    matches the whole file's). A stream of at most :data:`LOUDEST_SCAN_SAMPLES`, or one that
+    declares no length, is searched whole in one pass; a longer one in evenly spaced stretches.
     """
     hop = period * max(1, length // (_WINDOW_HOPS * period))
     hops = max(1, length // hop)
+    stretch = hop * math.ceil(max(LOUDEST_SCAN_SAMPLES // LOUDEST_STRETCHES, 2 * length) / hop)
+    count = max(2, LOUDEST_SCAN_SAMPLES // stretch)
+    if not stream.declared or stream.declared <= count * stretch:
+        total, _, best = _loudest_in(stream, 0, None, hop, hops)
+    else:
+        total = _stream_end(stream)
+        starts = sorted(
+            {max(0, total - stretch) * i // (count - 1) // hop * hop for i in range(count)}
+        )
+        found = [_loudest_in(stream, start, start + stretch, hop, hops)[1:] for start in starts]
+        best = max(found, key=lambda energy_start: energy_start[0])[1]  # the first
+    if total <= length:
+        return total, 0
+    return total, min(best, (total - length) // period * period)
+
+
+def _loudest_in(
+    stream: _Stream, start: int, stop: int | None, hop: int, hops: int
+) -> tuple[int, float, int]:
+    """Where decoding stopped, and the energy and start of the loudest ``hops`` hops in a span.
+
+    The span is ``[start, stop)``: ``start`` a multiple of ``hop``, ``stop`` None for the
+    stream's end. Only the last window of hop energies is kept: memory does not grow with it.
+    """
     pending = np.zeros(0, np.float32)  # samples short of a whole hop
     recent = np.zeros(0)  # energies of the last hops - 1 hops, the first one at hop ``first``
-    first, best, best_hop, total = 0, -1.0, 0, 0
-    for position, block in stream.blocks(0):
+    first = start // hop
+    best, best_hop, end = -1.0, first, start
+    for position, block in stream.blocks(start):
         _check_samples(stream, block, position)
-        total = position + len(block)
-        data = np.concatenate([pending, block])
+        end = position + len(block)
+        inside = block[max(0, start - position) : None if stop is None else stop - position]
+        data = np.concatenate([pending, inside])
         whole = len(data) // hop * hop
         pending = data[whole:]
         energies = np.square(data[:whole], dtype=np.float64).reshape(-1, hop).sum(axis=1)
@@ -644,9 +734,9 @@ def _loudest_start(stream: _Stream, length: int, period: int) -> tuple[int, int]
                 best, best_hop = float(sums[index]), first + index
         drop = max(0, len(series) - (hops - 1))
         first, recent = first + drop, series[drop:]
-    if total <= length:
-        return total, 0
-    return total, min(best_hop * hop, (total - length) // period * period)
+        if stop is not None and end >= stop:
+            break
+    return end, best, best_hop * hop
 
 
 def _check_length(stream: _Stream, decoded: int) -> None:

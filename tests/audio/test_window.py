@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from crafted_audio import write_live_matroska, write_silent_flac
 
 from a2i.audio import io as audio_io
 from a2i.audio.io import AudioWindow, read_audio, read_audio_window
@@ -175,3 +176,72 @@ def test_an_odd_native_rate_is_resampled_in_bounded_memory(tmp_path: Path) -> No
     window = read_audio_window(tmp_path / "odd.wav", RATE, 1.0, "center")
     assert full.shape[0] == pytest.approx(3 * RATE, rel=1e-3)  # resampled as 16 kHz
     assert window.duration == pytest.approx(3.0) and window.waveform.shape == (RATE,)
+
+
+def count_decoded(monkeypatch: pytest.MonkeyPatch, ceiling: int) -> list[int]:
+    """Samples libsndfile returns, read by read; failing once past ``ceiling`` (not 30 s later)."""
+    returned: list[int] = []
+    read = sf.SoundFile.read
+
+    def counting_read(self, *args, **kwargs):
+        block = read(self, *args, **kwargs)
+        returned.append(len(block))
+        if sum(returned) > ceiling:
+            raise RuntimeError(f"decoded more than {ceiling} samples")
+        return block
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting_read)
+    return returned
+
+
+@pytest.mark.parametrize("crop", CROPS)
+def test_six_hours_of_crafted_192khz_silence_cost_a_bounded_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crop: str
+) -> None:
+    """0.97 MB of FLAC holding 4.1 billion samples: the loudest search once decoded them all."""
+    path = write_silent_flac(tmp_path / "six_hours.flac", 6 * 3600, 192000)
+    assert path.stat().st_size < 1 << 20
+    bound = 2 * audio_io.LOUDEST_SCAN_SAMPLES if crop == "loudest" else 4 * 192000
+    decoded = count_decoded(monkeypatch, bound)
+    window = read_audio_window(path, RATE, 1.0, crop)
+    assert window.duration == 6 * 3600
+    assert window.offset == {"start": 0.0, "center": 3 * 3600 - 0.5, "loudest": 0.0}[crop]
+    assert window.waveform.shape == (RATE,) and not window.waveform.any()
+    assert 0 < sum(decoded) <= bound
+
+
+def test_a_long_file_is_searched_for_its_loudest_window_in_evenly_spaced_stretches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rate, seconds = 8000, 1200
+    monkeypatch.setattr(audio_io, "LOUDEST_SCAN_SAMPLES", 32 * rate)  # 4 stretches of 8 s
+    monkeypatch.setattr(audio_io, "LOUDEST_STRETCHES", 4)
+    quiet = 0.01 * np.random.default_rng(0).standard_normal(seconds * rate)
+    burst = seconds - 3.0  # in the last stretch, which ends at the file's end
+    quiet[round(burst * rate) : round((burst + 0.5) * rate)] *= 50
+    sf.write(tmp_path / "long.wav", quiet.astype(np.float32), rate, subtype="PCM_16")
+    bound = 8 * audio_io._BLOCK_VALUES  # read in blocks of 33 s: the stretches, end and window
+    decoded = count_decoded(monkeypatch, bound)
+    window = read_audio_window(tmp_path / "long.wav", RATE, 2.0, "loudest")
+    assert window.offset <= burst and burst + 0.5 <= window.offset + 2.0
+    assert window.duration == seconds
+    assert sum(decoded) <= bound < seconds * rate
+
+
+@pytest.mark.parametrize("crop", CROPS)
+def test_a_stream_without_a_length_is_refused_past_the_decode_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crop: str
+) -> None:
+    """A live Matroska declares no duration: finding its length or middle decodes all of it."""
+    path = write_live_matroska(tmp_path / "live.mka", 120, 8000)
+    assert read_audio_window(path, RATE, 1.0, crop).duration == 120
+    monkeypatch.setattr(audio_io, "WINDOW_DECODE_LIMIT", 60 * 8000)
+    with pytest.raises(AudioDecodeError, match=r"too costly to read: .* more than 480000 samples"):
+        read_audio_window(path, RATE, 1.0, crop)
+
+
+def test_a_header_declaring_an_absurd_sample_rate_is_refused(tmp_path: Path) -> None:
+    sf.write(tmp_path / "fast.wav", np.zeros(4000, np.float32), 4_000_000)
+    for read in (lambda p: read_audio(p, RATE), lambda p: read_audio_window(p, RATE, 1.0)):
+        with pytest.raises(AudioDecodeError, match="declares 4000000 Hz, above the 1000000 Hz"):
+            read(tmp_path / "fast.wav")
