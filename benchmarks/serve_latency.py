@@ -24,7 +24,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from a2i.commands.serve import start
+from a2i.commands.serve import serving
 from a2i.data.manifest import read_manifest
 from a2i.io_utils import atomic_write
 from a2i.synth.materialize import materialize_world
@@ -88,27 +88,19 @@ def main() -> None:
             audio_only=True,
         )
         sounds = [Path(folder) / record.audio for record in read_manifest(folder)]
-        app = start(
-            [
-                *(f"--run={run}" for run in args.run),
-                "--port",
-                str(free_port()),
-                "--models_dir",
-                str(Path(folder) / "none"),
-            ]
-        )
-        page = browser(args.chromium, args.chromedriver)
-        try:
-            upload_to_first_image(page, app.local_url, sounds[0])  # warm-up
-            timings = [upload_to_first_image(page, app.local_url, s) for s in sounds[1:]]
-            if args.screenshot is not None:
-                WebDriverWait(page, 60).until(lambda d: d.execute_script(SPECTROGRAM_SHOWN))
-                time.sleep(1)  # the other images of the gallery
-                with atomic_write(args.screenshot, overwrite=args.overwrite) as tmp:
-                    tmp.write_bytes(page.get_screenshot_as_png())
-        finally:
-            page.quit()
-            app.close()
+        arguments = [*(f"--run={run}" for run in args.run), "--port", str(free_port())]
+        with serving([*arguments, "--models_dir", str(Path(folder) / "none")]) as app:
+            page = browser(args.chromium, args.chromedriver)
+            try:
+                upload_to_first_image(page, app.local_url, sounds[0])  # warm-up
+                timings = [upload_to_first_image(page, app.local_url, s) for s in sounds[1:]]
+                if args.screenshot is not None:
+                    WebDriverWait(page, 60).until(lambda d: d.execute_script(SPECTROGRAM_SHOWN))
+                    time.sleep(1)  # the other images of the gallery
+                    with atomic_write(args.screenshot, overwrite=args.overwrite) as tmp:
+                        tmp.write_bytes(page.get_screenshot_as_png())
+            finally:
+                page.quit()
     page_s = [seconds for seconds, _ in timings]
     model_ms = [ms for _, ms in timings]
     print(

@@ -4,12 +4,24 @@ With no ``--run``, it offers the runs of the newest ``make demo`` first (before 
 whose weights ship with a2i), then every run and export found under ``--models_dir``. Models load
 on first use; the first one is loaded and warmed up before the page opens, so the first upload is
 as fast as the next ones.
+
+Uploads, recordings and drawings are kept in a temporary folder of the server's own, deleted when
+it stops (Ctrl+C or SIGTERM); uploads above ``--max_file_size`` are refused. Listening beyond this
+machine (``--host 0.0.0.0``) without ``--auth``/``--auth_file`` is allowed, with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +37,10 @@ SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
 """The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
 SHIPPED_LABEL = "tiny GAN (shipped weights)"
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+MAX_FILE_SIZE = "200MB"
+"""Default upload limit: a 10-minute 48 kHz stereo wav (115 MB) or a few minutes of video fit."""
+FILE_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+UNITS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +61,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also offer every run and export found under this folder (default: runs)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: this machine only; 0.0.0.0: every network it is "
+        "on, which warns unless --auth or --auth_file is given)",
+    )
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument(
+        "--auth",
+        action="append",
+        default=[],
+        metavar="USER:PASSWORD",
+        help="ask for this login before the page opens; repeat for several users (others on "
+        "this machine can read a command line: prefer --auth_file)",
+    )
+    parser.add_argument(
+        "--auth_file",
+        type=Path,
+        metavar="FILE",
+        help="ask for one of the logins in FILE, one USER:PASSWORD per line (blank lines and "
+        "lines starting with # are skipped)",
+    )
+    parser.add_argument(
+        "--max_file_size",
+        type=file_size,
+        default=MAX_FILE_SIZE,
+        metavar="SIZE",
+        help=f"refuse larger uploads, e.g. 50MB, 1GB (default: {MAX_FILE_SIZE})",
+    )
     parser.add_argument(
         "--device", default="auto", help="where the models run: auto (cuda if any), cpu, cuda:0…"
     )
@@ -56,6 +99,66 @@ def build_parser() -> argparse.ArgumentParser:
         help="a public gradio.live link (needs the network: refused when HF_HUB_OFFLINE is set)",
     )
     return parser
+
+
+def file_size(text: str) -> int:
+    """Bytes in ``text``: a number with an optional unit b, kb, mb or gb (powers of 1024)."""
+    size = FILE_SIZE.match(text)
+    if size is None or int(size[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a size: a positive number with an optional unit b, kb, mb or gb "
+            "(e.g. 200MB)"
+        )
+    return int(size[1]) * UNITS[(size[2] or "b").lower()]
+
+
+def logins(pairs: list[str], auth_file: Path | None) -> list[tuple[str, str]]:
+    """``(user, password)`` of each ``--auth`` and each line of ``--auth_file``.
+
+    Raises:
+        ConfigError: A login without ``:``, an empty user or password, or an unreadable file
+            (the line is named by its number: it holds a password).
+    """
+    named = [(f"--auth #{number}", pair) for number, pair in enumerate(pairs, 1)]
+    if auth_file is not None:
+        try:
+            lines = auth_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"--auth_file {auth_file}: cannot read it ({error})") from None
+        named += [
+            (f"{auth_file}:{number}", line.strip())
+            for number, line in enumerate(lines, 1)
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+        if not named:
+            raise ConfigError(f"--auth_file {auth_file}: no USER:PASSWORD line in it")
+    found = []
+    for where, pair in named:
+        user, colon, password = pair.partition(":")
+        if not (colon and user and password):
+            raise ConfigError(f"{where}: expected USER:PASSWORD with neither empty")
+        found.append((user, password))
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def address(host: str, port: int) -> str:
+    """The URL the server listens on, saying so where that is every interface."""
+    name = host.strip("[]")
+    shown = f"[{name}]" if ":" in name else name
+    url = f"http://{shown}:{port}/"
+    if name in ("0.0.0.0", "::"):
+        url += " (every network interface of this machine)"
+    return url
 
 
 def shipped_entry() -> ModelEntry:
@@ -93,15 +196,23 @@ def offered_models(runs: list[str], models_dir: str) -> tuple[list[ModelEntry], 
 
 
 def start(argv: list[str]) -> gr.Blocks:
-    """Parse ``argv``, load and warm up the models shown first, and serve (without blocking)."""
+    """Parse ``argv``, load and warm up the models shown first, and serve (without blocking).
+
+    Files the page stores go to gradio's temporary folder (``GRADIO_TEMP_DIR``): :func:`serving`
+    gives it one of its own and deletes it.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.share and any(os.environ.get(v, "") not in ("", "0") for v in OFFLINE_VARIABLES):
         parser.error(
             "--share opens a public tunnel through gradio.live, which needs the network, but "
-            "this environment is offline (HF_HUB_OFFLINE is set); use --host 0.0.0.0 to reach the "
-            "demo from your local network instead"
+            "this environment is offline (HF_HUB_OFFLINE is set); use --host 0.0.0.0 with --auth "
+            "to reach the demo from your local network instead"
         )
+    try:
+        auth = logins(args.auth, args.auth_file)
+    except ConfigError as error:
+        parser.error(str(error))
     import torch
 
     from a2i.serve.app import build_app
@@ -128,22 +239,59 @@ def start(argv: list[str]) -> gr.Blocks:
             server_name=args.host,
             server_port=args.port,
             share=args.share,
+            auth=auth or None,
+            max_file_size=args.max_file_size,
             prevent_thread_lock=True,
             ssr_mode=False,
             quiet=True,
         )
     except OSError as error:  # the port is taken, or the address is not this machine's
         parser.error(f"cannot serve on {args.host}:{args.port}: {error}")
-    print(f"a2i serve: {len(entries)} models on {app.local_url} (Ctrl+C stops)", flush=True)
+    url = address(args.host, app.server_port)
+    print(f"a2i serve: {len(entries)} models on {url} (Ctrl+C stops)", flush=True)
+    if not auth and not is_loopback(args.host):
+        print(
+            f"a2i serve: warning: listening beyond this machine without a login: anyone who "
+            f"reaches port {app.server_port} can use the demo (give --auth_file or --auth)",
+            file=sys.stderr,
+            flush=True,
+        )
     return app
 
 
+@contextmanager
+def serving(argv: list[str]) -> Iterator[gr.Blocks]:
+    """:func:`start` with a temporary folder of its own: closed and deleted when the block ends.
+
+    Uploads, recordings and drawings live in that folder only while the server runs.
+    """
+    folder = tempfile.mkdtemp(prefix="a2i-serve-")
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = folder  # read by gradio while it serves, not only at start
+    app = None
+    try:
+        app = start(argv)
+        yield app
+    finally:
+        if app is not None:
+            app.close(verbose=False)
+        if previous is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = previous
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str]) -> None:
-    """Entry point of ``a2i serve``: serve until interrupted."""
-    start(argv).block_thread()  # returns on Ctrl+C, after closing the server
+    """Entry point of ``a2i serve``: serve until interrupted (Ctrl+C or SIGTERM)."""
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl+C: the uploads are deleted
+    with suppress(KeyboardInterrupt), serving(argv) as app:  # even while starting
+        app.block_thread()  # returns on Ctrl+C, after closing the server
 
 
 if __name__ == "__main__":
-    import sys
-
     main(sys.argv[1:])

@@ -30,6 +30,9 @@ from a2i.serve.models import (
 MAX_IMAGES = 8
 QUEUE_SIZE = 64
 """Requests waiting beyond this are refused with gradio's "queue full" message."""
+CACHE_SWEEP = (3600, 3600)
+"""Every hour, delete the uploads and drawings older than an hour: a server that runs for weeks
+does not fill its disk (all are deleted when it stops, see :func:`a2i.commands.serve.serving`)."""
 GAIN_RANGE_DB = (-30.0, 20.0)
 OFFLINE_BUTTONS = ["download", "fullscreen"]
 """Image buttons, without gradio's "share" (it uploads to the Hugging Face Hub)."""
@@ -100,7 +103,7 @@ def sound_inputs(prefix: str) -> tuple[gr.File, gr.Audio, gr.State]:
 
 def build_app(shelf: ModelShelf, selected: list[str]) -> gr.Blocks:
     """The demo page over ``shelf``; ``selected`` are the models shown first (and compared)."""
-    with gr.Blocks(title="a2i: sound to image") as app:
+    with gr.Blocks(title="a2i: sound to image", delete_cache=CACHE_SWEEP) as app:
         gr.Markdown(f"# a2i — images from sound\n{DESCRIPTION}")
         with gr.Tab("Draw", id="draw"):
             draw_tab(shelf, selected[0])

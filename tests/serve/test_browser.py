@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from a2i.audio.io import read_audio_window
-from a2i.commands.serve import SHIPPED_LABEL, start
+from a2i.commands.serve import SHIPPED_LABEL, serving
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError
 from a2i.pipelines import AudioToImagePipeline
@@ -105,16 +105,15 @@ def models(tmp_path_factory, fit_run):
 
 
 def serve(*runs: Path, empty: Path):
-    return start(
+    return serving(
         [*(f"--run={r}" for r in runs), "--models_dir", str(empty), "--port", str(free_port())]
     )
 
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    app = serve(*models, empty=tmp_path_factory.mktemp("no_models"))
-    yield app
-    app.close()
+    with serve(*models, empty=tmp_path_factory.mktemp("no_models")) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -259,9 +258,8 @@ def test_images_served_before_make_demo_show_the_sounds_class(
         audio_only=True,
     )
     monkeypatch.chdir(tmp_path_factory.mktemp("fresh_clone"))  # no runs/demo: the shipped GAN
-    app = serve(empty=tmp_path_factory.mktemp("none"))
     judge, labels, judged = WorldJudge.load(), [], []
-    try:
+    with serve(empty=tmp_path_factory.mktemp("none")) as app:
         for record in read_manifest(root):
             _, images = draw_and_read(browser, app, root / record.audio)
             assert len(images) == 4
@@ -272,7 +270,5 @@ def test_images_served_before_make_demo_show_the_sounds_class(
             batch = torch.from_numpy(small).permute(0, 3, 1, 2).float() / 255
             judged += judge.judge(batch).main_class.tolist()
             labels += [record.label] * len(images)
-    finally:
-        app.close()
     right = sum(a == b for a, b in zip(judged, labels, strict=True))
     assert right >= 2 / 3 * len(labels), (labels, judged)  # chance: 1/10

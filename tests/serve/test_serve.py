@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
+import socket
+import threading
 from pathlib import Path
 
+import gradio as gr
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 import yaml
+from crafted_audio import write_silent_flac
 from PIL import Image
 
-from a2i.commands.serve import SHIPPED_LABEL, offered_models, start
+from a2i.audio.io import LOUDEST_SCAN_SAMPLES
+from a2i.commands.serve import (
+    SHIPPED_LABEL,
+    address,
+    file_size,
+    is_loopback,
+    logins,
+    main,
+    offered_models,
+    serving,
+    start,
+)
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import GenerationRequest
@@ -134,6 +153,25 @@ def test_a_drawing_has_one_image_per_seed_and_says_what_the_model_heard(pipeline
     assert spectrogram_image(drawing.clip, 16000).shape == (192, 512, 3)
 
 
+def test_six_hours_of_crafted_silence_are_drawn_from_a_bounded_decode(
+    pipeline, tmp_path, monkeypatch
+):
+    """A 1 MB FLAC holding 4.1 billion samples kept the only worker busy 45 s with "loudest"."""
+    sound = write_silent_flac(tmp_path / "six_hours.flac", 6 * 3600, 192000)
+    decoded, read = [], sf.SoundFile.read
+
+    def counting_read(self, *args, **kwargs):
+        block = read(self, *args, **kwargs)
+        decoded.append(len(block))
+        if sum(decoded) > 2 * LOUDEST_SCAN_SAMPLES:
+            raise RuntimeError("decoded too much")  # fail now, not after decoding it all
+        return block
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting_read)
+    drawing = draw(pipeline, sound, Controls(num_images=1, crop="loudest"))
+    assert "the model heard 1 s: from 0.0 s of a 6:00:00 sound" in drawing.summary()
+
+
 def test_mixing_and_blending_change_the_images(pipeline, tmp_path):
     sf.write(tmp_path / "a.wav", np.full(16000, 0.1, dtype=np.float32), 16000)
     sf.write(tmp_path / "b.wav", 0.3 * np.sin(np.arange(16000) / 5).astype(np.float32), 16000)
@@ -172,3 +210,119 @@ def test_models_load_once_and_unknown_labels_are_refused(pipeline, tmp_path):
         shelf.pipeline("gan")
     with pytest.raises(ConfigError, match="no model to offer"):
         ModelShelf([], "cpu")
+
+
+def test_logins_come_from_auth_and_an_auth_file_and_bad_ones_are_refused_by_line(tmp_path):
+    logins_file = tmp_path / "logins.txt"
+    logins_file.write_text("# demo logins\nann:s3cret:with colon\n\nbob:pw\n")
+    assert logins(["eve:x"], logins_file) == [
+        ("eve", "x"),
+        ("ann", "s3cret:with colon"),
+        ("bob", "pw"),
+    ]
+    logins_file.write_text("ann:ok\nbob-hunter2\n")
+    with pytest.raises(ConfigError, match=r"logins.txt:2: expected USER:PASSWORD") as refused:
+        logins([], logins_file)
+    assert "hunter2" not in str(refused.value)  # the line holds a password
+    with pytest.raises(ConfigError, match="--auth #1: expected USER:PASSWORD"):
+        logins(["ann:"], None)
+    with pytest.raises(ConfigError, match="cannot read it"):
+        logins([], tmp_path / "missing.txt")
+
+
+def test_sizes_and_addresses():
+    assert file_size("200MB") == 200 << 20 and file_size("512 kb") == 512 << 10
+    assert file_size("1000") == 1000
+    for bad in ("0", "-1MB", "lots", "2TB"):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not a size"):
+            file_size(bad)
+    assert all(map(is_loopback, ["127.0.0.1", "::1", "localhost", "127.0.1.1"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "demo.example.org"]))
+    assert address("0.0.0.0", 80) == "http://0.0.0.0:80/ (every network interface of this machine)"
+    assert address("::1", 8080) == "http://[::1]:8080/"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def fresh_clone(tmp_path, monkeypatch):
+    """No runs/demo and no runs: the server offers the shipped tiny GAN."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def upload(url: str, name: str, data: bytes, **cookies) -> httpx.Response:
+    return httpx.post(f"{url}gradio_api/upload", files={"files": (name, data)}, cookies=cookies)
+
+
+def test_a_public_address_without_a_login_warns_and_prints_the_real_address(fresh_clone, capsys):
+    port = free_port()
+    with serving(["--host", "0.0.0.0", "--port", str(port)]):
+        printed = capsys.readouterr()
+        assert f"on http://0.0.0.0:{port}/ (every network interface" in printed.out
+        assert printed.err.count("\n") == 1
+        assert "warning: listening beyond this machine without a login" in printed.err
+        assert httpx.get(f"http://127.0.0.1:{port}/config").status_code == 200
+    with serving(["--port", str(port)]):  # this machine only: no warning
+        assert "warning" not in capsys.readouterr().err
+
+
+def test_a_login_is_asked_before_anything_is_served(fresh_clone, capsys):
+    (fresh_clone / "logins.txt").write_text("ann:s3cret\n")
+    port = free_port()
+    with serving(["--host", "0.0.0.0", "--port", str(port), "--auth_file", "logins.txt"]) as app:
+        assert "warning" not in capsys.readouterr().err
+        url = f"http://127.0.0.1:{port}/"
+        assert httpx.get(f"{url}config").status_code == 401
+        assert upload(url, "a.wav", b"RIFF").status_code == 401
+        assert httpx.post(f"{url}login", data={"username": "ann", "password": "no"}).is_error
+        login = httpx.post(f"{url}login", data={"username": "ann", "password": "s3cret"})
+        assert login.status_code == 200 and app.server_port == port
+        cookies = dict(login.cookies)
+        assert httpx.get(f"{url}config", cookies=cookies).status_code == 200
+        assert upload(url, "a.wav", b"RIFF", **cookies).status_code == 200
+
+
+def test_uploads_above_the_limit_are_refused_and_all_are_deleted_when_the_server_stops(
+    fresh_clone,
+):
+    port = free_port()
+    with serving(["--port", str(port), "--max_file_size", "1kb"]) as app:
+        url = app.local_url
+        assert upload(url, "big.wav", bytes(2000)).status_code == 413
+        stored = Path(upload(url, "small.wav", bytes(1000)).json()[0])
+        assert stored.is_file()
+        folder = Path(os.environ["GRADIO_TEMP_DIR"])
+        assert stored.is_relative_to(folder) and folder.name.startswith("a2i-serve-")
+    assert not folder.exists()
+
+
+def test_sigterm_stops_a2i_serve_and_deletes_its_uploads(fresh_clone, monkeypatch):
+    port, stored, serving_now = free_port(), [], threading.Event()
+    block_thread = gr.Blocks.block_thread
+
+    def announced_block_thread(app: gr.Blocks) -> None:
+        serving_now.set()
+        block_thread(app)
+
+    monkeypatch.setattr(gr.Blocks, "block_thread", announced_block_thread)
+
+    def upload_then_terminate() -> None:
+        if serving_now.wait(timeout=300):
+            url = f"http://127.0.0.1:{port}/"
+            stored.append(Path(upload(url, "a.wav", bytes(100)).json()[0]))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handler = signal.getsignal(signal.SIGTERM)
+    client = threading.Thread(target=upload_then_terminate)
+    client.start()
+    try:
+        main(["--port", str(port)])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        client.join()
+    assert stored and not stored[0].parent.parent.exists()
