@@ -14,6 +14,7 @@ import ast
 import itertools
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,26 +134,16 @@ def test_no_module_imports_from_a_higher_layer():
     assert not upward, "upward imports:\n" + "\n".join(upward)
 
 
-def test_subpackages_import_each_other_without_cycles():
-    edges: dict[str, dict[str, Import]] = {}
-    for item in all_imports():
-        source, target = unit(module_name(item.source)), unit(item.target)
-        if source != target:
-            edges.setdefault(source, {}).setdefault(target, item)
-    cycles = []
+def find_cycles(edges: dict[str, Iterable[str]]) -> list[list[str]]:
+    """Every cycle a depth-first walk of ``edges`` (node → nodes it imports) closes, as a path."""
+    cycles: list[list[str]] = []
     state: dict[str, str] = {}  # "open" while on the DFS path, "done" after
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = "open"
-        for nxt in sorted(edges.get(node, {})):
+        for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == "open":
-                loop = [*path[path.index(nxt) :], nxt]
-                cycles.append(
-                    " → ".join(loop)
-                    + "  ("
-                    + ", ".join(where(edges[a][b]) for a, b in itertools.pairwise(loop))
-                    + ")"
-                )
+                cycles.append([*path[path.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = "done"
@@ -160,6 +151,22 @@ def test_subpackages_import_each_other_without_cycles():
     for node in sorted(edges):
         if node not in state:
             visit(node, [node])
+    return cycles
+
+
+def test_subpackages_import_each_other_without_cycles():
+    edges: dict[str, dict[str, Import]] = {}
+    for item in all_imports():
+        source, target = unit(module_name(item.source)), unit(item.target)
+        if source != target:
+            edges.setdefault(source, {}).setdefault(target, item)
+    cycles = [
+        " → ".join(loop)
+        + "  ("
+        + ", ".join(where(edges[a][b]) for a, b in itertools.pairwise(loop))
+        + ")"
+        for loop in find_cycles(edges)
+    ]
     assert not cycles, "import cycles between subpackages:\n" + "\n".join(cycles)
 
 
@@ -192,20 +199,7 @@ def test_builder_and_data_modules_import_each_other_without_cycles():
         source = module_name(item.source)
         if source.startswith(inside) and item.target.startswith(inside):
             edges.setdefault(source, set()).add(item.target)
-    cycles, state = [], {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = "open"
-        for nxt in sorted(edges.get(node, ())):
-            if state.get(nxt) == "open":
-                cycles.append(" → ".join([*path[path.index(nxt) :], nxt]))
-            elif nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = "done"
-
-    for node in sorted(edges):
-        if node not in state:
-            visit(node, [node])
+    cycles = [" → ".join(loop) for loop in find_cycles(edges)]
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 

@@ -84,8 +84,7 @@ class GeneratorPretraining(A2IMethod):
         image = batch[IMAGE]
         if not self.adversarial:
             losses = self.generator.training_losses(image, self.condition(image))
-            self._log_losses("train", losses, image.shape[0])
-            return losses["loss"]
+            return self.log_step(losses, "train", batch)["loss"]
         gen_opt, disc_opt = self.optimizers()
         condition = self.condition(image)  # encoded once: D sees it detached, G trains through it
         d_losses = self.generator.discriminator_loss(image, condition.detach())
@@ -96,9 +95,7 @@ class GeneratorPretraining(A2IMethod):
         gen_opt.zero_grad(set_to_none=True)
         self.manual_backward(g_losses["loss"])
         gen_opt.step()
-        self._log_losses(
-            "train", {**g_losses, **{f"d_{k}": v for k, v in d_losses.items()}}, len(image)
-        )
+        self.log_step({**g_losses, **{f"d_{k}": v for k, v in d_losses.items()}}, "train", batch)
         return g_losses["loss"]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -111,7 +108,7 @@ class GeneratorPretraining(A2IMethod):
             losses = {"loss": (recon - image).abs().mean()}
         else:
             losses = self.generator.training_losses(image, condition)
-        self._log_losses("val", losses, image.shape[0])
+        self.log_step(losses, "val", batch)
 
     def log_images(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Real images next to the generator's drawing from their features (seed 0)."""
@@ -125,13 +122,3 @@ class GeneratorPretraining(A2IMethod):
         if not self.image_encoder.frozen:
             parts["image_encoder"] = self.image_encoder
         return parts
-
-    def _log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
-        for name, value in losses.items():
-            self.log(
-                f"{stage}/{name}",
-                value,
-                prog_bar=name == "loss",
-                batch_size=batch_size,
-                sync_dist=stage != "train",
-            )
