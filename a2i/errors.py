@@ -54,7 +54,7 @@ class CheckpointNotFoundError(A2IError, FileNotFoundError):
             f"checkpoint '{checkpoint}' (asked for by config field '{field}', loaded through "
             f"{library}) is not available offline. To provide it: {how}; then either point "
             f"'{field}' at the local directory or file, or copy it into the cache directory "
-            "($HF_HOME / $TORCH_HOME / $A2I_CACHE, see README 'Published checkpoints'). "
+            "($HF_HOME / $TORCH_HOME / $A2I_CACHE, see docs/checkpoints.md). "
             f"To train without it, choose an architecture preset such as 'tiny' instead."
         )
         if cause:

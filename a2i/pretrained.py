@@ -43,7 +43,7 @@ def cache_dir() -> Path:
 
 
 ASSETS_DIR = Path(__file__).parent / "assets"
-"""Small a2i-trained weights shipped with the package (tiny presets); see README 'Tiny weights'."""
+"""Small a2i-trained weights shipped with the package (tiny presets); see docs/checkpoints.md."""
 
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".tar", ".npz")
 """A ``pretrained`` value ending like this names a file, never a hub id or a library tag."""

@@ -42,8 +42,7 @@ class CelebVHQDataModule(VideoDataModule):
     """
 
     prepare_hint = (
-        "expected <root>/celebvhq_info.json and <root>/processed/<clip_id>.mp4 "
-        "(README 'Real datasets')"
+        "expected <root>/celebvhq_info.json and <root>/processed/<clip_id>.mp4 (docs/datasets.md)"
     )
 
     def __init__(

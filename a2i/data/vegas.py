@@ -47,7 +47,7 @@ class VEGASDataModule(VideoDataModule):
         **kwargs: Shared preparation and loading settings (:class:`VideoDataModule`).
     """
 
-    prepare_hint = "expected <root>/<class name>/**/*.mp4 (README 'Real datasets')"
+    prepare_hint = "expected <root>/<class name>/**/*.mp4 (docs/datasets.md)"
 
     def __init__(
         self,

@@ -73,7 +73,7 @@ class VGGSoundDataModule(VideoDataModule):
 
     prepare_hint = (
         "expected <root>/vggsound.csv and <root>/video/<youtube_id>_<start:06d>.mp4 "
-        "(README 'Real datasets')"
+        "(docs/datasets.md)"
     )
 
     def __init__(

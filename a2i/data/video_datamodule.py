@@ -67,7 +67,7 @@ class VideoDataModule(ShardDataModule):
             are missing or unreadable instead of logging and skipping them.
     """
 
-    prepare_hint = "check the folder layout in the README ('Real datasets')"
+    prepare_hint = "check the folder layout in docs/datasets.md"
 
     def __init__(
         self,

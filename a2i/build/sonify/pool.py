@@ -126,7 +126,7 @@ class AudioPool(ABC):
             raise DatasetNotFoundError(self.root, f"no {what} at {path}; {self.layout_hint}")
         return path
 
-    layout_hint = "see the README ('Seeing Sound: sonified images')"
+    layout_hint = "see docs/datasets.md ('Seeing Sound: sonified images')"
 
 
 class AudioFolderPool(AudioPool):

@@ -96,7 +96,7 @@ class SonifiedImagesDataModule(ShardDataModule):
             ``--data.init_args.trust_remote_code true`` after reading that code.
     """
 
-    prepare_hint = "see the README ('Seeing Sound: sonified images')"
+    prepare_hint = "see docs/datasets.md ('Seeing Sound: sonified images')"
     build_command = "a2i sonify"
 
     def __init__(
