@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from a2i.audio.io import write_audio
 from a2i.synth.video import encode_video
 from a2i.synth.world import SceneSpec, SyntheticWorld
 
@@ -195,6 +196,52 @@ def write_celebvhq_fixture(root: str | Path, clips: int = 6, seed: int = 0) -> d
     }
     (root / "celebvhq_info.json").write_text(json.dumps(info, indent=1))
     return special
+
+
+def write_greatest_hits_fixture(root: str | Path, seed: int = 0) -> dict[str, list[str]]:
+    """Two 6 s recordings as released: ``*_mic.mp4`` (no sound here), ``*_denoised.wav``, ``*_times.txt``.
+
+    The videos carry no audio track, so a clip that reaches the model heard the wav. The second
+    recording's wav is missing (``missing_audio``); ``hits`` lists each recording's hit lines.
+    """
+    root = Path(root)
+    hits = {
+        "2015-02-16-16-49-06": [
+            "0.40 rock hit static",
+            "0.90 rock scratch static",
+            "3.10 leaf hit",
+        ],
+        "2015-03-02-10-11-42": ["1.00 water hit dynamic"],
+    }
+    world = SyntheticWorld(image_size=64, clip_seconds=6.0, seed=seed, mixture_prob=0.0)
+    for index, (recording, lines) in enumerate(hits.items()):
+        write_clip(
+            root / f"{recording}_mic.mp4", seed, index, ClipSpec(index, seconds=6.0, audio=False)
+        )
+        (root / f"{recording}_times.txt").write_text("\n".join(lines) + "\n")
+        if index == 0:
+            spec = world.sample_spec("train", index)
+            write_audio(
+                root / f"{recording}_denoised.wav", world.render_audio(spec), world.sample_rate
+            )
+    return {"missing_audio": ["2015-03-02-10-11-42"], "hits": [str(len(v)) for v in hits.values()]}
+
+
+def write_landscapes_fixture(root: str | Path, seed: int = 0) -> None:
+    """``<split>/<class>/*.mp4`` for two Landscape classes (two 4 s clips each, across splits)."""
+    root = Path(root)
+    for world_class, name in enumerate(("fire_crackling", "waterfall_burbling")):
+        for index, split in enumerate(("train", "test")):
+            path = root / split / name / f"{name}_{index:03d}.mp4"
+            write_clip(path, seed, world_class * 10 + index, ClipSpec(world_class, seconds=4.0))
+
+
+def write_into_the_wild_fixture(root: str | Path, seed: int = 0) -> None:
+    """``youtube_chunk/<video>_clip<N>.mp4``: one video cut in three 3 s clips, as split.py does."""
+    root = Path(root)
+    for index in range(3):
+        path = root / "youtube_chunk" / f"hikeVideo01_clip{index + 1}.mp4"
+        write_clip(path, seed, index, ClipSpec(index % 3, seconds=3.0))
 
 
 def kill_at_second_shard(builder: str, command: str) -> str:

@@ -25,6 +25,8 @@ class VideoClip:
         duration: Clip length in seconds (None: to the end of the video).
         crop: ``(top, bottom, left, right)`` pixel box to cut from every frame (face boxes).
         meta: Facts carried into the shards (annotation attributes, source ids).
+        audio: Separate audio file heard instead of the video's own track, cut to the same
+            window (Greatest Hits ships each recording's denoised audio beside its video).
     """
 
     key: str
@@ -36,6 +38,7 @@ class VideoClip:
     duration: float | None = None
     crop: tuple[int, int, int, int] | None = None
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    audio: str | None = None
 
 
 @dataclass

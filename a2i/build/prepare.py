@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from a2i.audio.io import read_audio
 from a2i.build.clips import VideoClip
 from a2i.build.frames import FrameSelector
 from a2i.build.shards import (
@@ -234,11 +235,12 @@ def prepare_one(
             duration=clip.duration,
             max_side=None if clip.crop else settings.frame_size,
         )
+        audio = video.audio if clip.audio is None else _separate_audio(clip, settings)
     except (VideoDecodeError, A2IError, OSError) as error:
         return str(error)
-    if video.audio is None:
+    if audio is None:
         return "no audio track"
-    seconds = video.audio.shape[-1] / settings.sample_rate
+    seconds = audio.shape[-1] / settings.sample_rate
     if seconds < settings.min_seconds:
         return f"only {seconds:.2f} s of audio (min_seconds = {settings.min_seconds})"
     if video.frames.shape[0] == 0:
@@ -249,7 +251,7 @@ def prepare_one(
     choice = selector.select(
         frames,
         video.times,
-        video.audio,
+        audio,
         settings.sample_rate,
         clip.label,
         clip.caption,
@@ -270,13 +272,21 @@ def prepare_one(
     return PreparedClip(
         key=clip.key,
         split=clip.split,
-        audio=video.audio,
+        audio=audio,
         sample_rate=settings.sample_rate,
         frame=frames[choice.index].numpy(),
         label=clip.label,
         caption=clip.caption,
         meta=meta,
     )
+
+
+def _separate_audio(clip: VideoClip, settings: PrepareSettings) -> Tensor:
+    """The clip's window of its separate audio file (the same seconds as its frames)."""
+    waveform = read_audio(clip.audio, settings.sample_rate)
+    first = round(clip.start * settings.sample_rate)
+    last = None if clip.duration is None else first + round(clip.duration * settings.sample_rate)
+    return waveform[first:last]
 
 
 def crop_frames(frames: Tensor, box: tuple[int, int, int, int], size: int) -> Tensor:
