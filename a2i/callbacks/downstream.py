@@ -19,7 +19,8 @@ report entry            data                                                  Ta
                         its test split (in the world: the world's classes)
 ``<set>/probe_*``       each of ``datasets`` (ESC-50, UrbanSound8K),          ESC-50, US8K
                         cross-validated over its official folds
-``*/zero_shot_*``       test split / held-out folds vs. the class prompts     ZS row
+``*/zero_shot_*``       test split / held-out folds vs. the class prompts     ZS row (accuracy;
+                                                                              VGGSound: mAP)
 ======================  ===================================================  =================
 
 The report (``metrics.json``/``.md``/``.csv``, as the evaluation harness writes them) goes to
@@ -47,9 +48,13 @@ from a2i.data.base import AudioVisualDataModule, collate_batch
 from a2i.data.downstream import ERROR, FOLD, FoldedAudioSet
 from a2i.errors import ConfigError
 from a2i.interfaces import AUDIO, IMAGE, KEY, LABEL
-from a2i.metrics.downstream import CrossModalMRR, ProbeAccuracy, ProbeKind
+from a2i.metrics.downstream import (
+    CrossModalMRR,
+    ProbeAccuracy,
+    ProbeKind,
+    ZeroShotClassification,
+)
 from a2i.metrics.report import flatten
-from a2i.metrics.retrieval import ClassRetrieval
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,7 @@ class Task:
 
     classes: list[str]
     probe: ProbeAccuracy
-    zero_shot: ClassRetrieval | None
+    zero_shot: ZeroShotClassification | None
     held_out: list[int]
     failed: list[str] = field(default_factory=list)
 
@@ -176,7 +181,7 @@ class Downstream(ReportingCallback):
         device = pl_module.device
         probe = ProbeAccuracy(len(classes), held_out, **self.probe_settings).to(device)
         texts = self._class_texts(pl_module, classes)
-        zero_shot = None if texts is None else ClassRetrieval(texts, top_k=(1,)).to(device)
+        zero_shot = None if texts is None else ZeroShotClassification(texts).to(device)
         return Task(classes, probe, zero_shot, held_out)
 
     @torch.no_grad()
@@ -289,7 +294,9 @@ class Downstream(ReportingCallback):
             probe = task.probe.compute()
             scores = {"probe_accuracy": float(probe["accuracy"]), "probe_map": float(probe["map"])}
             if task.zero_shot is not None:
-                scores["zero_shot_accuracy"] = float(task.zero_shot.compute()["r@1"])
+                zero_shot = task.zero_shot.compute()
+                scores["zero_shot_accuracy"] = float(zero_shot["accuracy"])
+                scores["zero_shot_map"] = float(zero_shot["map"])
             metrics[name] = scores
             rows.append(
                 {
@@ -299,6 +306,7 @@ class Downstream(ReportingCallback):
                     "held_out_folds": len(task.held_out),
                     **scores,
                     "zero_shot_accuracy": scores.get("zero_shot_accuracy", math.nan),  # n/a
+                    "zero_shot_map": scores.get("zero_shot_map", math.nan),
                 }
             )
             folds[name] = probe["fold_accuracy"].reshape(-1).tolist()

@@ -6,9 +6,8 @@
   VGGSound column reports mAP).
 - :class:`CrossModalMRR`: Table 2's VGGSound CMR columns, the mean reciprocal rank of each
   clip's own frame among all test frames (A→I) and of its own clip among all clips (I→A).
-- Zero-shot classification (Table 2's ZS row) is :class:`a2i.metrics.retrieval.ClassRetrieval`
-  fed with audio embeddings and the text embeddings of the class prompts: its R@1 is the
-  zero-shot accuracy.
+- :class:`ZeroShotClassification`: Table 2's ZS row, each clip's audio embedding against the
+  text embeddings of the class prompts: accuracy, and macro mAP as the VGGSound column reports.
 
 States are the embeddings themselves (``dist_reduce_fx="cat"``), so under DDP every rank
 computes on the whole set and the result equals that of one process. Neither the probe nor the
@@ -219,6 +218,55 @@ class ProbeAccuracy(Metric):
         optimizer.step(closure)
         with torch.no_grad():
             return model(test).softmax(dim=1)
+
+
+class ZeroShotClassification(Metric):
+    """Zero-shot classification by cosine similarity to class prompts: accuracy and macro mAP.
+
+    Table 2 reports VGGSound as mAP, ESC-50 and UrbanSound8K as accuracy; both are computed for
+    every set. Accuracy counts a clip right when no class scores strictly above its own (as
+    :class:`a2i.metrics.retrieval.ClassRetrieval`'s R@1); mAP is torchmetrics' one-vs-rest
+    average precision of the similarities, averaged over the classes present. The states are the
+    ``(N, C)`` similarities (``cat``), so under DDP the result equals that of one process.
+    Labels ``-1`` are ignored.
+
+    Args:
+        class_embeddings: ``(C, D)`` text embeddings of the class prompts (normalised here).
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(self, class_embeddings: Tensor) -> None:
+        super().__init__()
+        if class_embeddings.ndim != 2 or len(class_embeddings) < 2:
+            raise ConfigError("ZeroShotClassification needs a (classes >= 2, dim) matrix")
+        self.register_buffer("class_embeddings", F.normalize(class_embeddings.float(), dim=-1))
+        self.add_state("scores", [], dist_reduce_fx="cat")
+        self.add_state("labels", [], dist_reduce_fx="cat")
+
+    def update(self, audio_embeddings: Tensor, labels: Tensor) -> None:
+        """Add clips ``(B, D)`` with their class labels ``(B,)``."""
+        known = labels >= 0
+        audio = F.normalize(audio_embeddings[known].detach().float(), dim=-1)
+        self.scores.append(audio @ self.class_embeddings.T)
+        self.labels.append(labels[known].long())
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"accuracy": …, "map": …, "count": N}``."""
+        scores, labels = cat_state(self.scores), cat_state(self.labels)
+        if len(labels) == 0:
+            nan = torch.tensor(math.nan, dtype=torch.float64)
+            return {"accuracy": nan, "map": nan, "count": torch.tensor(0)}
+        own = scores.gather(1, labels[:, None])
+        right = ((scores > own).sum(dim=1) == 0).double().mean()
+        mean_ap = macro_average_precision(scores, labels, len(self.class_embeddings))
+        return {
+            "accuracy": right,
+            "map": torch.tensor(mean_ap, dtype=torch.float64),
+            "count": torch.tensor(len(labels)),
+        }
 
 
 def canonical_order(features: Tensor, labels: Tensor, folds: Tensor) -> Tensor:

@@ -133,6 +133,7 @@ def test_zero_shot_probe_and_retrieval_on_a_fake_aligned_model(
             "probe_accuracy": 1.0,
             "probe_map": 1.0,
             "zero_shot_accuracy": 1.0,
+            "zero_shot_map": 1.0,
         }
     assert metrics["cmr"] == {"mrr_a2i": 1.0, "mrr_i2a": 1.0}
     assert results["fold_accuracy"]["esc50"] == [1.0, 1.0, 1.0]

@@ -4,7 +4,12 @@ import pytest
 import torch
 from torchmetrics.retrieval import RetrievalMRR
 
-from a2i.metrics.downstream import CrossModalMRR, ProbeAccuracy, reciprocal_ranks
+from a2i.metrics.downstream import (
+    CrossModalMRR,
+    ProbeAccuracy,
+    ZeroShotClassification,
+    reciprocal_ranks,
+)
 
 
 def test_mrr_matches_a_hand_computation():
@@ -99,3 +104,19 @@ def test_probe_result_does_not_depend_on_the_order_of_the_data():
         metric.update(features[index], labels[index], folds[index])
         results.append(metric.compute()["fold_accuracy"])
     assert torch.equal(results[0], results[1])
+
+
+def test_zero_shot_reports_accuracy_and_the_map_of_table_2():
+    """Two clips of class 0 ranked below one of class 1 on class 0's prompt: mAP sees the order."""
+    prompts = torch.eye(2)
+    audio = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.9, 0.1], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    metric = ZeroShotClassification(prompts)
+    metric.update(audio[:2], labels[:2])
+    metric.update(audio[2:], labels[2:])
+    result = metric.compute()
+    assert result["accuracy"] == pytest.approx(0.5)  # clips 1 and 2 sit closer to the other prompt
+    ap_class0 = (1 / 1 + 2 / 3) / 2  # class-0 clips ranked 1st and 3rd by the class-0 score
+    ap_class1 = (1 / 1 + 2 / 3) / 2  # class-1 clips ranked 1st and 3rd by the class-1 score
+    assert result["map"] == pytest.approx((ap_class0 + ap_class1) / 2)
+    assert int(result["count"]) == 4
