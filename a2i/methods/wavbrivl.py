@@ -47,6 +47,7 @@ from a2i.interfaces import (
 )
 from a2i.losses.moco import CrossModalMoCo, in_batch_infonce, momentum_copy, momentum_update
 from a2i.methods.base import AudioToImageMethod, Logged
+from a2i.modules.image_augmentation import ImageAugmentation
 from a2i.pipelines.loading import plain_config
 
 CACHED_IMAGE_FEATURES = FEATURES + "image"
@@ -93,6 +94,10 @@ class WavBriVL(AudioToImageMethod):
             (:class:`~a2i.generators.score_guidance.ScoreGuidance`; the paper states none, 1.0
             is calibrated in the synthetic world; 0 = the generator's own draw).
         negative_prompt: Unconditional input of the generator's classifier-free guidance.
+        image_augmentation: Random colour jitter and grayscale of the training frames before
+            the image tower (§2.3 follows BriVL; values: :mod:`a2i.modules.image_augmentation`).
+            None by default so the tiny world configs and benchmarks keep their numbers;
+            ``configs/wavbrivl.yaml`` turns it on. It needs frames, not cached embeddings.
         options: :class:`~a2i.methods.base.A2IMethod`'s (``export_dir`` writes the trained tower
             as ``audio_encoder.safetensors``; load it with the tower's ``pretrained``, e.g. for
             ``a2i embed``).
@@ -120,6 +125,7 @@ class WavBriVL(AudioToImageMethod):
         rerank_candidates: int = 8,
         score_guidance_scale: float = 1.0,
         negative_prompt: str = "",
+        image_augmentation: ImageAugmentation | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -162,6 +168,7 @@ class WavBriVL(AudioToImageMethod):
             if loss == "moco"
             else None
         )
+        self.image_augmentation = image_augmentation
         self._class_embeddings: Tensor | None = None
 
     # --- the shared space ------------------------------------------------------------------------
@@ -237,6 +244,18 @@ class WavBriVL(AudioToImageMethod):
         momentum_update(self.audio_encoder, self.audio_key_encoder, self.hparams.momentum)
         self.moco.enqueue(self.audio_key_encoder(waveform).pooled, image)
 
+    def training_image_features(self, batch: dict[str, Any]) -> Tensor:
+        """Frame embeddings for a training step: of augmented frames when augmentation is on."""
+        if self.image_augmentation is None:
+            return self.cached_or_computed_image_features(batch)
+        if CACHED_IMAGE_FEATURES in batch:
+            raise ConfigError(
+                "WavBriVL.image_augmentation changes every frame before the image tower, so it "
+                f"cannot use the data's cached '{CACHED_IMAGE_FEATURES}': drop data.features (the "
+                "tower then runs on each batch) or set model.image_augmentation: null"
+            )
+        return self.image_features(self.image_augmentation(batch[IMAGE]))
+
     def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
         """Cross-modal MoCo (or in-batch InfoNCE) between audio and frozen image embeddings.
 
@@ -244,7 +263,10 @@ class WavBriVL(AudioToImageMethod):
         in-batch retrieval and, with class names, zero-shot accuracy.
         """
         audio = self.audio_encoder(batch[AUDIO]).pooled
-        image = self.cached_or_computed_image_features(batch)
+        if stage == "train":
+            image = self.training_image_features(batch)
+        else:
+            image = self.cached_or_computed_image_features(batch)
         values: dict[str, Logged] = dict(self.loss_terms(audio, image))
         if stage == "train":
             if self.moco is not None:

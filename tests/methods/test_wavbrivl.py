@@ -19,6 +19,7 @@ from a2i.generators.latent_diffusion import LatentDiffusionGenerator
 from a2i.generators.score_guidance import ScoreGuidance
 from a2i.interfaces import GenerationRequest, per_row_generators
 from a2i.methods.wavbrivl import WavBriVL
+from a2i.modules.image_augmentation import ImageAugmentation
 from a2i.synth.world import WORLD_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,3 +267,32 @@ def test_two_process_ddp_ranks_hold_identical_queues_after_a_step(tmp_path):
     best = similarity.max(dim=1)
     assert torch.allclose(best.values, torch.ones(8), atol=1e-5)
     assert len(set(best.indices.tolist())) == 8
+
+
+def test_image_augmentation_draws_per_image_and_its_extremes_are_exact():
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ImageAugmentation(0.0, grayscale_probability=0.0)(images), images)
+    gray = ImageAugmentation(0.0, grayscale_probability=1.0)(images)
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+    torch.manual_seed(0)
+    jittered = ImageAugmentation(1.0, grayscale_probability=0.0)(images[:1].expand(6, -1, -1, -1))
+    assert len({round(float(image.mean()), 5) for image in jittered}) == 6  # one draw per image
+    with pytest.raises(ConfigError, match="hue"):
+        ImageAugmentation(hue=0.7)
+
+
+def test_training_frames_are_augmented_and_a_feature_cache_is_refused(tiny, monkeypatch):
+    batch = {"audio": audio(2), "image": torch.rand(2, 3, 32, 32)}
+    seen = []
+    monkeypatch.setattr(
+        tiny, "image_augmentation", ImageAugmentation(0.0, grayscale_probability=1.0)
+    )
+    monkeypatch.setattr(
+        tiny, "image_features", lambda image: seen.append(image) or torch.randn(2, 64)
+    )
+    tiny.training_image_features(batch)
+    assert torch.allclose(seen[0][:, 0], seen[0][:, 2]) and not torch.equal(seen[0], batch["image"])
+    tiny.cached_or_computed_image_features(batch)  # validation frames stay as they are
+    assert torch.equal(seen[1], batch["image"])
+    with pytest.raises(ConfigError, match="cached 'features/image'"):
+        tiny.training_image_features({**batch, "features/image": torch.randn(2, 64)})
