@@ -21,6 +21,8 @@ report entry            data                                                  Ta
                         cross-validated over its official folds
 ``*/zero_shot_*``       test split / held-out folds vs. the class prompts     ZS row (accuracy;
                                                                               VGGSound: mAP)
+``clotho/t2a_*|a2t_*``  ``caption_sets``: captions vs. clips (retrieval)      Table 1's Clotho
+``desed/segment_f1``    ``event_sets``: each segment vs. the class prompts    DESED (AR)
 ======================  ===================================================  =================
 
 The report (``metrics.json``/``.md``/``.csv``, as the evaluation harness writes them) goes to
@@ -39,6 +41,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -46,12 +49,15 @@ from a2i.audio.io import Crop
 from a2i.callbacks.reporting import ReportingCallback
 from a2i.data.base import AudioVisualDataModule, collate_batch
 from a2i.data.downstream import ERROR, FOLD, FoldedAudioSet
+from a2i.data.retrieval_sets import DESED, INDEX, ClothoCaptions
 from a2i.errors import ConfigError
 from a2i.interfaces import AUDIO, IMAGE, KEY, LABEL
 from a2i.metrics.downstream import (
+    CaptionRetrieval,
     CrossModalMRR,
     ProbeAccuracy,
     ProbeKind,
+    SegmentF1,
     ZeroShotClassification,
 )
 from a2i.metrics.report import flatten
@@ -84,6 +90,10 @@ class Downstream(ReportingCallback):
         overwrite: Replace an existing report in ``output_dir`` (and its record in the run).
         datasets: Labelled sets with official folds (:class:`a2i.data.downstream.ESC50`,
             :class:`~a2i.data.downstream.UrbanSound8K`).
+        caption_sets: Captioned sets scored by caption↔clip retrieval through the text tower
+            (:class:`a2i.data.retrieval_sets.ClothoCaptions`).
+        event_sets: Strongly labelled sets scored by segment-level event retrieval through the
+            class prompts (:class:`a2i.data.retrieval_sets.DESED`).
         run_data: Also classify the run's own data (probe on its train split, scored on its
             test split; zero-shot on the test split): the world's classes in the world.
         retrieval: Cross-modal retrieval MRR on the run's test batches (they need frames).
@@ -107,6 +117,8 @@ class Downstream(ReportingCallback):
         output_dir: str | None = None,
         overwrite: bool = False,
         datasets: list[FoldedAudioSet] | None = None,
+        caption_sets: list[ClothoCaptions] | None = None,
+        event_sets: list[DESED] | None = None,
         run_data: bool = True,
         retrieval: bool = True,
         zero_shot: bool = True,
@@ -122,7 +134,9 @@ class Downstream(ReportingCallback):
     ) -> None:
         super().__init__(output_dir, overwrite)
         self.datasets = list(datasets or [])
-        names = [audio_set.name for audio_set in self.datasets]
+        self.caption_sets = list(caption_sets or [])
+        self.event_sets = list(event_sets or [])
+        names = [s.name for s in [*self.datasets, *self.caption_sets, *self.event_sets]]
         if len(set(names)) != len(names) or RUN in names:
             raise ConfigError(f"Downstream.datasets need distinct names other than '{RUN}'")
         if min(hidden_size, probe_steps) < 1:
@@ -162,6 +176,45 @@ class Downstream(ReportingCallback):
             self.tasks[audio_set.name] = self._task(pl_module, audio_set.classes, audio_set.folds)
         self.mrr = CrossModalMRR().to(pl_module.device) if self.retrieval else None
         self.frames_seen = False
+        self.caption_metrics = {
+            s.name: self._caption_metric(pl_module, s) for s in self.caption_sets
+        }
+        self.event_metrics = {s.name: self._event_metric(pl_module, s) for s in self.event_sets}
+        self.retrieval_failed: dict[str, list[str]] = {}
+
+    def _caption_metric(
+        self, pl_module: L.LightningModule, caption_set: ClothoCaptions
+    ) -> CaptionRetrieval | None:
+        """Caption retrieval of ``caption_set`` (None, with a note, without a text tower)."""
+        embeddings = self._texts(pl_module, caption_set.captions, caption_set.name)
+        if embeddings is None:
+            return None
+        owners = torch.tensor(caption_set.caption_clip, device=embeddings.device)
+        return CaptionRetrieval(embeddings, owners).to(pl_module.device)
+
+    def _event_metric(self, pl_module: L.LightningModule, event_set: DESED) -> SegmentF1 | None:
+        """Segment F1 of ``event_set`` against its class prompts (None without a text tower)."""
+        prompts = [self.prompt_template.format(c.replace("_", " ")) for c in event_set.classes]
+        embeddings = self._texts(pl_module, prompts, event_set.name)
+        return None if embeddings is None else SegmentF1(embeddings).to(pl_module.device)
+
+    @torch.no_grad()
+    def _texts(self, pl_module: L.LightningModule, texts: list[str], task: str) -> Tensor | None:
+        """Text embeddings in chunks of 256, or None (and a note) without a text tower."""
+        text_features = getattr(pl_module, "text_features", None)
+        if callable(text_features):
+            try:
+                return torch.cat(
+                    [text_features(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+                )
+            except NotImplementedError as error:
+                reason = str(error)
+        else:
+            reason = f"{type(pl_module).__name__} has no text tower (text_features)"
+        note = f"{task} skipped: {reason}"
+        self.notes.append(note)
+        log.warning(note)
+        return None
 
     def _add_run_task(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """The run's data as a task (train split → test split), or a note saying why not."""
@@ -243,6 +296,10 @@ class Downstream(ReportingCallback):
                 self.tasks[RUN].probe.update(features, labels, torch.full_like(labels, TRAIN_FOLD))
         for audio_set in self.datasets:
             self._embed_set(trainer, pl_module, audio_set, self.tasks[audio_set.name])
+        for caption_set in self.caption_sets:
+            self._embed_captioned(trainer, pl_module, caption_set)
+        for event_set in self.event_sets:
+            self._embed_segments(trainer, pl_module, event_set)
         self.results = self._compute(trainer, pl_module)
         for name, value in flatten(self.results["metrics"]).items():
             pl_module.log(f"downstream/{name}", value, rank_zero_only=True)
@@ -273,6 +330,46 @@ class Downstream(ReportingCallback):
             scored = torch.isin(folds, held_out)
             if task.zero_shot is not None and scored.any():
                 task.zero_shot.update(features[scored.to(features.device)], labels[scored])
+
+    def _readable(self, name: str, batch: dict[str, Any]) -> Tensor:
+        """Mask of the batch's readable clips; the others are named under ``name``."""
+        failed = self.retrieval_failed.setdefault(name, [])
+        failed += [
+            f"{key}: {error}" for key, error in zip(batch[KEY], batch[ERROR], strict=True) if error
+        ]
+        return torch.tensor([not error for error in batch[ERROR]])
+
+    def _embed_captioned(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, caption_set: ClothoCaptions
+    ) -> None:
+        """Embed the clips of ``caption_set`` into its caption retrieval metric."""
+        metric = self.caption_metrics[caption_set.name]
+        if metric is None:
+            return
+        dataset = caption_set.dataset(pl_module.sample_rate, pl_module.clip_seconds, self.crop)
+        for batch in self._loader(trainer, dataset):
+            readable = self._readable(caption_set.name, batch)
+            if readable.any():
+                features = self._embed(trainer, pl_module, batch[AUDIO][readable])
+                metric.update(features, batch[INDEX][readable].to(features.device))
+
+    def _embed_segments(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, event_set: DESED
+    ) -> None:
+        """Cut each recording into ``segment_seconds`` and score every segment."""
+        metric = self.event_metrics[event_set.name]
+        if metric is None:
+            return
+        length = round(event_set.segment_seconds * pl_module.sample_rate)
+        for batch in self._loader(trainer, event_set.dataset(pl_module.sample_rate, self.crop)):
+            readable = self._readable(event_set.name, batch)
+            if not readable.any():
+                continue
+            audio = batch[AUDIO][readable]
+            audio = F.pad(audio, (0, event_set.segments * length - audio.shape[1]))
+            segments = audio.reshape(len(audio) * event_set.segments, length)
+            activity = event_set.activity[batch[INDEX][readable]].flatten(0, 1)
+            metric.update(self._embed(trainer, pl_module, segments), activity)
 
     def _loader(self, trainer: L.Trainer, dataset: Dataset) -> DataLoader:
         """This rank's share of ``dataset`` (every ``world_size``-th item), in order."""
@@ -311,6 +408,17 @@ class Downstream(ReportingCallback):
             )
             folds[name] = probe["fold_accuracy"].reshape(-1).tolist()
             failed[name] = _gather_lists(task.failed)
+            if failed[name]:
+                self.notes.append(f"{name}: {len(failed[name])} clips could not be read (left out)")
+        for name, metric in self.caption_metrics.items():
+            if metric is not None:
+                metrics[name] = {k: float(v) for k, v in metric.compute().items() if k != "count"}
+        for name, metric in self.event_metrics.items():
+            if metric is not None:
+                scores = metric.compute()
+                metrics[name] = {f"segment_{k}": float(v) for k, v in scores.items()}
+        for name, names in self.retrieval_failed.items():
+            failed[name] = _gather_lists(names)
             if failed[name]:
                 self.notes.append(f"{name}: {len(failed[name])} clips could not be read (left out)")
         if self.mrr is not None and self.frames_seen:

@@ -8,6 +8,9 @@
   clip's own frame among all test frames (A→I) and of its own clip among all clips (I→A).
 - :class:`ZeroShotClassification`: Table 2's ZS row, each clip's audio embedding against the
   text embeddings of the class prompts: accuracy, and macro mAP as the VGGSound column reports.
+- :class:`CaptionRetrieval`: Clotho's captions against its clips (text→audio R@k and MRR,
+  audio→text R@1).
+- :class:`SegmentF1`: DESED's segment-level event retrieval, micro F1 as sed_eval counts it.
 
 States are the embeddings themselves (``dist_reduce_fx="cat"``), so under DDP every rank
 computes on the whole set and the result equals that of one process. Neither the probe nor the
@@ -266,6 +269,108 @@ class ZeroShotClassification(Metric):
             "accuracy": right,
             "map": torch.tensor(mean_ap, dtype=torch.float64),
             "count": torch.tensor(len(labels)),
+        }
+
+
+class CaptionRetrieval(Metric):
+    """Language-based audio retrieval over a captioned set (Clotho): each caption finds its clip.
+
+    WavBriVL Table 1 lists Clotho for audio captioning with COCO caption metrics; a2i has no
+    caption decoder, so it scores the same split by retrieval through the shared space, the
+    task the embeddings can do (DCASE's language-based audio retrieval). Text→audio: every
+    caption ranks every clip, R@k and MRR of its own clip; audio→text: a clip is right at 1 when
+    one of its own captions scores highest. Clips not added (unreadable) are left out with their
+    captions. States are the clip embeddings and indices (``cat``): DDP equals one process.
+
+    Args:
+        caption_embeddings: ``(M, D)`` text embeddings of every caption.
+        caption_clip: ``(M,)`` index of the clip each caption describes.
+        top_k: The ``k`` of text→audio R@k.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(
+        self, caption_embeddings: Tensor, caption_clip: Tensor, top_k: Sequence[int] = (1, 5, 10)
+    ) -> None:
+        super().__init__()
+        self.top_k = tuple(int(k) for k in top_k)
+        self.register_buffer("captions", F.normalize(caption_embeddings.float(), dim=-1))
+        self.register_buffer("caption_clip", caption_clip.long())
+        self.add_state("audio", [], dist_reduce_fx="cat")
+        self.add_state("clips", [], dist_reduce_fx="cat")
+
+    def update(self, audio_embeddings: Tensor, clip_indices: Tensor) -> None:
+        """Add clip embeddings ``(B, D)`` with their indices in the set ``(B,)``."""
+        self.audio.append(F.normalize(audio_embeddings.detach().float(), dim=-1))
+        self.clips.append(clip_indices.long())
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"t2a_r@k": …, "t2a_mrr": …, "a2t_r@1": …, "count": clips}``."""
+        audio, clips = cat_state(self.audio), cat_state(self.clips).to(self.caption_clip.device)
+        order = clips.argsort()
+        audio, clips = audio[order], clips[order]
+        position = torch.full((int(self.caption_clip.max()) + 1,), -1, device=clips.device)
+        position[clips] = torch.arange(len(clips), device=clips.device)
+        owner = position[self.caption_clip]
+        known = owner >= 0
+        captions, owner = self.captions[known], owner[known]
+        scores = captions @ audio.T  # (captions, clips)
+        own = scores.gather(1, owner[:, None])
+        text_rank = (scores > own).sum(dim=1).double()
+        best_own = torch.full((len(audio),), -math.inf, device=scores.device)
+        best_own = best_own.scatter_reduce(0, owner, own.squeeze(1), reduce="amax")
+        audio_rank = (scores.T > best_own[:, None]).sum(dim=1)
+        result = {f"t2a_r@{k}": (text_rank < k).double().mean() for k in self.top_k}
+        return {
+            **result,
+            "t2a_mrr": (1.0 / (text_rank + 1)).mean(),
+            "a2t_r@1": (audio_rank == 0).double().mean(),
+            "count": torch.tensor(len(audio)),
+        }
+
+
+class SegmentF1(Metric):
+    """Segment-based micro F1 of event retrieval (DESED, WavBriVL Table 2's "AR" column).
+
+    Each segment's audio embedding is compared with the class prompts and the best-scoring
+    class is retrieved for it (a2i's zero-shot rule; the paper names sed_eval but no decision
+    rule). As sed_eval's segment-based metrics count them, every (segment, class) pair is a true
+    positive, false positive or false negative against the classes that sound in the segment;
+    F1 = 2TP / (2TP + FP + FN). The states are those three counts (``sum``).
+
+    Args:
+        class_embeddings: ``(C, D)`` text embeddings of the class prompts.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(self, class_embeddings: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("class_embeddings", F.normalize(class_embeddings.float(), dim=-1))
+        for name in ("true_positives", "false_positives", "false_negatives"):
+            self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, segment_embeddings: Tensor, activity: Tensor) -> None:
+        """Add segments ``(N, D)`` with the classes active in each ``(N, C)`` bool."""
+        scores = F.normalize(segment_embeddings.detach().float(), dim=-1) @ self.class_embeddings.T
+        predicted = F.one_hot(scores.argmax(dim=1), scores.shape[1]).bool()
+        activity = activity.to(predicted.device).bool()
+        self.true_positives += (predicted & activity).sum()
+        self.false_positives += (predicted & ~activity).sum()
+        self.false_negatives += (~predicted & activity).sum()
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"f1": …, "precision": …, "recall": …}``."""
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        return {
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "precision": tp / (tp + fp),
+            "recall": tp / (tp + fn),
         }
 
 

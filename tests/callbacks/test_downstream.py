@@ -1,5 +1,6 @@
 """``a2i test`` with the Downstream callback: probes, zero-shot, cross-modal MRR (issue 15)."""
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -10,11 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from a2i.audio.io import write_audio
 from a2i.callbacks.downstream import Downstream
 from a2i.cli import main
 from a2i.data.downstream import ESC50
 from a2i.data.manifest import ManifestDataModule
-from a2i.errors import ConfigError
+from a2i.data.retrieval_sets import DESED, ClothoCaptions
+from a2i.errors import ConfigError, DatasetNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "tests" / "conf"
@@ -155,3 +158,76 @@ def test_method_without_audio_embedding_is_refused(tiny_manifest, tmp_path):
 
     with pytest.raises(ConfigError, match="NotAligned has no audio embedding"):
         run_downstream(NotAligned(), tiny_manifest, tmp_path)
+
+
+def tone(frequencies: list[float], seconds: float = 1.0, rate: int = 16000) -> torch.Tensor:
+    """Consecutive ``seconds`` of each sine."""
+    t = torch.arange(round(seconds * rate)) / rate
+    return torch.cat([0.5 * torch.sin(2 * math.pi * f * t) for f in frequencies])
+
+
+def write_clotho(root: Path) -> Path:
+    """``clotho_captions_evaluation.csv`` + ``evaluation/*.wav``: one caption names the wrong clip."""
+    write_audio(root / "evaluation" / "dog bark.wav", tone([300]), 16000)
+    write_audio(root / "evaluation" / "rain.wav", tone([500]), 16000)
+    rows = [
+        ["file_name", *(f"caption_{n}" for n in range(1, 6))],
+        ["dog bark.wav", *(f"a barking dog {n}" for n in range(4)), "a dog"],
+        ["rain.wav", "rain", "heavy rain", "light rain", "rain on a roof", "a dog"],
+    ]
+    with open(root / "clotho_captions_evaluation.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return root
+
+
+def write_desed(root: Path) -> Path:
+    """``metadata/validation/validation.tsv`` + ``audio/validation/*.wav``, 2 s recordings."""
+    write_audio(root / "audio" / "validation" / "Y1.wav", tone([300, 500]), 16000)
+    write_audio(root / "audio" / "validation" / "Y2.wav", tone([300, 300]), 16000)
+    lines = [
+        "filename\tonset\toffset\tevent_label",
+        "Y1.wav\t0.0\t0.9\tDog",
+        "Y1.wav\t1.1\t2.0\tSpeech",
+        "Y2.wav\t0.2\t0.8\tDog",
+        "Y2.wav\t1.0\t2.0\tFrying",
+    ]
+    (root / "metadata" / "validation").mkdir(parents=True)
+    (root / "metadata" / "validation" / "validation.tsv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+class FakeDomestic(FakeAligned):
+    """FakeAligned whose prompts for DESED's Dog and Speech are its two sounds' directions."""
+
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        last = [t.split()[-1] for t in texts]
+        index = [{"Dog": 0, "dog": 0, "Speech": 1, "rain": 1}.get(word, 2) for word in last]
+        return F.one_hot(torch.tensor(index), 4).float()
+
+
+def test_clotho_caption_retrieval_and_desed_segment_f1(tiny_manifest, tmp_path):
+    clotho = ClothoCaptions(str(write_clotho(tmp_path / "clotho")))
+    desed = DESED(str(write_desed(tmp_path / "DESED")), clip_seconds=2.0)
+    assert desed.activity[:, :, [4, 8, 6]].tolist() == [
+        [[True, False, False], [False, True, False]],
+        [[True, False, False], [False, False, True]],
+    ]
+    results = run_downstream(
+        FakeDomestic(), tiny_manifest, tmp_path, caption_sets=[clotho], event_sets=[desed]
+    )
+    metrics = results["metrics"]
+    # 9 of 10 captions find their clip first; "a dog" of rain.wav ranks it second.
+    assert metrics["clotho"] == pytest.approx(
+        {"t2a_r@1": 0.9, "t2a_r@5": 1.0, "t2a_r@10": 1.0, "t2a_mrr": 0.95, "a2t_r@1": 1.0}
+    )
+    # Y2's second second sounds like a dog but is labelled Frying: TP 3, FP 1, FN 1.
+    assert metrics["desed"] == pytest.approx(
+        {"segment_f1": 0.75, "segment_precision": 0.75, "segment_recall": 0.75}
+    )
+
+
+def test_absent_retrieval_sets_name_their_download(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"clotho_captions_evaluation\.csv.*zenodo"):
+        ClothoCaptions(str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match=r"metadata/validation/validation\.tsv.*DESED"):
+        DESED(str(tmp_path))
