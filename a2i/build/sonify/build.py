@@ -5,7 +5,8 @@ pairs, each resumable and each recorded under the output folder:
 
 1. ``concepts.jsonl``: every image's concepts and caption from each concept source, appended
    as they are computed (a VLM is the slow step; a killed run keeps what was done).
-2. The A.2 filter drops images whose caption names something silent (``problems.log``).
+2. The A.2 filter drops images that any source's caption says are silent, for every source
+   (``problems.log``).
 3. ``recipes.jsonl``: for every kept (image, source) sample, the retrieved chunk of each concept
    (Algorithm 1 over all concepts at once, :func:`a2i.build.sonify.retrieval.retrieve`), its
    loudness target and scores; written once, atomically (the loudness measured and the gains
@@ -220,6 +221,25 @@ def needs_retrieval(concepts: dict[tuple[str, str], ImageConcepts]) -> bool:
     return any(c.audio is None for found in concepts.values() for c in found.concepts)
 
 
+def non_sonic_reason(
+    image: ImageItem,
+    sources: Sequence[ConceptSource],
+    concepts: dict[tuple[str, str], ImageConcepts],
+    settings: SonifySettings,
+) -> str | None:
+    """Why A.2 drops ``image`` (None: kept), decided once per image over every source's caption.
+
+    The paper removes such an image from the training data altogether, so a source without a
+    caption (CogVLM has no caption prompt) must not sonify an image another source flags.
+    """
+    for source in sources:
+        caption = concepts[(source.name, image.key)].caption
+        keyword = non_sonic_keyword(caption, settings.filter_keywords, settings.filter_match)
+        if keyword is not None:
+            return f"non-sonic caption ('{keyword}') from {source.name}: {caption}"
+    return None
+
+
 def build_recipes(
     images: Sequence[ImageItem],
     sources: Sequence[ConceptSource],
@@ -239,14 +259,12 @@ def build_recipes(
     samples: list[tuple[str, ImageItem, str, ImageConcepts]] = []
     dropped: list[dict[str, str]] = []
     for image in images:
+        non_sonic = non_sonic_reason(image, sources, concepts, settings)
         for source in sources:
             found = concepts[(source.name, image.key)]
             key = sample_key(image, source, sources)
-            keyword = non_sonic_keyword(
-                found.caption, settings.filter_keywords, settings.filter_match
-            )
-            if keyword is not None:
-                reason = f"non-sonic caption ('{keyword}'): {found.caption}"
+            if non_sonic is not None:
+                reason = non_sonic
             elif not found.concepts:
                 reason = found.problem or "no sounding concept"
             else:

@@ -11,8 +11,8 @@ by CLAP. Three sources:
   format of the concept files the paper promises to release (A.1: per image, entries of concept,
   audio file id, LUFS value and matching score); such entries skip retrieval.
 
-The non-sonic filter of A.2 drops an image whose caption names a logo, icon, emblem, symbol,
-trademark or sign: inherently silent pictures that hurt training.
+The non-sonic filter of A.2 drops an image whose caption (from any source) names a logo, icon,
+emblem, symbol, trademark or sign: inherently silent pictures that hurt training.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ class VLMConceptSource(ConceptSource):
         model: Checkpoint: hub id (in the local cache) or directory; default LLaVA-1.5 7B.
         family: ``llava`` (transformers' LLaVA classes) or ``cogvlm`` (the checkpoint's code).
         prompt: Sounding-concept prompt file (default: a2i's, see the module docstring).
-        caption_prompt: Caption prompt file for the A.2 filter; None: no caption, no filtering.
+        caption_prompt: Caption prompt file for the A.2 filter; None: no caption (another
+            source's caption still drops the image for this one too).
         tokenizer: CogVLM's tokenizer checkpoint (its repository has none).
         trust_remote_code: Allow running the checkpoint's own Python code (needed by CogVLM;
             :meth:`~a2i.build.sonify.concepts.ConceptSource.check_remote_code`).

@@ -9,14 +9,17 @@ import huggingface_hub.constants
 import pytest
 import yaml
 
-from a2i.build.sonify.build import gather_concepts
+from a2i.build.sonify.build import SonifySettings, build_recipes, gather_concepts
 from a2i.build.sonify.concepts import (
     CaptionConcepts,
     FixedConcepts,
+    ImageConcepts,
+    SoundingConcept,
     non_sonic_keyword,
     parse_vlm_answer,
 )
 from a2i.build.sonify.images import ImageItem
+from a2i.build.sonify.pool import PoolFile, PoolReader
 from a2i.build.sonify.vlm import (
     CONCEPT_PROMPT,
     VLMConceptSource,
@@ -46,6 +49,32 @@ def image(key: str) -> ImageItem:
 def test_the_non_sonic_caption_filter(caption, word, substring):
     assert non_sonic_keyword(caption) == word
     assert non_sonic_keyword(caption, match="substring") == substring
+
+
+def test_one_flagging_caption_drops_the_image_for_every_source():
+    """A.2 removes the image from the training data: a caption-less source (CogVLM without a
+    caption prompt) must not sonify an image another source's caption flags."""
+
+    class Named:  # build_recipes needs only each source's name
+        def __init__(self, name):
+            self.name = name
+
+    sources = [Named("llava"), Named("cogvlm")]
+    dog = [SoundingConcept("sound of a dog", audio="dog.wav")]
+    concepts = {
+        ("llava", "sa_1"): ImageConcepts("a logo of a dog", dog),
+        ("cogvlm", "sa_1"): ImageConcepts(None, dog),
+        ("llava", "sa_2"): ImageConcepts("a dog in a park", dog),
+        ("cogvlm", "sa_2"): ImageConcepts(None, dog),
+    }
+    reader = PoolReader([PoolFile("pool/dog.wav", "/pool/dog.wav")])
+    samples, dropped = build_recipes(
+        [image("sa_1"), image("sa_2")], sources, concepts, None, reader, None, SonifySettings()
+    )
+    assert [s.key for s in samples] == ["sa_2-llava", "sa_2-cogvlm"]
+    assert [d["key"] for d in dropped] == ["sa_1-llava", "sa_1-cogvlm"]
+    for row in dropped:
+        assert row["problem"] == "non-sonic caption ('logo') from llava: a logo of a dog"
 
 
 def test_caption_rules_cut_captions_into_concepts(tmp_path):
