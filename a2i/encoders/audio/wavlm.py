@@ -12,14 +12,14 @@ from typing import Literal
 
 import torch
 from torch import Tensor
-from transformers import WavLMConfig, WavLMModel
+from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
 from a2i.audio.io import fit_length
 from a2i.encoders.audio.layers import check_hidden_layers, concat_hidden_states
 from a2i.encoders.published import load_a2i_file, published_or_preset
 from a2i.errors import ConfigError
 from a2i.interfaces import AudioEncoder, AudioEncoderOutput
-from a2i.pretrained import resolve_weights
+from a2i.pretrained import Weights, resolve_weights
 
 SAMPLE_RATE = 16000
 
@@ -39,6 +39,11 @@ WAVLM_PRESETS: dict[str, dict] = {
 12 layers × 768, one frame per 320 samples); ``tiny`` keeps 12 layers (so layers 4, 8, 12 exist)
 at 64 wide with a 32-channel feature extractor."""
 
+PRESET_NORMALIZE_WAVEFORM: dict[str, bool] = {"paper": False, "tiny": True}
+"""Whether a preset without published weights standardises each clip: ``paper`` as the published
+``microsoft/wavlm-base-plus`` preprocessor (``do_normalize: false``); ``tiny`` as a2i's world
+towers were trained (so their runs and numbers stay as they were)."""
+
 
 class WavLMAudioEncoder(AudioEncoder):
     """Waveform → WavLM → mean-pooled embedding and (layer-concatenated) frame sequence.
@@ -52,6 +57,10 @@ class WavLMAudioEncoder(AudioEncoder):
             (AudioToken §2.1: ``(4, 8, 12)``); None: the last hidden state.
         clip_seconds: Clips are cropped or zero-padded to this length (AudioToken §3: 5 s).
         freeze: Freeze the encoder (no gradients, eval mode kept).
+        normalize_waveform: Standardise each clip to zero mean and unit variance before WavLM.
+            None: as the published checkpoint's own preprocessor says (its ``do_normalize``;
+            ``wavlm-base-plus``: false, so the tower can hear loudness), or without one as the
+            preset states (:data:`PRESET_NORMALIZE_WAVEFORM`).
     """
 
     def __init__(
@@ -61,6 +70,7 @@ class WavLMAudioEncoder(AudioEncoder):
         hidden_layers: tuple[int, ...] | None = (4, 8, 12),
         clip_seconds: float = 5.0,
         freeze: bool = False,
+        normalize_waveform: bool | None = None,
     ) -> None:
         super().__init__()
         weights = resolve_weights(pretrained, f"{type(self).__name__}.pretrained")
@@ -69,6 +79,13 @@ class WavLMAudioEncoder(AudioEncoder):
             WavLMModel.from_pretrained,
             lambda: WavLMModel(WavLMConfig(**WAVLM_PRESETS[preset])),
         )
+        if normalize_waveform is None:
+            normalize_waveform = (
+                PRESET_NORMALIZE_WAVEFORM[preset]
+                if weights is None or weights.is_a2i_file
+                else preprocessor_normalizes(weights)
+            )
+        self.normalize_waveform = normalize_waveform
         config = self.model.config
         # Hidden states are indexed by layer: LayerDrop (training mode) would drop entries.
         config.layerdrop = 0.0
@@ -91,7 +108,7 @@ class WavLMAudioEncoder(AudioEncoder):
         ``tokens`` ``(B, frames, token_dim)``.
         """
         outputs = self.model(
-            self._clips(waveform), output_hidden_states=self.hidden_layers is not None
+            self.model_input(waveform), output_hidden_states=self.hidden_layers is not None
         )
         last = outputs.last_hidden_state
         if self.hidden_layers is None:
@@ -106,11 +123,26 @@ class WavLMAudioEncoder(AudioEncoder):
         ``[0]`` is the transformer's input (the projected CNN features), ``[i]`` layer ``i``'s output
         (WavBriVL §2.3 averages them with learned weights).
         """
-        return self.model(self._clips(waveform), output_hidden_states=True).hidden_states
+        return self.model(self.model_input(waveform), output_hidden_states=True).hidden_states
 
-    def _clips(self, waveform: Tensor) -> Tensor:
-        """Crop/pad to ``clip_seconds`` and normalise each clip to zero mean, unit variance."""
+    def model_input(self, waveform: Tensor) -> Tensor:
+        """What WavLM is fed: ``(B, T)`` waveforms cropped/padded to ``clip_seconds``.
+
+        Each clip is standardised only when :attr:`normalize_waveform` (as the checkpoint's
+        feature extractor does).
+        """
         samples = round(self.clip_seconds * self.sample_rate)
         clips = torch.stack([fit_length(clip, samples, random_crop=False) for clip in waveform])
-        # WavLM expects zero-mean, unit-variance input (its feature extractor's normalisation).
+        if not self.normalize_waveform:
+            return clips
         return (clips - clips.mean(dim=1, keepdim=True)) / (clips.std(dim=1, keepdim=True) + 1e-7)
+
+
+def preprocessor_normalizes(weights: Weights) -> bool:
+    """``do_normalize`` of a published checkpoint's ``preprocessor_config.json``."""
+    return weights.load(
+        lambda where: bool(Wav2Vec2FeatureExtractor.from_pretrained(where).do_normalize),
+        library="transformers",
+        download=f"hf download {weights.spec} preprocessor_config.json",
+        name=f"{weights.spec}/preprocessor_config.json",
+    )

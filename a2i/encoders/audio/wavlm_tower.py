@@ -49,6 +49,9 @@ class WavLMTower(AudioEncoder):
         mlp_hidden_dim: Hidden width of the two-layer MLP (None: ``embed_dim``, as BriVL).
         normalize_tokens: L2-normalise the averaged WavLM states before the SA block (as BriVL's
             text tower normalises RoBERTa's).
+        normalize_waveform: Standardise each clip before WavLM (None: as the published
+            checkpoint's preprocessor says, ``wavlm-base-plus``: no; without one, as the preset
+            states: :data:`~a2i.encoders.audio.wavlm.PRESET_NORMALIZE_WAVEFORM`).
         freeze_wavlm: Keep WavLM's own weights fixed (§2.3: "we either update or freeze the
             parameters of WavLM"); the layer weights and the head always train.
         pretrained: An a2i ``.safetensors`` file of this whole tower (written by WavBriVL's
@@ -69,6 +72,7 @@ class WavLMTower(AudioEncoder):
         dropout: float = 0.1,
         mlp_hidden_dim: int | None = None,
         normalize_tokens: bool = True,
+        normalize_waveform: bool | None = None,
         freeze_wavlm: bool = True,
         pretrained: str | None = None,
         freeze: bool = False,
@@ -82,7 +86,11 @@ class WavLMTower(AudioEncoder):
             )
         try:
             self.wavlm = WavLMAudioEncoder(
-                preset, wavlm_pretrained, hidden_layers=None, clip_seconds=clip_seconds
+                preset,
+                wavlm_pretrained,
+                hidden_layers=None,
+                clip_seconds=clip_seconds,
+                normalize_waveform=normalize_waveform,
             )
         except CheckpointNotFoundError as error:  # name this tower's field, not the inner one's
             raise CheckpointNotFoundError(
