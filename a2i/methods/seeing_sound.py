@@ -18,13 +18,15 @@ of the audio only.
 Pre-computed inputs (§4.3). When the data carries AST sequences and VAE latents cached while it was
 prepared (``features/audio_tokens``, ``features/latents``), training runs neither model.
 
-Classifier-free guidance. PixArt-α's null condition is learned: its caption embedder replaces a
-caption by a learned ``y_embedding`` with probability 0.1 (``PixArt-alpha/PixArt-alpha``
-``diffusion/model/nets/PixArt_blocks.py``, ``CaptionEmbedder``), i.e. in the space the projection
-reads. The audio projector takes that projection's place, so a2i's default null is the same: a
-learned AST-token sequence (``null_condition="learned"``), dropped in with probability 0.1. An
-all-zero sequence (``"zero"``) is the alternative; it makes the unconditional input the
-projector's bias (one token repeated), which shares its weights with the conditional path.
+Classifier-free guidance. PixArt-α's caption embedder replaces a caption by its ``y_embedding``
+with probability 0.1 (``PixArt-alpha/PixArt-alpha`` ``diffusion/model/nets/PixArt_blocks.py``,
+``CaptionEmbedder``), i.e. in the space the projection reads; ``y_embedding`` is a registered
+buffer, a random sequence (randn / √width) saved with the model but never trained. The audio
+projector takes that projection's place, so a2i's default null is the same: a fixed random
+AST-token sequence (``null_condition="fixed"``), dropped in with probability 0.1. ``"learned"``
+(a2i's option) trains that sequence as a parameter; an all-zero sequence (``"zero"``) makes the
+unconditional input the projector's bias (one token repeated), which shares its weights with the
+conditional path.
 """
 
 from __future__ import annotations
@@ -61,13 +63,19 @@ class TrainedParts(nn.Module):
 
     The modules are the generator's own (registered here too, not copied): the audio projector,
     and with ``train`` the cross-attention layers or the whole transformer; ``null_tokens`` is
-    the learned null audio sequence of classifier-free guidance.
+    the null audio sequence of classifier-free guidance, a parameter when ``learned``, else a
+    buffer (saved, not trained, as PixArt-α's ``y_embedding``).
     """
 
-    def __init__(self, parts: dict[str, nn.Module], null_tokens: Tensor | None) -> None:
+    def __init__(
+        self, parts: dict[str, nn.Module], null_tokens: Tensor | None, learned: bool
+    ) -> None:
         super().__init__()
         self.parts = nn.ModuleDict(parts)
-        self.null_tokens = None if null_tokens is None else nn.Parameter(null_tokens)
+        if null_tokens is not None and learned:
+            self.null_tokens = nn.Parameter(null_tokens)
+        else:
+            self.register_buffer("null_tokens", null_tokens)
 
 
 class SeeingSound(AudioToImageMethod):
@@ -86,8 +94,9 @@ class SeeingSound(AudioToImageMethod):
         train: What trains (:data:`~a2i.generators.diffusion.TrainedPart`): ``projector``,
             ``projector_cross_attention`` or ``all``. §4.3 initialises the whole model from
             PixArt-α and trains it for ~0.5M steps without freezing anything: ``all``.
-        null_condition: Unconditional input of classifier-free guidance: ``learned`` (PixArt-α's
-            choice, see the module docstring) or ``zero``.
+        null_condition: Unconditional input of classifier-free guidance: ``fixed`` (PixArt-α's: a
+            random sequence kept as a buffer, never trained; see the module docstring),
+            ``learned`` (a2i's option: that sequence trained) or ``zero``.
         condition_dropout: Probability of training on the null condition (PixArt-α's
             ``class_dropout_prob``, 0.1).
         lr: AdamW learning rate (§4.3: 3.16e-5).
@@ -108,7 +117,7 @@ class SeeingSound(AudioToImageMethod):
         clip_seconds: float = 5.0,
         projector_hidden_dim: int | None = None,
         train: TrainedPart = "all",
-        null_condition: Literal["learned", "zero"] = "learned",
+        null_condition: Literal["fixed", "learned", "zero"] = "fixed",
         condition_dropout: float = 0.1,
         lr: float = 3.16e-5,
         weight_decay: float = 3e-2,
@@ -117,18 +126,20 @@ class SeeingSound(AudioToImageMethod):
     ) -> None:
         super().__init__(**options)
         self.save_config(locals())
-        if null_condition not in ("learned", "zero"):
+        if null_condition not in ("fixed", "learned", "zero"):
             raise ConfigError(
-                f"SeeingSound.null_condition must be 'learned' or 'zero' (got {null_condition!r})"
+                "SeeingSound.null_condition must be 'fixed', 'learned' or 'zero' "
+                f"(got {null_condition!r})"
             )
         if not 0.0 <= condition_dropout < 1.0:
             raise ConfigError(
                 f"SeeingSound.condition_dropout must be in [0, 1) (got {condition_dropout})"
             )
-        if null_condition == "learned" and condition_dropout == 0:
+        if null_condition != "zero" and condition_dropout == 0:
             raise ConfigError(
-                "SeeingSound.null_condition 'learned' never trains with condition_dropout 0; "
-                "set condition_dropout > 0 (PixArt-α: 0.1) or null_condition 'zero'"
+                f"SeeingSound.null_condition '{null_condition}' is never trained on with "
+                "condition_dropout 0; set condition_dropout > 0 (PixArt-α: 0.1) or "
+                "null_condition 'zero'"
             )
         if generator.diffusion.condition_dropout:
             raise ConfigError(
@@ -151,11 +162,11 @@ class SeeingSound(AudioToImageMethod):
         for part in parts.values():
             part.requires_grad_(True)
         null_tokens = None
-        if null_condition == "learned":
+        if null_condition != "zero":
             # PixArt-α's y_embedding initialisation: randn / sqrt(width)
             dim = audio_encoder.token_dim
             null_tokens = torch.randn(audio_encoder.token_count, dim) / dim**0.5
-        self.trained = TrainedParts(parts, null_tokens)
+        self.trained = TrainedParts(parts, null_tokens, learned=null_condition == "learned")
 
     @property
     def clip_seconds(self) -> float:

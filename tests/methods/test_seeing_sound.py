@@ -59,7 +59,7 @@ def test_paper_model_trains_pixart_with_an_audio_projector_on_ast_tokens():
     audio_projection = 768 * 1152 + 1152 + 1152 * 1152 + 1152
     transformer = 610_856_096 - text_projection + audio_projection
     trained = sum(p.numel() for p in model.trained.parameters())
-    assert trained == transformer + 1214 * 768  # + the learned null sequence
+    assert trained == transformer  # the null sequence is a buffer, as PixArt-α's
     assert (model.hparams.lr, model.hparams.weight_decay, model.clip_seconds) == (3.16e-5, 3e-2, 5)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == trained
 
@@ -94,7 +94,20 @@ def test_only_the_configured_parts_train_and_the_rest_of_pixart_is_untouched(tra
     }
     assert parts == expected  # every other PixArt weight, the VAE and AST are untouched
     assert not any(k.startswith(("audio_encoder.", "generator.diffusion.vae.")) for k in changed)
-    assert "trained.null_tokens" in changed
+    assert "trained.null_tokens" not in changed  # PixArt-α's null: a buffer, never trained
+
+
+def test_the_null_sequence_is_pixarts_untrained_buffer_unless_learned_is_asked():
+    """PixArt-α registers its null caption ``y_embedding`` as a buffer: saved, not trained."""
+    for null_condition, trained in (("fixed", False), ("learned", True)):
+        model = build(null_condition=null_condition)
+        assert "trained.null_tokens" in model.state_dict()  # checkpoints and exports hold it
+        learned = any(p is model.trained.null_tokens for p in model.trained.parameters())
+        assert learned is trained
+        before = model.trained.null_tokens.detach().clone()
+        model.hparams.condition_dropout = 0.99  # (nearly) every row trains on the null
+        step(model)
+        assert (not torch.equal(model.trained.null_tokens, before)) is trained
 
 
 def test_all_trains_the_whole_transformer_but_not_the_vae_or_ast():
@@ -202,7 +215,7 @@ def test_inconsistent_settings_are_refused():
             PixArtGenerator(preset="tiny", condition_dropout=0.1),
             clip_seconds=2.0,
         )
-    with pytest.raises(ConfigError, match="never trains"):
+    with pytest.raises(ConfigError, match="never trained on"):
         build(condition_dropout=0.0)
     with pytest.raises(ConfigError, match=r"clip_seconds 5\.0"):
         SeeingSound(ASTAudioEncoder(preset="tiny"), PixArtGenerator(preset="tiny"))
