@@ -150,9 +150,13 @@ class LatentFeature(CachedFeature):
         return self.autoencoder
 
     def compute(self, images: Tensor, audio: Tensor) -> Tensor:
-        """Posterior-mean latents ``(B, C, h, w)``."""
+        """Posterior mean and std ``(B, 2, C, h, w)`` of the latents.
+
+        Training draws from them at read time, the objective it has on images (a mean alone
+        would train another one).
+        """
         images = F.interpolate(images, size=self.image_size, mode="bilinear", antialias=True)
-        return self.autoencoder.encode(images.to(self.device)).float().cpu()
+        return self.autoencoder.posterior(images.to(self.device)).float().cpu()
 
 
 @dataclass

@@ -212,6 +212,15 @@ class KLAutoencoder(FreezableMixin):
         latents = posterior.sample(generator) if sample else posterior.mode()
         return latents / self.latent_std
 
+    def posterior(self, image: Tensor) -> Tensor:
+        """Images ``(B, 3, H, W)`` in ``[0, 1]`` → ``(B, 2, C, h, w)``, the scaled latents' posterior.
+
+        Its mean and std are what a cache keeps so that training still draws from it
+        (:func:`sample_posterior`) as :meth:`encode` with ``sample`` does.
+        """
+        posterior = self.autoencoder.encode(image * 2.0 - 1.0).latent_dist
+        return torch.stack([posterior.mean, posterior.std], dim=1) / self.latent_std
+
     def decode(self, latents: Tensor) -> Tensor:
         """Scaled latents → images in ``[0, 1]`` (clamped)."""
         decoded = self.autoencoder.decode(latents * self.latent_std).sample
@@ -246,3 +255,13 @@ class KLAutoencoder(FreezableMixin):
             "reconstruction": reconstruction.detach(),
             "kl": kl.detach(),
         }
+
+
+def sample_posterior(parameters: Tensor) -> Tensor:
+    """A draw of latents ``(B, C, h, w)`` from :meth:`KLAutoencoder.posterior`'s ``(B, 2, C, h, w)``.
+
+    Draws from the global RNG in the order diffusers' posterior ``sample()`` does, so a cache and
+    encoding on the fly give the same latents for the same seed.
+    """
+    mean, std = parameters.unbind(dim=1)
+    return mean + std * torch.randn(mean.shape, dtype=mean.dtype, device=mean.device)

@@ -16,7 +16,8 @@ three give the same tokens. Those tokens are masked in the cross-attention
 of the audio only.
 
 Pre-computed inputs (§4.3). When the data carries AST sequences and VAE latents cached while it was
-prepared (``features/audio_tokens``, ``features/latents``), training runs neither model.
+prepared (``features/audio_tokens``, ``features/latents``: each image's posterior mean and std,
+drawn from at every step as on-the-fly encoding does), training runs neither model.
 
 Classifier-free guidance. PixArt-α's caption embedder replaces a caption by its ``y_embedding``
 with probability 0.1 (``PixArt-alpha/PixArt-alpha`` ``diffusion/model/nets/PixArt_blocks.py``,
@@ -31,13 +32,14 @@ conditional path.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from a2i.errors import ConfigError
-from a2i.generators.autoencoder import load_weights_file
+from a2i.generators.autoencoder import load_weights_file, sample_posterior
 from a2i.generators.diffusion import ProjectedConditionGenerator, TrainedPart
 from a2i.interfaces import (
     AUDIO,
@@ -49,6 +51,8 @@ from a2i.interfaces import (
 )
 from a2i.methods.base import AudioToImageMethod, Logged
 from a2i.pretrained import resolve_weights
+
+logger = logging.getLogger(__name__)
 
 CACHED_AUDIO_TOKENS = FEATURES + "audio_tokens"
 CACHED_LATENTS = FEATURES + "latents"
@@ -167,6 +171,7 @@ class SeeingSound(AudioToImageMethod):
             dim = audio_encoder.token_dim
             null_tokens = torch.randn(audio_encoder.token_count, dim) / dim**0.5
         self.trained = TrainedParts(parts, null_tokens, learned=null_condition == "learned")
+        self._warned_mean_latents = False
 
     @property
     def clip_seconds(self) -> float:
@@ -218,16 +223,33 @@ class SeeingSound(AudioToImageMethod):
         return Condition(cached.to(self.dtype), mask.expand(len(cached), -1))
 
     def cached_latents(self, batch: dict[str, Any]) -> Tensor | None:
-        """VAE latents from the shards' cache (``features/latents``), checked; None if absent."""
+        """A posterior draw of the VAE latents the shards cache (``features/latents``); None if absent.
+
+        The cache holds each image's posterior mean and std, so training draws latents as it does
+        on images. A cache of means alone (written before a2i cached the std) still trains, on
+        the means, with one warning: re-encoding a large dataset costs hours, and the user decides.
+        """
         cached = batch.get(CACHED_LATENTS)
+        if cached is None:
+            return None
         expected = self.generator.diffusion.sample_shape
-        if cached is not None and tuple(cached.shape[1:]) != expected:
+        shape = tuple(cached.shape[1:])
+        if shape == (2, *expected):
+            return sample_posterior(cached.to(self.dtype))
+        if shape != expected:
             raise ConfigError(
-                f"the data's cached '{CACHED_LATENTS}' are {tuple(cached.shape[1:])} per image "
-                f"but model.generator denoises {expected}; prepare the data with the generator's "
-                "VAE and image size or drop the cached feature"
+                f"the data's cached '{CACHED_LATENTS}' are {shape} per image but "
+                f"model.generator denoises {expected} (its posterior: {(2, *expected)}); prepare "
+                "the data with the generator's VAE and image size or drop the cached feature"
             )
-        return None if cached is None else cached.to(self.dtype)
+        if not self._warned_mean_latents:
+            self._warned_mean_latents = True
+            logger.warning(
+                "the data's cached '%s' are posterior means (an older a2i): training uses them "
+                "instead of posterior draws; prepare the data again to train as on images",
+                CACHED_LATENTS,
+            )
+        return cached.to(self.dtype)
 
     def step(self, batch: dict[str, Any], stage: str) -> dict[str, Logged]:
         """The latent diffusion loss of the batch's images given their audio (or the caches).

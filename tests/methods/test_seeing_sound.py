@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from a2i.audio.io import fit_length, write_audio
+from a2i.build.prepare import LatentFeature
 from a2i.build.sonify.features import AudioTokensFeature
 from a2i.cli import main
 from a2i.encoders.audio.ast import ASTAudioEncoder
@@ -326,6 +327,26 @@ def test_cached_ast_sequences_and_latents_replace_both_models():
         model.step({**cached, "features/audio_tokens": tokens[:, :5]}, "val")
     with pytest.raises(ConfigError, match="latents"):
         model.step({**cached, "features/latents": latents[:, :2]}, "val")
+
+
+def test_cached_latents_train_the_same_posterior_draws_as_encoding_on_the_fly(caplog):
+    """Regression: the cache held posterior means while training on images samples from the
+    posterior, so the cached and on-the-fly arms trained different objectives."""
+    model = build()
+    clips = batch()
+    feature = LatentFeature(model.generator.vae, image_size=32)
+    with torch.no_grad():
+        cached = feature.compute(clips["image"], clips["audio"])
+    torch.manual_seed(5)
+    on_the_fly = model.step(clips, "val")["loss"]
+    torch.manual_seed(5)
+    from_cache = model.step({"audio": clips["audio"], "features/latents": cached}, "val")["loss"]
+    torch.testing.assert_close(from_cache, on_the_fly)
+    means = cached[:, 0]  # a cache written before the fix: posterior means only
+    with caplog.at_level("WARNING", logger="a2i.methods.seeing_sound"):
+        model.step({"audio": clips["audio"], "features/latents": means}, "val")
+        model.step({"audio": clips["audio"], "features/latents": means}, "val")
+    assert len(caplog.records) == 1 and "posterior means" in caplog.records[0].getMessage()
 
 
 @pytest.fixture(scope="module")
