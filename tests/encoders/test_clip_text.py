@@ -44,6 +44,17 @@ def test_label_target_is_the_mean_of_the_labels_input_word_embeddings():
     torch.testing.assert_close(encoder.pooled_label(["a red circle"]), expected)
 
 
+def test_label_target_stops_at_the_first_end_token_when_padding_is_another_token():
+    """SD-2's tokenizer (the official AudioToken default) pads with "!" (id 0), not
+    <|endoftext|>: counting the ids that are not the end token took the padding as label words."""
+    encoder = CLIPTextEncoder(preset="tiny", freeze=True)
+    padded_with_end = encoder.pooled_label(["a red circle"])
+    encoder.tokenizer.pad_token = "!"
+    ids = encoder.tokenize(["a red circle"])[0].tolist()
+    assert ids[5:] == [encoder.tokenizer.pad_token_id] * 11 != [encoder.tokenizer.eos_token_id] * 11
+    torch.testing.assert_close(encoder.pooled_label(["a red circle"]), padded_with_end)
+
+
 def test_placeholder_that_is_a_word_and_missing_checkpoints_are_refused():
     with pytest.raises(ConfigError, match="known token"):
         CLIPTextEncoder(preset="tiny", placeholder="<|endoftext|>")

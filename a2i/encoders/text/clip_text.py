@@ -218,11 +218,12 @@ class CLIPTextEncoder(TextEncoder):
         labels (mutual cosine 0.956 over the synthetic world's ten classes), so L_CL taught little.
         """
         ids = self.tokenize(labels)
-        # The label's tokens: everything between <|startoftext|> and the first <|endoftext|>.
-        words = torch.zeros_like(ids, dtype=torch.bool)
-        lengths = (ids != self.tokenizer.eos_token_id).sum(dim=1)
-        for row, length in enumerate(lengths.tolist()):
-            words[row, 1:length] = True
+        # The label's tokens: everything between <|startoftext|> and the first <|endoftext|>
+        # (its position, not a count of other ids: SD-2's tokenizer pads with "!", not the end).
+        position = torch.arange(ids.shape[1], device=ids.device)
+        is_end = ids == self.tokenizer.eos_token_id
+        first_end = torch.where(is_end, position, ids.shape[1]).min(dim=1, keepdim=True).values
+        words = (position >= 1) & (position < first_end)
         rows = self.model.get_input_embeddings().weight[ids]
         return (rows * words[..., None]).sum(dim=1) / words.sum(dim=1, keepdim=True).clamp(min=1)
 
