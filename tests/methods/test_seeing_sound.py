@@ -60,9 +60,29 @@ def test_paper_model_trains_pixart_with_an_audio_projector_on_ast_tokens():
     audio_projection = 768 * 1152 + 1152 + 1152 * 1152 + 1152
     transformer = 610_856_096 - text_projection + audio_projection
     trained = sum(p.numel() for p in model.trained.parameters())
-    assert trained == transformer  # the null sequence is a buffer, as PixArt-α's
+    assert trained == transformer == 607_022_240  # the null sequence is a buffer, as PixArt-α's
     assert (model.hparams.lr, model.hparams.weight_decay, model.clip_seconds) == (3.16e-5, 3e-2, 5)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == trained
+
+
+def test_the_results_page_quotes_the_audio_models_measured_parameter_counts():
+    """610,856,096 is PixArt-α XL/2-512 with its 4096-d T5 caption projection; the audio model
+    after the swap is smaller, and a learned null sequence trains 1214 × 768 more."""
+    with torch.device("meta"):
+        model = SeeingSound(
+            ASTAudioEncoder(preset="paper"),
+            PixArtGenerator(preset="paper"),
+            null_condition="learned",
+        )
+    transformer = sum(p.numel() for p in model.generator.transformer.parameters())
+    trained = sum(p.numel() for p in model.trained.parameters())
+    assert (transformer, trained) == (607_022_240, 607_954_592)
+    row = next(
+        line
+        for line in (ROOT / "docs" / "results.md").read_text().splitlines()
+        if line.startswith("| Seeing Sound (sonified PixArt)")
+    )
+    assert "607,022,240" in row and "607,954,592" in row
 
 
 @pytest.mark.parametrize(
