@@ -11,8 +11,10 @@ metric                    needs                                                 
 ========================  ==========================================================  =========
 ``fid``, ``kid``, ``is``  ``quality_backbone`` (Inception, or the world classifier)   S2V §4.1
 ``clip_r@k``              ``clip`` + class names (from the datamodule)                 S2V §4.1
-``iis``                   ``clip`` + ground-truth frames                               AT §2.2
-``ais``                   ``clip`` + ``audio_tower`` in CLIP's image space              AT §2.2
+``iis``                   ``clip`` + ground-truth frames: win rate                     AT §2.2
+``ais``                   ``clip`` + ``audio_tower`` in CLIP's space: win rate         AT §2.2
+``iis_cosine``            as ``iis``: raw mean cosine                                  SS §4.2
+``ais_cosine``            as ``ais``: raw mean cosine                                  SS §4.2
 ``aic``                   ``classifier`` (+ ``clip`` for the 0.75 name fallback)       AT §2.2
 ``judge_*``, sweeps       a plugin: :class:`a2i.synth.evaluation.WorldEvaluation`      S2V §5
 ``modality_gap``          a method that ``aligns_spaces``                              S2V §4.4
@@ -53,6 +55,7 @@ from a2i.metrics.report import flatten
 from a2i.metrics.retrieval import (
     ClassAgreement,
     ClassRetrieval,
+    MeanCosine,
     RelativeSimilarity,
     class_agreement,
 )
@@ -185,9 +188,9 @@ class Evaluation(ReportingCallback):
                 metrics["clip_retrieval"] = ClassRetrieval(
                     self.clip.embed_texts(prompts), self.top_k
                 )
-            metrics["iis"] = RelativeSimilarity()
+            metrics["iis"], metrics["iis_cosine"] = RelativeSimilarity(), MeanCosine()
             if self.audio_tower is not None:
-                metrics["ais"] = RelativeSimilarity()
+                metrics["ais"], metrics["ais_cosine"] = RelativeSimilarity(), MeanCosine()
         if self.classifier is not None and self.classes:
             agreement = class_agreement(
                 self.classifier.class_names,
@@ -239,11 +242,13 @@ class Evaluation(ReportingCallback):
                     1, labels.clamp(min=0)[:, None]
                 )[:, 0]
             if frames is not None:
-                metrics["iis"].update(embedded, self.clip.embed_images(frames))
+                true_frames = self.clip.embed_images(frames)
+                metrics["iis"].update(embedded, true_frames)
+                metrics["iis_cosine"].update(embedded, true_frames)
             if "ais" in metrics:
-                metrics["ais"].update(
-                    embedded, self.audio_tower(self._tower_input(audio, pl_module)).pooled
-                )
+                sounds = self.audio_tower(self._tower_input(audio, pl_module)).pooled
+                metrics["ais"].update(embedded, sounds)
+                metrics["ais_cosine"].update(embedded, sounds)
         if "aic" in metrics:
             metrics["aic"].update(self.classifier.logits(images).argmax(dim=-1), labels)
         for plugin in self.plugins:
@@ -330,7 +335,7 @@ class Evaluation(ReportingCallback):
                 metrics.update(value)
             elif name == "clip_retrieval":
                 metrics.update({f"clip_{k}": float(v) for k, v in value.items()})
-            elif name in ("iis", "ais", "aic"):
+            elif name in ("iis", "ais", "iis_cosine", "ais_cosine", "aic"):
                 metrics[name] = float(value)
             elif name == "modality_gap":
                 results["modality_gap"] = {k: float(v) for k, v in value.items()}

@@ -1,4 +1,4 @@
-"""Similarity-based scores of generated images: CLIP R@k, AIS/IIS and AIC.
+"""Similarity-based scores of generated images: CLIP R@k, AIS/IIS (two ways) and AIC.
 
 All three compare embeddings that a backbone (:mod:`a2i.encoders.image.scorers`) computed; the metrics
 themselves only see tensors, which keeps them exact to test and independent of the backbone.
@@ -101,6 +101,29 @@ class RelativeSimilarity(PairedEmbeddings):
             wins[torch.arange(len(block)), rows] = 0.0  # an image is not compared with itself
             total += wins.sum()
         return total / (count * (count - 1))
+
+
+class MeanCosine(PairedEmbeddings):
+    """Seeing Sound §4.2's AIS and IIS: the mean raw cosine of each image and its own reference.
+
+    Seeing Sound reports these (AIS ≈ 0.05 with Wav2CLIP), where AudioToken reports the relative
+    win rate of :class:`RelativeSimilarity`; a2i reports both, named apart (``ais_cosine``,
+    ``ais``), so each paper's rows compare with a2i's. NaN before any pair.
+    """
+
+    higher_is_better = True
+    sides = ("queries", "references")
+
+    def update(self, queries: Tensor, references: Tensor) -> None:
+        """Add generated-image embeddings ``(B, D)`` and their own references ``(B, D)``."""
+        self.add_pairs(queries, references)
+
+    def compute(self) -> Tensor:
+        """Mean cosine over the pairs (the states are unit-normalised)."""
+        queries, references = self.pairs()
+        if len(queries) == 0:
+            return torch.tensor(float("nan"), device=queries.device)
+        return (queries * references).sum(dim=-1).mean()
 
 
 @dataclass

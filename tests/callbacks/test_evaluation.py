@@ -51,6 +51,8 @@ def test_report_has_every_metric_table_and_grid(report):
         "clip_r@5",
         "iis",
         "ais",
+        "iis_cosine",
+        "ais_cosine",
         "aic",
         "judge_class_accuracy",
         "judge_all_sources_present",

@@ -7,6 +7,7 @@ from a2i.errors import ConfigError
 from a2i.metrics.retrieval import (
     ClassAgreement,
     ClassRetrieval,
+    MeanCosine,
     RelativeSimilarity,
     class_agreement,
 )
@@ -52,6 +53,23 @@ def test_relative_similarity_counts_wins_over_every_other_reference():
     # Queries 0-2 beat all 3 others; query 3 (sim 0.447 to its own, 0.894 to ref 0, 0 to refs
     # 1, 2) beats 2 of 3.
     assert float(metric.compute()) == pytest.approx((3 + 3 + 3 + 2) / 12)
+
+
+def test_mean_cosine_is_seeing_sounds_raw_similarity_beside_the_win_rate():
+    """Seeing Sound §4.2 reports raw cosines (AIS ≈ 0.05), AudioToken a relative win rate: one
+    set of pairs gives both, and they differ."""
+    references = torch.eye(4)
+    queries = torch.tensor(
+        [[2.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0]]
+    )
+    cosine, win_rate = MeanCosine(), RelativeSimilarity()
+    for metric in (cosine, win_rate):
+        metric.update(queries[:3], references[:3])
+        metric.update(queries[3:], references[3:])
+    half = 0.5**0.5
+    assert float(cosine.compute()) == pytest.approx((1 + half + 1 + half) / 4)
+    assert float(win_rate.compute()) == pytest.approx((3 + 2.5 + 3 + 2.5) / 12)
+    assert MeanCosine().compute().isnan()
 
 
 def test_relative_similarity_is_one_half_for_identical_references_and_nan_for_one_pair():
