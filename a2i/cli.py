@@ -435,6 +435,7 @@ def main(args: list[str] | None = None) -> None:
                 },
             },
             parser_kwargs={
+                "prog": "a2i",  # (not `__main__.py` under `python -m a2i`)
                 "formatter_class": ParagraphHelpFormatter,  # subcommands inherit it
                 **dict.fromkeys(A2ICLI.subcommands(), epilog),
                 "predict": {**epilog, "request_flags": True},

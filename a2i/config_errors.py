@@ -14,7 +14,7 @@ import inspect
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from jsonargparse._common import debug_mode_active
 from lightning.pytorch.cli import LightningArgumentParser
@@ -24,7 +24,8 @@ _CLASS = re.compile(r"^Problem with given class_path '([^']+)':")
 _OPTION = re.compile(r"^Option '([^']+)' is not accepted")
 _ATTRIBUTE = re.compile(r"^module '([^']+)' has no attribute '([^']+)'")
 _LITERAL = re.compile(r"^Expected a typing\.Literal\[(.*)\]\. Got value: (.*)$")
-_UNRECOGNIZED = re.compile(r"^Unrecognized arguments: (\S+)")
+_UNRECOGNIZED = re.compile(r"^Unrecognized arguments: (\S+)", re.IGNORECASE)
+_CHOICE = re.compile(r"^argument (\w+): invalid choice: '([^']*)' \(choose from (.*)\)$")
 _NOISE = (
     "Does not validate against any of the Union subtypes",
     "Subtypes:",
@@ -94,6 +95,9 @@ def summarize(message: str, options: Sequence[str] = ()) -> str | None:
             return f"'{key}' must be one of {', '.join(allowed)}, not '{value}'" + _hint(
                 value, allowed
             )
+        elif match := _CHOICE.match(line):
+            allowed = [c.strip().strip("'\"") for c in match[3].split(",")]
+            return f"invalid {match[1]} '{match[2]}'{_hint(match[2], allowed)}"
         elif match := _UNRECOGNIZED.match(line):
             word = match[1]
             return f"unknown option {word}{_hint(word, list(options))}"
@@ -105,7 +109,15 @@ def summarize(message: str, options: Sequence[str] = ()) -> str | None:
 
 
 class A2IArgumentParser(LightningArgumentParser):
-    """Prints a config mistake as one line (plus where to find the options), not the usage."""
+    """Prints a config mistake as one line (plus where to find the options), not the usage.
+
+    Abbreviated options are refused (argparse would take ``--trainer.max_step 5`` as
+    ``--trainer.max_steps`` and train): the hint names the full option instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         """One line naming the key or class and the closest valid one; exit status 2."""

@@ -23,7 +23,7 @@ def build_parser() -> ArgumentParser:
 
     from a2i.data.video_datamodule import VideoDataModule
 
-    parser = ArgumentParser(prog="a2i prepare", description=HELP)
+    parser = ArgumentParser(prog="a2i prepare", description=HELP, allow_abbrev=False)
     parser.add_argument("--config", help="a run config whose data section names a video dataset")
     parser.add_subclass_arguments(VideoDataModule, "data", required=True)
     parser.add_argument("--workers", type=int, help="decoding processes (overrides the config)")

@@ -45,7 +45,7 @@ UNITS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
 
 def build_parser() -> argparse.ArgumentParser:
     """The arguments of ``a2i serve``."""
-    parser = argparse.ArgumentParser(prog="a2i serve", description=HELP)
+    parser = argparse.ArgumentParser(prog="a2i serve", description=HELP, allow_abbrev=False)
     parser.add_argument(
         "--run",
         action="append",

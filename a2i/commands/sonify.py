@@ -29,7 +29,7 @@ def build_parser() -> ArgumentParser:
 
     from a2i.data.sonify.datamodule import SonifiedImagesDataModule
 
-    parser = ArgumentParser(prog="a2i sonify", description=HELP)
+    parser = ArgumentParser(prog="a2i sonify", description=HELP, allow_abbrev=False)
     parser.add_argument("--config", help="a run config whose data section sonifies images")
     parser.add_subclass_arguments(SonifiedImagesDataModule, "data", required=True)
     parser.add_argument("--workers", type=int, help="processes decoding and mixing (overrides)")

@@ -9,7 +9,7 @@ HELP = "materialise the embedded synthetic audio-visual world to disk"
 
 def build_parser() -> argparse.ArgumentParser:
     """The arguments of ``a2i world``."""
-    parser = argparse.ArgumentParser(prog="a2i world", description=HELP)
+    parser = argparse.ArgumentParser(prog="a2i world", description=HELP, allow_abbrev=False)
     parser.add_argument("--out", required=True, help="destination folder (must be empty or new)")
     parser.add_argument("--train", type=int, default=1000, help="training clips")
     parser.add_argument("--val", type=int, default=100, help="validation clips")
