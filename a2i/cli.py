@@ -28,8 +28,15 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from a2i.audio.listing import describe_suffixes, scan_audio_folder
 from a2i.callbacks import ImageLogger
 from a2i.callbacks.progress import StepProgressBar, UnfrozenEvalModeCheck
-from a2i.commands import HELP_FLAGS, a2i_cause, completion, print_error, run_without_lightning
-from a2i.commands.catalog import ParagraphHelpFormatter, fit_epilog
+from a2i.commands import (
+    HELP_FLAGS,
+    LIGHTNING_COMMANDS,
+    a2i_cause,
+    completion,
+    print_error,
+    run_without_lightning,
+)
+from a2i.commands.catalog import ParagraphHelpFormatter, command_help
 from a2i.commands.config_paths import resolve_config_arguments
 from a2i.commands.console import quiet_expected_messages
 from a2i.config_errors import A2IArgumentParser
@@ -414,7 +421,10 @@ def main(args: list[str] | None = None) -> None:
     tune_allocator()
     quiet_expected_messages(argv[0] if argv else None)
     helping = any(flag in argv for flag in HELP_FLAGS)
-    epilog = {"epilog": fit_epilog()} if helping else {}  # (it reads a2i's source: help only)
+    helps = {  # (they read a2i's source: help only)
+        command: command_help(command, summary) if helping else {}
+        for command, summary in LIGHTNING_COMMANDS.items()
+    }
     try:
         resolved = resolve_config_arguments(argv)
         if args is None:  # LightningCLI reads the command line itself
@@ -437,8 +447,8 @@ def main(args: list[str] | None = None) -> None:
             parser_kwargs={
                 "prog": "a2i",  # (not `__main__.py` under `python -m a2i`)
                 "formatter_class": ParagraphHelpFormatter,  # subcommands inherit it
-                **dict.fromkeys(A2ICLI.subcommands(), epilog),
-                "predict": {**epilog, "request_flags": True},
+                **helps,
+                "predict": {**helps["predict"], "request_flags": True},
             },
             args=None if args is None else resolved,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,20 +75,56 @@ def known_subclasses(base: str) -> list[str]:
     return sorted(name for name, _, abstract in found if name in derived - {base} and not abstract)
 
 
-def fit_epilog() -> str:
-    """The end of a Lightning command's ``--help``: what ``--model``, ``--data``, ``--config`` take."""
-    return "\n\n".join(
-        [
-            f"methods (--model.class_path): {', '.join(known_subclasses(METHOD_BASE))}",
-            f"datamodules (--data.class_path): {', '.join(known_subclasses(DATAMODULE_BASE))}",
-            f"configs shipped with a2i (--config NAME): {', '.join(shipped_configs())}",
-        ]
-    )
+def command_help(command: str, summary: str) -> dict[str, str]:
+    """A Lightning command's ``--help`` head: a one-line usage, then the catalog.
+
+    What ``--config``, ``--model`` and ``--data`` take (the configs, methods and datamodules a2i
+    ships) comes before the hundreds of options, not after them.
+    """
+    catalog = [
+        f"configs shipped with a2i (--config NAME): {', '.join(shipped_configs())}",
+        f"methods (--model.class_path): {', '.join(known_subclasses(METHOD_BASE))}",
+        f"datamodules (--data.class_path): {', '.join(known_subclasses(DATAMODULE_BASE))}",
+    ]
+    return {
+        "usage": f"a2i {command} [-h] [-c CONFIG] [--print_config] [--KEY VALUE ...]",
+        "description": "\n\n".join([f"a2i {command}: {summary}.", *catalog]),
+    }
+
+
+_ROLE = re.compile(r":[\w:]+:`([^`]*)`")
+_LITERAL = re.compile(r"``(.*?)``", re.DOTALL)
+_DIRECTIVE = re.compile(r"\.\.\s+(\w+)::")
+_LITERAL_BLOCK = re.compile(r"(\S)::(?=\s|$)")
+
+
+def _role_text(match: re.Match[str]) -> str:
+    """``:class:`~a.B``` → ``B``; ``:meth:`text <target>``` → ``text``; else the target."""
+    target = re.sub(r"\s*<[^>]*>$", "", match[1]) if match[1].endswith(">") else match[1]
+    return target[1:].rpartition(".")[2] if target.startswith("~") else target
+
+
+def plain_text(text: str) -> str:
+    """Docstring reStructuredText (roles, literals, directives) as a terminal should show it.
+
+    The help of Lightning's and a2i's arguments is their docstrings' text.
+    """
+    text = _ROLE.sub(_role_text, text)
+    text = _LITERAL.sub(r"\1", text)
+    text = _DIRECTIVE.sub(lambda m: f"{m[1].capitalize()}:", text)
+    return _LITERAL_BLOCK.sub(r"\1:", text)
 
 
 class ParagraphHelpFormatter(DefaultHelpFormatter):
-    """jsonargparse's help formatter, keeping the paragraphs of a description or epilog apart."""
+    """jsonargparse's help formatter, as plain text, keeping a description's paragraphs apart."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         fill = super()._fill_text
-        return "\n\n".join(fill(part, width, indent) for part in text.split("\n\n"))
+        return "\n\n".join(fill(plain_text(part), width, indent) for part in text.split("\n\n"))
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return super()._split_lines(plain_text(text), width)
+
+    def start_section(self, heading: str | None) -> None:
+        """A group's heading (a class's docstring line), as plain text."""
+        super().start_section(None if heading is None else plain_text(heading))
