@@ -7,12 +7,22 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: install test demo serve lint format clean lock docker
 
+INSTALL_LOG := $(VENV)/install.log
+# Run a step quietly: its output goes to $(INSTALL_LOG), shown only if the step fails.
+define logged
+@$(1) >> $(INSTALL_LOG) 2>&1 || { cat $(INSTALL_LOG); echo "install: failed (pip's output above, also in $(INSTALL_LOG))"; exit 1; }
+endef
+
 # The exact versions of requirements.lock (pyproject.toml only bounds them, as a library should).
 $(BIN)/a2i: pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
+	@echo "install: creating $(VENV) (pip's output: $(INSTALL_LOG))"
+	@$(PYTHON) -m venv $(VENV) && : > $(INSTALL_LOG)
+	@echo "install: upgrading pip"
+	$(call logged,$(BIN)/pip install --upgrade pip)
+	@echo "install: a2i and its dependencies (requirements.lock; minutes on a first install)"
+	$(call logged,$(BIN)/pip install -c requirements.lock -e ".[dev]")
 	@touch $(BIN)/a2i
+	@echo "install: done; run $(BIN)/a2i (or activate: source $(BIN)/activate)"
 
 install: $(BIN)/a2i
 
