@@ -27,7 +27,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from a2i.audio.listing import describe_suffixes, scan_audio_folder
 from a2i.callbacks import ImageLogger
-from a2i.callbacks.progress import StepProgressBar, UnfrozenEvalModeCheck
+from a2i.callbacks.progress import PlainProgressBar, StepProgressBar, UnfrozenEvalModeCheck
 from a2i.commands import (
     HELP_FLAGS,
     LIGHTNING_COMMANDS,
@@ -48,6 +48,7 @@ from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
 from a2i.pipelines.loading import load_checkpoint_into, record_config
+from a2i.pipelines.progress import is_terminal
 from a2i.pipelines.writer import FolderWriter, ImageFolderWriter
 from a2i.runtime import fit_cpu_threads, tune_allocator
 
@@ -304,8 +305,8 @@ class A2ICLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         """Lightning's trainer with a step-counting bar and a check of unfrozen eval-mode parts.
 
-        The bar replaces Lightning's default one only (a configured bar, or
-        ``--trainer.enable_progress_bar false``, is kept as it is).
+        The bar (plain lines when stdout is not a terminal) replaces Lightning's default one
+        only: a configured bar, or ``--trainer.enable_progress_bar false``, is kept as it is.
         """
         trainer = super().instantiate_trainer(**kwargs)
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
@@ -313,7 +314,8 @@ class A2ICLI(LightningCLI):
         configured = configured if isinstance(configured, list) else [configured]
         default_bar = trainer.progress_bar_callback
         if type(default_bar) is RichProgressBar and default_bar not in configured:
-            trainer.callbacks[trainer.callbacks.index(default_bar)] = StepProgressBar()
+            bar = StepProgressBar() if is_terminal() else PlainProgressBar()
+            trainer.callbacks[trainer.callbacks.index(default_bar)] = bar
         trainer.callbacks.append(UnfrozenEvalModeCheck())
         return trainer
 

@@ -1,10 +1,16 @@
 """The real ``a2i`` command guides a newcomer: typos, help, progress and where a run went."""
 
+import contextlib
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from a2i.cli import main
+from a2i.pipelines.progress import FolderProgress, ProgressLines
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "tests" / "conf"
@@ -63,3 +69,82 @@ def test_plain_text_renders_docstring_markup():
     assert plain_text(":meth:`the loop <a.b.run>`; .. note:: Example:: x") == (
         "the loop; Note: Example: x"
     )
+
+
+def run_a2i(args, cwd, **kwargs):
+    """The installed command as a user runs it: a new process, with this tree's a2i."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "a2i", *args], cwd=cwd, env=env, text=True, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def fit_log(tmp_path_factory):
+    """``a2i fit`` with its output captured (not a terminal): the folder and what it printed."""
+    folder = tmp_path_factory.mktemp("fit")
+    done = run_a2i(
+        ["fit", "--config", GAN, "--trainer.max_steps", "4"],
+        folder,
+        capture_output=True,
+        check=True,
+    )
+    return folder, done.stdout
+
+
+def test_fit_off_a_terminal_prints_progress_lines(fit_log):
+    _, out = fit_log
+    steps = [line for line in out.splitlines() if line.startswith("Step ")]
+    assert [line.split(",")[0] for line in steps] == [
+        "Step 1/4 (25%)",
+        "Step 2/4 (50%)",
+        "Step 3/4 (75%)",
+        "Step 4/4 (100%)",
+    ]
+    assert all("train/loss " in line and "eta " in line for line in steps)
+    assert "\r" not in out and "━" not in out
+
+
+@pytest.mark.slow
+def test_fit_in_a_terminal_draws_the_final_bar_once_before_the_stop_line(tmp_path):
+    """The stop line used to be logged under the live bar, whose last redraw wiped it."""
+    main_end, child_end = pty.openpty()
+    process = run_a2i(
+        ["fit", "--config", GAN, "--trainer.max_steps", "2"],
+        tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=child_end,
+        stderr=child_end,
+        check=False,
+    )
+    os.close(child_end)
+    chunks = []
+    with contextlib.suppress(OSError):  # (EIO once the process and its terminal are gone)
+        while chunk := os.read(main_end, 65536):
+            chunks.append(chunk)
+    os.close(main_end)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0, screen
+    after = screen[screen.index("`Trainer.fit` stopped") :]
+    assert "\x1b[1A" not in after and "━" not in after  # nothing redrawn over or below it
+
+
+def test_progress_lines_come_every_tenth_and_every_minute(capsys):
+    now = [0.0]
+    lines = ProgressLines("Step", 1000, unit="it", clock=lambda: now[0])
+    for done in range(1, 1001):
+        now[0] = done * 0.5  # 2 it/s: a tenth takes 50 s
+        lines.update(done)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "Step 100/1000 (10%), 2 it/s, eta 7:30"
+    assert len(printed) == 10 and printed[-1] == "Step 1000/1000 (100%), 2 it/s, eta 0:00"
+    slow = ProgressLines("a2i predict:", 1000, unit="input", clock=lambda: now[0])
+    now[0] += 61.0
+    slow.update(1)
+    assert capsys.readouterr().out == "a2i predict: 1/1000 (0%), 61 s/input, eta 16:55:39\n"
+
+
+def test_folder_progress_prints_nothing_when_nothing_is_left(capsys):
+    progress = FolderProgress("embed", 0)
+    progress.close()
+    assert capsys.readouterr().out == ""

@@ -36,6 +36,7 @@ from a2i.audio.io import Crop
 from a2i.errors import A2IError, ConfigError
 from a2i.pipelines.audio_to_image import AudioToImagePipeline
 from a2i.pipelines.folder import FolderSummary, describe_file, model_fingerprint
+from a2i.pipelines.progress import FolderProgress
 from a2i.pipelines.writer import FolderWriter, read_manifest
 
 SUFFIX = ".npy"
@@ -104,6 +105,7 @@ def embed_folder(
     todo = writer.pending(keys)
     summary.skipped = writer.skipped
     clip = pipeline.model.clip_seconds
+    progress = FolderProgress("embed", len(todo))
     for start in range(0, len(todo), pipeline.batch_size):
         chunk = todo[start : start + pipeline.batch_size]
         clips: list[Tensor] = []
@@ -130,6 +132,8 @@ def embed_folder(
                     outputs[index] = next(read)[None]  # one output per input (no seeds)
                     details[index]["dim"] = outputs[index].shape[-1]
         writer.write(chunk, outputs, errors, details)
+        progress.advance(len(chunk))
+    progress.close()
     writer.close()
     summary.written = writer.written
     summary.failures = writer.failures

@@ -17,6 +17,7 @@ from typing import Any
 from a2i.interfaces import GenerationRequest
 from a2i.pipelines.audio_to_image import AudioToImagePipeline
 from a2i.pipelines.loading import plain_config
+from a2i.pipelines.progress import FolderProgress
 from a2i.pipelines.writer import ImageFolderWriter
 
 
@@ -99,6 +100,7 @@ def predict_folder(
     todo = writer.pending(keys)
     summary.skipped = writer.skipped
     clip = pipeline.model.clip_seconds
+    progress = FolderProgress("predict", len(todo))
     for start in range(0, len(todo), pipeline.batch_size):
         chunk = todo[start : start + pipeline.batch_size]
         output = pipeline.run([root / key for key in chunk], request)
@@ -109,6 +111,8 @@ def predict_folder(
                 summary.padded += duration < clip
             details.append({"duration": duration, "offset": offset})
         writer.write(chunk, output.images, output.errors, details)
+        progress.advance(len(chunk))
+    progress.close()
     writer.close()
     summary.written = writer.written
     summary.failures = writer.failures

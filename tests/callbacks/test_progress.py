@@ -5,7 +5,7 @@ import pytest
 from lightning.pytorch.demos.boring_classes import BoringModel
 from torch import nn
 
-from a2i.callbacks.progress import StepProgressBar, UnfrozenEvalModeCheck
+from a2i.callbacks.progress import PlainProgressBar, StepProgressBar, UnfrozenEvalModeCheck
 from a2i.interfaces import FreezableMixin
 
 
@@ -50,6 +50,29 @@ def test_an_epoch_limited_run_keeps_lightnings_bar():
     task = bar.train_progress_bar
     assert (task.completed, task.total) == (3, 3)
     assert task.description.startswith("Epoch 1/1")
+
+
+def test_plain_lines_count_steps_or_each_epochs_batches_and_tests(capsys):
+    bar = PlainProgressBar(every_percent=50)
+    fit(BoringModel(), [bar], max_steps=4)  # 2 epochs of 3 batches
+    lines = [line.split(",")[0] for line in capsys.readouterr().out.splitlines()]
+    assert lines == ["Step 2/4 (50%)", "Step 4/4 (100%)"]
+    trainer = fit(BoringModel(), [PlainProgressBar(every_percent=50)], max_epochs=2)
+    lines = [line.split(",")[0] for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        "Epoch 0 2/3 (67%)",
+        "Epoch 0 3/3 (100%)",
+        "Epoch 1 2/3 (67%)",
+        "Epoch 1 3/3 (100%)",
+    ]
+    trainer.test(BoringModel(), verbose=False)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Test 64/64 (100%), ")
+
+
+def test_the_bar_stops_before_lightning_says_the_run_stopped():
+    bar = StepProgressBar()
+    fit(BoringModel(), [bar], max_steps=4)
+    assert bar._progress_stopped  # (stopped by on_train_epoch_end, before the fit loop's line)
 
 
 class Frozen(FreezableMixin):

@@ -213,6 +213,7 @@ def test_crop_and_padding_are_reported_and_durations_recorded(gan_run, tmp_path,
     out = tmp_path / "out"
     assert predict(gan_run, inputs, out, "--crop", "center") == 0
     printed = capsys.readouterr().out
+    assert "a2i predict: 3/3 (100%), " in printed  # (progress: not a terminal)
     assert "1 longer inputs were cropped (--crop center), 1 shorter ones zero-padded" in printed
     _, rows = read_manifest(out)
     by_input = {r["input"]: r for r in rows}
