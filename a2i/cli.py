@@ -39,6 +39,7 @@ from a2i.commands import (
 from a2i.commands.catalog import ParagraphHelpFormatter, command_help
 from a2i.commands.config_paths import resolve_config_arguments
 from a2i.commands.console import quiet_expected_messages
+from a2i.commands.next_steps import run_commands, shown_path
 from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
 from a2i.errors import A2IError, ConfigError
@@ -377,6 +378,28 @@ class A2ICLI(LightningCLI):
                     )
         not_audio = [] if listing is None else listing.not_audio
         report("predict", "images", summary, writer, model.clip_seconds, not_audio)
+
+    def after_fit(self) -> None:
+        """Name the run folder and checkpoint, and the commands that use them, runnable as printed."""
+        trainer = self.trainer
+        checkpoint = trainer.checkpoint_callback
+        if not trainer.is_global_zero or trainer.log_dir is None:
+            return
+        run_dir = Path(trainer.log_dir)
+        state = " (interrupted)" if trainer.interrupted else ""
+        print(f"\na2i fit{state}: run folder {shown_path(run_dir)}")
+        last = Path(checkpoint.last_model_path) if checkpoint else None
+        chosen = last if last is not None and last.is_file() else None
+        if checkpoint is not None and checkpoint.monitor and checkpoint.best_model_path:
+            chosen = Path(checkpoint.best_model_path)
+            print(f"  best checkpoint ({checkpoint.monitor}): {shown_path(chosen)}")
+        if chosen is last and last is not None:
+            print(f"  checkpoint: {shown_path(last)}")
+        if chosen is None:
+            return
+        print("next (SOUNDS_DIR: a folder of audio files):")
+        for line in run_commands(run_dir, chosen):
+            print(f"  {line}")
 
     def after_test(self) -> None:
         """Say where the evaluation and downstream reports went (the result of ``a2i test``)."""

@@ -27,7 +27,9 @@ from pathlib import Path
 import yaml
 
 from a2i.cli import main as a2i
+from a2i.commands.next_steps import command, executable, shown_path
 from a2i.data.manifest import read_manifest
+from a2i.pipelines.loading import runs_inside
 from a2i.synth.judge import WorldJudge
 from a2i.synth.probes import score_prediction_folder
 from a2i.synth.world import WORLD_CLASSES
@@ -140,7 +142,35 @@ def main(argv: list[str] | None = None) -> None:
             f"{accuracy:.1%} of {args.test_clips} test sounds drew their own object "
             f"(chance {chance:.0%})"
         )
-    print(f"  TensorBoard: tensorboard --logdir {out / 'logs'}")
+    print("\nNext, runnable as printed (any folder of sounds works as --audio_dir):")
+    for line in next_commands(out, args.variants):
+        print(f"  {line}")
+
+
+def next_commands(out: Path, variants: list[str]) -> list[str]:
+    """Test the trained run, draw again with each variant, serve them, see the training curves."""
+    (run_dir,) = runs_inside(out / "logs" / TRAINED_WITH)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    config = run_dir / "config.yaml"
+    lines = [command("test", "--config", config, "--ckpt_path", checkpoint)]
+    for name in variants:
+        model = ["--ckpt_path", checkpoint] if name == TRAINED_WITH else []
+        model_config = config if name == TRAINED_WITH else out / "configs" / f"{name}.yaml"
+        lines.append(
+            command(
+                "predict",
+                "--config",
+                model_config,
+                *model,
+                "--audio_dir",
+                out / "world" / "audio" / "test",
+                "--output_dir",
+                out / "images" / f"{name}_again",
+            )
+        )
+    tensorboard = executable("tensorboard", "tensorboard.main")
+    logs = shlex.quote(shown_path(out / "logs"))
+    return [*lines, command("serve"), f"{tensorboard} --logdir {logs}"]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from a2i.cli import main
+from a2i.commands import next_steps
+from a2i.errors import ConfigError
+from a2i.pipelines.loading import find_run
 from a2i.pipelines.progress import FolderProgress, ProgressLines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +108,36 @@ def test_fit_off_a_terminal_prints_progress_lines(fit_log):
     assert "\r" not in out and "━" not in out
 
 
+def test_fit_names_its_run_checkpoint_and_next_commands(fit_log):
+    folder, out = fit_log
+    run = Path("runs/lightning_logs/version_0")
+    assert f"a2i fit: run folder {run}" in out
+    assert f"checkpoint: {run}/checkpoints/last.ckpt" in out
+    lines = out.splitlines()
+    commands = lines[lines.index("next (SOUNDS_DIR: a folder of audio files):") + 1 :]
+    a2i = next_steps.executable("a2i", "a2i")
+    assert commands[0] == (
+        f"  {a2i} test --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt"
+    )
+    assert (
+        f"predict --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt"
+        in (commands[1])
+    )
+    assert f"--audio_dir SOUNDS_DIR --output_dir {run}/predictions" in commands[1]
+    assert commands[2] == f"  {a2i} serve --run {run}"
+    assert (folder / run / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_the_printed_test_command_runs_as_printed(fit_log):
+    folder, out = fit_log
+    lines = out.splitlines()
+    printed = lines[lines.index("next (SOUNDS_DIR: a folder of audio files):") + 1].strip()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(printed, shell=True, cwd=folder, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.slow
 def test_fit_in_a_terminal_draws_the_final_bar_once_before_the_stop_line(tmp_path):
     """The stop line used to be logged under the live bar, whose last redraw wiped it."""
@@ -129,6 +162,46 @@ def test_fit_in_a_terminal_draws_the_final_bar_once_before_the_stop_line(tmp_pat
     assert "\x1b[1A" not in after and "━" not in after  # nothing redrawn over or below it
 
 
+def test_executable_is_spelled_as_this_machine_runs_it(tmp_path, monkeypatch):
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("python", "a2i"):
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert next_steps.executable("a2i", "a2i") == ".venv/bin/a2i"
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert next_steps.executable("a2i", "a2i") == "a2i"
+    assert next_steps.executable("tensorboard", "tensorboard.main") == (
+        "python -m tensorboard.main"
+    )
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert next_steps.executable("tensorboard", "tensorboard.main") == (
+        ".venv/bin/python -m tensorboard.main"
+    )
+
+
+def fake_run(folder: Path) -> Path:
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (folder / "config.yaml").write_text("model: {class_path: a.B}\n")
+    return folder
+
+
+def test_find_run_finds_the_run_inside_a_demo_folder_or_lists_them(tmp_path):
+    demo = tmp_path / "demo" / "20261205-065323"
+    gan = fake_run(demo / "logs" / "gan" / "version_0")
+    (demo / "configs").mkdir()
+    (demo / "configs" / "ldm.yaml").write_text("model: {class_path: a.B}\n")
+    assert find_run(demo) == (gan, gan / "config.yaml", gan / "checkpoints" / "last.ckpt")
+    other = fake_run(demo / "logs" / "gan" / "version_1")
+    with pytest.raises(ConfigError, match="holds 2 runs, pass one of them") as error:
+        find_run(demo)
+    assert str(gan) in str(error.value) and str(other) in str(error.value)
+
+
 def test_progress_lines_come_every_tenth_and_every_minute(capsys):
     now = [0.0]
     lines = ProgressLines("Step", 1000, unit="it", clock=lambda: now[0])
@@ -148,3 +221,24 @@ def test_folder_progress_prints_nothing_when_nothing_is_left(capsys):
     progress = FolderProgress("embed", 0)
     progress.close()
     assert capsys.readouterr().out == ""
+
+
+def test_the_demo_ends_with_runnable_commands_for_its_runs(tmp_path, monkeypatch):
+    from a2i.demo import next_commands
+
+    monkeypatch.chdir(tmp_path)
+    out = Path("runs/demo/20261205-065323")
+    run = fake_run(out / "logs" / "gan" / "version_0")
+    a2i = next_steps.executable("a2i", "a2i")
+    lines = next_commands(out, ["ldm", "gan"])
+    assert (
+        lines[0] == f"{a2i} test --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt"
+    )
+    assert lines[1] == (
+        f"{a2i} predict --config {out}/configs/ldm.yaml --audio_dir {out}/world/audio/test "
+        f"--output_dir {out}/images/ldm_again"
+    )
+    assert f"--ckpt_path {run}/checkpoints/last.ckpt" in lines[2]
+    assert lines[3] == f"{a2i} serve"
+    tensorboard = next_steps.executable("tensorboard", "tensorboard.main")
+    assert lines[4] == f"{tensorboard} --logdir {out}/logs"

@@ -196,12 +196,30 @@ def load_checkpoint_into(
     return checkpoint
 
 
+def runs_inside(folder: Path) -> list[Path]:
+    """The run folders (``config.yaml`` beside ``checkpoints/``) anywhere under ``folder``."""
+    return sorted(
+        config.parent
+        for config in folder.rglob(CONFIG_FILE)
+        if (config.parent / "checkpoints").is_dir()
+    )
+
+
 def find_run(run: str | Path) -> tuple[Path, Path, Path]:
     """``(run folder, config.yaml, checkpoint)`` of a run folder or of a checkpoint inside one.
 
-    A folder uses ``checkpoints/last.ckpt``, or its only checkpoint.
+    A folder uses ``checkpoints/last.ckpt``, or its only checkpoint. A folder that holds runs
+    (``make demo``'s ``runs/demo/<time>``) uses the run inside when there is one; the error
+    lists them when there are several.
     """
     run = Path(run)
+    if run.is_dir() and not (run / CONFIG_FILE).is_file():
+        inside = runs_inside(run)
+        if len(inside) == 1:
+            run = inside[0]
+        elif inside:
+            listed = "; ".join(str(folder) for folder in inside)
+            raise ConfigError(f"{run} holds {len(inside)} runs, pass one of them: {listed}")
     if run.is_file():
         checkpoint = run
         folder = run.parent.parent if run.parent.name == "checkpoints" else run.parent
