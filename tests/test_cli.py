@@ -121,6 +121,15 @@ def test_expected_messages_are_dropped_and_others_kept(caplog):
     ]
 
 
+def test_running_a_command_in_process_from_another_program_is_quiet(monkeypatch, capsys):
+    # make demo and the benchmarks call main(args) while their own flags are on sys.argv
+    monkeypatch.setattr(sys, "argv", ["demo", "--out", "runs/x"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert exit_code(["fit", "--print_config", "--config", "tiny/sound2vision_gan"]) == 0
+    assert not [w for w in caught if "LightningCLI's args" in str(w.message)]
+
+
 @pytest.mark.parametrize(
     ("command", "dropped"), [("predict", True), ("embed", True), ("fit", False)]
 )

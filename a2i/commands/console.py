@@ -23,6 +23,10 @@ EXPECTED_WARNINGS = {
         "test/predict with --ckpt_path log to a new folder; a2i never resumes a ModelCheckpoint "
         "state from another run's folder"
     ),
+    r"LightningCLI's args parameter is intended to run from within Python": (
+        "a2i.cli.main(args) runs a command in-process for make demo and the benchmarks; the "
+        "calling program's own command line is not meant for Lightning"
+    ),
     r"Metric `(Kernel Inception Distance|InceptionScore)` will save all extracted features": (
         "a2i's evaluation sets are a few thousand images at most"
     ),

@@ -10,7 +10,8 @@ A method is a ``LightningModule`` composed of injected components (an ``AudioEnc
 - **One training path**: a method writes :meth:`A2IMethod.step` (``batch, stage → losses``);
   ``training_step``/``validation_step``/``test_step`` call it and log every entry as
   ``<stage>/<name>`` (``loss`` on the progress bar, averaged across processes outside training).
-- **The optimiser** over the trainable parameters (``optimizer_class``, ``lr``, ``weight_decay``).
+- **The optimiser** over the trainable parameters (``optimizer_class``, ``lr``, ``weight_decay``)
+  and its learning-rate schedule (``lr_schedule``: constant, as the papers train, or cosine).
 - **The trained parts and their export**: :meth:`A2IMethod.trained_parts` (by default every
   component that is not frozen and has trainable weights, plus the method's own learned tensors
   as ``state``) are written by ``export_dir`` to ``<export_dir>/<part>.safetensors`` when ``fit``
@@ -42,7 +43,7 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -68,6 +69,9 @@ from a2i.pretrained import ExportDtype, export_parts, files_in
 STATE_PART = "state"
 """Name of the trained part holding the method's own learned tensors (not a component's)."""
 
+LRSchedule = Literal["constant", "cosine"]
+"""Learning-rate schedules :meth:`A2IMethod.configure_optimizers` builds."""
+
 Logged = Tensor | tuple[Tensor, int]
 """A value :meth:`A2IMethod.step` returns: a scalar, or a scalar and the rows it averages."""
 
@@ -84,6 +88,11 @@ class A2IMethod(L.LightningModule):
         overwrite_export: Replace existing exported files.
         export_dtype: Floating-point type of the exported weights.
         pretrained: A folder written by ``export_dir``: every trained part is loaded from it.
+        lr_schedule: ``constant`` (every method's paper trains at a fixed rate), or ``cosine``:
+            a linear warm-up over ``warmup_steps``, then a half cosine from ``lr`` to zero by the
+            end of the run (Lightning's ``estimated_stepping_batches``), so a short run ends at a
+            converged point rather than wherever its last few steps moved it.
+        warmup_steps: Linear warm-up steps of the ``cosine`` schedule.
     """
 
     optimizer_class: ClassVar[type[torch.optim.Optimizer]] = torch.optim.AdamW
@@ -96,8 +105,14 @@ class A2IMethod(L.LightningModule):
         overwrite_export: bool = False,
         export_dtype: ExportDtype = "float32",
         pretrained: str | None = None,
+        lr_schedule: LRSchedule = "constant",
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
+        if warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0 (got {warmup_steps})")
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
         self.save_frozen = save_frozen
         self.export_dir = export_dir
         self.overwrite_export = overwrite_export
@@ -181,9 +196,19 @@ class A2IMethod(L.LightningModule):
         """Keyword arguments of :attr:`optimizer_class`: ``lr`` and ``weight_decay`` if given."""
         return {k: self.hparams[k] for k in ("lr", "weight_decay") if k in self.hparams}
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """:attr:`optimizer_class` over :meth:`trainable_parameters`."""
-        return self.optimizer_class(self.trainable_parameters(), **self.optimizer_options())
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        """:attr:`optimizer_class` over :meth:`trainable_parameters`, with its ``lr_schedule``."""
+        optimizer = self.optimizer_class(self.trainable_parameters(), **self.optimizer_options())
+        if self.lr_schedule == "constant":
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup = min(self.warmup_steps, max(0, total - 1))
+        schedules = torch.optim.lr_scheduler
+        schedule = schedules.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+        if warmup:
+            start = schedules.LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup)
+            schedule = schedules.SequentialLR(optimizer, [start, schedule], milestones=[warmup])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --- checkpoints ---------------------------------------------------------------------------
 

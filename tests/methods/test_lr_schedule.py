@@ -1,0 +1,69 @@
+"""The template's learning-rate schedule: constant by default, cosine to zero when asked."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+
+from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+from a2i.encoders.image.tiny import TinyImageEncoder
+from a2i.errors import ConfigError
+from a2i.generators.biggan import BigGANGenerator
+from a2i.methods.sound2vision import Sound2Vision
+from tests.methods.conftest import tiny_world
+
+
+class LearningRates(L.Callback):
+    """The optimiser's learning rate before every training step."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        self.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def rates(tmp_path, steps: int, **options) -> list[float]:
+    torch.manual_seed(0)
+    model = Sound2Vision(
+        audio_encoder=SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
+        image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
+        generator=BigGANGenerator(preset="tiny", condition_dim=64, image_size=32),
+        lr=1e-3,
+        **options,
+    )
+    record = LearningRates()
+    L.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        limit_val_batches=0,
+        callbacks=[record],
+    ).fit(model, datamodule=tiny_world())
+    return record.seen
+
+
+def test_the_papers_constant_rate_is_the_default(tmp_path):
+    assert rates(tmp_path, 3) == pytest.approx([1e-3] * 3)
+
+
+def test_cosine_warms_up_then_decays_to_zero_at_the_last_step(tmp_path):
+    seen = rates(tmp_path, 6, lr_schedule="cosine", warmup_steps=2)
+    assert seen[:3] == pytest.approx([5e-4, 7.5e-4, 1e-3])  # linear warm-up, then the peak
+    half_cosine = [1e-3 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)]
+    assert seen[2:] == pytest.approx(half_cosine)  # zero would be the step after the last
+
+
+def test_negative_warmup_is_refused():
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        Sound2Vision(
+            audio_encoder=SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
+            image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
+            generator=BigGANGenerator(preset="tiny", condition_dim=64, image_size=32),
+            warmup_steps=-1,
+        )
