@@ -10,7 +10,8 @@ pairs, each resumable and each recorded under the output folder:
 3. ``recipes.jsonl``: for every kept (image, source) sample, the retrieved chunk of each concept
    (Algorithm 1 over all concepts at once, :func:`a2i.build.sonify.retrieval.retrieve`), its
    loudness target and scores; written once, atomically (the loudness measured and the gains
-   applied when rendering are in each shard's record, ``meta.recipe``).
+   applied when rendering are in each shard's record, ``meta.recipe``). ``retrieval.json``
+   records how the pool was searched (FAISS index, its recall@k against exact search).
 4. ``shards/``: the mixtures rendered from the recipes with the images, in ``a2i prepare``'s
    shard format (``<key>.jpg``, ``<key>.flac``, ``<key>.json`` whose ``meta.recipe`` is the
    recipe as rendered, optional cached features), each shard atomic; a killed run redoes only
@@ -70,7 +71,7 @@ from a2i.build.sonify.mixing import (
 )
 from a2i.build.sonify.pool import CHUNK_SECONDS, POOL_SAMPLE_RATE, PoolReader
 from a2i.build.sonify.pool_cache import PoolIndex, refuse_other_settings
-from a2i.build.sonify.retrieval import DEFAULT_TOP_K, retrieve
+from a2i.build.sonify.retrieval import DEFAULT_TOP_K, IndexSettings, SearchReport, retrieve
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import A2IError, ConfigError
 from a2i.io_utils import atomic_write_text
@@ -79,6 +80,7 @@ logger = logging.getLogger(__name__)
 
 CONCEPTS_FILE = "concepts.jsonl"
 RECIPES_FILE = "recipes.jsonl"
+RETRIEVAL_FILE = "retrieval.json"
 
 
 @dataclass
@@ -157,6 +159,7 @@ class SonifyReport:
     shards_written: int = 0
     shards_reused: int = 0
     seconds: float = 0.0
+    retrieval: dict[str, Any] | None = None
 
 
 def sample_key(image: ImageItem, source: ConceptSource, sources: Sequence[ConceptSource]) -> str:
@@ -251,10 +254,12 @@ def build_recipes(
     *,
     device: str = "cpu",
     text_batch: int = 256,
-) -> tuple[list[Sample], list[dict[str, str]]]:
+    index: IndexSettings | None = None,
+) -> tuple[list[Sample], list[dict[str, str]], SearchReport | None]:
     """Filter, retrieve every open concept at once, and write each sample's recipe.
 
-    Returns the samples and the dropped (image, reason) rows.
+    Returns the samples, the dropped (image, reason) rows and how the pool was searched (None
+    when no concept needed retrieval).
     """
     samples: list[tuple[str, ImageItem, str, ImageConcepts]] = []
     dropped: list[dict[str, str]] = []
@@ -277,7 +282,9 @@ def build_recipes(
         for index, concept in enumerate(found.concepts)
         if concept.audio is None
     ]
-    drawn = _retrieve_open(samples, open_queries, pool, clap, settings, device, text_batch)
+    drawn, search = _retrieve_open(
+        samples, open_queries, pool, clap, settings, device, text_batch, index
+    )
     result, rejected = [], set()
     for number, (key, image, source, found) in enumerate(samples):
         sources_of_mix = []
@@ -300,7 +307,7 @@ def build_recipes(
         if number not in rejected:
             recipe = MixRecipe(sources_of_mix, settings.sample_rate, settings.chunk_seconds)
             result.append(Sample(key, image, source, found.caption, recipe))
-    return result, dropped
+    return result, dropped, search
 
 
 @torch.no_grad()
@@ -312,10 +319,11 @@ def _retrieve_open(
     settings: SonifySettings,
     device: str,
     text_batch: int,
-) -> dict[tuple[int, int], dict[str, Any]]:
+    index: IndexSettings | None,
+) -> tuple[dict[tuple[int, int], dict[str, Any]], SearchReport | None]:
     """Algorithm 1 for every concept without fixed audio; → MixSource fields per query."""
     if not queries:
-        return {}
+        return {}, None
     if pool is None or clap is None:
         raise ConfigError("concepts without fixed audio need a CLAP model and an embedded pool")
     texts = [samples[n][3].concepts[i].text for n, i in queries]
@@ -339,10 +347,15 @@ def _retrieve_open(
         dtype=torch.float64,
     )
     found = retrieve(
-        query_embeddings, pool.embeddings[audible], uniforms, settings.top_k, device=device
+        query_embeddings,
+        pool.embeddings[audible],
+        uniforms,
+        settings.top_k,
+        index=index,
+        device=device,
     )
     rows = audible[found.index]
-    return {
+    drawn = {
         query: {
             "audio": pool.chunk_file[int(row)],
             "chunk": int(pool.chunk_index[row]),
@@ -353,6 +366,7 @@ def _retrieve_open(
         }
         for q, (query, row) in enumerate(zip(queries, rows, strict=True))
     }
+    return drawn, found.search
 
 
 def write_recipes(path: Path, samples: Sequence[Sample]) -> None:
@@ -451,6 +465,7 @@ def sonify_images(
     workers: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    index: IndexSettings | None = None,
 ) -> SonifyReport:
     """Run the four steps of the module docstring into ``out`` (resuming a killed run).
 
@@ -466,6 +481,7 @@ def sonify_images(
         workers: Rendering processes (0: in this process).
         device: Where CLAP, the VLM, retrieval and the features run.
         progress: Show progress bars.
+        index: How the pool is searched (default :class:`~a2i.build.sonify.retrieval.IndexSettings`).
     """
     out = Path(out)
     start = time.perf_counter()
@@ -482,9 +498,12 @@ def sonify_images(
     else:
         concepts = gather_concepts(images, sources, out / CONCEPTS_FILE, device, progress)
         pool = embed_pool() if needs_retrieval(concepts) else None
-        samples, dropped = build_recipes(
-            images, sources, concepts, pool, reader, clap, settings, device=device
+        samples, dropped, search = build_recipes(
+            images, sources, concepts, pool, reader, clap, settings, device=device, index=index
         )
+        if search is not None:
+            row = json.dumps(search.to_dict(), indent=1) + "\n"
+            atomic_write_text(out / RETRIEVAL_FILE, row)
         atomic_write_text(out / "filtered.json", json.dumps(dropped, indent=0) + "\n")
         write_recipes(recipes_path, samples)
     directory = out / SHARD_DIR
@@ -505,6 +524,8 @@ def sonify_images(
     bar.close()
     report = _finish(out, plan, dropped)
     report.shards_written, report.shards_reused = len(todo), len(done)
+    if (out / RETRIEVAL_FILE).is_file():
+        report.retrieval = json.loads((out / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     report.seconds = time.perf_counter() - start
     return report
 

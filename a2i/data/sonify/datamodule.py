@@ -32,7 +32,13 @@ from a2i.build.sonify.pool_cache import (
     complete_settings,
     embed_pool,
 )
-from a2i.build.sonify.retrieval import DEFAULT_TOP_K
+from a2i.build.sonify.retrieval import (
+    DEFAULT_EXACT_MAX_POOL,
+    DEFAULT_NPROBE,
+    DEFAULT_TOP_K,
+    IndexKind,
+    IndexSettings,
+)
 from a2i.data.shard_datamodule import ShardDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
 from a2i.interfaces import AudioEncoder
@@ -66,6 +72,13 @@ class SonifiedImagesDataModule(ShardDataModule):
             it between datasets sonified from one pool and one CLAP.
         top_k: k of the dynamic threshold (§3.3; the paper gives none, see
             :data:`~a2i.build.sonify.retrieval.DEFAULT_TOP_K`).
+        retrieval_index: FAISS index of the pool: ``exact`` (every clip scored), ``ivf``
+            (k-means cells, its recall@k against exact search measured and written to
+            ``retrieval.json``) or ``auto`` (exact up to ``retrieval_exact_max_pool`` clips).
+        retrieval_exact_max_pool: Largest pool ``auto`` searches exactly.
+        retrieval_nlist: IVF cells (None: ``4·√N``).
+        retrieval_nprobe: IVF cells searched per concept (recall against speed).
+        retrieval_recall_sample: Concepts whose IVF top-k is checked against exact search.
         lufs_range: Loudness targets in dB LUFS, drawn uniformly (§3.3, A.9; see
             :data:`~a2i.build.sonify.mixing.DEFAULT_LUFS_RANGE`).
         peak_ceiling: Mixtures peaking above this are scaled down as a whole (recorded).
@@ -109,6 +122,11 @@ class SonifiedImagesDataModule(ShardDataModule):
         prepared: str | None = None,
         pool_cache: str | None = None,
         top_k: int = DEFAULT_TOP_K,
+        retrieval_index: IndexKind = "auto",
+        retrieval_exact_max_pool: int = DEFAULT_EXACT_MAX_POOL,
+        retrieval_nlist: int | None = None,
+        retrieval_nprobe: int = DEFAULT_NPROBE,
+        retrieval_recall_sample: int = 1000,
         lufs_range: tuple[float, float] = DEFAULT_LUFS_RANGE,
         peak_ceiling: float = DEFAULT_PEAK_CEILING,
         seed: int = 0,
@@ -173,6 +191,13 @@ class SonifiedImagesDataModule(ShardDataModule):
         self.prepare_workers = prepare_workers
         self.prepare_device = prepare_device
         self.split_fractions = (val_fraction, test_fraction, split_seed)
+        self.retrieval_index = IndexSettings(
+            kind=retrieval_index,
+            exact_max_pool=retrieval_exact_max_pool,
+            nlist=retrieval_nlist,
+            nprobe=retrieval_nprobe,
+            recall_sample=retrieval_recall_sample,
+        )
         self.settings = SonifySettings(
             sample_rate=sample_rate,
             chunk_seconds=chunk_seconds,
@@ -298,4 +323,5 @@ class SonifiedImagesDataModule(ShardDataModule):
             workers=self.prepare_workers,
             device=self.prepare_device,
             progress=progress,
+            index=self.retrieval_index,
         )

@@ -18,6 +18,7 @@ import torch
 from video_fixtures import kill_at_second_shard
 
 from a2i.build.sonify.build import read_recipes, render_sample
+from a2i.build.sonify.retrieval import IndexSettings
 from a2i.cli import main as a2i_main
 from a2i.commands.sonify import build_datamodule, main
 from a2i.errors import ConfigError
@@ -44,6 +45,8 @@ def test_sonify_writes_shards_filters_non_sonic_images_and_names_bad_pool_files(
     assert "broken.wav" in (out / "pool" / "problems.log").read_text()
     summary = json.loads((out / "prepared.json").read_text())
     assert sum(summary["samples"].values()) == 8 and summary["failed"] == 0
+    search = json.loads((out / "retrieval.json").read_text())  # how the pool was searched
+    assert search["index"] == "exact" and search["recall_at_k"] == 1.0 and search["queries"] > 0
     datamodule = build_datamodule(["--config", str(config)])
     assert datamodule.is_prepared()
     assert main(["--config", str(config)]) is None  # complete: nothing to do
@@ -78,6 +81,13 @@ def test_every_mixture_re_renders_from_its_recipe_without_retrieval(sonified):
         for source in stored["meta"]["recipe"]["sources"]:
             assert source["score"] >= source["threshold"] and source["candidates"] >= 1
             assert -25.0 <= source["lufs"] <= -21.0
+
+
+def test_the_faiss_index_is_chosen_on_the_command_line(sonify_inputs, make_config, tmp_path):
+    config = make_config(sonify_inputs, tmp_path / "out")
+    flags = ["--data.init_args.retrieval_index", "ivf", "--data.init_args.retrieval_nprobe", "8"]
+    datamodule = build_datamodule(["--config", str(config), *flags])
+    assert datamodule.retrieval_index == IndexSettings(kind="ivf", nprobe=8)
 
 
 def test_a_changed_recipe_is_refused_with_the_difference_named(
