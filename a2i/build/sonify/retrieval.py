@@ -53,12 +53,21 @@ DEFAULT_EXACT_MAX_POOL = 200_000
 concepts takes hours, not days, on a few CPU cores (docs/scale.md), and needs no recall check."""
 
 DEFAULT_NPROBE = 64
-"""IVF cells searched per query: the smallest power of two with recall@10 ≥ 0.99 of exact search
-at 500k clips in ``benchmarks/sonify_scale.py`` (docs/scale.md)."""
+"""IVF cells searched per query. Recall depends on the embeddings: on clustered test data a few
+cells reach recall@10 = 1, on a continuum of low intrinsic dimension 64 of ~1,400 cells do not
+reach 0.99 (``benchmarks/sonify_scale.py``, docs/scale.md). Each run measures its own recall
+(``retrieval.json``) and warns below :data:`RECALL_WARNING`."""
+
+RECALL_WARNING = 0.99
+"""recall@k below which a run warns and names ``retrieval_nprobe``."""
 
 IVF_SEED = 1234
 """Seeds the choice of the k-means training sample and k-means itself: the same pool gives the
 same IVF index on every run and every rank."""
+
+TRAINING_PER_CELL = 64
+"""Clips per IVF cell k-means trains on (a seeded sample): above k-means' minimum of 39, and a
+quarter of FAISS's default 256, which would spend most of the build on k-means at 500k clips."""
 
 RANGE_MARGIN = 1e-5
 """Slack of the range search's radius (similarity space) so float rounding never drops a clip
@@ -102,7 +111,7 @@ class IndexSettings:
             ``nprobe`` nearest of ``nlist`` k-means cells: ``IndexIVFFlat``), or ``auto``
             (exact up to ``exact_max_pool`` clips, IVF above).
         exact_max_pool: Largest pool ``auto`` searches exactly.
-        nlist: IVF cells (None: ``4·√N``, at most one per 39 clips, k-means' minimum sample).
+        nlist: IVF cells (None: ``2·√N``, at most one per 39 clips, k-means' minimum sample).
         nprobe: IVF cells searched per query (more: higher recall, slower).
         buffer: Best clips fetched per query; a query with more candidates takes a range search.
         recall_sample: Queries whose IVF top-k is compared with exact search (0: not measured).
@@ -136,8 +145,12 @@ class IndexSettings:
         return self.kind
 
     def cells(self, pool_size: int) -> int:
-        """IVF cells for ``pool_size`` clips (the given ``nlist``, else ``4·√N``)."""
-        wanted = self.nlist or round(4 * math.sqrt(pool_size))
+        """IVF cells for ``pool_size`` clips (the given ``nlist``, else ``2·√N``).
+
+        FAISS suggests 4–16·√N for the fastest search; 2·√N keeps the k-means of a 500k pool
+        near a minute on two CPU cores, and the search cost per probed cell is what nprobe sets.
+        """
+        wanted = self.nlist or round(2 * math.sqrt(pool_size))
         return max(1, min(wanted, pool_size // 39 if self.nlist is None else pool_size))
 
 
@@ -312,6 +325,15 @@ class PoolSearch:
             search=self.report,
         )
 
+    def probe(self, nprobe: int) -> None:
+        """Search ``nprobe`` IVF cells per query from now on (recall against speed, no rebuild)."""
+        if self.report.nlist is None:
+            raise ConfigError("retrieval nprobe applies to an IVF index; this one is exact")
+        if nprobe < 1:
+            raise ConfigError(f"retrieval nprobe must be at least 1 (got {nprobe})")
+        self.report.nprobe = min(nprobe, self.report.nlist)
+        self._index.nprobe = self._searcher.nprobe = self.report.nprobe
+
     def measure_recall(self, queries: Tensor, k: int = DEFAULT_TOP_K) -> float:
         """recall@k against exact search on a seeded sample of ``queries`` (stored in the report).
 
@@ -429,7 +451,16 @@ def retrieve(
     """
     search = PoolSearch(pool, index, device=device)
     found = search.retrieve(queries, uniforms, k)
-    search.measure_recall(queries, k)
+    recall = search.measure_recall(queries, k)
+    if recall < RECALL_WARNING:
+        logger.warning(
+            "retrieval: the IVF index found %.3f of the exact top-%d (nprobe %d of %d cells); "
+            "raise retrieval_nprobe, or set retrieval_index exact",
+            recall,
+            k,
+            search.report.nprobe,
+            search.report.nlist,
+        )
     return found
 
 
@@ -439,9 +470,9 @@ def _unit(vectors: Tensor) -> np.ndarray:
 
 
 def _training_rows(count: int, nlist: int) -> Tensor:
-    """A seeded sample of at most 256 clips per cell (FAISS's own cap) for k-means, in pool order."""
+    """A seeded sample of :data:`TRAINING_PER_CELL` clips per cell for k-means, in pool order."""
     generator = torch.Generator().manual_seed(IVF_SEED)
-    return torch.randperm(count, generator=generator)[: nlist * 256].sort().values
+    return torch.randperm(count, generator=generator)[: nlist * TRAINING_PER_CELL].sort().values
 
 
 def _on_device(index: Any, device: str | torch.device | None) -> tuple[Any, Any]:

@@ -76,7 +76,7 @@ class SonifiedImagesDataModule(ShardDataModule):
             (k-means cells, its recall@k against exact search measured and written to
             ``retrieval.json``) or ``auto`` (exact up to ``retrieval_exact_max_pool`` clips).
         retrieval_exact_max_pool: Largest pool ``auto`` searches exactly.
-        retrieval_nlist: IVF cells (None: ``4·√N``).
+        retrieval_nlist: IVF cells (None: ``2·√N``).
         retrieval_nprobe: IVF cells searched per concept (recall against speed).
         retrieval_recall_sample: Concepts whose IVF top-k is checked against exact search.
         lufs_range: Loudness targets in dB LUFS, drawn uniformly (§3.3, A.9; see
