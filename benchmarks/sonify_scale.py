@@ -1,26 +1,30 @@
 """Retrieval at scale (Seeing Sound §3.3, Algorithm 1): FAISS against the blocked product.
 
 Unit vectors of CLAP's size (512) stand in for the pool's audio embeddings and the concepts'
-text embeddings. ``--data lowrank`` (the default) draws them near a random ``--latent``-dimensional
-subspace (clips at cosine ≈ 0.9 to it, concepts ≈ 0.7, noisier, like CLAP's modality gap): a
-continuum whose neighbours straddle IVF cells. ``--data clustered`` draws them around
+text embeddings. ``--data lowrank`` (the default) draws them near a random
+``--latent``-dimensional subspace (clips at cosine ≈ 0.9 to it, concepts ≈ 0.7, noisier, like
+CLAP's modality gap): a continuum whose neighbours straddle IVF cells. ``--data clustered`` draws them around
 ``--classes`` separate sound centres (clip–centre cosine ≈ 0.7, concept–centre ≈ 0.5), which an
-IVF index finds with one cell; ``--data random`` (no structure at all) is its worst case. Every case runs in a fresh child process, so each peak RSS is that case's
-own; a child that only builds the inputs gives the memory the inputs themselves take.
+IVF index finds with a few cells; ``--data random`` (no structure at all) is its worst case.
+Every case runs in a fresh child process, so each peak RSS is that case's own; a child that only
+builds the inputs gives the memory the inputs themselves take.
 
 1. Exact search: :class:`a2i.build.sonify.retrieval.PoolSearch` (FAISS ``IndexFlatIP``) against
    the hand-written blocked top-k it replaced (kept as the tests' exact reference,
    ``tests/blocked_topk.py``), the whole Algorithm 1 (search, SSR, threshold, draw)::
 
-    nice python benchmarks/sonify_scale.py --pool 10000 100000 500000 --queries 2000 --threads 2
+    nice python benchmarks/sonify_scale.py --data clustered --pool 10000 100000 500000 \\
+        --queries 1000 --threads 2
 
-2. The IVF index at 500k clips: build time, search rate and recall@10 against exact search
+2. The IVF index at 500k clips: build time, search rate and recall@k against exact search
    (1,000 sampled concepts) for each ``--nprobe``; then the paper's scale (1M images × ~6
    concepts = 6M concepts against 0.5M clips) extrapolated from a measured run of
    ``--paper_run`` concepts at ``--paper_nprobe``::
 
-    nice python benchmarks/sonify_scale.py --pool --ivf_pool 500000 --nprobe 16 32 64 128 \\
-        --paper_run 100000 --paper_nprobe 64 --threads 2
+    nice python benchmarks/sonify_scale.py --pool --data clustered --ivf_pool 500000 \\
+        --queries 5000 --nprobe 1 2 4 8 --paper_run 100000 --paper_nprobe 4 --threads 2
+
+The measured tables are in docs/scale.md.
 """
 
 from __future__ import annotations
