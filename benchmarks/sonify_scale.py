@@ -3,9 +3,9 @@
 Unit vectors of CLAP's size (512) stand in for the pool's audio embeddings and the concepts'
 text embeddings. ``--data lowrank`` (the default) draws them near a random
 ``--latent``-dimensional subspace (clips at cosine ≈ 0.9 to it, concepts ≈ 0.7, noisier, like
-CLAP's modality gap): a continuum whose neighbours straddle IVF cells. ``--data clustered`` draws them around
-``--classes`` separate sound centres (clip–centre cosine ≈ 0.7, concept–centre ≈ 0.5), which an
-IVF index finds with a few cells; ``--data random`` (no structure at all) is its worst case.
+CLAP's modality gap): a continuum whose neighbours straddle IVF cells. ``--data clustered``
+draws them around ``--classes`` separate sound centres (clip–centre cosine ≈ 0.7,
+concept–centre ≈ 0.5), which an IVF index finds with a few cells; ``--data random`` (no structure at all) is its worst case.
 Every case runs in a fresh child process, so each peak RSS is that case's own; a child that only
 builds the inputs gives the memory the inputs themselves take.
 
