@@ -8,10 +8,9 @@ Four steps, each with the real CLI, each skipped when its output exists (a rerun
    (``configs/tiny/seeing_sound_classifier.yaml``) → ``a2i/assets/tiny/ast/``;
 3. Seeing Sound's audio projector (+ cross-attention) on the world's audio-image pairs
    (``configs/tiny/seeing_sound.yaml``), then ``a2i test`` with ``configs/eval/world.yaml``;
-4. the §4.5 claims as numbers: both sources drawn for a 0 dB mixture; the per-source loudness
-   sweep (first minus second source, −20…+20 dB, split evenly between the two so both stay in
-   the world's gain range) → fraction of images showing each source, and how abrupt the
-   transition is; reverberation → indoor.
+4. the §4.5 ablations as numbers (``benchmarks/seeing_sound_ablations.py``): one source's
+   loudness varied with the other fixed → fraction of images showing each source, and how
+   abrupt the transition is; two sources separated vs mixed; reverberation → indoor.
 
 Regenerate the shipped weights (steps 1-2) with ``--regenerate_assets``; they are reused
 otherwise. Put other methods' report folders beside it with ``--with``::
@@ -23,7 +22,6 @@ otherwise. Put other methods' report folders beside it with ``--with``::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import time
 from collections.abc import Callable
@@ -32,12 +30,10 @@ from typing import TypeVar
 
 import torch
 from compare import compare_runs  # benchmarks/compare.py, beside this script
+from seeing_sound_ablations import loudness_sweep, markdown, separated_vs_mixed
 from sound2vision_world import evaluate, train
 
 from a2i.pipelines import AudioToImagePipeline
-from a2i.synth.controllability import ControlSweeps, solo_specs
-from a2i.synth.datamodule import SyntheticWorldDataModule
-from a2i.synth.judge import WorldJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
@@ -51,8 +47,6 @@ ASSETS = {
     ),
 }
 CONFIG = "configs/tiny/seeing_sound.yaml"
-LOUDNESS_SWEEP_DB = (-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
-SCENES = 40
 OVERWRITE = ["--model.init_args.overwrite_export", "true"]
 T = TypeVar("T")
 
@@ -72,44 +66,13 @@ def train_assets(out: Path, regenerate: bool, seconds: dict[str, tuple[float, fl
             timed(seconds, name, lambda c=config, n=name: train(out, n, c, OVERWRITE))
 
 
-def loudness_sweep(pipeline: AudioToImagePipeline) -> dict[str, object]:
-    """Step 4: P(first drawn), P(second drawn) per loudness difference, and the steepest step."""
-    world = SyntheticWorldDataModule(image_size=32, clip_seconds=pipeline.model.clip_seconds).world
-    sweeps = ControlSweeps(world, WorldJudge.load(), scenes=SCENES, mix_ratios_db=LOUDNESS_SWEEP_DB)
-    rows = sweeps.mixture(pipeline, solo_specs(world, SCENES), gather=lambda tensor: tensor)
-    first = [row["first_present"] for row in rows]
-    steps = [after - before for before, after in itertools.pairwise(first)]
-    return {
-        "rows": rows,
-        "first_present_change": first[-1] - first[0],
-        "steepest_5db_step": max(steps, key=abs),
-        "steepest_step_at_db": LOUDNESS_SWEEP_DB[steps.index(max(steps, key=abs))],
-    }
-
-
-def markdown(sweep: dict[str, object], report: Path) -> str:
-    """The §4.5 table: loudness sweep rows, then the harness's mixture and reverb numbers."""
-    metrics = json.loads((report / "metrics.json").read_text())
-    controls = metrics.get("controllability", {})
-    lines = [
-        "| first − second (dB) | first drawn | second drawn | both drawn |",
-        "|---|---|---|---|",
-    ]
-    for row in sweep["rows"]:
-        lines.append(
-            f"| {row['ratio_db']:+.0f} | {row['first_present']:.2f} | "
-            f"{row['second_present']:.2f} | {row['both_present']:.2f} |"
-        )
-    lines.append("")
-    lines.append(
-        f"P(first drawn) changes by {sweep['first_present_change']:+.2f} over 40 dB; the steepest "
-        f"5 dB step ({sweep['steepest_step_at_db']:+.0f} → "
-        f"{sweep['steepest_step_at_db'] + 5:+.0f} dB) changes it by {sweep['steepest_5db_step']:+.2f}."
+def reverb_lines(report: Path) -> str:
+    """The harness's reverb → indoor numbers of the report."""
+    controls = json.loads((report / "metrics.json").read_text()).get("controllability", {})
+    return "".join(
+        f"Judged indoor for {'reverberant' if row['reverb'] else 'dry'} input: {row['indoor']:.2f}.\n"
+        for row in controls.get("reverb", [])
     )
-    for row in controls.get("reverb", []):
-        kind = "reverberant" if row["reverb"] else "dry"
-        lines.append(f"Judged indoor for {kind} input: {row['indoor']:.2f}.")
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -129,8 +92,8 @@ def main() -> None:
         print(f"{name}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
     pipeline = AudioToImagePipeline.from_run(ckpt)
     with torch.no_grad():
-        sweep = loudness_sweep(pipeline)
-    section = markdown(sweep, report)
+        sweep, separation = loudness_sweep(pipeline), separated_vs_mixed(pipeline)
+    section = markdown("Seeing Sound, true pairs", sweep, separation) + "\n" + reverb_lines(report)
     compare_runs([("Seeing Sound", report)], args.others, args.table)
     if args.table:
         with Path(args.table).open("a", encoding="utf-8") as handle:

@@ -19,7 +19,9 @@ steps, each with the real CLI, each skipped when its output exists (a rerun resu
 5. ``a2i test`` of every run on the world's true test sounds with ``configs/eval/world.yaml``
    (judge, CLIP R@k, FID, control sweeps: gain → size, mixtures, reverb → indoor);
 6. the comparison table (``benchmarks/compare.py``) and how often retrieval found the right
-   class and room.
+   class and room; for Seeing Sound, §4.5's one-source loudness sweep and separated vs mixed
+   sources on both arms (``benchmarks/seeing_sound_ablations.py``, ``--control_scenes`` scenes
+   per point), since the paper ties the abrupt loudness transition to its sonified data.
 
 Two choices differ from a2i's paper defaults, for the world's sake. Loudness targets span the
 world's own loudness (−52…−22 LUFS: gains −20…+10 dB around −32 LUFS) rather than −25…−21
@@ -53,12 +55,14 @@ import numpy as np
 import torch
 import yaml
 from compare import compare_runs  # benchmarks/compare.py, beside this script
+from seeing_sound_ablations import loudness_sweep, markdown, separated_vs_mixed
 from sound2vision_world import EVAL_CONFIG, evaluate, train
 
 from a2i.audio.io import write_audio
 from a2i.build.sonify.images import folder_key
 from a2i.cli import main as a2i
 from a2i.image import write_png
+from a2i.pipelines import AudioToImagePipeline
 from a2i.synth.world import REFERENCE_RMS, WORLD_CLASSES, SceneSpec, SyntheticWorld
 from a2i.synth.world_clap import CLIP_SECONDS, text_of
 
@@ -254,6 +258,12 @@ def eval_config(out: Path, test_clips: int, control_scenes: int) -> str:
     return str(path)
 
 
+def seeing_sound_ablations(ckpt: Path, title: str, scenes: int) -> str:
+    """§4.5's loudness sweep and separated vs mixed sources of one Seeing Sound run, as Markdown."""
+    pipeline = AudioToImagePipeline.from_run(ckpt)
+    return markdown(title, loudness_sweep(pipeline, scenes), separated_vs_mixed(pipeline, scenes))
+
+
 def step_args(method: str, steps: int | None) -> list[str]:
     """Same number of steps for both arms (validation at least once, at the end at the latest)."""
     if steps is None:
@@ -293,7 +303,7 @@ def main() -> None:
     configs = {method: data_config(out, world, method, args) for method in args.methods}
     timed("sonify", lambda: sonify(configs[args.methods[0]]))
     evaluation = eval_config(out, args.test_clips, args.control_scenes)
-    rows = []
+    rows, ablations = [], []
     for method in args.methods:
         config, title = METHODS[method]
         arm_args = {
@@ -309,10 +319,21 @@ def main() -> None:
                 lambda n=name, c=config, k=ckpt: evaluate(out, n, c, [], k, evaluation),
             )
             rows.append((f"{title}, {ARMS[arm]}", report))
+            if method == "seeing_sound":
+                ablations.append(
+                    timed(
+                        f"{name} §4.5",
+                        lambda k=ckpt, t=f"{title}, {ARMS[arm]}": seeing_sound_ablations(
+                            k, t, args.control_scenes
+                        ),
+                    )
+                )
     for name, (wall, cpu) in seconds.items():
         print(f"{name}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
     compare_runs(rows, out=args.table)
     note = retrieval_report(out, world)
+    if ablations:
+        note += "\n### Seeing Sound §4.5 in the world, both arms\n\n" + "\n".join(ablations)
     print("\n" + note, end="")
     if args.table:
         with Path(args.table).open("a", encoding="utf-8") as handle:

@@ -21,6 +21,10 @@ metric                    needs                                                 
 ``diversity_*``           ``diversity_seeds >= 2``                                     —
 ========================  ==========================================================  =========
 
+A backbone that shares weights with the method it scores (WavBriVL steers with its image tower:
+scored by the same CLIP, R@k and IIS measure the steering) is named in the report's
+``steering_model_overlap`` section with the metrics it computes, and a warning says so.
+
 Dataset-specific measures plug in as :class:`EvaluationPlugin`\ s (the synthetic world's judge
 and control sweeps live in :mod:`a2i.synth`), so this core knows no dataset.
 All metrics are torchmetrics ``Metric``s: under DDP every rank scores its share of the test set
@@ -59,6 +63,7 @@ from a2i.metrics.retrieval import (
     RelativeSimilarity,
     class_agreement,
 )
+from a2i.metrics.steering import BACKBONE_METRICS, shared_weight_fraction
 from a2i.pipelines import AudioToImagePipeline
 
 log = logging.getLogger(__name__)
@@ -179,6 +184,7 @@ class Evaluation(ReportingCallback):
         for backbone in (self.clip, self.classifier, self.audio_tower, self.quality_backbone):
             if backbone is not None:
                 backbone.to(device).eval()
+        self.steering_overlap = self._steering_overlap(pl_module)
         metrics: dict[str, nn.Module] = {"count": SumMetric()}
         if self.quality_backbone is not None:
             metrics["quality"] = ImageQuality(self.quality_backbone, self.kid_subset_size)
@@ -209,6 +215,27 @@ class Evaluation(ReportingCallback):
         self.metrics = {name: metric.to(device) for name, metric in metrics.items()}
         self.diversity_seen = 0
         self.grid_pool = GridPool(self.grid_images, self.seed)
+
+    def _steering_overlap(self, pl_module: L.LightningModule) -> dict[str, dict[str, Any]]:
+        """The backbones that share weights with ``pl_module``, with the metrics they compute."""
+        overlap = {}
+        for name, metrics in BACKBONE_METRICS.items():
+            backbone = getattr(self, name)
+            if backbone is None:
+                continue
+            fraction = shared_weight_fraction(backbone, pl_module)
+            if fraction > 0:
+                overlap[name] = {"shared_weights": round(fraction, 4), "metrics": metrics}
+                log.warning(
+                    "Evaluation.%s shares %.0f%% of its weights with the %s it scores: %s measure "
+                    "what the method steers with, not only its images; evaluate with an "
+                    "independent model",
+                    name,
+                    100 * fraction,
+                    type(pl_module).__name__,
+                    ", ".join(metrics),
+                )
+        return overlap
 
     # -- per batch -----------------------------------------------------------------------------
 
@@ -345,6 +372,8 @@ class Evaluation(ReportingCallback):
             metric.reset()
         if "aic" in self.metrics:
             results["aic_agreement"] = self.agreement_summary
+        if self.steering_overlap:
+            results["steering_model_overlap"] = self.steering_overlap
         return results
 
     def _log_tensorboard(

@@ -72,6 +72,13 @@ def markdown_report(results: dict[str, Any]) -> str:
             f"- {k}: {'; '.join(v) if isinstance(v, list) else _format(v)}"
             for k, v in results["aic_agreement"].items()
         ]
+    if results.get("steering_model_overlap"):
+        lines += ["", "## Warning: evaluation backbones that share weights with the method", ""]
+        lines += [
+            f"- {name}: {overlap['shared_weights']:.0%} of its weights; suspect: "
+            + ", ".join(overlap["metrics"])
+            for name, overlap in results["steering_model_overlap"].items()
+        ]
     if results.get("modality_gap"):
         lines += ["", "## Modality gap (Sound2Vision §4.4)", "", "| measure | value |", "|---|---|"]
         lines += [f"| {k} | {_format(v)} |" for k, v in results["modality_gap"].items()]

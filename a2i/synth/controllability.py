@@ -59,6 +59,21 @@ def other_class(spec: SceneSpec, num_classes: int) -> int:
     return (spec.sources[0] + 1 + spec.seed % (num_classes - 1)) % num_classes
 
 
+def pair_rates(present: Tensor, specs: Sequence[SceneSpec], gather: Gather) -> dict[str, float]:
+    """How often the first, the second and both sources of two-source ``specs`` are drawn.
+
+    ``present`` is the judge's ``(N, classes)`` verdict on one image per spec.
+    """
+    index = torch.arange(len(specs))
+    first = gather(present[index, [s.sources[0] for s in specs]].float())
+    second = gather(present[index, [s.sources[1] for s in specs]].float())
+    return {
+        "first_present": float(first.mean()),
+        "second_present": float(second.mean()),
+        "both_present": float((first * second).mean()),
+    }
+
+
 class ControlSweeps:
     """Runs the four sweeps on one method and returns one table of rows per sweep.
 
@@ -139,32 +154,65 @@ class ControlSweeps:
     def mixture(
         self, pipeline: AudioToImagePipeline, bases: list[SceneSpec], gather: Gather
     ) -> list[dict[str, float]]:
-        """Rows per gain ratio: how often the first, the second and both sources are drawn."""
+        """Rows per gain ratio: how often the first, the second and both sources are drawn.
+
+        The ratio is split evenly (first at +ratio/2, second at −ratio/2), Sound2Vision Fig. 9's
+        mixtures; :meth:`loudness` varies one source only.
+        """
+        return [
+            {
+                "ratio_db": ratio,
+                **self.pair_presence(pipeline, bases, gather, ratio / 2, -ratio / 2),
+            }
+            for ratio in self.mix_ratios_db
+        ]
+
+    def loudness(
+        self,
+        pipeline: AudioToImagePipeline,
+        bases: list[SceneSpec],
+        gather: Gather,
+        first_gains_db: Sequence[float],
+        second_gain_db: float,
+    ) -> list[dict[str, float]]:
+        """Rows per gain of the first source, the second held at ``second_gain_db``.
+
+        Seeing Sound §4.5 (Semantic Interpolation, Fig. 5) varies the loudness of one source of a
+        two-source mix while the other stays fixed.
+        """
+        return [
+            {
+                "first_gain_db": gain,
+                **self.pair_presence(pipeline, bases, gather, gain, second_gain_db),
+            }
+            for gain in first_gains_db
+        ]
+
+    def pair_presence(
+        self,
+        pipeline: AudioToImagePipeline,
+        bases: list[SceneSpec],
+        gather: Gather,
+        first_db: float,
+        second_db: float,
+    ) -> dict[str, float]:
+        """Each base scene's source mixed with another class: how often each and both are drawn."""
+        specs = self.pairs(bases, first_db, second_db)
+        present = self._judge(pipeline, specs).present.cpu()
+        return pair_rates(present, specs, gather)
+
+    def pairs(self, bases: list[SceneSpec], first_db: float, second_db: float) -> list[SceneSpec]:
+        """Dry two-source scenes: each base's source at ``first_db``, another class at ``second_db``."""
         num_classes = len(self.world.classes)
-        rows = []
-        for ratio in self.mix_ratios_db:
-            specs = [
-                replace(
-                    s,
-                    sources=(s.sources[0], other_class(s, num_classes)),
-                    gains_db=(ratio / 2, -ratio / 2),
-                    reverb=False,
-                )
-                for s in bases
-            ]
-            present = self._judge(pipeline, specs).present.cpu()
-            index = torch.arange(len(specs))
-            first = gather(present[index, [s.sources[0] for s in specs]].float())
-            second = gather(present[index, [s.sources[1] for s in specs]].float())
-            rows.append(
-                {
-                    "ratio_db": ratio,
-                    "first_present": float(first.mean()),
-                    "second_present": float(second.mean()),
-                    "both_present": float((first * second).mean()),
-                }
+        return [
+            replace(
+                s,
+                sources=(s.sources[0], other_class(s, num_classes)),
+                gains_db=(first_db, second_db),
+                reverb=False,
             )
-        return rows
+            for s in bases
+        ]
 
     def reverb(
         self, pipeline: AudioToImagePipeline, bases: list[SceneSpec], gather: Gather

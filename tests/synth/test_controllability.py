@@ -96,3 +96,14 @@ def test_sweep_scenes_are_single_source_and_other_class_differs():
     assert all(len(s.sources) == 1 for s in specs)
     assert all(other_class(s, 10) != s.sources[0] for s in specs)
     assert other_class(replace(specs[0], seed=3), 10) == other_class(replace(specs[0], seed=3), 10)
+
+
+def test_loudness_varies_one_source_and_holds_the_other():
+    """Seeing Sound §4.5: one source's loudness moves, the other's stays (not ±d/2 each)."""
+    world = RecordingWorld(image_size=32, clip_seconds=1.0)
+    sweeps = ControlSweeps(world, WorldJudge.load(), scenes=3, batch_size=4)
+    pipeline = AudioToImagePipeline(Oracle(world))
+    rows = sweeps.loudness(pipeline, solo_specs(world, 3), lambda t: t, (-20.0, 10.0), -5.0)
+    assert {spec.gains_db for spec in world.heard.values()} == {(-20.0, -5.0), (10.0, -5.0)}
+    assert [row["first_gain_db"] for row in rows] == [-20.0, 10.0]
+    assert rows[1]["first_present"] == 1.0
