@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import socket
+import stat
 import threading
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from a2i.commands.serve import (
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import GenerationRequest
+from a2i.io_utils import current_umask
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import build_method
 from a2i.serve.models import (
@@ -202,7 +204,9 @@ def test_an_unreadable_sound_is_the_error_a2i_predict_reports(pipeline, tmp_path
 
 
 def test_models_load_once_and_unknown_labels_are_refused(pipeline, tmp_path):
-    pipeline.save_pretrained(tmp_path / "export")
+    export = pipeline.save_pretrained(tmp_path / "export")
+    readable = 0o666 & ~current_umask()  # as every other file (safetensors alone makes 0600)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in export.iterdir()} == {readable}
     shelf = ModelShelf(find_models(tmp_path), "cpu")
     assert shelf.labels == ["export"]
     assert shelf.pipeline("export") is shelf.pipeline("export")
