@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test demo serve lint format clean lock docker
+.PHONY: install test demo serve lint format clean lock docker docker-check
 
 INSTALL_LOG := $(VENV)/install.log
 # Run a step quietly: its output goes to $(INSTALL_LOG), shown only if the step fails.
@@ -54,6 +54,12 @@ lock: $(BIN)/a2i
 # The CUDA image of docker/Dockerfile (needs a Docker daemon that can pull python:3.11-slim).
 docker:
 	docker build -f docker/Dockerfile -t a2i .
+
+# Build docker/Dockerfile without a daemon or a registry (buildah over a debootstrap base) and run
+# `a2i --help` and a tiny predict in the image; skipped, with the reason, without the tools.
+# Not part of `make test`: it downloads every wheel of the lock. See docs/container.md.
+docker-check:
+	$(PYTHON) benchmarks/docker_check.py $(DOCKER_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -53,10 +53,14 @@ def atomic_write(
 ) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; when the block ends, move it onto ``path``.
 
-    The caller writes (and closes) the temporary file; it is then fsynced and renamed over
-    ``path`` with :func:`os.replace`, so readers see the old file or the whole new one. If the
-    block raises, the temporary file is deleted and ``path`` is left untouched. The parent folder
-    is created.
+    The caller writes (and closes) the temporary file; it is then fsynced, given the mode the
+    user's umask gives new files, and renamed over ``path`` with :func:`os.replace`, so readers
+    see the old file or the whole new one. If the block raises, the temporary file is deleted and
+    ``path`` is left untouched. The parent folder is created.
+
+    The mode is set because some writers make their file private: ``safetensors`` writes through
+    a temporary file of its own, created ``0600``, so an export would be unreadable by the group
+    and others that the user's umask lets read every other file.
 
     Args:
         path: The file to write.
@@ -73,9 +77,27 @@ def atomic_write(
         yield tmp
         with open(tmp, "rb+") as handle:  # the writer closed it; flush its data to disk
             os.fsync(handle.fileno())
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         remove_file(tmp)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc``).
+
+    Elsewhere it is set and restored at once: ``os.umask`` has no read-only form.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

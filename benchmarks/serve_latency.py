@@ -51,7 +51,7 @@ def browser(chromium: str, driver: str) -> webdriver.Chrome:
         "--headless=new",
         "--no-sandbox",
         "--disable-dev-shm-usage",
-        "--window-size=1400,1050",
+        "--window-size=1366,768",  # the screen the page is laid out for
     ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(driver), options=options)

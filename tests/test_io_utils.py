@@ -1,9 +1,36 @@
 """The one atomic writer: old file or whole new file, never half of one, and no clobbering."""
 
+import os
+import stat
+
 import pytest
+import torch
 
 from a2i.errors import OutputExistsError
-from a2i.io_utils import TEMP_GLOB, atomic_write, atomic_write_text, file_problem, printable
+from a2i.io_utils import (
+    TEMP_GLOB,
+    atomic_write,
+    atomic_write_text,
+    current_umask,
+    file_problem,
+    printable,
+)
+from a2i.pretrained import save_state_dict
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002])
+def umask(request):
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+def test_files_get_the_mode_of_the_users_umask_even_from_private_writers(tmp_path, umask):
+    assert current_umask() == umask
+    save_state_dict({"w": torch.zeros(2)}, tmp_path / "model.safetensors")  # safetensors: 0600
+    atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"model.safetensors": 0o666 & ~umask, "config.yaml": 0o666 & ~umask}
 
 
 def test_writes_through_a_hidden_temp_file_in_the_same_folder(tmp_path):

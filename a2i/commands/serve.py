@@ -36,6 +36,7 @@ HELP = "serve a local web demo: upload or record a sound, see the images the mod
 SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
 """The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
 SHIPPED_LABEL = "tiny GAN (shipped weights)"
+SHIPPED_ORIGIN = "shipped weights"
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 MAX_FILE_SIZE = "200MB"
 """Default upload limit: a 10-minute 48 kHz stereo wav (115 MB) or a few minutes of video fit."""
@@ -164,9 +165,10 @@ def address(host: str, port: int) -> str:
 def shipped_entry() -> ModelEntry:
     """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
     from a2i.commands.config_paths import resolve_config
-    from a2i.serve.models import ModelEntry
+    from a2i.serve.models import ModelEntry, model_name
 
-    return ModelEntry(SHIPPED_LABEL, Path(resolve_config(SHIPPED_CONFIG)), kind="config")
+    config = Path(resolve_config(SHIPPED_CONFIG))
+    return ModelEntry(SHIPPED_LABEL, config, "config", name=model_name(config, SHIPPED_ORIGIN))
 
 
 def offered_models(runs: list[str], models_dir: str) -> tuple[list[ModelEntry], list[str]]:
@@ -215,7 +217,7 @@ def start(argv: list[str]) -> gr.Blocks:
         parser.error(str(error))
     import torch
 
-    from a2i.serve.app import build_app
+    from a2i.serve.app import PAGE_CSS, build_app
     from a2i.serve.models import ModelShelf, warm_up
 
     device = args.device
@@ -244,11 +246,13 @@ def start(argv: list[str]) -> gr.Blocks:
             prevent_thread_lock=True,
             ssr_mode=False,
             quiet=True,
+            css=PAGE_CSS,
         )
     except OSError as error:  # the port is taken, or the address is not this machine's
         parser.error(f"cannot serve on {args.host}:{args.port}: {error}")
     url = address(args.host, app.server_port)
-    print(f"a2i serve: {len(entries)} models on {url} (Ctrl+C stops)", flush=True)
+    models = f"{len(entries)} model{'s' * (len(entries) != 1)}"
+    print(f"a2i serve: {models} on {url} (Ctrl+C stops)", flush=True)
     if not auth and not is_loopback(args.host):
         print(
             f"a2i serve: warning: listening beyond this machine without a login: anyone who "

@@ -39,6 +39,15 @@ OFFLINE_BUTTONS = ["download", "fullscreen"]
 WIDGET_CONTROLS = ("gain", "mix", "image_blend", "prompt", "guidance_scale", "num_inference_steps")
 """The controls with a widget (group), shown only for models that support them; each is the
 ``elem_id`` of its widget in the page."""
+INPUT_COLUMN_PX = 260
+"""Narrowest input column: three columns fit side by side from a 1366 px wide window."""
+SPECTROGRAM_PX = 200
+PAGE_CSS = """
+#compare_gallery .thumbnail-item { aspect-ratio: auto; height: auto; }
+#compare_gallery .thumbnail-item img { height: auto; max-height: 180px; }
+"""
+"""Rows of the comparison as wide as their strips: gradio's gallery cells are square, so a
+strip of seeds in a full-width cell was as tall as the column is wide (one row per screen)."""
 DESCRIPTION = (
     "Upload a sound or record one: the model draws what it hears, one image per seed. "
     "Everything runs on this machine, through the same pipeline as `a2i predict`."
@@ -102,9 +111,12 @@ def sound_inputs(prefix: str) -> tuple[gr.File, gr.Audio, gr.State]:
 
 
 def build_app(shelf: ModelShelf, selected: list[str]) -> gr.Blocks:
-    """The demo page over ``shelf``; ``selected`` are the models shown first (and compared)."""
+    """The demo page over ``shelf``; ``selected`` are the models shown first (and compared).
+
+    Launch it with ``css=PAGE_CSS``.
+    """
     with gr.Blocks(title="a2i: sound to image", delete_cache=CACHE_SWEEP) as app:
-        gr.Markdown(f"# a2i — images from sound\n{DESCRIPTION}")
+        gr.Markdown(f"## a2i — images from sound\n{DESCRIPTION}")
         with gr.Tab("Draw", id="draw"):
             draw_tab(shelf, selected[0])
         with gr.Tab("Compare methods", id="compare"):
@@ -114,29 +126,27 @@ def build_app(shelf: ModelShelf, selected: list[str]) -> gr.Blocks:
 
 
 def draw_tab(shelf: ModelShelf, first: str) -> None:
-    """One model, one sound, every control the model supports; spectrogram and images."""
+    """One model, one sound, every control the model supports; spectrogram and images.
+
+    Three columns, so that a 1366×768 screen shows the Draw button, the first controls and the
+    images at once: the sound and Draw, the controls, what was drawn.
+    """
     first_supports = shelf.pipeline(first).model.supports
 
     def visible(control: str) -> bool:
         return control in first_supports
 
     with gr.Row():
-        with gr.Column(scale=1):
-            model = gr.Dropdown(
-                shelf.labels, value=first, label="Model (training run or export)", elem_id="model"
-            )
-            model_info = gr.Markdown(describe_model(shelf.pipeline(first)))
+        with gr.Column(scale=4, min_width=INPUT_COLUMN_PX):
+            model = gr.Dropdown(shelf.choices, value=first, label="Model", elem_id="model")
             upload, record, sound = sound_inputs("")
-            with gr.Row():
-                num_images = gr.Slider(
-                    1, MAX_IMAGES, value=4, step=1, label="Images (one per seed)"
-                )
-                seed = gr.Number(0, precision=0, label="First seed", minimum=0)
-            crop = gr.Radio(
-                ["start", "center", "loudest"],
-                value="start",
-                label="Which part of a longer sound the model hears",
+            run = gr.Button("Draw", variant="primary", elem_id="draw-button")
+            model_info = gr.Markdown(
+                describe_model(shelf.pipeline(first), shelf.entries[first].path)
             )
+        with gr.Column(scale=3, min_width=INPUT_COLUMN_PX):
+            num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images (one per seed)")
+            seed = gr.Number(0, precision=0, label="First seed", minimum=0, elem_id="seed")
             gain = gr.Slider(
                 *GAIN_RANGE_DB,
                 value=0,
@@ -145,14 +155,11 @@ def draw_tab(shelf: ModelShelf, first: str) -> None:
                 visible=visible("gain"),
                 elem_id="gain",
             )
-            with gr.Group(visible=visible("mix"), elem_id="mix") as mix_group:
-                mix_with = gr.File(label="A second sound mixed in", elem_id="mix_with")
-                mix_gain = gr.Slider(*GAIN_RANGE_DB, value=0, step=1, label="Its gain (dB)")
-            with gr.Group(visible=visible("image_blend"), elem_id="image_blend") as blend_group:
-                image = gr.Image(type="filepath", label="An image blended with the sound")
-                image_weight = gr.Slider(
-                    0, 1, value=0.5, step=0.05, label="λ: 0 = sound only, 1 = image only"
-                )
+            crop = gr.Radio(
+                ["start", "center", "loudest"],
+                value="start",
+                label="Which part of a longer sound the model hears",
+            )
             prompt = gr.Textbox(
                 label="Prompt around the sound's token (empty: the model's)",
                 visible=visible("prompt"),
@@ -174,8 +181,17 @@ def draw_tab(shelf: ModelShelf, first: str) -> None:
                     elem_id="num_inference_steps",
                     minimum=0,
                 )
-            run = gr.Button("Draw", variant="primary", elem_id="draw-button")
-        with gr.Column(scale=1):
+            with gr.Group(visible=visible("mix"), elem_id="mix") as mix_group:
+                mix_with = gr.File(label="A second sound mixed in", elem_id="mix_with", height=100)
+                mix_gain = gr.Slider(*GAIN_RANGE_DB, value=0, step=1, label="Its gain (dB)")
+            with gr.Group(visible=visible("image_blend"), elem_id="image_blend") as blend_group:
+                image = gr.Image(
+                    type="filepath", label="An image blended with the sound", height=160
+                )
+                image_weight = gr.Slider(
+                    0, 1, value=0.5, step=0.05, label="λ: 0 = sound only, 1 = image only"
+                )
+        with gr.Column(scale=6):
             status = gr.Markdown(elem_id="status")
             spectrogram = gr.Image(
                 label="Spectrogram of what the model hears (before gain and mixing)",
@@ -183,6 +199,7 @@ def draw_tab(shelf: ModelShelf, first: str) -> None:
                 elem_id="spectrogram",
                 format="png",
                 buttons=OFFLINE_BUTTONS,
+                height=SPECTROGRAM_PX,
             )
             gallery = gr.Gallery(
                 label="Generated images",
@@ -201,7 +218,7 @@ def draw_tab(shelf: ModelShelf, first: str) -> None:
             return (f"⚠️ {error}", *[gr.update()] * len(WIDGET_CONTROLS))
         supports = pipeline.model.supports
         shown = (gr.update(visible=control in supports) for control in WIDGET_CONTROLS)
-        return (describe_model(pipeline), *shown)
+        return (describe_model(pipeline, shelf.entries[label].path), *shown)
 
     widgets = [gain, mix_group, blend_group, prompt, guidance, steps]  # as WIDGET_CONTROLS
     model.change(choose, [model], [model_info, *widgets])
@@ -236,19 +253,18 @@ def draw_tab(shelf: ModelShelf, first: str) -> None:
 
 def compare_tab(shelf: ModelShelf, selected: list[str]) -> None:
     """One sound through several models, one row of seeds per model."""
-    gr.Markdown("The same sound through every chosen model, one row of seeds each.")
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=INPUT_COLUMN_PX):
             upload, record, sound = sound_inputs("compare_")
+            run = gr.Button("Compare", variant="primary", elem_id="compare-button")
             models = gr.CheckboxGroup(
-                shelf.labels, value=selected, label="Models", elem_id="compare_models"
+                shelf.choices, value=selected, label="Models", elem_id="compare_models"
             )
             count = gr.Slider(1, 4, value=2, step=1, label="Images per model")
-            run = gr.Button("Compare", variant="primary", elem_id="compare-button")
         with gr.Column(scale=2):
             status = gr.Markdown(elem_id="compare_status")
             gallery = gr.Gallery(
-                label="One row of seeds per model",
+                label="The same sound through every chosen model, one row of seeds each",
                 columns=1,
                 format="png",
                 buttons=OFFLINE_BUTTONS,
@@ -269,9 +285,10 @@ def compare_tab(shelf: ModelShelf, selected: list[str]) -> None:
             except AudioDecodeError as error:  # the sound itself: the same for every model
                 return sound, None, upload_error(error, [sound])
             except A2IError as error:
-                failures.append(f"{label}: {upload_error(error, [sound])}")
+                failures.append(f"{shelf.names[label]}: {upload_error(error, [sound])}")
                 continue
-            rows.append((drawing.strip(), f"{label} — {drawing.seconds * 1000:.0f} ms"))
+            name = shelf.names[label]
+            rows.append((drawing.strip(), f"{name} — {drawing.seconds * 1000:.0f} ms"))
         seeds = "seed 0" if int(images) == 1 else f"seeds 0–{int(images) - 1}"
         summary = f"{len(rows)} model{'s' * (len(rows) != 1)} drew {seeds}."
         return sound, rows, "\n\n".join([summary, *failures])

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 from torch import Tensor
 
@@ -32,17 +36,40 @@ from a2i.pipelines.loading import CONFIG_FILE, WEIGHTS_FILE
 DEMO_ROOT = Path("runs/demo")
 """Where ``make demo`` writes: ``runs/demo/<time>/logs/gan/version_N`` (the stage-2 run) and
 ``runs/demo/<time>/configs/ldm.yaml`` (the LDM naming its weights; see a2i/demo.py)."""
+DEMO_TIME = re.compile(r"\d{8}-\d{6}")
+"""The name of a ``make demo`` folder: its start time, ``%Y%m%d-%H%M%S``."""
 DISPLAY_SIDE = 256
 """Generated images are enlarged to this side (nearest neighbour: every model pixel stays a block)."""
+GENERATOR_VARIANTS = {
+    "BigGANGenerator": "GAN",
+    "LatentDiffusionGenerator": "LDM",
+    "PixArtGenerator": "PixArt",
+}
+"""The short name of a generator class in a model's name (others: the class name less
+``Generator``): Sound2Vision's two variants are called GAN and LDM in its paper."""
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model the demo offers: a training run, an export, or a config naming all its weights."""
+    """A model the demo offers: a training run, an export, or a config naming all its weights.
+
+    Attributes:
+        label: Its key: the path as given, relative to the models folder (unique).
+        path: The run or export folder, checkpoint or config.
+        kind: Which loader reads it.
+        name: What the page shows: method, variant and where it comes from
+            (``Sound2Vision GAN · demo run 2026-12-05 06:53``); the label where empty.
+    """
 
     label: str
     path: Path
     kind: Literal["run", "export", "config"]
+    name: str = field(default="", compare=False)
+
+    @property
+    def title(self) -> str:
+        """The name shown on the page."""
+        return self.name or self.label
 
     def load(self) -> AudioToImagePipeline:
         """Its pipeline: ``from_run``, ``from_pretrained`` or ``from_config``."""
@@ -62,7 +89,8 @@ def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
     if root is not None and path.is_relative_to(root):
         label = str(path.relative_to(root)) if path != root else path.name
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        return ModelEntry(label=label, path=path, kind="config")
+        name = model_name(path, origin(path, f"config {path.stem}"))
+        return ModelEntry(label=label, path=path, kind="config", name=name)
     folder = path
     if path.suffix == ".ckpt":  # as find_run: <run>/checkpoints/x.ckpt or <run>/x.ckpt
         folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -71,7 +99,47 @@ def entry_for(path: Path, root: Path | None = None) -> ModelEntry | None:
     exported = (folder / WEIGHTS_FILE).is_file()
     if not exported and not (path.is_file() or any((folder / "checkpoints").glob("*.ckpt"))):
         return None
-    return ModelEntry(label=label, path=path, kind="export" if exported else "run")
+    if exported:
+        made = origin(path, f"export {folder.name},", folder / WEIGHTS_FILE)
+    else:
+        made = origin(path, "run", folder / CONFIG_FILE)
+        if path.suffix == ".ckpt":
+            made += f", {path.name}"
+    name = model_name(folder / CONFIG_FILE, made)
+    return ModelEntry(label=label, path=path, kind="export" if exported else "run", name=name)
+
+
+def model_name(config: Path, source: str) -> str:
+    """``<method> <variant> · <source>``, the method and generator read from ``config``.
+
+    An unreadable config gives ``model · <source>``: loading it reports what is wrong.
+    """
+    try:
+        model = yaml.safe_load(config.read_text(encoding="utf-8"))["model"]
+        method = str(model["class_path"]).rsplit(".", 1)[-1]
+        generator = (model.get("init_args") or {}).get("generator") or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError):
+        return f"model · {source}"
+    kind = str(generator.get("class_path", "")).rsplit(".", 1)[-1] if generator else ""
+    variant = GENERATOR_VARIANTS.get(kind, kind.removesuffix("Generator"))
+    return f"{' '.join(filter(None, (method, variant)))} · {source}"
+
+
+def origin(path: Path, what: str, written: Path | None = None) -> str:
+    """Where a model comes from, as its name ends.
+
+    ``demo run <start>`` inside a ``make demo`` folder, else ``what`` and the time ``written``
+    was written (a run: its config, saved as the run starts).
+    """
+    for folder in path.parents:
+        if DEMO_TIME.fullmatch(folder.name) and folder.parent.name == DEMO_ROOT.name:
+            return f"demo run {datetime.strptime(folder.name, '%Y%m%d-%H%M%S'):%Y-%m-%d %H:%M}"
+    if written is None:
+        return what
+    try:
+        return f"{what} {datetime.fromtimestamp(written.stat().st_mtime):%Y-%m-%d %H:%M}"
+    except OSError:
+        return what.rstrip(",")
 
 
 def find_models(root: Path) -> list[ModelEntry]:
@@ -106,12 +174,20 @@ class ModelShelf:
     Args:
         entries: The models, in the order the page lists them.
         device: Where the models run.
+
+    Attributes:
+        names: The name each label is shown by, unique (two runs started in the same minute
+            are told apart by their labels).
     """
 
     def __init__(self, entries: list[ModelEntry], device: str | torch.device = "cpu") -> None:
         if not entries:
             raise ConfigError("a2i serve has no model to offer")
         self.entries = {entry.label: entry for entry in entries}
+        shared = Counter(entry.title for entry in entries)
+        self.names = {
+            e.label: e.title if shared[e.title] == 1 else f"{e.title} ({e.label})" for e in entries
+        }
         self.device = torch.device(device)
         self._loaded: dict[str, AudioToImagePipeline] = {}
         self._lock = threading.Lock()
@@ -120,6 +196,11 @@ class ModelShelf:
     def labels(self) -> list[str]:
         """Labels of every offered model, in order."""
         return list(self.entries)
+
+    @property
+    def choices(self) -> list[tuple[str, str]]:
+        """``(name, label)`` of every offered model, in order: what a dropdown lists."""
+        return [(self.names[label], label) for label in self.entries]
 
     def pipeline(self, label: str) -> AudioToImagePipeline:
         """The loaded pipeline of ``label`` (loaded now if it was not yet)."""
@@ -256,15 +337,15 @@ def warm_up(pipeline: AudioToImagePipeline) -> None:
     spectrogram_image(silence, pipeline.model.sample_rate)
 
 
-def describe_model(pipeline: AudioToImagePipeline) -> str:
-    """One Markdown line: method, paper, what it hears and draws, its controls."""
+def describe_model(pipeline: AudioToImagePipeline, source: str | Path) -> str:
+    """One Markdown line: method, paper, what it hears and draws, its controls, its files."""
     model, card = pipeline.model, pipeline.card
     name = card.method.rsplit(".", 1)[-1] or type(model).__name__
     paper = f" — {card.paper.rstrip('.')}" if card.paper else ""
     controls = ", ".join(sorted(model.supports)) or "none"
     return (
         f"**{name}**{paper}. Hears {model.clip_seconds:g} s at {model.sample_rate} Hz, draws "
-        f"{model.image_size}×{model.image_size} px. Controls: {controls}."
+        f"{model.image_size}×{model.image_size} px. Controls: {controls}. From `{source}`."
     )
 
 

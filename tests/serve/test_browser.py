@@ -24,10 +24,11 @@ import torch
 from PIL import Image
 
 from a2i.audio.io import read_audio_window
-from a2i.commands.serve import SHIPPED_LABEL, serving
+from a2i.commands.serve import serving, shipped_entry
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError
 from a2i.pipelines import AudioToImagePipeline
+from a2i.serve.models import entry_for
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
 from a2i.synth.world import SyntheticWorld
@@ -38,7 +39,7 @@ CHROMIUM_ARGUMENTS = (
     "--headless=new",
     "--no-sandbox",
     "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
+    "--window-size=1366,768",  # a laptop's screen: the page is laid out for it
     "--use-fake-device-for-media-stream",  # a microphone that beeps
     "--use-fake-ui-for-media-stream",  # allowed without asking
 )
@@ -155,9 +156,13 @@ def finished_status(driver, element: str = "status") -> str:
     return driver.find_element(By.ID, element).text.strip()
 
 
+def gallery_images_shown(driver, gallery: str = "gallery") -> list:
+    return driver.find_elements(By.CSS_SELECTOR, f"#{gallery} button img")
+
+
 def gallery_images(driver, gallery: str = "gallery") -> list[Image.Image]:
     images = []
-    for element in driver.find_elements(By.CSS_SELECTOR, f"#{gallery} button img"):
+    for element in gallery_images_shown(driver, gallery):
         with urllib.request.urlopen(element.get_attribute("src")) as response:
             images.append(Image.open(io.BytesIO(response.read())).convert("RGB"))
     return images
@@ -223,7 +228,8 @@ def test_the_widgets_follow_the_controls_of_the_chosen_model(server, browser, wo
     assert [shown(browser, c) for c in ("gain", "mix", "image_blend")] == [True] * 3
     assert not any(shown(browser, c) for c in ("prompt", "guidance_scale", "num_inference_steps"))
     browser.find_element(By.CSS_SELECTOR, "#model input").click()
-    ldm = str(models[2])
+    ldm = entry_for(models[2]).title  # the dropdown lists names, not paths
+    assert ldm.startswith("Sound2Vision LDM · run ")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"[role=option][aria-label='{ldm}']"))
     browser.find_element(By.CSS_SELECTOR, f"[role=option][aria-label='{ldm}']").click()
     wait(browser, lambda d: shown(d, "num_inference_steps") and shown(d, "guidance_scale"))
@@ -236,6 +242,39 @@ def test_the_widgets_follow_the_controls_of_the_chosen_model(server, browser, wo
     assert len(gallery_images(browser)) == 4
 
 
+def in_view(driver, element) -> bool:
+    """Whether all of ``element`` is inside the browser's viewport."""
+    return driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return r.height > 0 && r.top >= 0 && r.left >= 0"
+        " && r.bottom <= innerHeight && r.right <= innerWidth",
+        element,
+    )
+
+
+def test_at_1366x768_draw_is_reached_without_scrolling_after_changing_seed_and_gain(
+    server, browser, world
+):
+    open_page(browser, server)
+    assert browser.execute_script("return [outerWidth, outerHeight]") == [1366, 768]
+    for element in ("model", "upload", "seed", "gain", "draw-button"):
+        assert in_view(browser, browser.find_element(By.ID, element)), element
+    upload(browser, next(iter(world)))
+    assert finished_status(browser).startswith("4 images (seeds 0–3)")
+    seed = browser.find_element(By.CSS_SELECTOR, "#seed input")
+    seed.clear()
+    seed.send_keys("7")
+    gain = browser.find_element(By.CSS_SELECTOR, "#gain input[type=number]")
+    gain.clear()
+    gain.send_keys("6")
+    draw = browser.find_element(By.ID, "draw-button")
+    assert browser.execute_script("return scrollY") == 0 and in_view(browser, draw)
+    draw.click()
+    wait(browser, lambda d: "seeds 7–10" in d.find_element(By.ID, "status").text)
+    assert browser.execute_script("return scrollY") == 0
+    assert all(in_view(browser, image) for image in gallery_images_shown(browser))
+
+
 def test_compare_methods_draws_the_sound_with_every_chosen_model(server, browser, world):
     open_page(browser, server)
     browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Compare methods')]").click()
@@ -245,6 +284,21 @@ def test_compare_methods_draws_the_sound_with_every_chosen_model(server, browser
     rows = gallery_images(browser, "compare_gallery")
     assert len(rows) == 3
     assert rows[0].tobytes() == rows[1].tobytes()  # a run and its export draw the same images
+
+
+def test_at_1366x768_both_rows_of_a_two_model_comparison_are_in_view(server, browser, world):
+    open_page(browser, server)
+    browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Compare methods')]").click()
+    export = browser.find_elements(By.CSS_SELECTOR, "#compare_models label")[1]
+    assert export.text.startswith("Sound2Vision GAN · export export, ")
+    export.click()  # the GAN run and the LDM run, as the newest `make demo` offers
+    upload(browser, next(iter(world)), box="compare_upload")
+    assert finished_status(browser, "compare_status") == "2 models drew seeds 0–1."
+    rows = gallery_images_shown(browser, "compare_gallery")
+    assert len(rows) == 2
+    assert all(in_view(browser, row) for row in rows)
+    captions = browser.find_element(By.ID, "compare_gallery").text
+    assert "Sound2Vision GAN · run " in captions and "Sound2Vision LDM · run " in captions
 
 
 def test_images_served_before_make_demo_show_the_sounds_class(
@@ -264,7 +318,7 @@ def test_images_served_before_make_demo_show_the_sounds_class(
             _, images = draw_and_read(browser, app, root / record.audio)
             assert len(images) == 4
             model = browser.find_element(By.CSS_SELECTOR, "#model input")
-            assert model.get_attribute("value") == SHIPPED_LABEL
+            assert model.get_attribute("value") == shipped_entry().title
             # Shown at 256 px, nearest neighbour: box-downsampling gives the 32 px images back.
             small = np.stack([np.asarray(i.resize((32, 32), Image.Resampling.BOX)) for i in images])
             batch = torch.from_numpy(small).permute(0, 3, 1, 2).float() / 255

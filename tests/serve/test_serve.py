@@ -6,7 +6,9 @@ import argparse
 import os
 import signal
 import socket
+import stat
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
@@ -34,6 +36,7 @@ from a2i.commands.serve import (
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import GenerationRequest
+from a2i.io_utils import current_umask
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import build_method
 from a2i.serve.models import (
@@ -95,12 +98,57 @@ def test_the_newest_make_demo_runs_are_offered_first(tmp_path, monkeypatch):
     assert [e.label for e in entries][2:] == [str(old.relative_to(tmp_path / "runs"))]
 
 
+def method_config(folder: Path, generator: str, name: str = "config.yaml") -> Path:
+    """A config naming the method and generator (all that naming a model reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model": {
+            "class_path": "a2i.methods.sound2vision.Sound2Vision",
+            "init_args": {"generator": {"class_path": generator, "init_args": {}}},
+        }
+    }
+    (folder / name).write_text(yaml.safe_dump(config))
+    return folder / name
+
+
+def test_models_are_named_by_method_variant_and_run_date_not_by_path(tmp_path, monkeypatch):
+    demo = tmp_path / "runs/demo/20261205-065323"
+    method_config(fake_run(demo / "logs/gan/version_0"), "a2i.generators.biggan.BigGANGenerator")
+    (demo / "stage2").mkdir()
+    ldm = "a2i.generators.latent_diffusion.LatentDiffusionGenerator"
+    method_config(demo / "configs", ldm, "ldm.yaml")
+    older = []
+    for name in ("lightning_logs/version_0", "lightning_logs/version_1"):  # the same minute
+        run = fake_run(tmp_path / "runs" / name)
+        os.utime(method_config(run, "a2i.generators.pixart.PixArtGenerator"), (1.8e9, 1.8e9))
+        older.append(run)
+    export = fake_run(tmp_path / "runs/birds", checkpoint=None, export=True)
+    method_config(export, "a2i.generators.my.TinyGenerator")
+    os.utime(export / "model.safetensors", (1.8e9, 1.8e9))
+    monkeypatch.chdir(tmp_path)
+    entries, selected = offered_models([], "runs")
+    shelf = ModelShelf(entries, "cpu")
+    minute = datetime.fromtimestamp(1.8e9).strftime("%Y-%m-%d %H:%M")
+    assert [shelf.names[label] for label in selected] == [
+        "Sound2Vision GAN · demo run 2026-12-05 06:53",
+        "Sound2Vision LDM · demo run 2026-12-05 06:53",
+    ]
+    assert [name for name, _ in shelf.choices[2:]] == [
+        f"Sound2Vision Tiny · export birds, {minute}",
+        f"Sound2Vision PixArt · run {minute} (lightning_logs/version_0)",
+        f"Sound2Vision PixArt · run {minute} (lightning_logs/version_1)",
+    ]
+    checkpoint = entry_for(older[0] / "checkpoints/last.ckpt")
+    assert checkpoint.title == f"Sound2Vision PixArt · run {minute}, last.ckpt"
+
+
 def test_before_make_demo_it_offers_the_shipped_gan_which_draws_the_sounds_class(
     tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)  # a fresh clone: no runs/demo, no runs
     entries, selected = offered_models([], "runs")
     assert [e.label for e in entries] == selected == [SHIPPED_LABEL]
+    assert entries[0].title == "Sound2Vision GAN · shipped weights"
     materialize_world(
         tmp_path,
         sizes={"test": 3},
@@ -202,7 +250,9 @@ def test_an_unreadable_sound_is_the_error_a2i_predict_reports(pipeline, tmp_path
 
 
 def test_models_load_once_and_unknown_labels_are_refused(pipeline, tmp_path):
-    pipeline.save_pretrained(tmp_path / "export")
+    export = pipeline.save_pretrained(tmp_path / "export")
+    readable = 0o666 & ~current_umask()  # as every other file (safetensors alone makes 0600)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in export.iterdir()} == {readable}
     shelf = ModelShelf(find_models(tmp_path), "cpu")
     assert shelf.labels == ["export"]
     assert shelf.pipeline("export") is shelf.pipeline("export")
@@ -268,7 +318,9 @@ def test_a_public_address_without_a_login_warns_and_prints_the_real_address(fres
         assert "warning: listening beyond this machine without a login" in printed.err
         assert httpx.get(f"http://127.0.0.1:{port}/config").status_code == 200
     with serving(["--port", str(port)]):  # this machine only: no warning
-        assert "warning" not in capsys.readouterr().err
+        printed = capsys.readouterr()
+        assert "warning" not in printed.err
+        assert f"a2i serve: 1 model on http://127.0.0.1:{port}/" in printed.out  # not "1 models"
 
 
 def test_a_login_is_asked_before_anything_is_served(fresh_clone, capsys):
