@@ -5,8 +5,8 @@ differ: torch's intra-op thread count (``OMP_NUM_THREADS``) and the CPU kernels 
 dispatch to (``ATEN_CPU_CAPABILITY`` with ``ONEDNN_MAX_CPU_ISA``/``MKL_ENABLE_INSTRUCTIONS`` to
 match; a machine with AVX-512 can emulate the older CPUs). Each variant is a whole
 ``python -m a2i.demo`` process into its own folder; the table gives the judge's class accuracy
-of both generators (and the split into single-source scenes and two-source mixes, where the louder
-source is the label), and the demo's wall time::
+of both generators (the main object is one of the sound's own; and the labelled one, on a
+two-source mix the louder), the single-source scenes' score, and the demo's wall time::
 
     python benchmarks/demo_range.py --out runs/demo_range            # 6 variants, one at a time
     python benchmarks/demo_range.py --threads 1 --capabilities avx2  # one variant
@@ -67,31 +67,28 @@ def run_variant(out: Path, threads: int, capability: str) -> dict:
     return {"threads": threads, "capability": capability, "seconds": seconds, "scores": scores}
 
 
-def percent(score: dict, key: str) -> str:
-    return f"{score[key]:.1%}" if key in score else "-"
-
-
 def table(rows: list[dict]) -> str:
-    """Markdown: one row per variant, then the range of each generator's class accuracy."""
+    """Markdown: one row per variant, then the range of each score over the variants."""
     lines = [
-        "| threads | kernels | LDM judge | GAN judge | LDM single / mix | GAN single / mix | time |",
-        "|---|---|---|---|---|---|---|",
+        "| threads | kernels | LDM: own object | GAN: own object | LDM: labelled | GAN: labelled "
+        "| single-source LDM / GAN | demo time |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ldm, gan = row["scores"]["ldm"], row["scores"]["gan"]
-        split = [
-            f"{percent(s, 'single_source_accuracy')} / {percent(s, 'mixture_louder_accuracy')}"
-            for s in (ldm, gan)
-        ]
         lines.append(
-            f"| {row['threads']} | {row['capability']} | {ldm['class_accuracy']:.1%} | "
-            f"{gan['class_accuracy']:.1%} | {split[0]} | {split[1]} | {row['seconds']:.0f} s |"
+            f"| {row['threads']} | {row['capability']} | {ldm['source_accuracy']:.1%} | "
+            f"{gan['source_accuracy']:.1%} | {ldm['class_accuracy']:.1%} | "
+            f"{gan['class_accuracy']:.1%} | {ldm['single_source_accuracy']:.1%} / "
+            f"{gan['single_source_accuracy']:.1%} | {row['seconds']:.0f} s |"
         )
+    lines.append("")
     for name in ("ldm", "gan"):
-        values = [row["scores"][name]["class_accuracy"] for row in rows]
-        lines.append(
-            f"\n{name.upper()} judge over {len(rows)} variants: {min(values):.1%}–{max(values):.1%}"
-        )
+        for key, what in (("source_accuracy", "own object"), ("class_accuracy", "labelled")):
+            values = [row["scores"][name][key] for row in rows]
+            lines.append(
+                f"- {name.upper()} {what}: {min(values):.1%}–{max(values):.1%} over {len(rows)} variants"
+            )
     return "\n".join(lines)
 
 
