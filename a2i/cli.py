@@ -8,13 +8,15 @@ method or dataset needs no change here. ``predict`` draws through
 :class:`~a2i.pipelines.AudioToImagePipeline`: its options are Lightning's (``--ckpt_path``…), the
 folders (:class:`FolderOptions`) and the fields of :class:`~a2i.interfaces.GenerationRequest`
 (:func:`request_from_flags`); ``embed`` writes the audio tower's embeddings of a folder
-(:meth:`A2ITrainer.embed`).
+(:meth:`A2ITrainer.embed`). Both run on the processes ``--trainer.devices/num_nodes/strategy``
+ask for (:func:`run_on_ranks`), each drawing its share of the inputs.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,16 +44,16 @@ from a2i.commands.console import quiet_expected_messages
 from a2i.commands.next_steps import run_commands, shown_path
 from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
-from a2i.errors import A2IError, ConfigError
+from a2i.errors import A2IError, ConfigError, RankStopped
 from a2i.interfaces import AUDIO, KEY, Crop, GenerationRequest
 from a2i.io_utils import printable
 from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings
+from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings, write_share
 from a2i.pipelines.loading import load_checkpoint_into, record_config
 from a2i.pipelines.progress import is_terminal
 from a2i.pipelines.writer import FolderWriter, ImageFolderWriter
-from a2i.runtime import fit_cpu_threads, tune_allocator
+from a2i.runtime import ONE_PROCESS, Ranks, fit_cpu_threads, tune_allocator
 
 INFERENCE_ONLY = ("predict", "embed")
 """Subcommands that only infer: a checkpoint gives weights only (no trainer state)."""
@@ -141,12 +143,53 @@ class A2ITrainer(L.Trainer):
         load_trained_weights(model, ckpt_path, weights_only, "embed")
         settings = embedding_settings(pipeline, checkpoint=ckpt_path, crop=crop)
         listing = scan_audio_folder(audio_dir)  # (no output folder for a folder with no audio)
-        with EmbeddingFolderWriter(output_dir, settings, overwrite=overwrite) as writer:
-            pipeline.to(self.strategy.root_device)
-            with self.precision_plugin.forward_context():
-                summary = embed_folder(pipeline, Path(audio_dir), listing.audio, writer, crop)
-        report("embed", "embeddings", summary, writer, model.clip_seconds, listing.not_audio)
-        return summary
+
+        def embed_share(ranks: Ranks) -> FolderSummary:
+            with EmbeddingFolderWriter(output_dir, settings, overwrite, ranks) as writer:
+                pipeline.to(self.strategy.root_device)
+                with self.precision_plugin.forward_context():
+                    summary = embed_folder(pipeline, Path(audio_dir), listing.audio, writer, crop)
+            if ranks.is_main:
+                report(
+                    "embed", "embeddings", summary, writer, model.clip_seconds, listing.not_audio
+                )
+            return summary
+
+        return run_on_ranks(self, embed_share)
+
+
+def run_on_ranks(trainer: L.Trainer, work: Callable[[Ranks], FolderSummary]) -> FolderSummary:
+    """Run ``work`` in every process the trainer's flags ask for, as Lightning launches them.
+
+    ``--trainer.devices 2`` (or ``--trainer.num_nodes``) has Lightning's launcher start the other
+    processes by rerunning the command; under torchrun or SLURM they exist already and Lightning
+    reads their ranks from the environment. The strategy then sets up the process group and the
+    rank's device (``strategy.root_device``), as it does for ``fit``.
+
+    Raises:
+        ConfigError: A strategy that launches by spawning (``ddp_spawn``…): the work is a
+            closure over the built model, which is not sent to spawned processes.
+    """
+    strategy = trainer.strategy
+    launcher = strategy.launcher
+    if launcher is None:  # one device
+        return work(ONE_PROCESS)
+    if launcher.is_interactive_compatible:
+        raise ConfigError(
+            "a2i predict and embed start their processes as scripts: use --trainer.strategy ddp"
+        )
+
+    def on_this_rank() -> FolderSummary:
+        import torch.distributed as dist
+
+        strategy.setup_environment()
+        try:
+            return work(Ranks.current())
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+    return launcher.launch(on_this_rank, trainer=trainer)
 
 
 def load_trained_weights(
@@ -179,6 +222,7 @@ def report(
 
     Counts are of inputs (an input failing for every seed is one failure, named once), and
     every name goes through :func:`~a2i.io_utils.printable`: names are the user's, not a2i's.
+    With several ranks rank 0 reports for all (a rank that stopped early is a failure too).
     """
     failed: dict[str, list[str]] = {}
     for failure in summary.failures:
@@ -206,7 +250,9 @@ def report(
     for name, errors in failed.items():
         for error in errors:
             print(f"  failed: {printable(name)}: {printable(error)}", file=sys.stderr)
-    if failed:
+    for reason in summary.stopped:
+        print(f"  failed: {printable(reason)}", file=sys.stderr)
+    if failed or summary.stopped:
         sys.exit(1)
 
 
@@ -367,17 +413,25 @@ class A2ICLI(LightningCLI):
         settings = request_settings(pipeline, asked, checkpoint=ckpt_path)
         audio_dir = options.audio_dir
         listing = None if audio_dir is None else scan_audio_folder(audio_dir)  # before any output
-        with ImageFolderWriter(options.output_dir, settings, overwrite=options.overwrite) as writer:
-            pipeline.to(self.trainer.strategy.root_device)
-            with self.trainer.precision_plugin.forward_context():
-                if listing is None:
-                    summary = predict_batches(pipeline, request, datamodule, writer)
-                else:
-                    summary = predict_folder(
-                        pipeline, request, Path(audio_dir), listing.audio, writer
-                    )
-        not_audio = [] if listing is None else listing.not_audio
-        report("predict", "images", summary, writer, model.clip_seconds, not_audio)
+        trainer = self.trainer
+
+        def draw_share(ranks: Ranks) -> FolderSummary:
+            overwrite = options.overwrite
+            with ImageFolderWriter(options.output_dir, settings, overwrite, ranks=ranks) as writer:
+                pipeline.to(trainer.strategy.root_device)
+                with trainer.precision_plugin.forward_context():
+                    if listing is None:
+                        summary = predict_batches(pipeline, request, datamodule, writer)
+                    else:
+                        summary = predict_folder(
+                            pipeline, request, Path(audio_dir), listing.audio, writer
+                        )
+            if ranks.is_main:
+                not_audio = [] if listing is None else listing.not_audio
+                report("predict", "images", summary, writer, model.clip_seconds, not_audio)
+            return summary
+
+        run_on_ranks(trainer, draw_share)
 
     def after_fit(self) -> None:
         """Name the run folder and checkpoint, and the commands that use them, runnable as printed."""
@@ -419,19 +473,25 @@ def predict_batches(
     datamodule: L.LightningDataModule | None,
     writer: ImageFolderWriter,
 ) -> FolderSummary:
-    """Draw the images of a datamodule's predict split (``a2i predict`` without ``--audio_dir``)."""
+    """Draw the images of a datamodule's predict split (``a2i predict`` without ``--audio_dir``).
+
+    With several ranks each draws every ``world_size``-th batch.
+    """
     if datamodule is None:
         raise ConfigError("predict needs --audio_dir or a datamodule with a predict split")
     datamodule.setup("predict")
-    for batch in datamodule.predict_dataloader():
+    ranks = writer.ranks
+
+    def draw(batch: dict[str, Any], summary: FolderSummary) -> None:
         keys = list(batch[KEY])
         errors = list(batch.get("error", [""] * len(keys)))
         images = pipeline.generate(batch[AUDIO], request).cpu()
         writer.write(
             keys, [None if e else img for img, e in zip(images, errors, strict=True)], errors
         )
-    writer.close()
-    return FolderSummary(written=writer.written, failures=writer.failures)
+
+    batches = itertools.islice(datamodule.predict_dataloader(), ranks.rank, None, ranks.world_size)
+    return write_share(writer, batches, draw, FolderSummary())
 
 
 def main(args: list[str] | None = None) -> None:
@@ -481,6 +541,8 @@ def main(args: list[str] | None = None) -> None:
         cause = a2i_cause(error)
         if cause is None:
             raise
+        if isinstance(cause, RankStopped):
+            sys.exit(0)  # rank 0 reports (RankStopped says why this status)
         print_error(cause)
         sys.exit(2)
 

@@ -119,3 +119,24 @@ class OutputWriteError(A2IError, OSError):
         self.path = str(path)
         reason = error.strerror or str(error)
         super().__init__(f"cannot write '{self.path}': {reason}{after}")
+
+
+class RankFailedError(A2IError):
+    """Another process of a distributed job stopped on an error; rank 0 reports it for the job."""
+
+    def __init__(self, rank: int, reason: str) -> None:
+        self.rank = rank
+        self.reason = reason
+        super().__init__(f"rank {rank}: {reason}")
+
+
+class RankStopped(A2IError):
+    """This rank stops because another one failed; rank 0 says why, so this one says nothing.
+
+    Commands end such a rank with exit status 0: Lightning's local launcher kills the whole job
+    (rank 0 included, before it reports) when a rank it started exits with another status, and
+    rank 0's status is the job's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("stopped: another rank of this job failed (rank 0 reports why)")

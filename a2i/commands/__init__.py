@@ -14,7 +14,7 @@ import textwrap
 from importlib.metadata import PackageNotFoundError, version
 
 from a2i.commands.config_paths import resolve_config_arguments
-from a2i.errors import A2IError
+from a2i.errors import A2IError, RankStopped
 from a2i.io_utils import printable
 
 LIGHTNING_COMMANDS = {
@@ -115,6 +115,8 @@ def run_without_lightning(argv: list[str]) -> bool:
         cause = a2i_cause(error)
         if cause is None:
             raise
+        if isinstance(cause, RankStopped):
+            sys.exit(0)  # rank 0 reports (RankStopped says why this status)
         print_error(cause)
         sys.exit(2)
     return True

@@ -35,7 +35,7 @@ EXPECTED_WARNINGS = {
 
 EXPECTED_LOG_LINES = {
     r"💡 Tip: For seamless cloud logging": "an advertisement for litlogger",
-    r"Seed set to ": "the seed is in the run's saved config.yaml",
+    r"(\[rank: \d+\] )?Seed set to ": "the seed is in the run's saved config.yaml",
     r"(GPU|TPU) available: ": (
         "the accelerator is in the saved config.yaml; Lightning still warns when a GPU is "
         "available but not used"
@@ -53,10 +53,22 @@ EXPECTED_WHEN_INFERRING = {
 
 INFERRING = ("predict", "embed")
 
+EXPECTED_WHEN_SHARDING = {
+    r"Initializing distributed: GLOBAL_RANK": (
+        "these commands split their work over the processes the user asked for; rank 0 reports "
+        "for all of them"
+    ),
+    r"-+\ndistributed_backend=": "the same: the processes' start, not the work's result",
+}
+"""Lightning info lines dropped under the commands of :data:`SHARDING` only."""
+
+SHARDING = ("predict", "embed", "prepare", "sonify")
+
 LIGHTNING_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.fabric.utilities.rank_zero",
     "lightning.fabric.utilities.seed",
+    "lightning.fabric.utilities.distributed",
 )
 """Where Lightning logs the lines of :data:`EXPECTED_LOG_LINES`."""
 
@@ -80,6 +92,8 @@ def quiet_expected_messages(command: str | None = None) -> None:
     patterns = list(EXPECTED_LOG_LINES)
     if command in INFERRING:
         patterns += list(EXPECTED_WHEN_INFERRING)
+    if command in SHARDING:
+        patterns += list(EXPECTED_WHEN_SHARDING)
     for name in LIGHTNING_LOGGERS:
         logger = logging.getLogger(name)
         for installed in [f for f in logger.filters if isinstance(f, ExpectedLineFilter)]:

@@ -35,7 +35,13 @@ from torch import Tensor
 from a2i.audio.io import Crop
 from a2i.errors import A2IError, ConfigError
 from a2i.pipelines.audio_to_image import AudioToImagePipeline
-from a2i.pipelines.folder import FolderSummary, describe_file, model_fingerprint
+from a2i.pipelines.folder import (
+    FolderSummary,
+    describe_file,
+    model_fingerprint,
+    share_batches,
+    write_share,
+)
 from a2i.pipelines.progress import FolderProgress
 from a2i.pipelines.writer import FolderWriter, read_manifest
 
@@ -95,19 +101,17 @@ def embed_folder(
     writer: FolderWriter,
     crop: Crop = "start",
 ) -> FolderSummary:
-    """Embed ``root/<key>`` for every key the writer has not done, batch by batch.
+    """Embed ``root/<key>`` for this rank's share of the keys the writer has not done, in batches.
 
     Each file is decoded by :meth:`AudioToImagePipeline.read` (the window the model hears, at
     its rate); a file that cannot be read is that input's error and the others go on.
     """
     check_embedder(pipeline.model)
-    summary = FolderSummary()
-    todo = writer.pending(keys)
-    summary.skipped = writer.skipped
     clip = pipeline.model.clip_seconds
-    progress = FolderProgress("embed", len(todo))
-    for start in range(0, len(todo), pipeline.batch_size):
-        chunk = todo[start : start + pipeline.batch_size]
+    batches = share_batches(writer, keys, pipeline.batch_size)
+    progress = FolderProgress("embed", sum(map(len, batches)) if writer.ranks.is_main else 0)
+
+    def embed(chunk: list[str], summary: FolderSummary) -> None:
         clips: list[Tensor] = []
         errors: list[str] = []
         details: list[dict[str, Any]] = []
@@ -133,10 +137,9 @@ def embed_folder(
                     details[index]["dim"] = outputs[index].shape[-1]
         writer.write(chunk, outputs, errors, details)
         progress.advance(len(chunk))
+
+    summary = write_share(writer, batches, embed, FolderSummary())
     progress.close()
-    writer.close()
-    summary.written = writer.written
-    summary.failures = writer.failures
     return summary
 
 

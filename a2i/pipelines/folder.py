@@ -2,7 +2,8 @@
 
 The pipeline does the generation; this module decides what to compute (inputs a previous run of
 the same request finished are skipped before anything is decoded), records how each image was
-made (:func:`request_settings`) and reports what happened (:class:`FolderSummary`).
+made (:func:`request_settings`) and reports what happened (:class:`FolderSummary`). With several
+ranks each draws its share of the inputs still to do (:func:`write_share`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from a2i.errors import A2IError
 from a2i.interfaces import GenerationRequest
 from a2i.pipelines.audio_to_image import AudioToImagePipeline
 from a2i.pipelines.loading import plain_config
 from a2i.pipelines.progress import FolderProgress
-from a2i.pipelines.writer import ImageFolderWriter
+from a2i.pipelines.writer import FolderWriter, ImageFolderWriter
+
+Batch = TypeVar("Batch")
 
 
 def describe_file(path: str | Path | None) -> str | None:
@@ -76,6 +81,7 @@ class FolderSummary:
         failures: Manifest rows of the inputs that failed (file and reason).
         cropped: Inputs longer than the model's clip (it heard ``crop``'s window of them).
         padded: Inputs shorter than the clip (zero-padded at the end).
+        stopped: Why a rank stopped before its share was done (the other ranks' work is kept).
     """
 
     written: int = 0
@@ -83,6 +89,46 @@ class FolderSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     cropped: int = 0
     padded: int = 0
+    stopped: list[str] = field(default_factory=list)
+
+    @classmethod
+    def combine(cls, summaries: list[FolderSummary]) -> FolderSummary:
+        """The summary of a run whose ranks each give one (every rank skipped the same inputs)."""
+        return cls(
+            written=sum(s.written for s in summaries),
+            skipped=summaries[0].skipped,
+            failures=[row for s in summaries for row in s.failures],
+            cropped=sum(s.cropped for s in summaries),
+            padded=sum(s.padded for s in summaries),
+            stopped=[reason for s in summaries for reason in s.stopped],
+        )
+
+
+def write_share(
+    writer: FolderWriter,
+    batches: Iterable[Batch],
+    write_batch: Callable[[Batch, FolderSummary], None],
+    summary: FolderSummary,
+) -> FolderSummary:
+    """Write this rank's ``batches``, close the folder; every rank's summary (on rank 0).
+
+    With several ranks an a2i error (a full disk…) stops this rank only: its finished batches
+    are kept and merged, the others finish theirs, and the error is in ``stopped``. With one it
+    is raised, as before ranks existed.
+    """
+    ranks = writer.ranks
+    try:
+        for batch in batches:
+            write_batch(batch, summary)
+    except A2IError as error:
+        if not ranks.distributed:
+            raise
+        summary.stopped.append(f"rank {ranks.rank} stopped: {error}")
+    writer.close()
+    summary.written = writer.written
+    summary.skipped = writer.skipped
+    summary.failures = writer.failures
+    return FolderSummary.combine(ranks.gather(summary))
 
 
 def predict_folder(
@@ -92,17 +138,15 @@ def predict_folder(
     keys: list[str],
     writer: ImageFolderWriter,
 ) -> FolderSummary:
-    """Generate the images of ``root/<key>`` for every key not already done, batch by batch.
+    """Generate the images of ``root/<key>`` for this rank's share of the keys not already done.
 
     ``request`` comes from :meth:`AudioToImagePipeline.prepare_request`.
     """
-    summary = FolderSummary()
-    todo = writer.pending(keys)
-    summary.skipped = writer.skipped
     clip = pipeline.model.clip_seconds
-    progress = FolderProgress("predict", len(todo))
-    for start in range(0, len(todo), pipeline.batch_size):
-        chunk = todo[start : start + pipeline.batch_size]
+    batches = share_batches(writer, keys, pipeline.batch_size)
+    progress = FolderProgress("predict", sum(map(len, batches)) if writer.ranks.is_main else 0)
+
+    def draw(chunk: list[str], summary: FolderSummary) -> None:
         output = pipeline.run([root / key for key in chunk], request)
         details = []
         for duration, offset in zip(output.durations, output.offsets, strict=True):
@@ -112,8 +156,19 @@ def predict_folder(
             details.append({"duration": duration, "offset": offset})
         writer.write(chunk, output.images, output.errors, details)
         progress.advance(len(chunk))
+
+    summary = write_share(writer, batches, draw, FolderSummary())
     progress.close()
-    writer.close()
-    summary.written = writer.written
-    summary.failures = writer.failures
     return summary
+
+
+def share_batches(writer: FolderWriter, keys: list[str], batch_size: int) -> list[list[str]]:
+    """This rank's batches of the keys the writer has not done (skipped ones are counted).
+
+    The keys still to do are sorted and cut into batches as one process would, and rank ``r``
+    takes every ``world_size``-th batch from the ``r``-th: each image is computed in the same
+    batch as in a one-process run, so it is the same to the bit (float sums depend on the batch).
+    """
+    todo = sorted(writer.pending(keys))
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    return batches[writer.ranks.rank :: writer.ranks.world_size]

@@ -19,6 +19,11 @@ What a user of ``a2i predict`` can rely on:
   naming what differs. An image file the manifest does not name is never replaced.
 - **One run at a time.** The folder is locked (:class:`~a2i.io_utils.FolderLock`) while a
   writer is open: a second run is refused, naming the process that writes.
+- **One manifest, however many processes.** In a run of several ranks (:class:`~a2i.runtime.Ranks`)
+  rank 0 holds the lock and appends to the manifest; rank ``R`` appends to its own
+  ``manifest.rankR.jsonl`` by the same rules, and rank 0 merges those parts into the manifest when
+  every rank is done. A killed run's parts are merged by the next run before it reads the
+  manifest, so a rerun resumes with any number of ranks.
 - **The file system's refusals are one line.** A full disk, a read-only folder or a denied
   permission stops the run with :class:`~a2i.errors.OutputWriteError`, naming the file; the
   batch in flight is removed, finished batches stay, and a rerun resumes.
@@ -46,8 +51,11 @@ from torch import Tensor
 from a2i.errors import A2IError, ConfigError, OutputWriteError
 from a2i.image import image_grid, read_image, to_uint8, write_png
 from a2i.io_utils import FolderLock, atomic_write, remove_file, temp_target
+from a2i.runtime import ONE_PROCESS, Ranks
 
 MANIFEST = "manifest.jsonl"
+PARTS = "manifest.rank*.jsonl"
+"""The manifest parts of ranks other than 0 (merged into the manifest by rank 0)."""
 GRID = "grid.png"
 WRITING = "writing"
 """Type of the manifest line that names a batch's outputs before they are written."""
@@ -58,9 +66,18 @@ def image_name(key: str, seed: int, num_seeds: int) -> str:
     return f"{key}.seed{seed}.png" if num_seeds > 1 else f"{key}.png"
 
 
+def part_name(rank: int) -> str:
+    """The manifest part rank ``rank`` (> 0) appends to."""
+    return PARTS.replace("*", str(rank))
+
+
 def read_records(output_dir: str | Path) -> list[dict[str, Any]]:
     """Every whole line of a folder's manifest (a last line cut short by a kill is left out)."""
-    path = Path(output_dir) / MANIFEST
+    return read_lines(Path(output_dir) / MANIFEST)
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """Every whole JSON line of ``path`` (none if it does not exist)."""
     if not path.exists():
         return []
     records = []
@@ -105,16 +122,22 @@ class FolderWriter(ABC):
     end of the ``with`` block). Subclasses name and save the files (:meth:`output_name`,
     :meth:`save_output`, :attr:`suffix`) and say what the folder holds (:attr:`noun`).
 
+    With several ranks every rank constructs one (rank 0 first: it takes the lock and the
+    manifest up, then the others read it), writes its share of the inputs and calls
+    :meth:`close`.
+
     Args:
         output_dir: Destination folder.
         settings: The request: what made the outputs (recorded, and compared on reruns). Its
             ``seeds`` list gives one output per seed; without it, one output per input.
         overwrite: Replace a folder made with other settings, and existing output files.
+        ranks: The processes that write into the folder together (default: this one).
 
     Raises:
         ConfigError: ``output_dir`` is a file, or holds outputs made with other settings.
         FolderInUseError: Another run is writing into ``output_dir``.
         OutputWriteError: The file system refuses to create the folder or its manifest.
+        RankStopped: (ranks other than 0) rank 0 raised one of the above.
     """
 
     noun = "outputs"
@@ -122,7 +145,11 @@ class FolderWriter(ABC):
     """How the names of the output files end (their stale temporary files are deleted)."""
 
     def __init__(
-        self, output_dir: str | Path, settings: dict[str, Any], overwrite: bool = False
+        self,
+        output_dir: str | Path,
+        settings: dict[str, Any],
+        overwrite: bool = False,
+        ranks: Ranks = ONE_PROCESS,
     ) -> None:
         self.output_dir = Path(output_dir)
         if self.output_dir.exists() and not self.output_dir.is_dir():
@@ -139,7 +166,33 @@ class FolderWriter(ABC):
         self.skipped = 0
         self.written = 0
         self.manifest_path = self.output_dir / MANIFEST
+        self.ranks = ranks
+        self.log_path = self.manifest_path
+        """Where this rank appends its lines: the manifest, or (ranks > 0) its part."""
+        if not ranks.is_main:
+            self.log_path = self.output_dir / part_name(ranks.rank)
         self.lock = FolderLock(self.output_dir)
+        error = None
+        if ranks.is_main:
+            try:
+                self._open()
+            except A2IError as refused:
+                error = refused
+        ranks.agree(error)
+        if not ranks.is_main:
+            try:
+                with self._refusals(self.output_dir):
+                    self._resume(read_records(self.output_dir))
+            except A2IError as refused:
+                error = refused
+        try:
+            ranks.agree(error)
+        except BaseException:
+            self.release()
+            raise
+
+    def _open(self) -> None:
+        """Lock the folder and take its manifest up (rank 0)."""
         with self._refusals(self.output_dir):
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self.lock.acquire()
@@ -192,6 +245,9 @@ class FolderWriter(ABC):
     def _start(self) -> None:
         """Resume a manifest of the same request, or start one (refusing another request's)."""
         self._remove_stale_temps()
+        if self.manifest_path.exists():
+            self._cut_torn_line()
+            self._merge_parts()
         previous = None
         records = read_records(self.output_dir)
         for record in records:
@@ -219,7 +275,6 @@ class FolderWriter(ABC):
 
     def _resume(self, records: list[dict[str, Any]]) -> None:
         """Take up this request's manifest: what is done, which files are this request's."""
-        self._cut_torn_line()
         per_input: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             if record.get("type") == WRITING:
@@ -236,6 +291,22 @@ class FolderWriter(ABC):
             and all((self.output_dir / r["output"]).exists() for r in found)
         }
         self.rows = [row for key, found in per_input.items() if key in self.done for row in found]
+
+    def _merge_parts(self) -> None:
+        """Append the other ranks' manifest parts to the manifest, then delete them.
+
+        Lines the manifest holds already are not appended again: a merge cut short between the
+        append and the deletion is redone by the next one without duplicating rows.
+        """
+        parts = sorted(self.output_dir.glob(PARTS))
+        if not parts:
+            return
+        known = {row_identity(record) for record in read_records(self.output_dir)}
+        for part in parts:
+            records = [r for r in read_lines(part) if row_identity(r) not in known]
+            known.update(row_identity(record) for record in records)
+            self._append("".join(json.dumps(record) + "\n" for record in records))
+            remove_file(part)
 
     def _cut_torn_line(self) -> None:
         """Cut off a last line a kill left unfinished, so the next row starts on a line of its own."""
@@ -306,14 +377,14 @@ class FolderWriter(ABC):
         finished: list[Path] = []
         try:
             if names:
-                with self._refusals(self.manifest_path):
+                with self._refusals(self.log_path):
                     self._append(json.dumps({"type": WRITING, "outputs": names}) + "\n")
                 self.owned.update(names)
             for path, output in files:
                 with self._refusals(path), atomic_write(path) as tmp:
                     self.save_output(tmp, output)
                 finished.append(path)
-            with self._refusals(self.manifest_path):
+            with self._refusals(self.log_path):
                 self._append("".join(json.dumps(row) + "\n" for row in new_rows))
         except BaseException:
             for path in finished:  # the batch in flight is lost whole, never half-recorded
@@ -325,7 +396,7 @@ class FolderWriter(ABC):
         """Append whole lines and fsync; on an error, cut the manifest back to where it ended."""
         if not text:
             return
-        fd = os.open(self.manifest_path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             end = os.fstat(fd).st_size
             try:
@@ -339,8 +410,22 @@ class FolderWriter(ABC):
         finally:
             os.close(fd)
 
-    def close(self) -> None:  # noqa: B027 (an optional hook: ImageFolderWriter draws its grid)
-        """Finish the folder once every batch is written (nothing left to do by default)."""
+    def close(self) -> None:
+        """Once every rank has written its batches: merge the ranks' parts, finish the folder.
+
+        Every rank calls it (it waits for all); rank 0 merges and calls :meth:`finish`.
+        """
+        written = sum(self.ranks.gather(self.written))
+        if not self.ranks.is_main:
+            return
+        if self.ranks.distributed:
+            with self._refusals(self.manifest_path):
+                self._merge_parts()
+            self._resume(read_records(self.output_dir))  # every rank's rows
+        self.finish(written)
+
+    def finish(self, written: int) -> None:  # noqa: B027 (an optional hook: the image grid)
+        """Finish the folder (rank 0), after every rank wrote ``written`` outputs in all."""
 
 
 class ImageFolderWriter(FolderWriter):
@@ -351,6 +436,7 @@ class ImageFolderWriter(FolderWriter):
         settings: The request: what made the images (recorded, and compared on reruns).
         overwrite: Replace a folder made with other settings, and existing image files.
         grid_size: Inputs shown in the contact sheet (first seed of each).
+        ranks: The processes that write into the folder together (default: this one).
 
     Raises:
         ConfigError: ``output_dir`` is a file, or holds images made with other settings.
@@ -365,10 +451,11 @@ class ImageFolderWriter(FolderWriter):
         settings: dict[str, Any],
         overwrite: bool = False,
         grid_size: int = 64,
+        ranks: Ranks = ONE_PROCESS,
     ) -> None:
         self.grid_size = grid_size
         self.grid_path: Path | None = None
-        super().__init__(output_dir, settings, overwrite)
+        super().__init__(output_dir, settings, overwrite, ranks)
 
     def output_name(self, key: str, seed: int | None) -> str:
         """``<key>.png``, or ``<key>.seed<N>.png`` with several seeds."""
@@ -378,17 +465,20 @@ class ImageFolderWriter(FolderWriter):
         """One ``(3, H, W)`` image in ``[0, 1]`` as a PNG."""
         Image.fromarray(to_uint8(output)).save(path, format="PNG")
 
-    def close(self) -> None:
+    def finish(self, written: int) -> None:
         """Write the contact sheet of the request's images (first seed of the first inputs).
 
-        A run that wrote nothing leaves an existing sheet as it is.
+        Inputs in sorted order, whichever rank drew them; a run that wrote nothing leaves an
+        existing sheet as it is.
         """
-        if self.written == 0 and (self.output_dir / GRID).exists():
+        if written == 0 and (self.output_dir / GRID).exists():
             self.grid_path = self.output_dir / GRID
             return
-        first = [
-            r for r in self.rows if r["status"] == "ok" and r["seed"] == self.settings["seeds"][0]
-        ]
+        first_seed = self.settings["seeds"][0]
+        first = sorted(
+            (r for r in self.rows if r["status"] == "ok" and r["seed"] == first_seed),
+            key=lambda row: row["input"],
+        )
         images = [read_image(self.output_dir / r["output"]) for r in first[: self.grid_size]]
         if images:
             self.grid_path = self.output_dir / GRID
