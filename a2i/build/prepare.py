@@ -7,6 +7,10 @@ for the training frame, computes the cached features in batches and writes the s
 atomically (:func:`a2i.data.shards.write_shard`). A killed run restarts by skipping the shards
 whose tar exists and redoing the rest, which yields byte-identical shards.
 
+Several ranks (``a2i prepare --devices N --num_nodes M``) take every N·M-th shard still to do,
+each with its own worker pool; rank 0 writes the final index once all are done. Shards do not
+depend on the rank count either, so a rerun with another one resumes.
+
 Bad clips never stop the run: an unreadable video, a missing audio track, a clip shorter than
 ``min_seconds`` or a frame selector's veto is recorded in the shard's sidecar and collected in
 ``problems.log``.
@@ -53,6 +57,7 @@ from a2i.errors import A2IError, ConfigError
 from a2i.generators.autoencoder import KLAutoencoder
 from a2i.interfaces import AudioEncoder, ImageEncoder
 from a2i.io_utils import atomic_write_text
+from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
 
@@ -365,6 +370,7 @@ def prepare_clips(
     workers: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    ranks: Ranks = ONE_PROCESS,
 ) -> PrepareReport:
     """Write the shards of ``clips`` under ``out`` (resuming a killed run).
 
@@ -377,26 +383,32 @@ def prepare_clips(
         settings: Decoding and sharding settings.
         workers: Worker processes (0: in this process).
         device: Where the selector's and features' models run.
-        progress: Show a progress bar.
+        progress: Show a progress bar (rank 0's share).
+        ranks: The processes that prepare together (each calls this with the same arguments).
     """
     out = Path(out)
     settings = settings or PrepareSettings()
     settings.record(selector, features)
-    _check_settings(out, settings)
     directory = out / SHARD_DIR
-    stale = remove_partial_files(directory)
-    if stale:
-        logger.info("removed %d partial file(s) of an interrupted run", len(stale))
+    refused = None
+    if ranks.is_main:  # before any rank writes a shard
+        try:
+            _check_settings(out, settings)
+            stale = remove_partial_files(directory)
+            if stale:
+                logger.info("removed %d partial file(s) of an interrupted run", len(stale))
+        except A2IError as error:
+            refused = error
+    ranks.agree(refused)
     plan = plan_clip_shards(clips, settings.shard_size)
     done = completed_shards(directory) & set(plan)
-    todo = {name: group for name, group in plan.items() if name not in done}
+    todo = {name: plan[name] for name in ranks.share(set(plan) - done)}
     start = time.perf_counter()
     bar = tqdm(
-        total=sum(len(g) for g in plan.values()),
-        initial=sum(len(plan[n]) for n in done),
+        total=sum(len(g) for g in todo.values()),
         unit="clip",
-        desc="a2i prepare",
-        disable=not progress,
+        desc="a2i prepare" + (f" (rank 0 of {ranks.world_size})" if ranks.distributed else ""),
+        disable=not progress or not ranks.is_main,
     )
     if workers == 0:
         setup = partial(_init_worker, selector, features, settings, device)
@@ -405,11 +417,13 @@ def prepare_clips(
         setup = partial(_init_worker_from_bytes, payload, device)
     build_shards(_prepare_shard, out, todo, bar, setup, workers, "a2i.build.prepare")
     bar.close()
+    written = ranks.gather((len(todo), sum(len(g) for g in todo.values())))  # waits for all
     seconds = time.perf_counter() - start
-    report = _finish(out, plan, classes, settings)
-    report.shards_written, report.shards_reused = len(todo), len(done)
+    report = _finish(out, plan, classes, settings) if ranks.is_main else PrepareReport({}, [])
+    report.shards_written = sum(shards for shards, _ in written)
+    report.shards_reused = len(done)
     report.seconds = seconds
-    report.processed = sum(len(g) for g in todo.values())
+    report.processed = sum(clips for _, clips in written)
     return report
 
 

@@ -1,7 +1,9 @@
 """``a2i prepare``: decode the videos of a config's ``data`` section into shards.
 
 ``--config`` takes any run config (only its ``data`` section is read), so the file that trains a
-model also prepares its data; ``--data.init_args.*`` overrides single values.
+model also prepares its data; ``--data.init_args.*`` overrides single values. ``--devices`` and
+``--num_nodes`` split the shards over ranks (:mod:`a2i.commands.ranks`), each with its own
+``--workers`` pool.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from a2i.commands.config_paths import config_section
+from a2i.commands.ranks import add_rank_arguments, launch_ranks
 from a2i.io_utils import printable
 
 if TYPE_CHECKING:  # imported when the command runs (`a2i --help` stays fast)
@@ -26,7 +29,10 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="a2i prepare", description=HELP, allow_abbrev=False)
     parser.add_argument("--config", help="a run config whose data section names a video dataset")
     parser.add_subclass_arguments(VideoDataModule, "data", required=True)
-    parser.add_argument("--workers", type=int, help="decoding processes (overrides the config)")
+    parser.add_argument(
+        "--workers", type=int, help="decoding processes of each rank (overrides the config)"
+    )
+    add_rank_arguments(parser)
     return parser
 
 
@@ -43,7 +49,12 @@ def main(argv: list[str]) -> None:
     datamodule = parser.instantiate_classes(config).data
     if config.workers is not None:
         datamodule.prepare_workers = config.workers
-    report = datamodule.prepare_data()
+    ranks, device = launch_ranks(config, "prepare")
+    if device is not None and config.accelerator != "cpu":
+        datamodule.prepare_device = device
+    report = datamodule.prepare_data(ranks=ranks)
+    if not ranks.is_main:
+        return
     if report is None:
         prepared = printable(datamodule.prepared)
         print(f"a2i prepare: {prepared} is already complete ({datamodule.clip_counts})")

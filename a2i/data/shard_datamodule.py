@@ -24,6 +24,7 @@ from a2i.data.manifest import SPLITS, ManifestDataModule
 from a2i.data.shards import ShardDataset
 from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
 from a2i.io_utils import atomic_write_text
+from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ class ShardDataModule(ManifestDataModule):
         """Whether ``settings.json`` and ``prepared.json`` on disk are this recipe's, complete."""
 
     @abstractmethod
-    def build(self, progress: bool) -> Any:
-        """Build (or finish building) the shards; return the builder's report."""
+    def build(self, progress: bool, ranks: Ranks = ONE_PROCESS) -> Any:
+        """Build (or finish building) the shards, this rank's share; return the builder's report."""
 
     def is_prepared(self) -> bool:
         """Whether the shards of exactly this source and recipe are complete.
@@ -94,11 +95,15 @@ class ShardDataModule(ManifestDataModule):
         settings = json.loads(recipe.read_text(encoding="utf-8"))
         return self.is_recipe(settings, json.loads(marker.read_text(encoding="utf-8")))
 
-    def prepare_data(self, progress: bool = True) -> Any:
-        """Build the shards unless that is done (resumes a killed run); the report or None."""
+    def prepare_data(self, progress: bool = True, ranks: Ranks = ONE_PROCESS) -> Any:
+        """Build the shards unless that is done (resumes a killed run); the report or None.
+
+        ``ranks``: the processes of ``a2i prepare --devices N`` (each calls this); Lightning's
+        own call, on one rank of a training job, builds alone.
+        """
         if self.is_prepared():
             return None
-        return self.build(progress)
+        return self.build(progress, ranks)
 
     def read_split_file(self) -> dict[str, str]:
         """Key → split of ``split_file`` (``key,split`` rows, an optional header)."""

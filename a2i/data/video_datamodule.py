@@ -31,6 +31,7 @@ from a2i.build.prepare import (
 )
 from a2i.data.shard_datamodule import SCAN_LOG, ShardDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
+from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +188,8 @@ class VideoDataModule(ShardDataModule):
             return False
         return done.get("shards", []) == sorted(plan_clip_shards(clips, self.settings.shard_size))
 
-    def build(self, progress: bool) -> PrepareReport:
-        """Decode the videos into shards (resumes a killed run)."""
+    def build(self, progress: bool, ranks: Ranks = ONE_PROCESS) -> PrepareReport:
+        """Decode the videos into shards, this rank's share (resumes a killed run)."""
         return prepare_clips(
             self.scan_result.clips,
             self.prepared,
@@ -199,6 +200,7 @@ class VideoDataModule(ShardDataModule):
             workers=self.prepare_workers,
             device=self.prepare_device,
             progress=progress,
+            ranks=ranks,
         )
 
 

@@ -42,6 +42,7 @@ from a2i.build.sonify.retrieval import (
 from a2i.data.shard_datamodule import ShardDataModule
 from a2i.errors import ConfigError, DatasetNotFoundError
 from a2i.interfaces import AudioEncoder
+from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ class SonifiedImagesDataModule(ShardDataModule):
         same = all(settings.get(k) == v for k, v in mine.items() if k != "pool")
         return same and bool(done.get("shards"))
 
-    def build(self, progress: bool) -> SonifyReport:
+    def build(self, progress: bool, ranks: Ranks = ONE_PROCESS) -> SonifyReport:
         """Sonify the images (resumes a killed run)."""
         self._complete_recipe()
         reader = self.pool_reader()
