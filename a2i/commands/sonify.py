@@ -6,6 +6,8 @@ the file that trains a model also sonifies its data; ``--data.init_args.*`` over
 values. The run resumes where a killed one stopped. Images dropped by the non-sonic filter or
 without sounding concepts are listed in ``problems.log``; images or pool files that could not be
 read are listed too and make the command exit with status 1 after everything else is done.
+``--devices`` and ``--num_nodes`` split every step over ranks (:mod:`a2i.commands.ranks`); with
+``--accelerator gpu`` each rank runs CLAP and the VLM on its own GPU.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from a2i.commands.config_paths import config_section
+from a2i.commands.ranks import add_rank_arguments, launch_ranks
 
 if TYPE_CHECKING:  # the heavy imports happen when the command runs (`a2i --help` stays fast)
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ArgumentParser, Namespace
 
     from a2i.data.sonify.datamodule import SonifiedImagesDataModule
 
@@ -34,7 +37,19 @@ def build_parser() -> ArgumentParser:
     parser.add_subclass_arguments(SonifiedImagesDataModule, "data", required=True)
     parser.add_argument("--workers", type=int, help="processes decoding and mixing (overrides)")
     parser.add_argument("--device", help="device of CLAP, the VLM and retrieval (overrides)")
+    add_rank_arguments(parser)
     return parser
+
+
+def parse_options(argv: list[str]) -> Namespace:
+    """``argv`` parsed (``--config`` contributes its data section)."""
+    import yaml
+
+    index = argv.index("--config") if "--config" in argv else -1
+    if index >= 0 and index + 1 < len(argv):
+        section = config_section(argv[index + 1], "data")
+        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
+    return build_parser().parse_args(argv)
 
 
 def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
@@ -43,17 +58,11 @@ def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
     The global seed is set to 0 first (``a2i fit``'s default), so presets with random weights
     (the tiny CLAP) come out the same in every run and a resumed run matches its recipe.
     """
-    import yaml
     from lightning.fabric.utilities.seed import seed_everything
 
-    parser = build_parser()
-    index = argv.index("--config") if "--config" in argv else -1
-    if index >= 0 and index + 1 < len(argv):
-        section = config_section(argv[index + 1], "data")
-        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
-    config = parser.parse_args(argv)
+    config = parse_options(argv)
     seed_everything(0, verbose=False)
-    datamodule = parser.instantiate_classes(config).data
+    datamodule = build_parser().instantiate_classes(config).data
     if config.workers is not None:
         datamodule.prepare_workers = config.workers
     if config.device is not None:
@@ -67,7 +76,13 @@ def main(argv: list[str]) -> None:
     from a2i.io_utils import printable
 
     datamodule = build_datamodule(argv)
-    report = datamodule.prepare_data()
+    config = parse_options(argv)
+    ranks, device = launch_ranks(config, "sonify")
+    if device is not None and config.accelerator != "cpu":
+        datamodule.prepare_device = device
+    report = datamodule.prepare_data(ranks=ranks)
+    if not ranks.is_main:
+        return
     if report is None:
         print(f"a2i sonify: {datamodule.prepared} is already complete")
         return

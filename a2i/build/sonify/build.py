@@ -17,6 +17,12 @@ pairs, each resumable and each recorded under the output folder:
    recipe as rendered, optional cached features), each shard atomic; a killed run redoes only
    the missing shards, byte-identical to an uninterrupted run.
 
+Several ranks (``a2i sonify --devices N --num_nodes M``) share every step: each describes every
+N·M-th batch of images into its own ``concepts.rankR.jsonl`` (merged into ``concepts.jsonl`` by
+rank 0), embeds its share of the pool's parts, retrieves a block of the queries and renders its
+share of the shards; rank 0 writes the recipes and the final index. The result is the one
+process's, and a rerun with another rank count resumes.
+
 ``settings.json`` holds everything that decides these bytes; another recipe is refused with the
 differing fields named (:func:`a2i.build.sonify.pool_cache.refuse_other_settings`).
 """
@@ -28,7 +34,7 @@ import logging
 import pickle
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,6 +65,7 @@ from a2i.build.sonify.concepts import (
     KeywordMatch,
     non_sonic_keyword,
 )
+from a2i.build.sonify.gathering import gather_concepts
 from a2i.build.sonify.images import ImageItem
 from a2i.build.sonify.mixing import (
     DEFAULT_LUFS_RANGE,
@@ -75,6 +82,7 @@ from a2i.build.sonify.retrieval import DEFAULT_TOP_K, IndexSettings, SearchRepor
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import A2IError, ConfigError
 from a2i.io_utils import atomic_write_text
+from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
 
@@ -167,58 +175,6 @@ def sample_key(image: ImageItem, source: ConceptSource, sources: Sequence[Concep
     return image.key if len(sources) == 1 else f"{image.key}-{source.name}"
 
 
-def gather_concepts(
-    images: Sequence[ImageItem],
-    sources: Sequence[ConceptSource],
-    path: Path,
-    device: str = "cpu",
-    progress: bool = True,
-) -> dict[tuple[str, str], ImageConcepts]:
-    """``(source name, image key)`` → concepts, computing only what ``path`` does not hold yet.
-
-    Lines are appended and flushed per batch; a line cut by a kill is dropped on resume.
-    """
-    done: dict[tuple[str, str], ImageConcepts] = {}
-    if path.is_file():
-        raw = path.read_bytes()
-        whole = raw[: raw.rfind(b"\n") + 1]
-        if len(whole) != len(raw):
-            path.write_bytes(whole)  # drop the line a killed run was writing
-        for line in whole.decode("utf-8").splitlines():
-            row = json.loads(line)
-            done[(row["source"], row["image"])] = ImageConcepts.from_dict(row)
-    todo = {
-        source.name: [image for image in images if (source.name, image.key) not in done]
-        for source in sources
-    }
-    for source in sources:  # before any source spends hours on its images
-        if todo[source.name]:
-            source.check_remote_code()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        for source in sources:
-            pending = todo[source.name]
-            if pending:
-                source.setup(device)
-            bar = tqdm(
-                total=len(images),
-                initial=len(images) - len(pending),
-                unit="image",
-                desc=f"a2i sonify: concepts ({source.name})",
-                disable=not progress,
-            )
-            for first in range(0, len(pending), source.batch_size):
-                batch = pending[first : first + source.batch_size]
-                for image, found in zip(batch, source.describe(batch), strict=True):
-                    done[(source.name, image.key)] = found
-                    row = {"source": source.name, "image": image.key, **found.to_dict()}
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                handle.flush()
-                bar.update(len(batch))
-            bar.close()
-    return done
-
-
 def needs_retrieval(concepts: dict[tuple[str, str], ImageConcepts]) -> bool:
     """Whether any concept has no fixed audio (then the pool must be embedded)."""
     return any(c.audio is None for found in concepts.values() for c in found.concepts)
@@ -255,11 +211,12 @@ def build_recipes(
     device: str = "cpu",
     text_batch: int = 256,
     index: IndexSettings | None = None,
+    ranks: Ranks = ONE_PROCESS,
 ) -> tuple[list[Sample], list[dict[str, str]], SearchReport | None]:
     """Filter, retrieve every open concept at once, and write each sample's recipe.
 
     Returns the samples, the dropped (image, reason) rows and how the pool was searched (None
-    when no concept needed retrieval).
+    when no concept needed retrieval), on every rank.
     """
     samples: list[tuple[str, ImageItem, str, ImageConcepts]] = []
     dropped: list[dict[str, str]] = []
@@ -283,7 +240,7 @@ def build_recipes(
         if concept.audio is None
     ]
     drawn, search = _retrieve_open(
-        samples, open_queries, pool, clap, settings, device, text_batch, index
+        samples, open_queries, pool, clap, settings, device, text_batch, index, ranks
     )
     result, rejected = [], set()
     for number, (key, image, source, found) in enumerate(samples):
@@ -320,8 +277,13 @@ def _retrieve_open(
     device: str,
     text_batch: int,
     index: IndexSettings | None,
+    ranks: Ranks = ONE_PROCESS,
 ) -> tuple[dict[tuple[int, int], dict[str, Any]], SearchReport | None]:
-    """Algorithm 1 for every concept without fixed audio; → MixSource fields per query."""
+    """Algorithm 1 for every concept without fixed audio; → MixSource fields per query.
+
+    Ranks embed every ``world_size``-th batch of texts (the batches of one process) and
+    retrieve one block of the queries each; every rank gets every query's draw.
+    """
     if not queries:
         return {}, None
     if pool is None or clap is None:
@@ -329,12 +291,10 @@ def _retrieve_open(
     texts = [samples[n][3].concepts[i].text for n, i in queries]
     unique = list(dict.fromkeys(texts))
     clap.to(device).eval()
-    embedded = torch.cat(
-        [
-            clap.embed_text(unique[i : i + text_batch]).float().cpu()
-            for i in range(0, len(unique), text_batch)
-        ]
-    )
+    starts = range(0, len(unique), text_batch)[ranks.rank :: ranks.world_size]
+    mine = {i: clap.embed_text(unique[i : i + text_batch]).float().cpu() for i in starts}
+    batches = {i: batch for found in ranks.gather(mine) for i, batch in found.items()}
+    embedded = torch.cat([batches[i] for i in sorted(batches)])
     position = {text: row for row, text in enumerate(unique)}
     query_embeddings = embedded[[position[text] for text in texts]]
     audible = pool.audible().nonzero()[:, 0]
@@ -342,6 +302,10 @@ def _retrieve_open(
         raise ConfigError(
             f"the pool has {len(audible)} audible chunks, fewer than top_k = {settings.top_k}"
         )
+    block = ranks.block(len(queries))
+    queries, query_embeddings = queries[block], query_embeddings[block]
+    if not queries:  # more ranks than queries
+        return _every_ranks({}, ranks), _search_of_ranks(None, ranks)
     uniforms = torch.tensor(
         [stable_uniform(f"draw:{settings.seed}:{samples[n][0]}:{i}") for n, i in queries],
         dtype=torch.float64,
@@ -366,7 +330,37 @@ def _retrieve_open(
         }
         for q, (query, row) in enumerate(zip(queries, rows, strict=True))
     }
-    return drawn, found.search
+    return _every_ranks(drawn, ranks), _search_of_ranks(found.search, ranks)
+
+
+def _every_ranks(drawn: dict[Any, Any], ranks: Ranks) -> dict[Any, Any]:
+    """The union of every rank's ``drawn`` (on every rank)."""
+    return {query: fields for part in ranks.gather(drawn) for query, fields in part.items()}
+
+
+def _search_of_ranks(search: SearchReport | None, ranks: Ranks) -> SearchReport | None:
+    """One report of the ranks' searches of their blocks of queries.
+
+    Queries and recall samples add up, the recall is over every rank's sample, the times are
+    the slowest rank's (the ranks search at once).
+    """
+    reports = [report for report in ranks.gather(search) if report is not None]
+    if len(reports) < 2:
+        return reports[0] if reports else None
+    sampled = sum(report.recall_queries for report in reports)
+    recall = reports[0].recall_at_k
+    if sampled and all(report.recall_at_k is not None for report in reports):
+        recall = sum(r.recall_at_k * r.recall_queries for r in reports) / sampled  # type: ignore[operator]
+    return replace(
+        reports[0],
+        queries=sum(report.queries for report in reports),
+        recall_at_k=recall,
+        recall_queries=sampled,
+        wide_queries=sum(report.wide_queries for report in reports),
+        build_seconds=max(report.build_seconds for report in reports),
+        search_seconds=max(report.search_seconds for report in reports),
+        recall_seconds=max(report.recall_seconds for report in reports),
+    )
 
 
 def write_recipes(path: Path, samples: Sequence[Sample]) -> None:
@@ -466,6 +460,7 @@ def sonify_images(
     device: str = "cpu",
     progress: bool = True,
     index: IndexSettings | None = None,
+    ranks: Ranks = ONE_PROCESS,
 ) -> SonifyReport:
     """Run the four steps of the module docstring into ``out`` (resuming a killed run).
 
@@ -474,56 +469,74 @@ def sonify_images(
         out: The sonified dataset's folder.
         sources: Concept sources (one sample per image and source).
         reader: Reads pool chunks (rendering).
-        embed_pool: ``() → PoolIndex``, called only when some concept must be retrieved.
+        embed_pool: ``Ranks → PoolIndex``, called (by every rank) only when some concept must
+            be retrieved.
         clap: Embeds the concepts' texts (None when every concept has fixed audio).
         settings: The dataset's recipe (``settings.json``).
         features: Frozen models whose outputs are cached in the shards (VAE latents, AST tokens).
         workers: Rendering processes (0: in this process).
-        device: Where CLAP, the VLM, retrieval and the features run.
-        progress: Show progress bars.
+        device: Where CLAP, the VLM, retrieval and the features run (this rank's device).
+        progress: Show progress bars (rank 0's).
         index: How the pool is searched (default :class:`~a2i.build.sonify.retrieval.IndexSettings`).
+        ranks: The processes that sonify together (each calls this with the same arguments).
     """
     out = Path(out)
     start = time.perf_counter()
-    refuse_other_settings(
-        out / SETTINGS_FILE,
-        settings.as_json(),
-        "sonify into a new folder, or delete that one to start again",
-    )
+    directory = out / SHARD_DIR
     recipes_path = out / RECIPES_FILE
+    refused = None
+    if ranks.is_main:
+        try:
+            refuse_other_settings(
+                out / SETTINGS_FILE,
+                settings.as_json(),
+                "sonify into a new folder, or delete that one to start again",
+            )
+            remove_partial_files(directory)
+        except A2IError as error:
+            refused = error
+    ranks.agree(refused)
     dropped: list[dict[str, str]] = []
     if recipes_path.is_file():
         samples = read_recipes(recipes_path, images)
         dropped = json.loads((out / "filtered.json").read_text(encoding="utf-8"))
     else:
-        concepts = gather_concepts(images, sources, out / CONCEPTS_FILE, device, progress)
-        pool = embed_pool() if needs_retrieval(concepts) else None
+        concepts = gather_concepts(images, sources, out / CONCEPTS_FILE, device, progress, ranks)
+        pool = embed_pool(ranks) if needs_retrieval(concepts) else None
         samples, dropped, search = build_recipes(
-            images, sources, concepts, pool, reader, clap, settings, device=device, index=index
+            images,
+            sources,
+            concepts,
+            pool,
+            reader,
+            clap,
+            settings,
+            device=device,
+            index=index,
+            ranks=ranks,
         )
-        if search is not None:
-            row = json.dumps(search.to_dict(), indent=1) + "\n"
-            atomic_write_text(out / RETRIEVAL_FILE, row)
-        atomic_write_text(out / "filtered.json", json.dumps(dropped, indent=0) + "\n")
-        write_recipes(recipes_path, samples)
-    directory = out / SHARD_DIR
-    remove_partial_files(directory)
+        if ranks.is_main:
+            if search is not None:
+                row = json.dumps(search.to_dict(), indent=1) + "\n"
+                atomic_write_text(out / RETRIEVAL_FILE, row)
+            atomic_write_text(out / "filtered.json", json.dumps(dropped, indent=0) + "\n")
+            write_recipes(recipes_path, samples)
     plan = plan_shards(samples, settings.shard_size, lambda s: s.image.split, lambda s: s.key)
     done = completed_shards(directory) & set(plan)
-    todo = {name: group for name, group in plan.items() if name not in done}
+    todo = {name: plan[name] for name in ranks.share(set(plan) - done)}
     bar = tqdm(
-        total=len(samples),
-        initial=sum(len(plan[name]) for name in done),
+        total=sum(len(group) for group in todo.values()),
         unit="image",
         desc="a2i sonify: mixing",
-        disable=not progress,
+        disable=not progress or not ranks.is_main,
     )
     payload = pickle.dumps((reader, settings, list(features)))
     setup = partial(_init_worker, payload, device)
     build_shards(_render_shard, out, todo, bar, setup, workers, "a2i.build.sonify.build")
     bar.close()
-    report = _finish(out, plan, dropped)
-    report.shards_written, report.shards_reused = len(todo), len(done)
+    written = sum(ranks.gather(len(todo)))  # waits for every rank's shards
+    report = _finish(out, plan, dropped) if ranks.is_main else SonifyReport({}, dropped, [])
+    report.shards_written, report.shards_reused = written, len(done)
     if (out / RETRIEVAL_FILE).is_file():
         report.retrieval = json.loads((out / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     report.seconds = time.perf_counter() - start

@@ -43,6 +43,7 @@ from a2i.build.sonify.pool import (
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import A2IError, ConfigError
 from a2i.io_utils import atomic_write, atomic_write_text
+from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +192,12 @@ def embed_pool(
     decode_workers: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    ranks: Ranks = ONE_PROCESS,
 ) -> PoolIndex:
     """Embed every chunk of the pool's files into ``directory`` (resuming), and load the result.
+
+    Several ranks embed every ``world_size``-th part still to do each (parts do not depend on
+    the rank count), then every rank loads the whole cache.
 
     Args:
         scan: The pool's files (:func:`a2i.build.sonify.pool.scan_pools`).
@@ -202,7 +207,8 @@ def embed_pool(
         batch_size: Chunks embedded at once.
         decode_workers: Processes decoding files (0: in this process).
         device: Where CLAP runs.
-        progress: Show a progress bar.
+        progress: Show a progress bar (rank 0's share).
+        ranks: The processes that embed together (each calls this with the same arguments).
     """
     directory = Path(directory)
     settings = settings or PoolSettings()
@@ -210,32 +216,38 @@ def embed_pool(
         raise ConfigError(f"pool part_size must be >= 1 (got {settings.part_size})")
     files = sorted(scan.files, key=lambda file: file.id)
     settings = complete_settings(files, clap, settings)
-    refuse_other_settings(
-        directory / POOL_SETTINGS_FILE,
-        asdict(settings),
-        "use another pool_cache folder, or delete that one to embed the pool again",
-    )
     parts_dir = directory / PARTS_DIR
-    remove_partial_files(parts_dir)
+    refused = None
+    if ranks.is_main:
+        try:
+            refuse_other_settings(
+                directory / POOL_SETTINGS_FILE,
+                asdict(settings),
+                "use another pool_cache folder, or delete that one to embed the pool again",
+            )
+            remove_partial_files(parts_dir)
+        except A2IError as error:
+            refused = error
+    ranks.agree(refused)
     plan = {
         part_name(i // settings.part_size): files[i : i + settings.part_size]
         for i in range(0, len(files), settings.part_size)
     }
     done = {path.stem for path in parts_dir.glob("part-*.safetensors")} & set(plan)
-    todo = [name for name in plan if name not in done]
+    todo = ranks.share(set(plan) - done)
     if todo:
         clap.to(device).eval()
     bar = tqdm(
-        total=len(files),
-        initial=sum(len(plan[name]) for name in done),
+        total=sum(len(plan[name]) for name in todo),
         unit="file",
         desc="a2i sonify: embedding the audio pool",
-        disable=not progress,
+        disable=not progress or not ranks.is_main,
     )
     for name in todo:
         _embed_part(parts_dir, name, plan[name], clap, settings, batch_size, decode_workers)
         bar.update(len(plan[name]))
     bar.close()
+    ranks.barrier()
     return load_pool(directory, files, settings, sorted(plan))
 
 

@@ -280,8 +280,8 @@ class SonifiedImagesDataModule(ShardDataModule):
             self._pool_scan.files, self.pool_settings.sample_rate, self.pool_settings.chunk_seconds
         )
 
-    def embed_pool(self, progress: bool = True) -> PoolIndex:
-        """The pool's chunk embeddings (computed once, resumable, recipe-checked)."""
+    def embed_pool(self, progress: bool = True, ranks: Ranks = ONE_PROCESS) -> PoolIndex:
+        """The pool's chunk embeddings (computed once, resumable, recipe-checked; ``ranks``' share)."""
         if self.clap is None:
             raise ConfigError("some concepts need retrieval: set data.clap to a CLAP encoder")
         return embed_pool(
@@ -293,6 +293,7 @@ class SonifiedImagesDataModule(ShardDataModule):
             decode_workers=self.prepare_workers,
             device=self.prepare_device,
             progress=progress,
+            ranks=ranks,
         )
 
     def is_recipe(self, settings: dict[str, Any], done: dict[str, Any]) -> bool:
@@ -306,7 +307,7 @@ class SonifiedImagesDataModule(ShardDataModule):
         return same and bool(done.get("shards"))
 
     def build(self, progress: bool, ranks: Ranks = ONE_PROCESS) -> SonifyReport:
-        """Sonify the images (resumes a killed run)."""
+        """Sonify the images, this rank's share of each step (resumes a killed run)."""
         self._complete_recipe()
         reader = self.pool_reader()
         if self.clap is not None:
@@ -317,7 +318,7 @@ class SonifiedImagesDataModule(ShardDataModule):
             self.prepared,
             self.concept_sources,
             reader,
-            lambda: self.embed_pool(progress),
+            lambda ranks: self.embed_pool(progress, ranks),
             self.clap,
             self.settings,
             self.features,
@@ -325,4 +326,5 @@ class SonifiedImagesDataModule(ShardDataModule):
             device=self.prepare_device,
             progress=progress,
             index=self.retrieval_index,
+            ranks=ranks,
         )
