@@ -68,7 +68,7 @@ def test_one_flagging_caption_drops_the_image_for_every_source():
         ("cogvlm", "sa_2"): ImageConcepts(None, dog),
     }
     reader = PoolReader([PoolFile("pool/dog.wav", "/pool/dog.wav")])
-    samples, dropped = build_recipes(
+    samples, dropped, _ = build_recipes(
         [image("sa_1"), image("sa_2")], sources, concepts, None, reader, None, SonifySettings()
     )
     assert [s.key for s in samples] == ["sa_2-llava", "sa_2-cogvlm"]
