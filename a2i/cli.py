@@ -437,9 +437,10 @@ class A2ICLI(LightningCLI):
         """Name the run folder and checkpoint, and the commands that use them, runnable as printed."""
         trainer = self.trainer
         checkpoint = trainer.checkpoint_callback
-        if not trainer.is_global_zero or trainer.log_dir is None:
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
+        if not trainer.is_global_zero or log_dir is None:
             return
-        run_dir = Path(trainer.log_dir)
+        run_dir = Path(log_dir)
         state = " (interrupted)" if trainer.interrupted else ""
         print(f"\na2i fit{state}: run folder {shown_path(run_dir)}")
         last = Path(checkpoint.last_model_path) if checkpoint else None

@@ -115,7 +115,8 @@ def test_fit_names_its_run_checkpoint_and_next_commands(fit_log):
     assert f"checkpoint: {run}/checkpoints/last.ckpt" in out
     lines = out.splitlines()
     commands = lines[lines.index("next (SOUNDS_DIR: a folder of audio files):") + 1 :]
-    a2i = next_steps.executable("a2i", "a2i")
+    with contextlib.chdir(folder):  # spelled from where fit ran
+        a2i = next_steps.executable("a2i", "a2i")
     assert commands[0] == (
         f"  {a2i} test --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt"
     )
