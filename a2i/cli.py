@@ -222,7 +222,8 @@ def report(
 
     Counts are of inputs (an input failing for every seed is one failure, named once), and
     every name goes through :func:`~a2i.io_utils.printable`: names are the user's, not a2i's.
-    With several ranks rank 0 reports for all (a rank that stopped early is a failure too).
+    With several ranks rank 0 reports for all; a rank stopped by an error (a full disk) stopped
+    the run as the one-process run's error does, so the exit status is then 2, as it is there.
     """
     failed: dict[str, list[str]] = {}
     for failure in summary.failures:
@@ -231,9 +232,11 @@ def report(
             errors.append(failure["error"])
     files = f"{len(not_audio)} file{'s' if len(not_audio) > 1 else ''}"
     skipped = f", {files} skipped as not audio" if not_audio else ""
+    ranks = len(summary.stopped)
+    stopped = f", stopped early on {ranks} rank{'s' if ranks > 1 else ''} (below)" if ranks else ""
     print(
         f"a2i {command}: {summary.written} {noun} written, {summary.skipped} inputs already done "
-        f"by an earlier run of the same request (skipped), {len(failed)} failed{skipped} → "
+        f"by an earlier run of the same request (skipped), {len(failed)} failed{skipped}{stopped} → "
         f"{printable(writer.output_dir)} (manifest: {printable(writer.manifest_path)})"
     )
     for name in not_audio[:NOT_AUDIO_SHOWN]:
@@ -252,7 +255,9 @@ def report(
             print(f"  failed: {printable(name)}: {printable(error)}", file=sys.stderr)
     for reason in summary.stopped:
         print(f"  failed: {printable(reason)}", file=sys.stderr)
-    if failed or summary.stopped:
+    if summary.stopped:
+        sys.exit(2)
+    if failed:
         sys.exit(1)
 
 

@@ -152,3 +152,36 @@ def test_the_part_of_a_killed_rank_is_merged_by_the_next_run_of_any_size(tmp_pat
     assert "0 images written, 4 inputs already done" in capsys.readouterr().out
     assert_one_manifest(out)
     assert len(rows(out)) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("subprocess")
+def test_a_full_disk_on_two_ranks_keeps_both_ranks_work_and_the_rerun_resumes(tmp_path):
+    """The disk fills under both ranks: one named error, nothing torn, the rerun completes."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        inputs = write_inputs(tmp_path / "in", 16)  # 4 KiB blocks: about half the images fit
+        out = disk / "out"
+        full = cli("predict", inputs, out, *TWO_RANKS)
+        assert full.returncode == 2, full.stderr[-3000:]  # the run stopped, as on one process
+        summary = next(line for line in full.stdout.splitlines() if " written, " in line)
+        written = int(summary.split("a2i predict: ")[1].split()[0])
+        assert 0 < written < 16 and "0 failed, stopped early on " in summary
+        reasons = [line for line in full.stderr.splitlines() if "stopped: cannot write" in line]
+        assert reasons and all("No space left on device" in line for line in reasons)
+        assert f"stopped early on {len(reasons)} rank" in summary
+        assert len(rows(out)) == len(list(out.glob("c*.png"))) == written  # none torn
+        subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
+        done = cli("predict", inputs, out, *TWO_RANKS)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"{16 - written} images written, {written} inputs already done" in done.stdout
+        assert_one_manifest(out)
+        assert len(rows(out)) == len(list(out.glob("c*.png"))) == 16
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
