@@ -224,6 +224,15 @@ def test_folder_progress_prints_nothing_when_nothing_is_left(capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_rank_0_says_its_bar_is_its_share_of_the_ranks(capsys):
+    progress = FolderProgress("predict", 4, ranks=2)
+    progress.advance(4)
+    progress.close()
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "a2i predict (rank 0's share of 2): 4/4 (100%)"
+    )
+
+
 def test_the_demo_ends_with_runnable_commands_for_its_runs(tmp_path, monkeypatch):
     from a2i.demo import next_commands
 

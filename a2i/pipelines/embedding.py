@@ -109,7 +109,8 @@ def embed_folder(
     check_embedder(pipeline.model)
     clip = pipeline.model.clip_seconds
     batches = share_batches(writer, keys, pipeline.batch_size)
-    progress = FolderProgress("embed", sum(map(len, batches)) if writer.ranks.is_main else 0)
+    total = sum(map(len, batches)) if writer.ranks.is_main else 0
+    progress = FolderProgress("embed", total, ranks=writer.ranks.world_size)
 
     def embed(chunk: list[str], summary: FolderSummary) -> None:
         clips: list[Tensor] = []

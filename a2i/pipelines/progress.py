@@ -100,18 +100,21 @@ class ProgressLines:
 class FolderProgress:
     """Progress over a folder's inputs: a tqdm bar on a terminal, :class:`ProgressLines` off it.
 
-    Nothing is shown when there is nothing to do (every input done by an earlier run).
+    Nothing is shown when there is nothing to do (every input done by an earlier run). In a job
+    of ``ranks > 1`` processes rank 0 shows its own share, and says so: a bar ending at "4/4" over
+    a folder of 8 inputs would otherwise look like half the folder was left out.
     """
 
-    def __init__(self, command: str, total: int, unit: str = "input") -> None:
+    def __init__(self, command: str, total: int, unit: str = "input", ranks: int = 1) -> None:
         self.done = 0
         self.bar = self.lines = None
         if total <= 0:
             return
+        label = f"a2i {command}" + (f" (rank 0's share of {ranks})" if ranks > 1 else "")
         if is_terminal():
-            self.bar = tqdm(total=total, desc=f"a2i {command}", unit=f" {unit}", file=sys.stdout)
+            self.bar = tqdm(total=total, desc=label, unit=f" {unit}", file=sys.stdout)
         else:
-            self.lines = ProgressLines(f"a2i {command}:", total, unit=unit)
+            self.lines = ProgressLines(f"{label}:", total, unit=unit)
 
     def advance(self, count: int) -> None:
         """``count`` more inputs are done."""
