@@ -228,8 +228,10 @@ def test_rank_0_says_its_bar_is_its_share_of_the_ranks(capsys):
     progress = FolderProgress("predict", 4, ranks=2)
     progress.advance(4)
     progress.close()
-    assert capsys.readouterr().out.splitlines()[-1].startswith(
-        "a2i predict (rank 0's share of 2): 4/4 (100%)"
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith("a2i predict (rank 0's share of 2): 4/4 (100%)")
     )
 
 
