@@ -33,9 +33,8 @@ from a2i.callbacks.progress import PlainProgressBar, StepProgressBar, UnfrozenEv
 from a2i.commands import (
     HELP_FLAGS,
     LIGHTNING_COMMANDS,
-    a2i_cause,
     completion,
-    print_error,
+    exit_on_a2i_errors,
     run_without_lightning,
 )
 from a2i.commands.catalog import ParagraphHelpFormatter, command_help
@@ -44,7 +43,7 @@ from a2i.commands.console import quiet_expected_messages
 from a2i.commands.next_steps import run_commands, shown_path
 from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
-from a2i.errors import A2IError, ConfigError, RankStopped
+from a2i.errors import ConfigError
 from a2i.interfaces import AUDIO, KEY, Crop, GenerationRequest
 from a2i.io_utils import printable
 from a2i.methods.base import A2IMethod
@@ -516,7 +515,7 @@ def main(args: list[str] | None = None) -> None:
         command: command_help(command, summary) if helping else {}
         for command, summary in LIGHTNING_COMMANDS.items()
     }
-    try:
+    with exit_on_a2i_errors():
         resolved = resolve_config_arguments(argv)
         if args is None:  # LightningCLI reads the command line itself
             sys.argv[1:] = resolved
@@ -543,14 +542,6 @@ def main(args: list[str] | None = None) -> None:
             },
             args=None if args is None else resolved,
         )
-    except (A2IError, ValueError) as error:
-        cause = a2i_cause(error)
-        if cause is None:
-            raise
-        if isinstance(cause, RankStopped):
-            sys.exit(0)  # rank 0 reports (RankStopped says why this status)
-        print_error(cause)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from a2i.commands.config_paths import resolve_config_arguments
@@ -94,6 +96,24 @@ def a2i_cause(error: BaseException) -> A2IError | None:
     return None
 
 
+@contextmanager
+def exit_on_a2i_errors() -> Iterator[None]:
+    """End with one line and exit status 2 on an a2i error (0 on a stopped rank); re-raise others.
+
+    Both ways in (a tool, a Lightning command) share it, so every command fails the same way.
+    """
+    try:
+        yield
+    except (A2IError, ValueError) as error:
+        cause = a2i_cause(error)
+        if cause is None:
+            raise
+        if isinstance(cause, RankStopped):
+            sys.exit(0)  # rank 0 reports (RankStopped says why this status)
+        print_error(cause)
+        sys.exit(2)
+
+
 def run_without_lightning(argv: list[str]) -> bool:
     """Run ``a2i ARGV`` if it needs no Lightning (help, version, a tool); False otherwise.
 
@@ -108,15 +128,7 @@ def run_without_lightning(argv: list[str]) -> bool:
         sys.exit(0)
     if argv[0] not in TOOLS:
         return False
-    try:
+    with exit_on_a2i_errors():
         command = importlib.import_module(f"a2i.commands.{argv[0]}")
         command.main(resolve_config_arguments(argv[1:]))
-    except (A2IError, ValueError) as error:
-        cause = a2i_cause(error)
-        if cause is None:
-            raise
-        if isinstance(cause, RankStopped):
-            sys.exit(0)  # rank 0 reports (RankStopped says why this status)
-        print_error(cause)
-        sys.exit(2)
     return True
