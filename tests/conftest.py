@@ -7,8 +7,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from a2i.data.manifest import ManifestRecord, write_manifest
 ToneWriter = Callable[..., Path]
 RunFitter = Callable[[str, Path], Path]
 CONF = Path(__file__).resolve().parent / "conf"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def tone(
@@ -29,6 +33,25 @@ def tone(
     """A float32 sine, the deterministic test signal."""
     t = np.arange(round(seconds * sample_rate)) / sample_rate
     return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+@pytest.fixture
+def load_benchmark(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """Import ``benchmarks/NAME.py`` (scripts, not a package) for the test's duration.
+
+    Its folder goes on ``sys.path`` as the scripts import each other (``compare.py``), and the
+    module is registered under its name (dataclasses look their module up there).
+    """
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

@@ -1,24 +1,16 @@
 """benchmarks/docker_check.py without building: skipped with its reason where the tools are
 missing, and the Dockerfile's base is an argument defaulting to python:3.11-slim."""
 
-import importlib.util
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_check():
-    spec = importlib.util.spec_from_file_location(
-        "docker_check", ROOT / "benchmarks" / "docker_check.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_without_buildah_the_check_is_skipped_with_the_reason(monkeypatch, capsys, tmp_path):
-    check = load_check()
+def test_without_buildah_the_check_is_skipped_with_the_reason(
+    load_benchmark, monkeypatch, capsys, tmp_path
+):
+    check = load_benchmark("docker_check")
     monkeypatch.setattr(check.shutil, "which", lambda tool: None)  # nor the local base
     assert check.main(["--log", str(tmp_path / "log")]) == 0
     printed = capsys.readouterr().out
@@ -27,8 +19,8 @@ def test_without_buildah_the_check_is_skipped_with_the_reason(monkeypatch, capsy
     assert not (tmp_path / "log").exists()
 
 
-def test_making_the_local_base_needs_root(monkeypatch):
-    check = load_check()
+def test_making_the_local_base_needs_root(load_benchmark, monkeypatch):
+    check = load_benchmark("docker_check")
     monkeypatch.setattr(check.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     monkeypatch.setattr(check.os, "geteuid", lambda: 1000)
     assert "as root only" in check.missing_tools(make_base=True)

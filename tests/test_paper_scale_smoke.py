@@ -1,25 +1,12 @@
 """The cheapest paper config at full size (random weights): one training step and one image."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_smoke():
-    spec = importlib.util.spec_from_file_location(
-        "paper_scale_smoke", ROOT / "benchmarks" / "paper_scale_smoke.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_configs_switch_to_random_paper_presets_without_downloads():
-    smoke = load_smoke()
+def test_configs_switch_to_random_paper_presets_without_downloads(load_benchmark):
+    smoke = load_benchmark("paper_scale_smoke")
     model = smoke.random_paper_weights(
         {
             "class_path": "a2i.methods.sound2vision.Sound2Vision",
@@ -38,8 +25,8 @@ def test_configs_switch_to_random_paper_presets_without_downloads():
 
 
 @pytest.mark.slow
-def test_sound2vision_gan_at_paper_scale_trains_a_step_and_draws_an_image():
-    row = load_smoke().run_one("configs/sound2vision_gan.yaml", steps=2)
+def test_sound2vision_gan_at_paper_scale_trains_a_step_and_draws_an_image(load_benchmark):
+    row = load_benchmark("paper_scale_smoke").run_one("configs/sound2vision_gan.yaml", steps=2)
     assert row["image_shape"] == [1, 1, 3, 128, 128]  # IC-GAN's 128 px
     assert math.isfinite(row["loss"])
     assert row["parameters_M"] > 100  # ResNet-18 + ResNet-50 + BigGAN, not a tiny preset

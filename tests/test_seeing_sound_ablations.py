@@ -1,9 +1,5 @@
 """benchmarks/seeing_sound_ablations.py: §4.5's sweep and separated vs mixed on a tiny Seeing Sound."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import torch
 
 from a2i.encoders.audio.ast import ASTAudioEncoder
@@ -11,29 +7,20 @@ from a2i.generators.pixart import PixArtGenerator
 from a2i.methods.seeing_sound import SeeingSound
 from a2i.pipelines import AudioToImagePipeline
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_benchmark(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "seeing_sound_ablations", ROOT / "benchmarks" / "seeing_sound_ablations.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "seeing_sound_ablations", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_both_ablations_run_on_an_untrained_model_and_give_tables(monkeypatch):
-    ablations = load_benchmark(monkeypatch)
+def tiny_seeing_sound() -> SeeingSound:
+    """An untrained tiny Seeing Sound, seeded so every test draws the same weights."""
     torch.manual_seed(0)
-    model = SeeingSound(
+    return SeeingSound(
         ASTAudioEncoder(preset="tiny"),
         PixArtGenerator(preset="tiny", num_inference_steps=2),
         clip_seconds=2.0,
     ).eval()
-    pipeline = AudioToImagePipeline(model)
+
+
+def test_both_ablations_run_on_an_untrained_model_and_give_tables(load_benchmark):
+    ablations = load_benchmark("seeing_sound_ablations")
+    pipeline = AudioToImagePipeline(tiny_seeing_sound())
     sweep = ablations.loudness_sweep(pipeline, scenes=2)
     separation = ablations.separated_vs_mixed(pipeline, scenes=2)
     assert [row["first_gain_db"] for row in sweep["rows"]] == list(ablations.FIRST_GAINS_DB)
@@ -43,14 +30,9 @@ def test_both_ablations_run_on_an_untrained_model_and_give_tables(monkeypatch):
     assert "| +10 | +15 |" in table and "| own tokens |" in table
 
 
-def test_own_tokens_condition_on_both_sources_token_sequences(monkeypatch):
-    ablations = load_benchmark(monkeypatch)
-    torch.manual_seed(0)
-    model = SeeingSound(
-        ASTAudioEncoder(preset="tiny"),
-        PixArtGenerator(preset="tiny", num_inference_steps=2),
-        clip_seconds=2.0,
-    ).eval()
+def test_own_tokens_condition_on_both_sources_token_sequences(load_benchmark, monkeypatch):
+    ablations = load_benchmark("seeing_sound_ablations")
+    model = tiny_seeing_sound()
     seen = []
     generate = model.generate
 

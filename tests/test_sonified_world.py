@@ -1,10 +1,7 @@
 """benchmarks/sonified_world.py: the world's concepts are the tiny CLAP's texts; one set of shards."""
 
 import argparse
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import yaml
 
@@ -13,22 +10,9 @@ from a2i.build.sonify.images import ImageItem
 from a2i.synth.world import SceneSpec, SyntheticWorld
 from a2i.synth.world_clap import world_texts
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_benchmark(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # it imports compare.py beside it
-    spec = importlib.util.spec_from_file_location(
-        "sonified_world", ROOT / "benchmarks" / "sonified_world.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "sonified_world", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_each_object_becomes_one_concept_worded_as_the_clap_learned_it(monkeypatch, tmp_path):
-    benchmark = load_benchmark(monkeypatch)
+def test_each_object_becomes_one_concept_worded_as_the_clap_learned_it(load_benchmark, tmp_path):
+    benchmark = load_benchmark("sonified_world")
     world = SyntheticWorld(seed=0)
     specs = [world.sample_spec("train", index) for index in range(200)]
     specs.append(SceneSpec((3, 7), (0.0, -5.0), True, 1))
@@ -43,8 +27,8 @@ def test_each_object_becomes_one_concept_worded_as_the_clap_learned_it(monkeypat
         assert [c.text for c in concepts.concepts] == wanted
 
 
-def test_every_method_reads_the_same_shards(monkeypatch, tmp_path):
-    benchmark = load_benchmark(monkeypatch)
+def test_every_method_reads_the_same_shards(load_benchmark, tmp_path):
+    benchmark = load_benchmark("sonified_world")
     args = argparse.Namespace(top_k=50, lufs_range=[-52.0, -22.0], workers=0)
     sections = [
         yaml.safe_load(benchmark.data_config(tmp_path, tmp_path / "world", m, args).read_text())

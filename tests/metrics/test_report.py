@@ -1,8 +1,6 @@
 """Report files, their flattening, the no-overwrite rule and benchmarks/compare.py."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -47,22 +45,14 @@ def test_write_report_writes_every_file_and_never_overwrites(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["metrics"]["clip_r@1"] == 0.25
 
 
-def load_compare():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
-    spec = importlib.util.spec_from_file_location("compare", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_compare_builds_one_table_from_several_reports(tmp_path, capsys):
+def test_compare_builds_one_table_from_several_reports(load_benchmark, tmp_path, capsys):
     for name, accuracy in (("gan_l2", 0.9), ("ldm_l2", 0.8)):
         write_report(
             tmp_path / name / "eval" / "evaluation",
             {**RESULTS, "metrics": {**RESULTS["metrics"], "judge_class_accuracy": accuracy}},
             {},
         )
-    compare = load_compare()
+    compare = load_benchmark("compare")
     compare.main([str(tmp_path), "--all", "--out", str(tmp_path / "table.md")])
     table = capsys.readouterr().out
     lines = table.splitlines()
