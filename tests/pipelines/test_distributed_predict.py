@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_runs import a2i_status
 
-from a2i.cli import main
 from a2i.io_utils import FolderLock
 from a2i.pipelines.writer import MANIFEST, PARTS, part_name, read_manifest
 
@@ -129,11 +129,7 @@ def test_embed_on_two_processes_resumes_one_and_gives_its_embeddings(tmp_path):
 
 def predict_here(inputs: Path, out: Path) -> int:
     args = ["predict", "--config", str(SHIPPED), "--audio_dir", str(inputs)]
-    try:
-        main([*args, "--output_dir", str(out), "--data.init_args.batch_size", "2"])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return a2i_status([*args, "--output_dir", str(out), "--data.init_args.batch_size", "2"])
 
 
 def test_the_part_of_a_killed_rank_is_merged_by_the_next_run_of_any_size(tmp_path, capsys):

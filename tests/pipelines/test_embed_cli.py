@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from cli_runs import run_on_folder
 
 from a2i.cli import main
 from a2i.methods.sound2vision import Sound2Vision
@@ -17,23 +18,7 @@ pytestmark = pytest.mark.slow  # every test embeds with a run the real CLI train
 
 
 def embed(run: Path, inputs: Path, out: Path, *extra: str, config: Path | None = None) -> int:
-    args = [
-        "embed",
-        "--config",
-        str(config or run / "config.yaml"),
-        "--ckpt_path",
-        str(run / "checkpoints" / "last.ckpt"),
-        "--audio_dir",
-        str(inputs),
-        "--output_dir",
-        str(out),
-        *extra,
-    ]
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return run_on_folder("embed", run, inputs, out, *extra, config=config)
 
 
 def audio_folder(folder: Path, count: int) -> Path:

@@ -14,8 +14,8 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_runs import a2i_status
 
-from a2i.cli import main
 from a2i.pipelines.writer import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +27,7 @@ ESCAPE_NAME = "evil\x1b]0;pwned\x07\x1b[2K.wav"
 
 def run(command: str, inputs: Path, out: Path, *extra: str) -> int:
     args = [command, "--config", SHIPPED, "--audio_dir", str(inputs), "--output_dir", str(out)]
-    try:
-        main([*args, *extra])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return a2i_status([*args, *extra])
 
 
 def tone(seconds: float = 0.5, rate: int = RATE) -> np.ndarray:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_runs import run_on_folder
 from PIL import Image
 
 from a2i.cli import main
@@ -18,25 +19,8 @@ pytestmark = pytest.mark.slow  # every test predicts from a run the real CLI tra
 
 
 def predict(run: Path, inputs: Path, out: Path, *extra: str, config: Path | None = None) -> int:
-    args = [
-        "predict",
-        "--config",
-        str(config or run / "config.yaml"),
-        "--ckpt_path",
-        str(run / "checkpoints" / "last.ckpt"),
-        "--audio_dir",
-        str(inputs),
-        "--output_dir",
-        str(out),
-        "--trainer.logger.init_args.save_dir",
-        str(out.parent / "logs"),
-        *extra,
-    ]
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    logs = ("--trainer.logger.init_args.save_dir", str(out.parent / "logs"))
+    return run_on_folder("predict", run, inputs, out, *logs, *extra, config=config)
 
 
 def tone_folder(folder: Path, seconds: list[float]) -> Path:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cli_runs import a2i_status
 from PIL import Image
 
-from a2i.cli import main
 from a2i.io_utils import FolderLock
 from a2i.pipelines.writer import MANIFEST, read_manifest
 
@@ -44,11 +44,7 @@ def run_args(command: str, inputs: Path, out: Path, *extra: str) -> list[str]:
 
 
 def predict(inputs: Path, out: Path, *extra: str, command: str = "predict") -> int:
-    try:
-        main(run_args(command, inputs, out, *extra))
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return a2i_status(run_args(command, inputs, out, *extra))
 
 
 def tiny_wavs(folder: Path, count: int) -> Path:
