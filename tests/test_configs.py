@@ -15,33 +15,37 @@ CONFIGS = sorted(
 METHOD_FOR_EVAL = ROOT / "configs" / "tiny" / "sound2vision_ldm.yaml"
 
 
+def printed_config(capsys: pytest.CaptureFixture[str], command: str, *args: str) -> str:
+    """What ``a2i COMMAND --print_config ARGS`` prints; a parse error fails the test with a2i's line."""
+    with pytest.raises(SystemExit) as info:
+        main([command, "--print_config", *args])
+    captured = capsys.readouterr()
+    assert info.value.code == 0, captured.err
+    return captured.out
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_parses(config, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["fit", "--print_config", "--config", str(config)])
-    assert info.value.code == 0, capsys.readouterr().err
-    assert "class_path" in capsys.readouterr().out
+    assert "class_path" in printed_config(capsys, "fit", "--config", str(config))
 
 
 @pytest.mark.parametrize("config", EVAL_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_evaluation_config_parses_on_top_of_a_method_config(config, capsys):
     """Evaluation configs hold only a harness callback: they are added to a method's config."""
-    args = ["test", "--print_config", "--config", str(METHOD_FOR_EVAL), "--config", str(config)]
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 0, capsys.readouterr().err
+    printed = printed_config(
+        capsys, "test", "--config", str(METHOD_FOR_EVAL), "--config", str(config)
+    )
     harness = "Downstream" if config.stem.startswith("downstream") else "Evaluation"
-    assert f"a2i.callbacks.{harness.lower()}.{harness}" in capsys.readouterr().out
+    assert f"a2i.callbacks.{harness.lower()}.{harness}" in printed
 
 
 @pytest.mark.parametrize("config", DATA_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_data_config_parses_on_top_of_a_method_config(config, capsys):
     """Dataset configs hold only a data section: they replace a method config's data."""
-    args = ["fit", "--print_config", "--config", str(METHOD_FOR_EVAL), "--config", str(config)]
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 0, capsys.readouterr().err
-    assert config.stem in capsys.readouterr().out.lower()
+    printed = printed_config(
+        capsys, "fit", "--config", str(METHOD_FOR_EVAL), "--config", str(config)
+    )
+    assert config.stem in printed.lower()
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
