@@ -109,3 +109,17 @@ def config_section(value: str, section: str) -> Any:
     if config.get(section) is None:
         raise ConfigError(f"--config '{value}' has no {section} section")
     return config[section]
+
+
+def with_data_section(argv: list[str]) -> list[str]:
+    """``argv`` with ``--config FILE`` replaced by ``--data`` and that file's ``data`` section.
+
+    The data tools take a whole run config, so the file that trains a model also builds its data.
+    """
+    import yaml
+
+    index = argv.index("--config") if "--config" in argv else -1
+    if index < 0 or index + 1 >= len(argv):
+        return argv
+    section = config_section(argv[index + 1], "data")
+    return ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]

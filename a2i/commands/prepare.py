@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from a2i.commands.config_paths import config_section
-from a2i.commands.ranks import add_rank_arguments, launch_ranks
+from a2i.commands.config_paths import with_data_section
+from a2i.commands.ranks import add_rank_arguments, prepare_on_ranks
 from a2i.io_utils import printable
 
 if TYPE_CHECKING:  # imported when the command runs (`a2i --help` stays fast)
@@ -38,21 +38,12 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> None:
     """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
-    import yaml
-
     parser = build_parser()
-    index = argv.index("--config") if "--config" in argv else -1
-    if index >= 0 and index + 1 < len(argv):
-        section = config_section(argv[index + 1], "data")
-        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
-    config = parser.parse_args(argv)
+    config = parser.parse_args(with_data_section(argv))
     datamodule = parser.instantiate_classes(config).data
     if config.workers is not None:
         datamodule.prepare_workers = config.workers
-    ranks, device = launch_ranks(config, "prepare")
-    if device is not None and config.accelerator != "cpu":
-        datamodule.prepare_device = device
-    report = datamodule.prepare_data(ranks=ranks)
+    report, ranks = prepare_on_ranks(datamodule, config, "prepare")
     if not ranks.is_main:
         return
     if report is None:

@@ -9,7 +9,7 @@ rank 0 writes the final index and reports.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from a2i.commands.console import quiet_expected_messages
 from a2i.runtime import ONE_PROCESS, Ranks
@@ -53,3 +53,14 @@ def launch_ranks(config: Namespace, command: str) -> tuple[Ranks, str | None]:
     )
     fabric.launch()
     return Ranks.current(), str(fabric.device)
+
+
+def prepare_on_ranks(datamodule: Any, config: Namespace, command: str) -> tuple[Any, Ranks]:
+    """``datamodule.prepare_data`` run on the ranks ``config`` asks for: its report and the ranks.
+
+    Each rank on an accelerator builds its features on its own device (``prepare_device``).
+    """
+    ranks, device = launch_ranks(config, command)
+    if device is not None and config.accelerator != "cpu":
+        datamodule.prepare_device = device
+    return datamodule.prepare_data(ranks=ranks), ranks

@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from a2i.commands.config_paths import config_section
-from a2i.commands.ranks import add_rank_arguments, launch_ranks
+from a2i.commands.config_paths import with_data_section
+from a2i.commands.ranks import add_rank_arguments, prepare_on_ranks
 
 if TYPE_CHECKING:  # the heavy imports happen when the command runs (`a2i --help` stays fast)
     from jsonargparse import ArgumentParser, Namespace
@@ -43,13 +43,7 @@ def build_parser() -> ArgumentParser:
 
 def parse_options(argv: list[str]) -> Namespace:
     """``argv`` parsed (``--config`` contributes its data section)."""
-    import yaml
-
-    index = argv.index("--config") if "--config" in argv else -1
-    if index >= 0 and index + 1 < len(argv):
-        section = config_section(argv[index + 1], "data")
-        argv = ["--data", yaml.safe_dump(section), *argv[:index], *argv[index + 2 :]]
-    return build_parser().parse_args(argv)
+    return build_parser().parse_args(with_data_section(argv))
 
 
 def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
@@ -77,10 +71,7 @@ def main(argv: list[str]) -> None:
 
     datamodule = build_datamodule(argv)
     config = parse_options(argv)
-    ranks, device = launch_ranks(config, "sonify")
-    if device is not None and config.accelerator != "cpu":
-        datamodule.prepare_device = device
-    report = datamodule.prepare_data(ranks=ranks)
+    report, ranks = prepare_on_ranks(datamodule, config, "sonify")
     if not ranks.is_main:
         return
     if report is None:
