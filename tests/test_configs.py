@@ -16,7 +16,7 @@ METHOD_FOR_EVAL = ROOT / "configs" / "tiny" / "sound2vision_ldm.yaml"
 
 
 def printed_config(capsys: pytest.CaptureFixture[str], command: str, *args: str) -> str:
-    """What ``a2i COMMAND --print_config ARGS`` prints; a parse error fails the test with a2i's line."""
+    """What ``a2i COMMAND --print_config ARGS`` prints; a parse error fails with a2i's line."""
     with pytest.raises(SystemExit) as info:
         main([command, "--print_config", *args])
     captured = capsys.readouterr()

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from a2i.errors import ConfigError
 from a2i.interfaces import (
     AUDIO,
+    FEATURES,
     IMAGE,
     KEY,
     WAVEFORM_CONTROLS,
@@ -65,6 +66,9 @@ from a2i.interfaces import (
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import frozen_prefixes, load_trainable_weights, plain_config
 from a2i.pretrained import ExportDtype, export_parts, files_in
+
+CACHED_IMAGE_FEATURES = FEATURES + "image"
+"""Batch key of a frozen image encoder's embeddings cached in shards (``ImageFeature``)."""
 
 STATE_PART = "state"
 """Name of the trained part holding the method's own learned tensors (not a component's)."""
@@ -306,6 +310,26 @@ class A2IMethod(L.LightningModule):
             if not (given or hparams.get(f"{name}_pretrained")):
                 missing.append(name)
         return missing
+
+    def cached_image_features(self, batch: dict[str, Any], embed_dim: int) -> Tensor | None:
+        """The batch's cached image embeddings in this module's dtype; None when it has none.
+
+        They save the frozen image encoder's forward pass at every step, so they must come from
+        the encoder this config names: ``embed_dim`` is its width.
+
+        Raises:
+            ConfigError: The cache has another width than ``embed_dim``.
+        """
+        cached = batch.get(CACHED_IMAGE_FEATURES)
+        if cached is None:
+            return None
+        if cached.shape[-1] != embed_dim:
+            raise ConfigError(
+                f"the data's cached '{CACHED_IMAGE_FEATURES}' are {cached.shape[-1]}-d but "
+                f"model.image_encoder gives {embed_dim}-d; prepare the data "
+                "with the same image encoder (data.features) or drop the cached feature"
+            )
+        return cached.to(self.dtype if self.dtype.is_floating_point else cached.dtype)
 
     def check_datamodule(self, datamodule: L.LightningDataModule | None) -> None:
         """Refuse a datamodule whose clips differ from what the audio encoder expects."""

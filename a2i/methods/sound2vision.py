@@ -38,7 +38,6 @@ from torch import Tensor
 from a2i.errors import ConfigError
 from a2i.interfaces import (
     AUDIO,
-    FEATURES,
     IMAGE,
     AudioEncoder,
     GenerationRequest,
@@ -48,8 +47,6 @@ from a2i.interfaces import (
 )
 from a2i.losses.alignment import AlignmentLoss, AlignmentLossName
 from a2i.methods.base import AudioToImageMethod, Logged
-
-CACHED_IMAGE_FEATURES = FEATURES + "image"
 
 
 class Sound2Vision(AudioToImageMethod):
@@ -138,16 +135,8 @@ class Sound2Vision(AudioToImageMethod):
         (:class:`a2i.build.prepare.ImageFeature`), which saves the image-encoder forward pass at
         every step; the cache must come from the encoder this config names.
         """
-        cached = batch.get(CACHED_IMAGE_FEATURES)
-        if cached is None:
-            return self.image_features(batch[IMAGE])
-        if cached.shape[-1] != self.image_encoder.embed_dim:
-            raise ConfigError(
-                f"the data's cached '{CACHED_IMAGE_FEATURES}' are {cached.shape[-1]}-d but "
-                f"model.image_encoder gives {self.image_encoder.embed_dim}-d; prepare the data "
-                "with the same image encoder (data.features) or drop the cached feature"
-            )
-        return cached.to(self.dtype if self.dtype.is_floating_point else cached.dtype)
+        cached = self.cached_image_features(batch, self.image_encoder.embed_dim)
+        return self.image_features(batch[IMAGE]) if cached is None else cached
 
     @property
     def condition_scale(self) -> str:

@@ -37,7 +37,6 @@ from a2i.generators.diffusion import DiffusionGenerator
 from a2i.generators.score_guidance import ScoreGuidance
 from a2i.interfaces import (
     AUDIO,
-    FEATURES,
     IMAGE,
     LABEL,
     AudioEncoder,
@@ -46,11 +45,9 @@ from a2i.interfaces import (
     check_embedding_match,
 )
 from a2i.losses.moco import CrossModalMoCo, in_batch_infonce, momentum_copy, momentum_update
-from a2i.methods.base import AudioToImageMethod, Logged
+from a2i.methods.base import CACHED_IMAGE_FEATURES, AudioToImageMethod, Logged
 from a2i.modules.image_augmentation import ImageAugmentation
 from a2i.pipelines.loading import plain_config
-
-CACHED_IMAGE_FEATURES = FEATURES + "image"
 
 
 def class_name_list(class_names: list[str] | str | None) -> list[str]:
@@ -217,18 +214,8 @@ class WavBriVL(AudioToImageMethod):
 
         The cache must come from the tower this config names (a2i prepare's ``ImageFeature``).
         """
-        cached = batch.get(CACHED_IMAGE_FEATURES)
-        if cached is None:
-            return self.image_features(batch[IMAGE])
-        if cached.shape[-1] != self.image_encoder.embed_dim:
-            raise ConfigError(
-                f"the data's cached '{CACHED_IMAGE_FEATURES}' are {cached.shape[-1]}-d but "
-                f"model.image_encoder gives {self.image_encoder.embed_dim}-d; prepare the data "
-                "with the same image encoder (data.features) or drop the cached feature"
-            )
-        return F.normalize(
-            cached.to(self.dtype if self.dtype.is_floating_point else cached.dtype), dim=-1
-        )
+        cached = self.cached_image_features(batch, self.image_encoder.embed_dim)
+        return self.image_features(batch[IMAGE]) if cached is None else F.normalize(cached, dim=-1)
 
     # --- training -------------------------------------------------------------------------------
 

@@ -281,7 +281,8 @@ def test_cached_image_features_reach_sound2vision(vggsound, tmp_path):
     from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
     from a2i.encoders.image.tiny import TinyImageEncoder
     from a2i.generators.biggan import BigGANGenerator
-    from a2i.methods.sound2vision import CACHED_IMAGE_FEATURES, Sound2Vision
+    from a2i.methods.base import CACHED_IMAGE_FEATURES
+    from a2i.methods.sound2vision import Sound2Vision
 
     root, _ = vggsound
     torch.manual_seed(0)
