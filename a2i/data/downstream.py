@@ -158,32 +158,46 @@ class UrbanSound8K(FoldedAudioSet):
         return clips, _class_names(self.root / self.metadata, names)
 
 
-class FoldedDataset(Dataset):
-    """The clips of a :class:`FoldedAudioSet` as batch-contract dicts with ``fold`` and ``error``.
+class AudioClipDataset(Dataset):
+    """Audio files under ``root`` read as a batch-contract dict each, fitted to ``clip_seconds``.
 
     A clip that cannot be read yields zeros and its error, so one bad file does not stop the
     evaluation (the caller leaves it out and names it).
     """
 
-    def __init__(
-        self, audio_set: FoldedAudioSet, sample_rate: int, clip_seconds: float, crop: Crop
-    ) -> None:
-        self.audio_set = audio_set
+    def __init__(self, root: Path, sample_rate: int, clip_seconds: float, crop: Crop) -> None:
+        self.root = root
         self.sample_rate = sample_rate
         self.clip_seconds = clip_seconds
         self.crop = crop
         self.num_samples = round(sample_rate * clip_seconds)
+
+    def with_audio(self, name: str, item: dict[str, Any]) -> dict[str, Any]:
+        """``item`` with the audio of ``root / name``, or zeros and the reason it was unreadable."""
+        try:
+            window = read_audio_window(
+                self.root / name, self.sample_rate, self.clip_seconds, self.crop
+            )
+        except AudioDecodeError as error:
+            logger.warning("%s", error)
+            return {**item, AUDIO: torch.zeros(self.num_samples), ERROR: str(error)}
+        return {**item, AUDIO: fit_length(window.waveform, self.num_samples, random_crop=False)}
+
+
+class FoldedDataset(AudioClipDataset):
+    """The clips of a :class:`FoldedAudioSet` with ``label``, ``fold`` and ``error``."""
+
+    def __init__(
+        self, audio_set: FoldedAudioSet, sample_rate: int, clip_seconds: float, crop: Crop
+    ) -> None:
+        super().__init__(audio_set.root, sample_rate, clip_seconds, crop)
+        self.audio_set = audio_set
 
     def __len__(self) -> int:
         return len(self.audio_set.clips)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         clip = self.audio_set.clips[index]
-        item = {KEY: clip.key, LABEL: clip.label, FOLD: clip.fold, ERROR: ""}
-        path = self.audio_set.root / clip.key
-        try:
-            window = read_audio_window(path, self.sample_rate, self.clip_seconds, self.crop)
-        except AudioDecodeError as error:
-            logger.warning("%s", error)
-            return {**item, AUDIO: torch.zeros(self.num_samples), ERROR: str(error)}
-        return {**item, AUDIO: fit_length(window.waveform, self.num_samples, random_crop=False)}
+        return self.with_audio(
+            clip.key, {KEY: clip.key, LABEL: clip.label, FOLD: clip.fold, ERROR: ""}
+        )

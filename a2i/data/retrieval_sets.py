@@ -21,18 +21,16 @@
 from __future__ import annotations
 
 import csv
-import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
-from a2i.audio.io import Crop, fit_length, read_audio_window
-from a2i.data.downstream import ERROR
-from a2i.errors import AudioDecodeError, ConfigError, DatasetNotFoundError, ManifestError
-from a2i.interfaces import AUDIO, KEY
+from a2i.audio.io import Crop
+from a2i.data.downstream import ERROR, AudioClipDataset
+from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
+from a2i.interfaces import KEY
 
 INDEX = "index"
 """Batch field: the clip's position in its set ``(B,)`` int64."""
@@ -51,8 +49,6 @@ DESED_CLASSES = (
     "Vacuum_cleaner",
 )
 """DESED's 10 event classes (label = index)."""
-
-logger = logging.getLogger(__name__)
 
 
 def _read_rows(path: Path, root: Path, download: str, delimiter: str) -> list[dict[str, str]]:
@@ -155,32 +151,17 @@ class DESED:
         return ClipDataset(self.root, self.clips, sample_rate, self.clip_seconds, crop)
 
 
-class ClipDataset(Dataset):
-    """Audio files of a set as batch dicts with ``index`` and ``error``.
-
-    A clip that cannot be read yields zeros and its error, so one bad file does not stop the
-    evaluation (the caller leaves it out and names it).
-    """
+class ClipDataset(AudioClipDataset):
+    """Audio files of a set with ``index`` and ``error`` (an unreadable one: zeros and its error)."""
 
     def __init__(
         self, root: Path, clips: list[str], sample_rate: int, clip_seconds: float, crop: Crop
     ) -> None:
-        self.root = root
+        super().__init__(root, sample_rate, clip_seconds, crop)
         self.clips = clips
-        self.sample_rate = sample_rate
-        self.clip_seconds = clip_seconds
-        self.crop = crop
-        self.num_samples = round(sample_rate * clip_seconds)
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = {KEY: self.clips[index], INDEX: index, ERROR: ""}
-        path = self.root / self.clips[index]
-        try:
-            window = read_audio_window(path, self.sample_rate, self.clip_seconds, self.crop)
-        except AudioDecodeError as error:
-            logger.warning("%s", error)
-            return {**item, AUDIO: torch.zeros(self.num_samples), ERROR: str(error)}
-        return {**item, AUDIO: fit_length(window.waveform, self.num_samples, random_crop=False)}
+        return self.with_audio(self.clips[index], {KEY: self.clips[index], INDEX: index, ERROR: ""})
