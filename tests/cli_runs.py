@@ -1,8 +1,13 @@
 """Running the real ``a2i`` CLI in the test process, as a user's shell would see its status."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from a2i.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def a2i_status(args: list[str]) -> int:
@@ -31,4 +36,17 @@ def run_on_folder(
             str(out),
             *extra,
         ]
+    )
+
+
+def a2i_process(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m a2i ARGS`` as a child process (ranks relaunch it), offline, this tree's a2i."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "a2i", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )

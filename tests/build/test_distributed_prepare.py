@@ -4,13 +4,12 @@ The real CLI in a subprocess: Fabric's launcher reruns the command line for the 
 """
 
 import hashlib
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runs import a2i_process
 from video_fixtures import write_vggsound_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,14 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("subprocess")]
 
 def prepare(root: Path, prepared: Path, *extra: str) -> subprocess.CompletedProcess:
     args = ["prepare", "--config", str(DATA), "--data.init_args.root", str(root)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "a2i", *args, "--data.init_args.prepared", str(prepared), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return a2i_process([*args, "--data.init_args.prepared", str(prepared), *extra])
 
 
 def digests(prepared: Path) -> dict[str, str]:

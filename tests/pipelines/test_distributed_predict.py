@@ -7,16 +7,14 @@ the images are compared to the bit.
 """
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from cli_runs import a2i_status
+from cli_runs import a2i_process, a2i_status
 
 from a2i.io_utils import FolderLock
 from a2i.pipelines.writer import MANIFEST, PARTS, part_name, read_manifest
@@ -39,15 +37,8 @@ def write_inputs(folder: Path, count: int, broken: bool = False) -> Path:
 
 def cli(command: str, inputs: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     args = ["--config", str(SHIPPED), "--audio_dir", str(inputs), "--output_dir", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "a2i", command, *args, "--data.init_args.batch_size", "2", *extra],
-        cwd=out.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    batch = ("--data.init_args.batch_size", "2")
+    return a2i_process([command, *args, *batch, *extra], cwd=out.parent)
 
 
 def outputs(out: Path, suffix: str) -> dict[str, bytes]:

@@ -6,27 +6,17 @@ The real CLI in subprocesses: Fabric's launcher reruns the command line for the 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
+from cli_runs import a2i_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("subprocess")]
 
 
 def sonify(config: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "a2i", "sonify", "--config", str(config), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return a2i_process(["sonify", "--config", str(config), *extra])
 
 
 def digests(out: Path) -> dict[str, str]:
