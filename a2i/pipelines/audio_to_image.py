@@ -71,6 +71,7 @@ class AudioToImagePipeline:
     Args:
         model: A trained method (a Lightning module or any object with the contract).
         batch_size: Inputs generated at once (images do not depend on it).
+        card: What the model is and where it came from (the loaders fill it; default empty).
 
     Example::
 
@@ -79,7 +80,9 @@ class AudioToImagePipeline:
         out.images[0]  # (2, 3, H, W)
     """
 
-    def __init__(self, model: AudioToImageModel, batch_size: int = 16) -> None:
+    def __init__(
+        self, model: AudioToImageModel, batch_size: int = 16, card: ModelCard | None = None
+    ) -> None:
         if not isinstance(model, AudioToImageModel):
             raise ConfigError(
                 f"{type(model).__name__} does not draw images from audio (it does not implement "
@@ -89,7 +92,7 @@ class AudioToImagePipeline:
             raise ConfigError(f"batch_size must be >= 1 (got {batch_size})")
         self.model = model
         self.batch_size = batch_size
-        self.card = ModelCard()
+        self.card = ModelCard() if card is None else card
         if isinstance(model, nn.Module):
             model.eval()
 
@@ -103,9 +106,7 @@ class AudioToImagePipeline:
         from a2i.pipelines.loading import load_run
 
         model, card = load_run(run)
-        pipe = cls(model, **kwargs)
-        pipe.card = card
-        return pipe
+        return cls(model, card=card, **kwargs)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> AudioToImagePipeline:
@@ -113,9 +114,7 @@ class AudioToImagePipeline:
         from a2i.pipelines.loading import load_exported
 
         model, card = load_exported(directory)
-        pipe = cls(model, **kwargs)
-        pipe.card = card
-        return pipe
+        return cls(model, card=card, **kwargs)
 
     @classmethod
     def from_config(cls, config: str | Path, **kwargs: Any) -> AudioToImagePipeline:
@@ -127,9 +126,7 @@ class AudioToImagePipeline:
         from a2i.pipelines.loading import load_config
 
         model, card = load_config(config)
-        pipe = cls(model, **kwargs)
-        pipe.card = card
-        return pipe
+        return cls(model, card=card, **kwargs)
 
     def save_pretrained(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write ``config.yaml`` + ``model.safetensors`` (trainable weights) + ``README.md``."""
