@@ -4,7 +4,13 @@ from collections.abc import Callable
 
 import lightning as L
 import pytest
+import torch
 
+from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
+from a2i.encoders.image.tiny import TinyImageEncoder
+from a2i.generators.biggan import BigGANGenerator
+from a2i.generators.latent_diffusion import LatentDiffusionGenerator
+from a2i.methods.sound2vision import Sound2Vision
 from a2i.synth.datamodule import SyntheticWorldDataModule
 
 
@@ -12,6 +18,24 @@ def tiny_world() -> SyntheticWorldDataModule:
     """8 train, 4 val and 4 test scenes of the synthetic world: 32 px, 1 s clips, batches of 4."""
     return SyntheticWorldDataModule(
         image_size=32, clip_seconds=1.0, batch_size=4, train_size=8, val_size=4, test_size=4
+    )
+
+
+def tiny_sound2vision(generator: str = "gan", **kwargs) -> Sound2Vision:
+    """A seeded 64-d Sound2Vision for the tiny world with a tiny GAN (or ``"ldm"``)."""
+    torch.manual_seed(0)
+    gen = (
+        BigGANGenerator(preset="tiny", condition_dim=64, image_size=32)
+        if generator == "gan"
+        else LatentDiffusionGenerator(
+            preset="tiny", condition_dim=64, image_size=32, num_inference_steps=2
+        )
+    )
+    return Sound2Vision(
+        audio_encoder=SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
+        image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
+        generator=gen,
+        **kwargs,
     )
 
 

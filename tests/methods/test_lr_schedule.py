@@ -4,14 +4,9 @@ import math
 
 import lightning as L
 import pytest
-import torch
 
-from a2i.encoders.audio.resnet_spectrogram import SpectrogramResNet
-from a2i.encoders.image.tiny import TinyImageEncoder
 from a2i.errors import ConfigError
-from a2i.generators.biggan import BigGANGenerator
-from a2i.methods.sound2vision import Sound2Vision
-from tests.methods.conftest import tiny_world
+from tests.methods.conftest import tiny_sound2vision, tiny_world
 
 
 class LearningRates(L.Callback):
@@ -25,14 +20,7 @@ class LearningRates(L.Callback):
 
 
 def rates(tmp_path, steps: int, **options) -> list[float]:
-    torch.manual_seed(0)
-    model = Sound2Vision(
-        audio_encoder=SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
-        image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
-        generator=BigGANGenerator(preset="tiny", condition_dim=64, image_size=32),
-        lr=1e-3,
-        **options,
-    )
+    model = tiny_sound2vision(lr=1e-3, **options)
     record = LearningRates()
     L.Trainer(
         accelerator="cpu",
@@ -61,9 +49,4 @@ def test_cosine_warms_up_then_decays_to_zero_at_the_last_step(tmp_path):
 
 def test_negative_warmup_is_refused():
     with pytest.raises(ConfigError, match="warmup_steps"):
-        Sound2Vision(
-            audio_encoder=SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
-            image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
-            generator=BigGANGenerator(preset="tiny", condition_dim=64, image_size=32),
-            warmup_steps=-1,
-        )
+        tiny_sound2vision(warmup_steps=-1)

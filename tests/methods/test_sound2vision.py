@@ -12,28 +12,12 @@ from a2i.generators.latent_diffusion import LatentDiffusionGenerator
 from a2i.interfaces import AUDIO, IMAGE, GenerationRequest, ImageEncoder
 from a2i.methods.sound2vision import Sound2Vision
 from a2i.pipelines import AudioToImagePipeline
-
-
-def build(generator="gan", **kwargs):
-    torch.manual_seed(0)
-    gen = (
-        BigGANGenerator(preset="tiny", condition_dim=64, image_size=32)
-        if generator == "gan"
-        else LatentDiffusionGenerator(
-            preset="tiny", condition_dim=64, image_size=32, num_inference_steps=2
-        )
-    )
-    return Sound2Vision(
-        audio_encoder=SpectrogramResNet(preset="tiny", embed_dim=64, clip_seconds=1.0),
-        image_encoder=TinyImageEncoder(embed_dim=64, image_size=32),
-        generator=gen,
-        **kwargs,
-    )
+from tests.methods.conftest import tiny_sound2vision
 
 
 @pytest.mark.parametrize("generator", ["gan", "ldm"])
 def test_frozen_parts_get_no_gradient_and_do_not_change(generator, world, fit_tiny):
-    model = build(generator)
+    model = tiny_sound2vision(generator)
     frozen = {
         k: v.clone()
         for k, v in model.state_dict().items()
@@ -61,11 +45,13 @@ def test_frozen_parts_get_no_gradient_and_do_not_change(generator, world, fit_ti
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, fit_tiny):
-    model = build()
+    model = tiny_sound2vision()
     path = tmp_path / "s2v.ckpt"
     fit_tiny(model).save_checkpoint(path)
 
-    reloaded = build()  # fresh random audio encoder, same frozen parts (rebuilt from config)
+    reloaded = (
+        tiny_sound2vision()
+    )  # fresh random audio encoder, same frozen parts (rebuilt from config)
     reloaded.load_state_dict(torch.load(path, weights_only=False)["state_dict"], strict=False)
     reloaded.on_load_checkpoint(torch.load(path, weights_only=False))
     waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
@@ -77,13 +63,13 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, fit_tiny):
 
 
 def test_exported_audio_encoder_serves_the_other_generator(tmp_path, fit_tiny):
-    model = build(export_dir=str(tmp_path / "stage2"))
+    model = tiny_sound2vision(export_dir=str(tmp_path / "stage2"))
     fit_tiny(model)
     exported = tmp_path / "stage2" / "audio_encoder.safetensors"
     encoder = SpectrogramResNet(
         preset="tiny", embed_dim=64, clip_seconds=1.0, pretrained=str(exported)
     )
-    ldm = build("ldm")  # the same image encoder: stage 2 needs no other training
+    ldm = tiny_sound2vision("ldm")  # the same image encoder: stage 2 needs no other training
     ldm.audio_encoder = encoder
     waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
     model.eval(), ldm.eval()
@@ -92,34 +78,36 @@ def test_exported_audio_encoder_serves_the_other_generator(tmp_path, fit_tiny):
 
 def test_stage2_export_carries_the_feature_norm_the_ldm_reads(tmp_path, fit_tiny):
     """The running image-feature norm is method state: exported, read back, and required."""
-    model = build(export_dir=str(tmp_path / "stage2"))
+    model = tiny_sound2vision(export_dir=str(tmp_path / "stage2"))
     fit_tiny(model)
     assert sorted(p.name for p in (tmp_path / "stage2").iterdir()) == [
         "audio_encoder.safetensors",
         "state.safetensors",
     ]
-    ldm = build("ldm", pretrained=str(tmp_path / "stage2"))
+    ldm = tiny_sound2vision("ldm", pretrained=str(tmp_path / "stage2"))
     assert ldm.untrained_parts() == []
     torch.testing.assert_close(ldm.image_feature_norm, model.image_feature_norm)
     waveform = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
     model.eval(), ldm.eval()
     assert torch.equal(model.audio_features(waveform), ldm.audio_features(waveform))
     # an LDM given only the encoder's weights would scale its conditions by an untrained norm
-    encoder_only = build("ldm")
+    encoder_only = tiny_sound2vision("ldm")
     assert encoder_only.untrained_parts() == ["audio_encoder", "state"]
-    assert build("gan").untrained_parts() == ["audio_encoder"]  # unit scale: the norm is unused
+    assert tiny_sound2vision("gan").untrained_parts() == [
+        "audio_encoder"
+    ]  # unit scale: the norm is unused
     with pytest.raises(ConfigError, match=r"lacks state\.safetensors"):
         (tmp_path / "stage2" / "state.safetensors").unlink()
-        build("ldm", pretrained=str(tmp_path / "stage2"))
+        tiny_sound2vision("ldm", pretrained=str(tmp_path / "stage2"))
 
 
 def test_checkpoint_without_trainable_weights_is_refused():
     with pytest.raises(ConfigError, match="trainable weights missing"):
-        build().on_load_checkpoint({"state_dict": {}})
+        tiny_sound2vision().on_load_checkpoint({"state_dict": {}})
 
 
 def test_controls_change_the_input_and_seeds_draw_different_images():
-    model = build().eval()
+    model = tiny_sound2vision().eval()
     waveform = torch.randn(1, 16000, generator=torch.Generator().manual_seed(2)) * 0.1
     pipe = AudioToImagePipeline(model)
     louder = pipe(waveform, gain_db=10.0).images[0]
@@ -231,7 +219,7 @@ def test_paper_gan_receives_unit_length_conditions_for_audio_blend_and_log_grids
 @pytest.mark.slow
 def test_ldm_composes_image_and_audio_and_a_zero_weight_drops_a_condition():
     """Sound2Vision §6.1 / Fig. 19: composable diffusion (Liu et al. 2022) for the LDM."""
-    model = build("ldm").eval()
+    model = tiny_sound2vision("ldm").eval()
     assert model.image_blend == "composable"
     generator = torch.Generator().manual_seed(4)
     waveform = torch.randn(2, 16000, generator=generator) * 0.1
@@ -254,5 +242,5 @@ def test_ldm_composes_image_and_audio_and_a_zero_weight_drops_a_condition():
 
 def test_composable_blend_needs_a_diffusion_generator():
     with pytest.raises(ConfigError, match=r"image_blend='composable'.*BigGANGenerator"):
-        build("gan", image_blend="composable")
-    assert build("gan").image_blend == "interpolate"
+        tiny_sound2vision("gan", image_blend="composable")
+    assert tiny_sound2vision("gan").image_blend == "interpolate"
