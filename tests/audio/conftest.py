@@ -35,6 +35,25 @@ def _tonal(
     return signal
 
 
+def mux_audio(
+    container: av.container.OutputContainer,
+    stream: av.audio.stream.AudioStream,
+    signal: np.ndarray,
+    rate: int,
+    layout: str = "mono",
+) -> None:
+    """Encode ``(channels, samples)`` float32 into ``stream`` a codec frame at a time, then flush."""
+    step = stream.codec_context.frame_size or 1024
+    for start in range(0, signal.shape[1], step):
+        chunk = np.ascontiguousarray(signal[:, start : start + step])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = rate, start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
 def _encode_pyav(
     path: Path,
     container: str,
@@ -49,15 +68,7 @@ def _encode_pyav(
     with av.open(str(path), "w", format=container, options=options or {}) as output:
         stream = output.add_stream(codec, rate=rate)
         stream.layout = layout
-        step = stream.codec_context.frame_size or 1024
-        for start in range(0, signal.shape[1], step):
-            chunk = np.ascontiguousarray(signal[:, start : start + step])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-            frame.sample_rate, frame.pts = rate, start
-            for packet in stream.encode(frame):
-                output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
+        mux_audio(output, stream, signal, rate, layout)
     return path
 
 

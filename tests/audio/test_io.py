@@ -16,6 +16,7 @@ from a2i.audio.io import (
     write_audio,
 )
 from a2i.errors import AudioDecodeError, ConfigError
+from tests.audio.conftest import mux_audio
 
 RATE = 16000
 SECONDS = 0.5
@@ -57,15 +58,7 @@ def encode_with_pyav(
             for packet in video.encode(None):
                 container.mux(packet)
         if audio is not None:
-            step = audio.codec_context.frame_size or 1024
-            for start in range(0, len(signal), step):
-                chunk = signal[None, start : start + step]
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate, frame.pts = rate, start
-                for packet in audio.encode(frame):
-                    container.mux(packet)
-            for packet in audio.encode(None):
-                container.mux(packet)
+            mux_audio(container, audio, signal[None], rate)
     return signal
 
 
