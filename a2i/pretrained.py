@@ -287,6 +287,34 @@ def export_parts(
         save_state_dict(state, path, getattr(torch, dtype))
 
 
+def state_dict_problems(
+    stored: dict[str, Tensor],
+    expected: dict[str, Tensor],
+    *,
+    file_name: Callable[[str], str] = str,
+    most: int | None = None,
+) -> list[str]:
+    """What keeps ``stored`` from loading into a module whose state dict is ``expected``.
+
+    One ``"kind: key, key"`` entry per kind (missing, unexpected, shape); none when it fits, so
+    a loader names every problem of a wrong file at once. ``file_name`` spells an expected key as
+    the weights file names it; ``most`` caps the keys named per kind (`` …`` marks the rest).
+    """
+    missing = [file_name(key) for key in expected if key not in stored]
+    unexpected = [key for key in stored if key not in expected]
+    wrong = [
+        f"{file_name(key)} {tuple(stored[key].shape)} (expected {tuple(value.shape)})"
+        for key, value in expected.items()
+        if key in stored and stored[key].shape != value.shape
+    ]
+    problems = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
+        if keys:
+            more = " …" if most is not None and len(keys) > most else ""
+            problems.append(f"{what}: {', '.join(keys[:most])}{more}")
+    return problems
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__

@@ -32,7 +32,7 @@ from a2i.interfaces import (
 from a2i.methods.base import AudioToImageMethod, Logged
 from a2i.modules.pooling import AttentivePooling
 from a2i.modules.projectors import MLPProjector
-from a2i.pretrained import resolve_weights
+from a2i.pretrained import resolve_weights, state_dict_problems
 
 
 class AudioTokenEmbedder(nn.Module):
@@ -100,18 +100,7 @@ def load_embedder(embedder: AudioTokenEmbedder, spec: str, field: str) -> None:
         layout = "official AudioToken (FGAEmbedder)"
         names = {ours: theirs for theirs, ours in OFFICIAL_EMBEDDER_KEYS.items()}
         state = {OFFICIAL_EMBEDDER_KEYS.get(key, key): value for key, value in state.items()}
-    missing = [names[key] for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    wrong = [
-        f"{names[key]} {tuple(state[key].shape)} (expected {tuple(value.shape)})"
-        for key, value in expected.items()
-        if key in state and state[key].shape != value.shape
-    ]
-    problems = [
-        f"{what}: {', '.join(keys)}"
-        for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
-        if keys
-    ]
+    problems = state_dict_problems(state, expected, file_name=names.__getitem__)
     if problems:
         raise ConfigError(
             f"{field} '{spec}' ({layout} layout) does not fit the AudioToken embedder "

@@ -36,7 +36,7 @@ from torchvision.transforms import v2
 from a2i.encoders.image.vision_language import VisionLanguageEncoder
 from a2i.errors import ConfigError
 from a2i.modules.attention_head import SelfAttentionHead
-from a2i.pretrained import resolve_weights
+from a2i.pretrained import resolve_weights, state_dict_problems
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -220,19 +220,7 @@ def load_released_image_tower(encoder: BriVLImageEncoder, spec: str, field: str)
             if key.startswith("imgencoder.")
             and not key.startswith("imgencoder.backbone.classifier")
         }
-    expected = encoder.state_dict()
-    missing = [key for key in expected if key not in stored]
-    unexpected = [key for key in stored if key not in expected]
-    wrong = [
-        f"{key} {tuple(stored[key].shape)} (expected {tuple(value.shape)})"
-        for key, value in expected.items()
-        if key in stored and stored[key].shape != value.shape
-    ]
-    problems = [
-        f"{what}: {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
-        for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
-        if keys
-    ]
+    problems = state_dict_problems(stored, encoder.state_dict(), most=5)
     if problems:
         raise ConfigError(
             f"{field} '{spec}' ({layout} layout) does not fit BriVLImageEncoder's "
