@@ -82,29 +82,36 @@ def inputs(tmp_path: Path) -> Path:
     return tiny_wavs(tmp_path / "in", 6)  # two batches
 
 
-def test_images_of_a_batch_whose_rows_a_kill_cut_off_are_redone(inputs, tmp_path, capsys):
-    """A kill after a batch's images, before its rows: the rerun redoes them (was: refused)."""
-    out = tmp_path / "out"
-    assert predict(inputs, out) == 0
+def kill_after_images_before_rows(out: Path) -> None:
+    """A kill after the last batch's images, before its rows (the rerun was once refused)."""
     lines = (out / MANIFEST).read_text().splitlines(keepends=True)
     cut = [i for i, line in enumerate(lines) if '"type": "writing"' in line][-1]
     (out / MANIFEST).write_text("".join(lines[: cut + 1]))  # the last batch: images, no rows
     (out / "c005.wav.png").unlink()  # and one image the kill stopped before it was renamed
     (out / ".c005.wav.png.0123abcd.tmp").write_bytes(b"\x89PNG half")
-    capsys.readouterr()
-    assert predict(inputs, out) == 0
-    assert "2 images written, 4 inputs already done" in capsys.readouterr().out
-    assert_complete(inputs, out)
 
 
-def test_a_torn_last_line_is_cut_off_and_its_batch_redone(inputs, tmp_path, capsys):
+def tear_the_last_line(out: Path) -> None:
+    """The last row cut mid-way: it is cut off and its batch redone."""
+    manifest = out / MANIFEST
+    manifest.write_bytes(manifest.read_bytes()[:-40])
+
+
+@pytest.mark.parametrize(
+    ("kill", "redone"),
+    [
+        (kill_after_images_before_rows, "2 images written, 4 inputs already done"),
+        (tear_the_last_line, "1 images written, 5 inputs already done"),
+    ],
+    ids=["rows_cut_off", "torn_last_line"],
+)
+def test_the_batch_a_kill_left_unrecorded_is_redone(kill, redone, inputs, tmp_path, capsys):
     out = tmp_path / "out"
     assert predict(inputs, out) == 0
-    manifest = out / MANIFEST
-    manifest.write_bytes(manifest.read_bytes()[:-40])  # the last row cut mid-way
+    kill(out)
     capsys.readouterr()
     assert predict(inputs, out) == 0
-    assert "1 images written, 5 inputs already done" in capsys.readouterr().out
+    assert redone in capsys.readouterr().out
     assert_complete(inputs, out)
 
 
