@@ -18,17 +18,7 @@ from a2i.build.sonify.retrieval import (
 )
 from a2i.errors import ConfigError
 
-# 5 concepts × 6 clips; entries are ± squares so the SSR is exact by hand.
-SIMILARITY = torch.tensor(
-    [
-        [0.81, 0.64, 0.16, 0.36, 0.25, 0.09],
-        [0.09, 0.81, 0.81, 0.01, -0.04, 0.64],
-        [-0.25, -0.16, 0.04, 0.0, 0.0, -0.01],
-        [0.36, 0.36, 0.36, 0.36, 0.36, 0.36],
-        [0.16, 0.49, -0.81, 0.25, 0.49, 0.09],
-    ],
-    dtype=torch.float64,
-)
+# 5 concepts × 6 clips of signed square-root similarities, exact by hand.
 SSR = torch.tensor(
     [
         [0.9, 0.8, 0.4, 0.6, 0.5, 0.3],
@@ -39,6 +29,8 @@ SSR = torch.tensor(
     ],
     dtype=torch.float64,
 )
+SIMILARITY = SSR.sign() * SSR**2
+"""The cosine similarities those are the SSR of (a square keeps its sign)."""
 # k = 3: the means of the three best SSR scores per row.
 THRESHOLD = torch.tensor(
     [(0.9 + 0.8 + 0.6) / 3, (0.9 + 0.9 + 0.8) / 3, 0.2 / 3, 0.6, (0.7 + 0.7 + 0.5) / 3],
