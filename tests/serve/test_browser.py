@@ -67,17 +67,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Three 1 s world test clips, written by the same code as ``a2i world``, and their labels."""
-    root = tmp_path_factory.mktemp("world")
+def world_clips(root: Path, clip_seconds: float) -> dict[Path, int]:
+    """Three world test clips, written by the same code as ``a2i world``, and their labels."""
     materialize_world(
         root,
         sizes={"test": 3},
-        world=SyntheticWorld(image_size=32, clip_seconds=1.0),
+        world=SyntheticWorld(image_size=32, clip_seconds=clip_seconds),
         audio_only=True,
     )
     return {root / r.audio: r.label for r in read_manifest(root)}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Three 1 s world test clips and their labels."""
+    return world_clips(tmp_path_factory.mktemp("world"), clip_seconds=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -304,18 +308,12 @@ def test_at_1366x768_both_rows_of_a_two_model_comparison_are_in_view(server, bro
 def test_images_served_before_make_demo_show_the_sounds_class(
     browser, tmp_path_factory, monkeypatch
 ):
-    root = tmp_path_factory.mktemp("world_4s")
-    materialize_world(
-        root,
-        sizes={"test": 3},
-        world=SyntheticWorld(image_size=32, clip_seconds=4.0),
-        audio_only=True,
-    )
+    clips = world_clips(tmp_path_factory.mktemp("world_4s"), clip_seconds=4.0)
     monkeypatch.chdir(tmp_path_factory.mktemp("fresh_clone"))  # no runs/demo: the shipped GAN
     judge, labels, judged = WorldJudge.load(), [], []
     with serve(empty=tmp_path_factory.mktemp("none")) as app:
-        for record in read_manifest(root):
-            _, images = draw_and_read(browser, app, root / record.audio)
+        for audio, label in clips.items():
+            _, images = draw_and_read(browser, app, audio)
             assert len(images) == 4
             model = browser.find_element(By.CSS_SELECTOR, "#model input")
             assert model.get_attribute("value") == shipped_entry().title
@@ -323,6 +321,6 @@ def test_images_served_before_make_demo_show_the_sounds_class(
             small = np.stack([np.asarray(i.resize((32, 32), Image.Resampling.BOX)) for i in images])
             batch = torch.from_numpy(small).permute(0, 3, 1, 2).float() / 255
             judged += judge.judge(batch).main_class.tolist()
-            labels += [record.label] * len(images)
+            labels += [label] * len(images)
     right = sum(a == b for a, b in zip(judged, labels, strict=True))
     assert right >= 2 / 3 * len(labels), (labels, judged)  # chance: 1/10
