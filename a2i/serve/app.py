@@ -110,6 +110,19 @@ def sound_inputs(prefix: str) -> tuple[gr.File, gr.Audio, gr.State]:
     return upload, record, gr.State(None)
 
 
+def image_gallery(label: str, columns: int, elem_id: str) -> gr.Gallery:
+    """A read-only gallery of whole PNG images, downloadable without the network."""
+    return gr.Gallery(
+        label=label,
+        columns=columns,
+        format="png",
+        buttons=OFFLINE_BUTTONS,
+        elem_id=elem_id,
+        interactive=False,
+        object_fit="contain",
+    )
+
+
 def build_app(shelf: ModelShelf, selected: list[str]) -> gr.Blocks:
     """The demo page over ``shelf``; ``selected`` are the models shown first (and compared).
 
@@ -201,15 +214,7 @@ def draw_tab(shelf: ModelShelf, first: str) -> None:
                 buttons=OFFLINE_BUTTONS,
                 height=SPECTROGRAM_PX,
             )
-            gallery = gr.Gallery(
-                label="Generated images",
-                columns=4,
-                format="png",
-                buttons=OFFLINE_BUTTONS,
-                elem_id="gallery",
-                interactive=False,
-                object_fit="contain",
-            )
+            gallery = image_gallery("Generated images", columns=4, elem_id="gallery")
 
     def choose(label: str) -> tuple[Any, ...]:
         try:
@@ -263,14 +268,10 @@ def compare_tab(shelf: ModelShelf, selected: list[str]) -> None:
             count = gr.Slider(1, 4, value=2, step=1, label="Images per model")
         with gr.Column(scale=2):
             status = gr.Markdown(elem_id="compare_status")
-            gallery = gr.Gallery(
-                label="The same sound through every chosen model, one row of seeds each",
+            gallery = image_gallery(
+                "The same sound through every chosen model, one row of seeds each",
                 columns=1,
-                format="png",
-                buttons=OFFLINE_BUTTONS,
                 elem_id="compare_gallery",
-                interactive=False,
-                object_fit="contain",
             )
 
     def compare(sound: str | None, labels: list[str], images: float) -> tuple[Any, ...]:
