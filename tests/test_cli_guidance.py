@@ -14,6 +14,7 @@ from a2i.commands import next_steps
 from a2i.errors import ConfigError
 from a2i.pipelines.loading import find_run
 from a2i.pipelines.progress import FolderProgress, ProgressLines
+from a2i.runtime import Ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "tests" / "conf"
@@ -225,7 +226,7 @@ def test_folder_progress_prints_nothing_when_nothing_is_left(capsys):
 
 
 def test_rank_0_says_its_bar_is_its_share_of_the_ranks(capsys):
-    progress = FolderProgress("predict", 4, ranks=2)
+    progress = FolderProgress("predict", 4, ranks=Ranks(0, 2))
     progress.advance(4)
     progress.close()
     assert (

@@ -109,8 +109,7 @@ def embed_folder(
     check_embedder(pipeline.model)
     clip = pipeline.model.clip_seconds
     batches = share_batches(writer, keys, pipeline.batch_size)
-    total = sum(map(len, batches)) if writer.ranks.is_main else 0
-    progress = FolderProgress("embed", total, ranks=writer.ranks.world_size)
+    progress = FolderProgress("embed", sum(map(len, batches)), ranks=writer.ranks)
 
     def embed(chunk: list[str], summary: FolderSummary) -> None:
         clips: list[Tensor] = []

@@ -144,8 +144,7 @@ def predict_folder(
     """
     clip = pipeline.model.clip_seconds
     batches = share_batches(writer, keys, pipeline.batch_size)
-    total = sum(map(len, batches)) if writer.ranks.is_main else 0
-    progress = FolderProgress("predict", total, ranks=writer.ranks.world_size)
+    progress = FolderProgress("predict", sum(map(len, batches)), ranks=writer.ranks)
 
     def draw(chunk: list[str], summary: FolderSummary) -> None:
         output = pipeline.run([root / key for key in chunk], request)

@@ -16,6 +16,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from a2i.runtime import ONE_PROCESS, Ranks
+
 EVERY_SECONDS = 60.0
 EVERY_PERCENT = 10.0
 
@@ -101,16 +103,19 @@ class FolderProgress:
     """Progress over a folder's inputs: a tqdm bar on a terminal, :class:`ProgressLines` off it.
 
     Nothing is shown when there is nothing to do (every input done by an earlier run). In a job
-    of ``ranks > 1`` processes rank 0 shows its own share, and says so: a bar ending at "4/4" over
+    of several ``ranks`` only rank 0 shows its own share, and says so: a bar ending at "4/4" over
     a folder of 8 inputs would otherwise look like half the folder was left out.
     """
 
-    def __init__(self, command: str, total: int, unit: str = "input", ranks: int = 1) -> None:
+    def __init__(
+        self, command: str, total: int, unit: str = "input", ranks: Ranks = ONE_PROCESS
+    ) -> None:
         self.done = 0
         self.bar = self.lines = None
-        if total <= 0:
+        if total <= 0 or not ranks.is_main:
             return
-        label = f"a2i {command}" + (f" (rank 0's share of {ranks})" if ranks > 1 else "")
+        share = f" (rank 0's share of {ranks.world_size})" if ranks.distributed else ""
+        label = f"a2i {command}{share}"
         if is_terminal():
             self.bar = tqdm(total=total, desc=label, unit=f" {unit}", file=sys.stdout)
         else:
