@@ -285,6 +285,8 @@ class A2ICLI(LightningCLI):
     """``--ckpt_path``, held back from Lightning's config parsing (:meth:`parse_arguments`)."""
     request_flags: tuple[str, ...] = ()
     """``predict``'s flags that :func:`request_from_flags` reads."""
+    subcommand_parsers: dict[str, LightningArgumentParser]
+    """Each subcommand's parser (tab completion completes one), recorded by :meth:`init_parser`."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -294,10 +296,17 @@ class A2ICLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """Lightning's parser; ``predict``'s also takes the folders and the request's fields.
 
-        ``main`` asks for those with ``request_flags=True`` among ``predict``'s parser arguments.
+        ``main`` names each subcommand's parser among its parser arguments (``a2i_subcommand``) and
+        asks for the request's flags with ``request_flags=True`` among ``predict``'s.
         """
+        subcommand = kwargs.pop("a2i_subcommand", None)
         request_flags = kwargs.pop("request_flags", False)
         parser = super().init_parser(**kwargs)
+        if subcommand is not None:
+            self.subcommand_parsers = {
+                **getattr(self, "subcommand_parsers", {}),
+                subcommand: parser,
+            }
         if request_flags:
             parser.add_class_arguments(FolderOptions, as_group=False)
             added = parser.add_function_arguments(request_from_flags, as_group=False)
@@ -317,7 +326,7 @@ class A2ICLI(LightningCLI):
         tab completion, complete the subcommand's options and exit.
         """
         if completion.requested():
-            completion.complete_lightning_command(self._subcommand_parsers)
+            completion.complete_lightning_command(self.subcommand_parsers)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is not None:
@@ -511,10 +520,11 @@ def main(args: list[str] | None = None) -> None:
     tune_allocator()
     quiet_expected_messages(argv[0] if argv else None)
     helping = any(flag in argv for flag in HELP_FLAGS)
-    helps = {  # (they read a2i's source: help only)
-        command: command_help(command, summary) if helping else {}
+    subcommand_kwargs = {  # (their help reads a2i's source: only when asked)
+        command: {"a2i_subcommand": command, **(command_help(command, summary) if helping else {})}
         for command, summary in LIGHTNING_COMMANDS.items()
     }
+    subcommand_kwargs["predict"]["request_flags"] = True
     with exit_on_a2i_errors():
         resolved = resolve_config_arguments(argv)
         if args is None:  # LightningCLI reads the command line itself
@@ -537,8 +547,7 @@ def main(args: list[str] | None = None) -> None:
             parser_kwargs={
                 "prog": "a2i",  # (not `__main__.py` under `python -m a2i`)
                 "formatter_class": ParagraphHelpFormatter,  # subcommands inherit it
-                **helps,
-                "predict": {**helps["predict"], "request_flags": True},
+                **subcommand_kwargs,
             },
             args=None if args is None else resolved,
         )

@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from jsonargparse._common import debug_mode_active
 from lightning.pytorch.cli import LightningArgumentParser
 
 _KEY = re.compile(r'^Parser key "([^"]+)":')
@@ -34,6 +34,11 @@ _NOISE = (
     "Expected a <class 'NoneType'>",
     "Expected a path but",
 )
+
+
+def debugging_jsonargparse() -> bool:
+    """Whether ``JSONARGPARSE_DEBUG=true`` asks for jsonargparse's full errors (its documented switch)."""
+    return os.environ.get("JSONARGPARSE_DEBUG", "").lower() == "true"
 
 
 def _hint(word: str, choices: list[str]) -> str:
@@ -121,7 +126,7 @@ class A2IArgumentParser(LightningArgumentParser):
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         """One line naming the key or class and the closest valid one; exit status 2."""
-        if not self.exit_on_error or debug_mode_active():
+        if not self.exit_on_error or debugging_jsonargparse():
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
         options = [s for action in parser._actions for s in action.option_strings]

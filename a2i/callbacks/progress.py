@@ -39,22 +39,24 @@ class StepProgressBar(RichProgressBar):
     """Lightning's rich bar, over the whole run in optimizer steps when ``max_steps`` ends it.
 
     The bar stops when the last epoch ends, before Lightning says why the run stopped: a line
-    logged under a live bar was wiped by its last redraw, which drew the final bar twice.
+    logged under a live bar was wiped by its last redraw, which drew the final bar twice. Only
+    Lightning's public hooks and attributes and rich's own ``Progress`` are used, so a Lightning
+    release that renames its private helpers does not break the bar.
     """
 
-    def _counts_steps(self) -> bool:
-        return counts_steps(self.trainer)
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start the bar once for a step-limited run; per epoch otherwise."""
+        if counts_steps(trainer) and self.train_progress_bar_id is not None:
+            return
+        super().on_train_epoch_start(trainer, pl_module)
+        self.show_steps(trainer)
 
     @property
     def total_train_batches(self) -> int | float:
         """``max_steps`` for a step-limited run (one bar across epochs), else Lightning's count."""
-        return self.trainer.max_steps if self._counts_steps() else super().total_train_batches
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Start the bar once for a step-limited run; per epoch otherwise."""
-        if self._counts_steps() and self.train_progress_bar_id is not None:
-            return
-        super().on_train_epoch_start(trainer, pl_module)
+        if counts_steps(self.trainer):
+            return self.trainer.max_steps
+        return super().total_train_batches
 
     def on_train_batch_end(
         self,
@@ -65,20 +67,31 @@ class StepProgressBar(RichProgressBar):
         batch_idx: int,
     ) -> None:
         """Advance to the trainer's step count (the number ``max_steps`` is compared with)."""
-        if not self._counts_steps():
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self.show_steps(trainer)
+
+    def show_steps(self, trainer: L.Trainer) -> None:
+        """In a step-limited run, label the bar "Step" and set it to the trainer's step count.
+
+        Lightning labels it "Epoch N" and counts the epoch's batches (also when it adds the bar
+        in a run resumed mid-epoch).
+        """
+        if not counts_steps(trainer) or self.progress is None or self.train_progress_bar_id is None:
             return
-        if not self.is_disabled and self.train_progress_bar_id is None:
-            self._initialize_train_progress_bar_id()  # resumed mid-epoch
-        self._update(self.train_progress_bar_id, trainer.global_step)
-        self._update_metrics(trainer, pl_module)
+        label = f"{'Step':{len(self.validation_description)}}"
+        style = self.theme.description
+        self.progress.update(
+            self.train_progress_bar_id,
+            completed=trainer.global_step,
+            description=f"[{style}]{label}" if style else label,
+        )
         self.refresh()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Show the epoch's metrics; after the last epoch, leave the final bar on screen."""
         super().on_train_epoch_end(trainer, pl_module)
-        if ends_after_this_epoch(trainer):
-            self._stop_progress()
+        if ends_after_this_epoch(trainer) and self.progress is not None:
+            self.progress.stop()  # (Lightning stops it again at the end of training: a no-op)
 
     def get_metrics(
         self, trainer: L.Trainer, pl_module: L.LightningModule
@@ -87,11 +100,6 @@ class StepProgressBar(RichProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
         return metrics
-
-    def _get_train_description(self, current_epoch: int) -> str:
-        if not self._counts_steps():
-            return super()._get_train_description(current_epoch)
-        return f"{'Step':{len(self.validation_description)}}"
 
 
 class PlainProgressBar(ProgressBar):

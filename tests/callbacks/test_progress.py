@@ -9,7 +9,9 @@ from a2i.callbacks.progress import PlainProgressBar, StepProgressBar, UnfrozenEv
 from a2i.interfaces import FreezableMixin
 
 
-def fit(model: L.LightningModule, callbacks: list[L.Callback], **trainer_args) -> L.Trainer:
+def fit(
+    model: L.LightningModule, callbacks: list[L.Callback], ckpt_path=None, **trainer_args
+) -> L.Trainer:
     trainer = L.Trainer(
         accelerator="cpu",
         limit_train_batches=3,
@@ -20,7 +22,7 @@ def fit(model: L.LightningModule, callbacks: list[L.Callback], **trainer_args) -
         callbacks=callbacks,
         **trainer_args,
     )
-    trainer.fit(model)
+    trainer.fit(model, ckpt_path=ckpt_path)
     return trainer
 
 
@@ -71,8 +73,28 @@ def test_plain_lines_count_steps_or_each_epochs_batches_and_tests(capsys):
 
 def test_the_bar_stops_before_lightning_says_the_run_stopped():
     bar = StepProgressBar()
-    fit(BoringModel(), [bar], max_steps=4)
-    assert bar._progress_stopped  # (stopped by on_train_epoch_end, before the fit loop's line)
+    live_at_epoch_ends = []
+
+    class Spy(L.Callback):  # (runs after the bar: callbacks run in their list's order)
+        def on_train_epoch_end(self, trainer, pl_module):
+            live_at_epoch_ends.append(bar.progress.live.is_started)
+
+    fit(BoringModel(), [bar, Spy()], max_steps=4)  # 2 epochs of 3 batches
+    assert live_at_epoch_ends == [True, False]  # stopped before the fit loop's line
+
+
+def test_a_run_resumed_mid_epoch_counts_steps_from_where_it_was(tmp_path):
+    trainer = L.Trainer(
+        accelerator="cpu", max_steps=2, limit_train_batches=3, limit_val_batches=0, logger=False,
+        enable_model_summary=False, enable_progress_bar=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(BoringModel())
+    checkpoint = tmp_path / "mid_epoch.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    bar = StepProgressBar()
+    fit(BoringModel(), [bar], max_steps=5, ckpt_path=checkpoint)
+    task = bar.train_progress_bar
+    assert (task.completed, task.total, task.description.strip()) == (5, 5, "Step")
 
 
 class Frozen(FreezableMixin):

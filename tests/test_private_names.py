@@ -1,0 +1,79 @@
+"""a2i uses other packages through their public names only (Lightning above all).
+
+A private name (``_x``) may change in any release without notice: the CLI once rode on four of
+Lightning's and broke on upgrades. Every module under ``a2i/`` is parsed (not imported); an import
+of a private module or name from another package, and an attribute ``obj._x`` that a2i does not
+define itself, fail this test unless :data:`ALLOWED` says why no public way exists.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "a2i"
+
+ALLOWED = {
+    "_actions": (
+        "argparse has no public list of a parser's actions; tab completion and the config error "
+        "messages walk them (the attribute has been stable since Python 2.7)"
+    ),
+}
+"""Private attribute → why a2i reads it."""
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def modules() -> list[tuple[Path, ast.Module]]:
+    return [(path, ast.parse(path.read_text())) for path in sorted(PACKAGE.rglob("*.py"))]
+
+
+def names_a2i_defines(trees: list[tuple[Path, ast.Module]]) -> set[str]:
+    """Every name a2i binds itself: functions, classes, assigned names and attributes, arguments."""
+    defined = set()
+    for _, tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, ast.arg):
+                defined.add(node.arg)
+    return defined
+
+
+def test_no_private_name_of_another_package_is_used():
+    trees = modules()
+    own = names_a2i_defines(trees)
+    found = []
+    for path, tree in trees:
+        where = path.relative_to(PACKAGE.parent)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                if node.module.split(".")[0] == "a2i":
+                    continue
+                if any(map(is_private, node.module.split("."))):
+                    found.append(f"{where}:{node.lineno} imports from {node.module}")
+                found += [
+                    f"{where}:{node.lineno} imports {alias.name} from {node.module}"
+                    for alias in node.names
+                    if is_private(alias.name)
+                ]
+            elif isinstance(node, ast.Import):
+                found += [
+                    f"{where}:{node.lineno} imports {alias.name}"
+                    for alias in node.names
+                    if any(map(is_private, alias.name.split(".")))
+                ]
+            elif (
+                isinstance(node, ast.Attribute)
+                and is_private(node.attr)
+                and node.attr not in own
+                and node.attr not in ALLOWED
+            ):
+                found.append(f"{where}:{node.lineno} reads {ast.unparse(node)}")
+    assert not found, "private names of other packages:\n" + "\n".join(found)
