@@ -8,15 +8,13 @@ method or dataset needs no change here. ``predict`` draws through
 :class:`~a2i.pipelines.AudioToImagePipeline`: its options are Lightning's (``--ckpt_path``…), the
 folders (:class:`FolderOptions`) and the fields of :class:`~a2i.interfaces.GenerationRequest`
 (:func:`request_from_flags`); ``embed`` writes the audio tower's embeddings of a folder
-(:meth:`A2ITrainer.embed`). Both run on the processes ``--trainer.devices/num_nodes/strategy``
-ask for (:func:`run_on_ranks`), each drawing its share of the inputs.
+(:meth:`A2ITrainer.embed`). Both are :mod:`a2i.jobs.folders`' jobs, run on the processes
+``--trainer.devices/num_nodes/strategy`` ask for, each drawing its share of the inputs.
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,6 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from a2i.audio.listing import describe_suffixes, scan_audio_folder
 from a2i.callbacks import ImageLogger
 from a2i.callbacks.progress import PlainProgressBar, StepProgressBar, UnfrozenEvalModeCheck
 from a2i.commands import (
@@ -44,15 +41,14 @@ from a2i.commands.next_steps import run_commands, shown_path
 from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
 from a2i.errors import ConfigError
-from a2i.interfaces import AUDIO, KEY, Crop, GenerationRequest
-from a2i.io_utils import printable
+from a2i.interfaces import Crop, GenerationRequest
+from a2i.jobs.folders import batch_size_of, embed_to_folder, predict_to_folder
 from a2i.methods.base import A2IMethod
 from a2i.pipelines import AudioToImagePipeline
-from a2i.pipelines.folder import FolderSummary, predict_folder, request_settings, write_share
+from a2i.pipelines.folder import FolderSummary
 from a2i.pipelines.loading import load_checkpoint_into, record_config
 from a2i.pipelines.progress import is_terminal
-from a2i.pipelines.writer import FolderWriter, ImageFolderWriter
-from a2i.runtime import ONE_PROCESS, Ranks, fit_cpu_threads, tune_allocator
+from a2i.runtime import fit_cpu_threads, tune_allocator
 
 INFERENCE_ONLY = ("predict", "embed")
 """Subcommands that only infer: a checkpoint gives weights only (no trainer state)."""
@@ -114,8 +110,7 @@ class A2ITrainer(L.Trainer):
     ) -> FolderSummary:
         """Embed every audio file under a folder with the method's audio tower (one .npy each).
 
-        The output layout (``<key>.npy`` + ``manifest.jsonl``) and why it is resumable are
-        described in :mod:`a2i.pipelines.embedding`.
+        :func:`~a2i.jobs.folders.embed_to_folder` on this trainer's ranks, from the options.
 
         Args:
             model: A method with ``audio_features`` (one that aligns audio and image spaces).
@@ -128,136 +123,24 @@ class A2ITrainer(L.Trainer):
             overwrite: Replace embeddings made with other settings, and files in the way.
             crop: Which window of a longer input the model hears: start, center or loudest.
         """
-        from a2i.pipelines.embedding import (
-            EmbeddingFolderWriter,
-            check_embedder,
-            embed_folder,
-            embedding_settings,
-        )
-
-        check_embedder(model)
         if audio_dir is None or output_dir is None:
             raise ConfigError("a2i embed needs --audio_dir and --output_dir")
-        pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
-        load_trained_weights(model, ckpt_path, weights_only, "embed")
-        settings = embedding_settings(pipeline, checkpoint=ckpt_path, crop=crop)
-        listing = scan_audio_folder(audio_dir)  # (no output folder for a folder with no audio)
-
-        def embed_share(ranks: Ranks) -> FolderSummary:
-            with EmbeddingFolderWriter(output_dir, settings, overwrite, ranks) as writer:
-                pipeline.to(self.strategy.root_device)
-                with self.precision_plugin.forward_context():
-                    summary = embed_folder(pipeline, Path(audio_dir), listing.audio, writer, crop)
-            if ranks.is_main:
-                report(
-                    "embed", "embeddings", summary, writer, model.clip_seconds, listing.not_audio
-                )
-            return summary
-
-        return run_on_ranks(self, embed_share)
+        pipeline = AudioToImagePipeline(model, batch_size=batch_size_of(datamodule))
+        summary = embed_to_folder(
+            self, pipeline, audio_dir, output_dir,
+            checkpoint=ckpt_path, weights_only=weights_only, overwrite=overwrite, crop=crop,
+        )  # fmt: skip
+        exit_on_failures(self, summary)
+        return summary
 
 
-def run_on_ranks(trainer: L.Trainer, work: Callable[[Ranks], FolderSummary]) -> FolderSummary:
-    """Run ``work`` in every process the trainer's flags ask for, as Lightning launches them.
+def exit_on_failures(trainer: L.Trainer, summary: FolderSummary) -> None:
+    """End rank 0 with the folder job's exit status when an input failed or a rank stopped.
 
-    ``--trainer.devices 2`` (or ``--trainer.num_nodes``) has Lightning's launcher start the other
-    processes by rerunning the command; under torchrun or SLURM they exist already and Lightning
-    reads their ranks from the environment. The strategy then sets up the process group and the
-    rank's device (``strategy.root_device``), as it does for ``fit``.
-
-    Raises:
-        ConfigError: A strategy that launches by spawning (``ddp_spawn``…): the work is a
-            closure over the built model, which is not sent to spawned processes.
+    (The other ranks end as usual: rank 0 reports for all.)
     """
-    strategy = trainer.strategy
-    launcher = strategy.launcher
-    if launcher is None:  # one device
-        return work(ONE_PROCESS)
-    if launcher.is_interactive_compatible:
-        raise ConfigError(
-            "a2i predict and embed start their processes as scripts: use --trainer.strategy ddp"
-        )
-
-    def on_this_rank() -> FolderSummary:
-        import torch.distributed as dist
-
-        strategy.setup_environment()
-        try:
-            return work(Ranks.current())
-        finally:
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
-    return launcher.launch(on_this_rank, trainer=trainer)
-
-
-def load_trained_weights(
-    model: Any, ckpt_path: str | None, weights_only: bool | None, command: str
-) -> None:
-    """Load ``ckpt_path`` into ``model``; without one, refuse a method left with random parts."""
-    if ckpt_path is not None:
-        load_checkpoint_into(model, ckpt_path, weights_only=weights_only is not False)
-    elif isinstance(model, A2IMethod) and (missing := model.untrained_parts()):
-        raise ConfigError(
-            f"a2i {command} needs --ckpt_path (the trained weights, e.g. "
-            f"RUN/checkpoints/last.ckpt): {', '.join(missing)} would be untrained; or give "
-            "their published weights in the config (e.g. audio_encoder.init_args.pretrained)"
-        )
-
-
-NOT_AUDIO_SHOWN = 20
-"""Files skipped as not audio that are named one by one; the rest are counted by suffix."""
-
-
-def report(
-    command: str,
-    noun: str,
-    summary: FolderSummary,
-    writer: FolderWriter,
-    clip: float,
-    not_audio: Sequence[str] = (),
-) -> None:
-    """Say what was written, skipped, cropped and failed; exit 1 when any input failed.
-
-    Counts are of inputs (an input failing for every seed is one failure, named once), and
-    every name goes through :func:`~a2i.io_utils.printable`: names are the user's, not a2i's.
-    With several ranks rank 0 reports for all; a rank stopped by an error (a full disk) stopped
-    the run as the one-process run's error does, so the exit status is then 2, as it is there.
-    """
-    failed: dict[str, list[str]] = {}
-    for failure in summary.failures:
-        errors = failed.setdefault(failure["input"], [])
-        if failure["error"] not in errors:
-            errors.append(failure["error"])
-    files = f"{len(not_audio)} file{'s' if len(not_audio) > 1 else ''}"
-    skipped = f", {files} skipped as not audio" if not_audio else ""
-    ranks = len(summary.stopped)
-    stopped = f", stopped early on {ranks} rank{'s' if ranks > 1 else ''} (below)" if ranks else ""
-    print(
-        f"a2i {command}: {summary.written} {noun} written, {summary.skipped} inputs already done "
-        f"by an earlier run of the same request (skipped), {len(failed)} failed{skipped}{stopped} → "
-        f"{printable(writer.output_dir)} (manifest: {printable(writer.manifest_path)})"
-    )
-    for name in not_audio[:NOT_AUDIO_SHOWN]:
-        print(f"  not audio (skipped): {printable(name)}")
-    if len(not_audio) > NOT_AUDIO_SHOWN:
-        rest = describe_suffixes(list(not_audio[NOT_AUDIO_SHOWN:]), "more")
-        print(f"  not audio (skipped): {printable(rest)}")
-    if summary.cropped or summary.padded:
-        how = f" (--crop {writer.settings['crop']})" if command == "predict" else ""
-        print(
-            f"  the model hears {clip:g} s: {summary.cropped} longer inputs were cropped{how}, "
-            f"{summary.padded} shorter ones zero-padded; each input's duration is in the manifest"
-        )
-    for name, errors in failed.items():
-        for error in errors:
-            print(f"  failed: {printable(name)}: {printable(error)}", file=sys.stderr)
-    for reason in summary.stopped:
-        print(f"  failed: {printable(reason)}", file=sys.stderr)
-    if summary.stopped:
-        sys.exit(2)
-    if failed:
-        sys.exit(1)
+    if trainer.is_global_zero and summary.exit_status:
+        sys.exit(summary.exit_status)
 
 
 def check_folder_options(config: Namespace, command: str) -> None:
@@ -272,10 +155,6 @@ def check_folder_options(config: Namespace, command: str) -> None:
         raise ConfigError("a2i embed needs --audio_dir (the folder of audio files to embed)")
     if config.get("audio_dir") is not None and not Path(config.audio_dir).is_dir():
         raise ConfigError(f"--audio_dir '{config.audio_dir}' is not a folder")
-
-
-def _batch_size(datamodule: L.LightningDataModule | None) -> int:
-    return datamodule.batch_size if isinstance(datamodule, AudioVisualDataModule) else 16
 
 
 class A2ICLI(LightningCLI):
@@ -415,36 +294,24 @@ class A2ICLI(LightningCLI):
 
         LightningCLI runs a subcommand's method of the CLI in place of the trainer's; Lightning's
         prediction loop has no place for a request, nor for skipping what a previous run of the
-        same request finished before anything is decoded (:func:`predict_folder`). Lightning's
-        ``return_predictions`` has no use here: the images go to ``--output_dir``.
+        same request finished before anything is decoded
+        (:func:`~a2i.jobs.folders.predict_to_folder`). Lightning's ``return_predictions`` has no
+        use here: the images go to ``--output_dir``.
         """
         options = self.config_init.predict
-        pipeline = AudioToImagePipeline(model, batch_size=_batch_size(datamodule))
-        asked = request_from_flags(**{name: options[name] for name in self.request_flags})
-        request = pipeline.prepare_request(asked)
-        load_trained_weights(model, ckpt_path, weights_only, "predict")
-        settings = request_settings(pipeline, asked, checkpoint=ckpt_path)
-        audio_dir = options.audio_dir
-        listing = None if audio_dir is None else scan_audio_folder(audio_dir)  # before any output
-        trainer = self.trainer
-
-        def draw_share(ranks: Ranks) -> FolderSummary:
-            overwrite = options.overwrite
-            with ImageFolderWriter(options.output_dir, settings, overwrite, ranks=ranks) as writer:
-                pipeline.to(trainer.strategy.root_device)
-                with trainer.precision_plugin.forward_context():
-                    if listing is None:
-                        summary = predict_batches(pipeline, request, datamodule, writer)
-                    else:
-                        summary = predict_folder(
-                            pipeline, request, Path(audio_dir), listing.audio, writer
-                        )
-            if ranks.is_main:
-                not_audio = [] if listing is None else listing.not_audio
-                report("predict", "images", summary, writer, model.clip_seconds, not_audio)
-            return summary
-
-        run_on_ranks(trainer, draw_share)
+        pipeline = AudioToImagePipeline(model, batch_size=batch_size_of(datamodule))
+        summary = predict_to_folder(
+            self.trainer,
+            pipeline,
+            request_from_flags(**{name: options[name] for name in self.request_flags}),
+            options.output_dir,
+            audio_dir=options.audio_dir,
+            datamodule=datamodule,
+            checkpoint=ckpt_path,
+            weights_only=weights_only,
+            overwrite=options.overwrite,
+        )
+        exit_on_failures(self.trainer, summary)
 
     def after_fit(self) -> None:
         """Name the run folder and checkpoint, and the commands that use them, runnable as printed."""
@@ -479,33 +346,6 @@ class A2ICLI(LightningCLI):
                 print(f"a2i test: evaluation report in {callback.report_dir}")
             if isinstance(callback, Downstream) and self.trainer.is_global_zero:
                 print(f"a2i test: downstream report in {callback.report_dir}")
-
-
-def predict_batches(
-    pipeline: AudioToImagePipeline,
-    request: GenerationRequest,
-    datamodule: L.LightningDataModule | None,
-    writer: ImageFolderWriter,
-) -> FolderSummary:
-    """Draw the images of a datamodule's predict split (``a2i predict`` without ``--audio_dir``).
-
-    With several ranks each draws every ``world_size``-th batch.
-    """
-    if datamodule is None:
-        raise ConfigError("predict needs --audio_dir or a datamodule with a predict split")
-    datamodule.setup("predict")
-    ranks = writer.ranks
-
-    def draw(batch: dict[str, Any], summary: FolderSummary) -> None:
-        keys = list(batch[KEY])
-        errors = list(batch.get("error", [""] * len(keys)))
-        images = pipeline.generate(batch[AUDIO], request).cpu()
-        writer.write(
-            keys, [None if e else img for img, e in zip(images, errors, strict=True)], errors
-        )
-
-    batches = itertools.islice(datamodule.predict_dataloader(), ranks.rank, None, ranks.world_size)
-    return write_share(writer, batches, draw, FolderSummary())
 
 
 def main(args: list[str] | None = None) -> None:

@@ -37,6 +37,7 @@ ORDER: tuple[tuple[str, ...], ...] = (
     ("callbacks",),
     ("methods",),
     ("synth",),
+    ("jobs",),
     ("serve",),
     ("cli", "commands", "config_errors", "demo", "__main__"),
 )

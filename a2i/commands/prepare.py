@@ -2,7 +2,7 @@
 
 ``--config`` takes any run config (only its ``data`` section is read), so the file that trains a
 model also prepares its data; ``--data.init_args.*`` overrides single values. ``--devices`` and
-``--num_nodes`` split the shards over ranks (:mod:`a2i.commands.ranks`), each with its own
+``--num_nodes`` split the shards over ranks (:mod:`a2i.jobs.ranks`), each with its own
 ``--workers`` pool.
 """
 

@@ -6,7 +6,7 @@ the file that trains a model also sonifies its data; ``--data.init_args.*`` over
 values. The run resumes where a killed one stopped. Images dropped by the non-sonic filter or
 without sounding concepts are listed in ``problems.log``; images or pool files that could not be
 read are listed too and make the command exit with status 1 after everything else is done.
-``--devices`` and ``--num_nodes`` split every step over ranks (:mod:`a2i.commands.ranks`); with
+``--devices`` and ``--num_nodes`` split every step over ranks (:mod:`a2i.jobs.ranks`); with
 ``--accelerator gpu`` each rank runs CLAP and the VLM on its own GPU.
 """
 

@@ -91,6 +91,23 @@ class FolderSummary:
     padded: int = 0
     stopped: list[str] = field(default_factory=list)
 
+    def failed_inputs(self) -> dict[str, list[str]]:
+        """Each failed input's distinct errors (an input failing for every seed is one input)."""
+        failed: dict[str, list[str]] = {}
+        for failure in self.failures:
+            errors = failed.setdefault(failure["input"], [])
+            if failure["error"] not in errors:
+                errors.append(failure["error"])
+        return failed
+
+    @property
+    def exit_status(self) -> int:
+        """The command's exit status: 2, 1 or 0.
+
+        2 when a rank stopped early (as one process stops on its error), 1 when an input failed.
+        """
+        return 2 if self.stopped else 1 if self.failures else 0
+
     @classmethod
     def combine(cls, summaries: list[FolderSummary]) -> FolderSummary:
         """The summary of a run whose ranks each give one (every rank skipped the same inputs)."""
