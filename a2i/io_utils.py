@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from a2i.errors import FolderInUseError, OutputExistsError
 
@@ -119,6 +120,24 @@ def file_problem(path: Path) -> str | None:
     if not os.access(path, os.R_OK):
         return "permission denied"
     return None
+
+
+Entry = TypeVar("Entry")
+
+
+def keep_if_usable(
+    entry: Entry, key: str, path: str, usable: list[Entry], unusable: list[tuple[str, str, str]]
+) -> None:
+    """Append ``entry`` to ``usable``, or ``(key, path, problem)`` to ``unusable``.
+
+    A scan lists every entry of a dataset's index; one whose file is missing, empty or
+    unreadable (:func:`file_problem`) is named with its reason instead of stopping the scan.
+    """
+    problem = file_problem(Path(path))
+    if problem is None:
+        usable.append(entry)
+    else:
+        unusable.append((key, path, problem))
 
 
 def printable(text: object) -> str:

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from loaded_machine import timed_run  # benchmarks/loaded_machine.py, beside this script
+
 CONFIG = "configs/tiny/sound2vision_gan.yaml"
 ARMS = {
     "defaults": {"A2I_KEEP_DEFAULTS": "1"},
@@ -73,27 +75,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     results: dict[str, list[dict[str, float]]] = {name: [] for name in ARMS}
     start_up: dict[str, list[float]] = {name: [] for name in ARMS}
-    with tempfile.TemporaryDirectory() as work:
+    with timed_run(prefix="a2i_fit_threads_") as work:
         for run in range(args.repeats):
             for name, env in ARMS.items():
-                start_up[name].append(fit(1, env, Path(work))["wall"])
-                results[name].append(fit(args.steps, env, Path(work)))
+                start_up[name].append(fit(1, env, work)["wall"])
+                results[name].append(fit(args.steps, env, work))
                 row = results[name][-1]
                 print(f"  round {run} {name}: {row['wall']:.1f} s wall, sys {row['sys']:.1f} s")
-    print(f"\n{args.steps} steps of {CONFIG} (batch 64, 1 loader worker), mean of {args.repeats}")
-    print("| settings | wall s | s/step | user CPU s | system CPU s | peak RSS GiB |")
-    print("|---|---|---|---|---|---|")
-    for name, rows in results.items():
-        mean = {key: statistics.mean(row[key] for row in rows) for key in rows[0]}
-        per_step = (mean["wall"] - statistics.mean(start_up[name])) / (args.steps - 1)
         print(
-            f"| {name} | {mean['wall']:.1f} | {per_step:.3f} | {mean['user']:.1f} | "
-            f"{mean['sys']:.1f} | {mean['rss']:.2f} |"
+            f"\n{args.steps} steps of {CONFIG} (batch 64, 1 loader worker), mean of {args.repeats}"
         )
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        print("| settings | wall s | s/step | user CPU s | system CPU s | peak RSS GiB |")
+        print("|---|---|---|---|---|---|")
+        for name, rows in results.items():
+            mean = {key: statistics.mean(row[key] for row in rows) for key in rows[0]}
+            per_step = (mean["wall"] - statistics.mean(start_up[name])) / (args.steps - 1)
+            print(
+                f"| {name} | {mean['wall']:.1f} | {per_step:.3f} | {mean['user']:.1f} | "
+                f"{mean['sys']:.1f} | {mean['rss']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from loaded_machine import timed_run  # benchmarks/loaded_machine.py, beside this script
 
 METHODS = {
     "Sound2Vision GAN": "configs/tiny/sound2vision_gan.yaml",
@@ -132,9 +133,7 @@ def main() -> None:
     from a2i.synth.materialize import materialize_world
     from a2i.synth.world import SyntheticWorld
 
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-    work = Path(tempfile.mkdtemp(prefix="a2i_predict_bench_"))
-    try:
+    with timed_run(prefix="a2i_predict_bench_") as work:
         world = work / "world"
         materialize_world(
             world, sizes={"test": args.files}, world=SyntheticWorld(image_size=32), audio_only=True
@@ -183,9 +182,6 @@ def main() -> None:
                 f"| {method} | {one:.1f} | {total:.1f} | {shown} | {loop_startup:.1f} | "
                 f"{loop:.2f} | {loop_total / total:.1f}× |"
             )
-        print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ import argparse
 import csv
 import math
 import multiprocessing
-import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -41,6 +39,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from loaded_machine import timed_run  # benchmarks/loaded_machine.py, beside this script
 
 FPS = 25
 SECONDS = 10.0
@@ -271,12 +270,10 @@ def main() -> None:
     parser.add_argument("--frame_size", type=int, default=256)
     parser.add_argument("--shard_size", type=int, default=4, help="small: keeps workers busy")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-    forkserver = start_forkserver()
-    print(f"forkserver start (imports a2i once per `a2i prepare`): {forkserver:.1f} s")
-    work = Path(tempfile.mkdtemp(prefix="a2i_prepare_bench_"))
-    results = []
-    try:
+    with timed_run(prefix="a2i_prepare_bench_") as work:
+        forkserver = start_forkserver()
+        print(f"forkserver start (imports a2i once per `a2i prepare`): {forkserver:.1f} s")
+        results = []
         for size in args.sizes:
             width, height = (int(v) for v in size.split("x"))
             root = work / size
@@ -308,9 +305,6 @@ def main() -> None:
                 f"| {size} | {bare:.2f} clips/s | {prepared:.2f} clips/s | "
                 f"{prepared / bare:.0%} | {hours:.1f} h |"
             )
-        print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

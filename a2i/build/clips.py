@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from a2i.errors import ManifestError
-from a2i.io_utils import file_problem
+from a2i.io_utils import keep_if_usable
 
 
 @dataclass(frozen=True)
@@ -58,11 +57,7 @@ class ScanResult:
 
     def add(self, clip: VideoClip) -> None:
         """Keep ``clip``, or list it as unusable when its video is missing, empty or unreadable."""
-        problem = file_problem(Path(clip.video))
-        if problem is None:
-            self.clips.append(clip)
-        else:
-            self.unusable.append((clip.key, clip.video, problem))
+        keep_if_usable(clip, clip.key, clip.video, self.clips, self.unusable)
 
 
 def segment_start(start: str, where: str) -> int:

@@ -65,24 +65,25 @@ logger = logging.getLogger(__name__)
 class CachedFeature(ABC):
     """A frozen model whose output is stored in the shards, so training skips recomputing it.
 
+    Every feature is one frozen module and what :meth:`compute` does with it, so the module is
+    handed in here and moved to the preparation device by :meth:`setup` for all of them.
+
     Args:
         name: Member and batch name (``features/<name>``); letters, digits and ``_`` only.
+        frozen_model: The frozen module the feature is computed with.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, frozen_model: torch.nn.Module) -> None:
         if not name.replace("_", "").isalnum():
             raise ConfigError(f"feature name '{name}' may hold only letters, digits and '_'")
         self.name = name
+        self.frozen_model = frozen_model
         self.device = torch.device("cpu")
 
-    @abstractmethod
-    def model(self) -> torch.nn.Module:
-        """The frozen model (moved to the preparation device by :meth:`setup`)."""
-
     def setup(self, device: str) -> None:
-        """Move the model to ``device`` in eval mode (called once per worker)."""
+        """Move the frozen model to ``device`` in eval mode (called once per worker)."""
         self.device = torch.device(device)
-        self.model().to(self.device).eval()
+        self.frozen_model.to(self.device).eval()
 
     @abstractmethod
     def compute(self, images: Tensor, audio: Tensor) -> Tensor:
@@ -98,12 +99,8 @@ class ImageFeature(CachedFeature):
     """
 
     def __init__(self, encoder: ImageEncoder, name: str = "image") -> None:
-        super().__init__(name)
+        super().__init__(name, encoder)
         self.encoder = encoder
-
-    def model(self) -> torch.nn.Module:
-        """The image encoder."""
-        return self.encoder
 
     def compute(self, images: Tensor, audio: Tensor) -> Tensor:
         """Embeddings ``(B, D)``."""
@@ -119,12 +116,8 @@ class AudioFeature(CachedFeature):
     """
 
     def __init__(self, encoder: AudioEncoder, name: str = "audio") -> None:
-        super().__init__(name)
+        super().__init__(name, encoder)
         self.encoder = encoder
-
-    def model(self) -> torch.nn.Module:
-        """The audio encoder."""
-        return self.encoder
 
     def compute(self, images: Tensor, audio: Tensor) -> Tensor:
         """Pooled embeddings ``(B, D)`` of the first ``clip_seconds`` of each clip."""
@@ -146,13 +139,9 @@ class LatentFeature(CachedFeature):
     """
 
     def __init__(self, autoencoder: KLAutoencoder, image_size: int, name: str = "latents") -> None:
-        super().__init__(name)
+        super().__init__(name, autoencoder)
         self.autoencoder = autoencoder
         self.image_size = image_size
-
-    def model(self) -> torch.nn.Module:
-        """The VAE."""
-        return self.autoencoder
 
     def compute(self, images: Tensor, audio: Tensor) -> Tensor:
         """Posterior mean and std ``(B, 2, C, h, w)`` of the latents.

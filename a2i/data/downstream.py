@@ -104,9 +104,23 @@ class FoldedAudioSet(ABC):
         if missing:
             raise ConfigError(f"{type(self).__name__}.folds {missing} are not in {path}")
 
-    @abstractmethod
     def read_rows(self, rows: list[dict[str, str]]) -> tuple[list[LabelledClip], list[str]]:
-        """The clips and class names (indexed by label) of the metadata file's rows."""
+        """The clips and class names (indexed by label) of the metadata file's rows.
+
+        Every set names each row's class beside its label; the names are gathered here so that
+        one rule (:func:`_class_names`) checks labels and names for all of them.
+        """
+        names: dict[int, set[str]] = {}
+        clips = []
+        for row in rows:
+            clip, class_name = self.read_row(row)
+            names.setdefault(clip.label, set()).add(class_name)
+            clips.append(clip)
+        return clips, _class_names(self.root / self.metadata, names)
+
+    @abstractmethod
+    def read_row(self, row: dict[str, str]) -> tuple[LabelledClip, str]:
+        """One metadata row's clip and the name of its class."""
 
     def dataset(self, sample_rate: int, clip_seconds: float, crop: Crop = "start") -> FoldedDataset:
         """Every clip, decoded at ``sample_rate`` and fitted to ``clip_seconds``."""
@@ -128,15 +142,10 @@ class ESC50(FoldedAudioSet):
     metadata = "meta/esc50.csv"
     download = "ESC-50 (https://github.com/karolpiczak/ESC-50)"
 
-    def read_rows(self, rows: list[dict[str, str]]) -> tuple[list[LabelledClip], list[str]]:
+    def read_row(self, row: dict[str, str]) -> tuple[LabelledClip, str]:
         """``filename``, ``fold``, ``target`` and ``category`` columns."""
-        names: dict[int, set[str]] = {}
-        clips = []
-        for row in rows:
-            label = int(row["target"])
-            names.setdefault(label, set()).add(row["category"])
-            clips.append(LabelledClip(f"audio/{row['filename']}", label, int(row["fold"])))
-        return clips, _class_names(self.root / self.metadata, names)
+        clip = LabelledClip(f"audio/{row['filename']}", int(row["target"]), int(row["fold"]))
+        return clip, row["category"]
 
 
 class UrbanSound8K(FoldedAudioSet):
@@ -147,15 +156,11 @@ class UrbanSound8K(FoldedAudioSet):
     metadata = "metadata/UrbanSound8K.csv"
     download = "UrbanSound8K (https://urbansounddataset.weebly.com/urbansound8k.html)"
 
-    def read_rows(self, rows: list[dict[str, str]]) -> tuple[list[LabelledClip], list[str]]:
+    def read_row(self, row: dict[str, str]) -> tuple[LabelledClip, str]:
         """``slice_file_name``, ``fold``, ``classID`` and ``class`` columns."""
-        names: dict[int, set[str]] = {}
-        clips = []
-        for row in rows:
-            label, fold = int(row["classID"]), int(row["fold"])
-            names.setdefault(label, set()).add(row["class"])
-            clips.append(LabelledClip(f"audio/fold{fold}/{row['slice_file_name']}", label, fold))
-        return clips, _class_names(self.root / self.metadata, names)
+        fold = int(row["fold"])
+        clip = LabelledClip(f"audio/fold{fold}/{row['slice_file_name']}", int(row["classID"]), fold)
+        return clip, row["class"]
 
 
 class AudioClipDataset(Dataset):

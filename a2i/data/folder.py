@@ -70,32 +70,12 @@ class AudioFolderDataModule(AudioVisualDataModule):
 
     Args:
         audio_dir: Folder searched recursively for audio files.
-        batch_size: Clips per batch on each device.
-        num_workers: DataLoader worker processes.
-        pin_memory: Pin host memory for faster host→GPU copies.
-        sample_rate: Audio rate delivered, in Hz.
-        clip_seconds: Audio length delivered.
-        image_size: Unused by this datamodule (no images); kept so configs can link it.
+        **kwargs: Loader settings, with the base's defaults (:class:`AudioVisualDataModule`);
+            ``image_size`` is unused here (no images) and kept so configs can link it.
     """
 
-    def __init__(
-        self,
-        audio_dir: str,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        sample_rate: int = 16000,
-        clip_seconds: float = 10.0,
-        image_size: int = 224,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            image_size=image_size,
-        )
+    def __init__(self, audio_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.audio_dir = audio_dir
 
     def build_dataset(self, split: str) -> AudioFolderDataset:

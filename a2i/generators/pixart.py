@@ -234,11 +234,6 @@ class PixArtGenerator(ProjectedConditionGenerator):
             self.freeze()
 
     @property
-    def denoiser(self) -> PixArtDenoiser:
-        """The transformer as the diffusion's denoiser."""
-        return self.diffusion.denoiser
-
-    @property
     def transformer(self) -> PixArtTransformer2DModel:
         """The DiT (``transformer_pretrained`` files hold its own state dict)."""
         return self.denoiser.transformer

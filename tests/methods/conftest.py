@@ -1,6 +1,8 @@
 """Fixtures for the method tests: a tiny synthetic world and a 2-step CPU training on it."""
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -39,6 +41,22 @@ def tiny_sound2vision(generator: str = "gan", **kwargs) -> Sound2Vision:
     )
 
 
+def quiet_cpu_trainer(root: Path, **options: Any) -> L.Trainer:
+    """A CPU trainer under ``root`` with no logger, bar or model summary.
+
+    The method tests read what they need from the model and the trainer; Lightning's own
+    output would only bury pytest's. ``options`` are the run's length, limits and callbacks.
+    """
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **options,
+    )
+
+
 @pytest.fixture
 def world() -> SyntheticWorldDataModule:
     """The tiny world (see :func:`tiny_world`)."""
@@ -50,15 +68,8 @@ def fit_tiny(tmp_path) -> Callable[[L.LightningModule], L.Trainer]:
     """Train a method 2 steps on the tiny world (CPU, no logger or bar); return the trainer."""
 
     def fit(model: L.LightningModule) -> L.Trainer:
-        trainer = L.Trainer(
-            accelerator="cpu",
-            max_steps=2,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp_path,
-            num_sanity_val_steps=0,
-            limit_val_batches=1,
+        trainer = quiet_cpu_trainer(
+            tmp_path, max_steps=2, num_sanity_val_steps=0, limit_val_batches=1
         )
         trainer.fit(model, datamodule=tiny_world())
         return trainer

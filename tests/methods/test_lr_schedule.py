@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 
 from a2i.errors import ConfigError
-from tests.methods.conftest import tiny_sound2vision, tiny_world
+from tests.methods.conftest import quiet_cpu_trainer, tiny_sound2vision, tiny_world
 
 
 class LearningRates(L.Callback):
@@ -22,17 +22,14 @@ class LearningRates(L.Callback):
 def rates(tmp_path, steps: int, **options) -> list[float]:
     model = tiny_sound2vision(lr=1e-3, **options)
     record = LearningRates()
-    L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_cpu_trainer(
+        tmp_path,
         max_steps=steps,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         enable_checkpointing=False,
-        default_root_dir=tmp_path,
         limit_val_batches=0,
         callbacks=[record],
-    ).fit(model, datamodule=tiny_world())
+    )
+    trainer.fit(model, datamodule=tiny_world())
     return record.seen
 
 

@@ -14,7 +14,6 @@ gives different padding frames (log of the mel floor rather than 0), hence diffe
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from a2i.audio.io import fit_length
@@ -40,17 +39,13 @@ class AudioTokensFeature(CachedFeature):
         clip_seconds: float = CHUNK_SECONDS,
         name: str = "audio_tokens",
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, encoder)
         if encoder.output == "pooled":
             raise ConfigError(f"{type(encoder).__name__} has no token sequence to cache")
         if clip_seconds <= 0:
             raise ConfigError(f"AudioTokensFeature.clip_seconds must be > 0 (got {clip_seconds})")
         self.encoder = encoder
         self.clip_seconds = clip_seconds
-
-    def model(self) -> torch.nn.Module:
-        """The audio encoder."""
-        return self.encoder
 
     def compute(self, images: Tensor, audio: Tensor) -> Tensor:
         """Tokens ``(B, N, D)`` of the first ``clip_seconds`` of each mixture (zero-padded)."""

@@ -30,7 +30,7 @@ from a2i.audio.io import read_audio
 from a2i.audio.listing import list_audio_files
 from a2i.build.clips import segment_start
 from a2i.errors import ConfigError, DatasetNotFoundError, ManifestError
-from a2i.io_utils import file_problem
+from a2i.io_utils import keep_if_usable
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +64,7 @@ class PoolScan:
 
     def add(self, file: PoolFile) -> None:
         """Keep ``file``, or list it as unusable when it is missing, empty or unreadable."""
-        problem = file_problem(Path(file.path))
-        if problem is None:
-            self.files.append(file)
-        else:
-            self.unusable.append((file.id, file.path, problem))
+        keep_if_usable(file, file.id, file.path, self.files, self.unusable)
 
 
 def chunk_count(num_samples: int, chunk_samples: int) -> int:
