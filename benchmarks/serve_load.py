@@ -31,8 +31,8 @@ import numpy as np
 import soundfile as sf
 from gradio_client import Client, handle_file
 
-from a2i.commands.serve import SHIPPED_LABEL
 from a2i.data.manifest import read_manifest
+from a2i.serve.models import SHIPPED_LABEL
 from a2i.synth.materialize import materialize_world
 from a2i.synth.world import SyntheticWorld
 

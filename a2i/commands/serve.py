@@ -1,45 +1,33 @@
 """``a2i serve``: a local web demo (gradio) of trained runs and exported models.
 
 With no ``--run``, it offers the runs of the newest ``make demo`` first (before any, the tiny GAN
-whose weights ship with a2i), then every run and export found under ``--models_dir``. Models load
-on first use; the first one is loaded and warmed up before the page opens, so the first upload is
-as fast as the next ones.
-
-Uploads, recordings and drawings are kept in a temporary folder of the server's own, deleted when
-it stops (Ctrl+C or SIGTERM); uploads above ``--max_file_size`` are refused. Listening beyond this
-machine (``--host 0.0.0.0``) without ``--auth``/``--auth_file`` is allowed, with a warning.
+whose weights ship with a2i), then every run and export found under ``--models_dir``
+(:func:`~a2i.serve.models.offered_models`); :mod:`a2i.serve.server` serves them. Uploads above
+``--max_file_size`` are refused; listening beyond this machine (``--host 0.0.0.0``) without
+``--auth``/``--auth_file`` is allowed, with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import re
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from a2i.errors import A2IError, ConfigError
 
 if TYPE_CHECKING:
     import gradio as gr
 
-    from a2i.serve.models import ModelEntry
-
 HELP = "serve a local web demo: upload or record a sound, see the images the models draw"
-SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
-"""The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
-SHIPPED_LABEL = "tiny GAN (shipped weights)"
-SHIPPED_ORIGIN = "shipped weights"
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 MAX_FILE_SIZE = "200MB"
-"""Default upload limit: a 10-minute 48 kHz stereo wav (115 MB) or a few minutes of video fit."""
+"""Default upload limit (:data:`a2i.serve.server.MAX_FILE_SIZE`)."""
 FILE_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 UNITS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
 
@@ -142,66 +130,10 @@ def logins(pairs: list[str], auth_file: Path | None) -> list[tuple[str, str]]:
     return found
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a host name: it may resolve to any interface
-        return False
+def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
+    """The parser and :func:`a2i.serve.server.launch`'s arguments ``argv`` asks for.
 
-
-def address(host: str, port: int) -> str:
-    """The URL the server listens on, saying so where that is every interface."""
-    name = host.strip("[]")
-    shown = f"[{name}]" if ":" in name else name
-    url = f"http://{shown}:{port}/"
-    if name in ("0.0.0.0", "::"):
-        url += " (every network interface of this machine)"
-    return url
-
-
-def shipped_entry() -> ModelEntry:
-    """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
-    from a2i.commands.config_paths import resolve_config
-    from a2i.serve.models import ModelEntry, model_name
-
-    config = Path(resolve_config(SHIPPED_CONFIG))
-    return ModelEntry(SHIPPED_LABEL, config, "config", name=model_name(config, SHIPPED_ORIGIN))
-
-
-def offered_models(runs: list[str], models_dir: str) -> tuple[list[ModelEntry], list[str]]:
-    """``(entries, selected labels)``: the ``--run`` models (or the demo's) then the folder's.
-
-    Without ``--run`` or a ``make demo`` run, the shipped tiny GAN is offered, so the page works
-    right after installing.
-    """
-    from a2i.serve.models import entry_for, find_models, newest_demo_runs
-
-    root = Path(models_dir)
-    chosen = []
-    for run in runs:
-        entry = entry_for(Path(run), root)
-        if entry is None:
-            raise ConfigError(
-                f"--run '{run}' is neither a training run (config.yaml + checkpoints/*.ckpt) nor "
-                "an exported model (config.yaml + model.safetensors)"
-            )
-        chosen.append(entry)
-    if not runs:
-        demo = (entry_for(run, root) for run in newest_demo_runs())
-        chosen = [entry for entry in demo if entry is not None] or [shipped_entry()]
-    known = {entry.path.resolve() for entry in chosen}
-    found = [e for e in find_models(root) if e.path.resolve() not in known]
-    return chosen + found, [e.label for e in chosen]
-
-
-def start(argv: list[str]) -> gr.Blocks:
-    """Parse ``argv``, load and warm up the models shown first, and serve (without blocking).
-
-    Files the page stores go to gradio's temporary folder (``GRADIO_TEMP_DIR``): :func:`serving`
-    gives it one of its own and deletes it.
+    A mistake ends the command with the parser's one-line error (exit status 2).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -211,79 +143,37 @@ def start(argv: list[str]) -> gr.Blocks:
             "this environment is offline (HF_HUB_OFFLINE is set); use --host 0.0.0.0 with --auth "
             "to reach the demo from your local network instead"
         )
+    from a2i.serve.models import offered_models
+    from a2i.serve.server import resolve_device
+
     try:
         auth = logins(args.auth, args.auth_file)
+        device = resolve_device(args.device)
+        entries, selected = offered_models(args.run, args.models_dir)
     except ConfigError as error:
         parser.error(str(error))
-    import torch
-
-    from a2i.serve.app import PAGE_CSS, build_app
-    from a2i.serve.models import ModelShelf, warm_up
-
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-            parser.error(f"--device {device}: no CUDA device is available here")
-    except RuntimeError as error:  # torch's message lists the device types it knows
-        parser.error(f"--device {device}: {error}")
-    try:
-        entries, selected = offered_models(args.run, args.models_dir)
-        shelf = ModelShelf(entries, device)
-        for label in selected:
-            warm_up(shelf.pipeline(label))
-    except A2IError as error:
-        parser.error(str(error))
-    app = build_app(shelf, selected)
-    try:
-        app.launch(
-            server_name=args.host,
-            server_port=args.port,
-            share=args.share,
-            auth=auth or None,
-            max_file_size=args.max_file_size,
-            prevent_thread_lock=True,
-            ssr_mode=False,
-            quiet=True,
-            css=PAGE_CSS,
-        )
-    except OSError as error:  # the port is taken, or the address is not this machine's
-        parser.error(f"cannot serve on {args.host}:{args.port}: {error}")
-    url = address(args.host, app.server_port)
-    models = f"{len(entries)} model{'s' * (len(entries) != 1)}"
-    print(f"a2i serve: {models} on {url} (Ctrl+C stops)", flush=True)
-    if not auth and not is_loopback(args.host):
-        print(
-            f"a2i serve: warning: listening beyond this machine without a login: anyone who "
-            f"reaches port {app.server_port} can use the demo (give --auth_file or --auth)",
-            file=sys.stderr,
-            flush=True,
-        )
-    return app
+    return parser, {
+        **{"entries": entries, "selected": selected, "device": device, "auth": auth},
+        **{"host": args.host, "port": args.port, "share": args.share},
+        "max_file_size": args.max_file_size,
+    }
 
 
 @contextmanager
 def serving(argv: list[str]) -> Iterator[gr.Blocks]:
-    """:func:`start` with a temporary folder of its own: closed and deleted when the block ends.
+    """Parse ``argv``, load and warm up the models shown first, and serve until the block ends.
 
-    Uploads, recordings and drawings live in that folder only while the server runs.
+    :func:`a2i.serve.server.serving`: uploads live in a temporary folder of the server's own.
     """
-    folder = tempfile.mkdtemp(prefix="a2i-serve-")
-    previous = os.environ.get("GRADIO_TEMP_DIR")
-    os.environ["GRADIO_TEMP_DIR"] = folder  # read by gradio while it serves, not only at start
-    app = None
-    try:
-        app = start(argv)
+    parser, options = parse(argv)  # (first: ``--help`` imports no torch)
+    from a2i.serve.server import serving as serve
+
+    with ExitStack() as stack:
+        try:
+            app = stack.enter_context(serve(**options))
+        except A2IError as error:
+            parser.error(str(error))
         yield app
-    finally:
-        if app is not None:
-            app.close(verbose=False)
-        if previous is None:
-            os.environ.pop("GRADIO_TEMP_DIR", None)
-        else:
-            os.environ["GRADIO_TEMP_DIR"] = previous
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -32,7 +32,7 @@ QUEUE_SIZE = 64
 """Requests waiting beyond this are refused with gradio's "queue full" message."""
 CACHE_SWEEP = (3600, 3600)
 """Every hour, delete the uploads and drawings older than an hour: a server that runs for weeks
-does not fill its disk (all are deleted when it stops, see :func:`a2i.commands.serve.serving`)."""
+does not fill its disk (all are deleted when it stops, see :func:`a2i.serve.server.serving`)."""
 GAIN_RANGE_DB = (-30.0, 20.0)
 OFFLINE_BUTTONS = ["download", "fullscreen"]
 """Image buttons, without gradio's "share" (it uploads to the Hugging Face Hub)."""

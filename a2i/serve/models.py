@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -166,6 +167,44 @@ def newest_demo_runs(root: Path = DEMO_ROOT) -> list[Path]:
         if runs:
             return runs
     return []
+
+
+SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped.yaml"
+"""The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
+SHIPPED_LABEL = "tiny GAN (shipped weights)"
+
+
+def shipped_entry() -> ModelEntry:
+    """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
+    config = Path(str(resources.files("a2i"))) / "configs" / SHIPPED_CONFIG
+    return ModelEntry(SHIPPED_LABEL, config, "config", name=model_name(config, "shipped weights"))
+
+
+def offered_models(runs: list[str], models_dir: str) -> tuple[list[ModelEntry], list[str]]:
+    """``(entries, selected labels)``: the ``runs`` (or the demo's) then the folder's models.
+
+    Without ``runs`` or a ``make demo`` run, the shipped tiny GAN is offered, so the page works
+    right after installing.
+
+    Raises:
+        ConfigError: A run that is neither a training run nor an export.
+    """
+    root = Path(models_dir)
+    chosen = []
+    for run in runs:
+        entry = entry_for(Path(run), root)
+        if entry is None:
+            raise ConfigError(
+                f"--run '{run}' is neither a training run (config.yaml + checkpoints/*.ckpt) nor "
+                "an exported model (config.yaml + model.safetensors)"
+            )
+        chosen.append(entry)
+    if not runs:
+        demo = (entry_for(run, root) for run in newest_demo_runs())
+        chosen = [entry for entry in demo if entry is not None] or [shipped_entry()]
+    known = {entry.path.resolve() for entry in chosen}
+    found = [e for e in find_models(root) if e.path.resolve() not in known]
+    return chosen + found, [e.label for e in chosen]
 
 
 class ModelShelf:

@@ -24,11 +24,11 @@ import torch
 from PIL import Image
 
 from a2i.audio.io import read_audio_window
-from a2i.commands.serve import serving, shipped_entry
+from a2i.commands.serve import serving
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError
 from a2i.pipelines import AudioToImagePipeline
-from a2i.serve.models import entry_for
+from a2i.serve.models import entry_for, shipped_entry
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
 from a2i.synth.world import SyntheticWorld

@@ -22,17 +22,7 @@ from crafted_audio import write_silent_flac
 from PIL import Image
 
 from a2i.audio.io import LOUDEST_SCAN_SAMPLES
-from a2i.commands.serve import (
-    SHIPPED_LABEL,
-    address,
-    file_size,
-    is_loopback,
-    logins,
-    main,
-    offered_models,
-    serving,
-    start,
-)
+from a2i.commands.serve import file_size, logins, main, parse, serving
 from a2i.data.manifest import read_manifest
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import GenerationRequest
@@ -40,14 +30,17 @@ from a2i.io_utils import current_umask
 from a2i.pipelines import AudioToImagePipeline
 from a2i.pipelines.loading import build_method
 from a2i.serve.models import (
+    SHIPPED_LABEL,
     Controls,
     ModelShelf,
     draw,
     entry_for,
     find_models,
     newest_demo_runs,
+    offered_models,
     spectrogram_image,
 )
+from a2i.serve.server import address, is_loopback
 from a2i.synth.judge import WorldJudge
 from a2i.synth.materialize import materialize_world
 from a2i.synth.world import SyntheticWorld
@@ -165,20 +158,20 @@ def test_before_make_demo_it_offers_the_shipped_gan_which_draws_the_sounds_class
 
 def test_a_run_that_is_not_a_run_is_refused_by_name(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        start(["--run", str(tmp_path)])
+        parse(["--run", str(tmp_path)])
     assert f"--run '{tmp_path}' is neither a training run" in capsys.readouterr().err
 
 
 def test_an_unknown_device_is_refused_by_name(capsys):
     with pytest.raises(SystemExit):
-        start(["--device", "abacus"])
+        parse(["--device", "abacus"])
     assert "--device abacus:" in capsys.readouterr().err
 
 
 def test_share_is_refused_offline(monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit):
-        start(["--share"])
+        parse(["--share"])
     assert "gradio.live, which needs the network" in capsys.readouterr().err
 
 
