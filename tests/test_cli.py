@@ -15,8 +15,8 @@ import yaml
 from a2i.cli import A2ICLI, main
 from a2i.commands import LIGHTNING_COMMANDS, TOOLS
 from a2i.commands.catalog import DATAMODULE_BASE, METHOD_BASE, known_subclasses
-from a2i.commands.config_paths import configs_root, resolve_config
 from a2i.commands.console import quiet_expected_messages
+from a2i.config_files import configs_root, resolve_config
 from a2i.errors import ConfigError
 from a2i.pipelines.writer import read_manifest
 

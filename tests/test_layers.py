@@ -26,7 +26,7 @@ ROOT = "a2i"
 
 ORDER: tuple[tuple[str, ...], ...] = (
     (ROOT, "errors"),
-    ("interfaces", "pretrained", "io_utils", "runtime"),
+    ("interfaces", "pretrained", "io_utils", "runtime", "config_files"),
     ("audio", "image"),
     ("modules",),
     ("encoders", "generators", "losses"),

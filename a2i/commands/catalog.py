@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jsonargparse import DefaultHelpFormatter
 
-from a2i.commands.config_paths import shipped_configs
+from a2i.config_files import shipped_configs
 
 PACKAGE = Path(__file__).resolve().parents[1]
 METHOD_BASE = "a2i.methods.base.A2IMethod"

@@ -83,7 +83,7 @@ def complete_lightning_command(subcommand_parsers: dict[str, argparse.ArgumentPa
     not know (argcomplete needs a list): those answer no candidate instead.
     """
     from a2i.commands.catalog import DATAMODULE_BASE, METHOD_BASE, known_subclasses
-    from a2i.commands.config_paths import shipped_configs
+    from a2i.config_files import shipped_configs
 
     parser = subcommand_parsers[line_words()[1]]
     offered = {

@@ -120,8 +120,8 @@ class AudioToImagePipeline:
     def from_config(cls, config: str | Path, **kwargs: Any) -> AudioToImagePipeline:
         """The method of a config that names every trained part's weights (no checkpoint).
 
-        E.g. ``configs/tiny/sound2vision_gan_shipped.yaml``, whose weights ship in
-        ``a2i/assets``; see :func:`a2i.pipelines.loading.load_config`.
+        A file or a shipped config's name, e.g. ``tiny/sound2vision_gan_shipped``, whose weights
+        ship in ``a2i/assets``; see :func:`a2i.pipelines.loading.load_config`.
         """
         from a2i.pipelines.loading import load_config
 

@@ -22,6 +22,7 @@ import yaml
 from jsonargparse import ArgumentParser
 from safetensors.torch import load_file
 
+from a2i.config_files import read_config_file, resolve_config
 from a2i.errors import ConfigError, WeightsFileError
 from a2i.interfaces import AudioToImageModel, FreezableMixin
 from a2i.io_utils import atomic_write_text
@@ -246,8 +247,13 @@ def find_run(run: str | Path) -> tuple[Path, Path, Path]:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """A YAML config as a dict, with its ``model`` section checked."""
-    config = yaml.safe_load(path.read_text()) or {}
+    """A YAML config as a dict, with its ``model`` section checked.
+
+    Raises:
+        ConfigError: Not a YAML mapping (:func:`~a2i.config_files.read_config_file`), or no
+            model section with a class_path.
+    """
+    config = read_config_file(path)
     if not isinstance(config.get("model"), dict) or "class_path" not in config["model"]:
         raise ConfigError(f"{path} has no model section with a class_path")
     return config
@@ -272,11 +278,12 @@ def load_run(run: str | Path) -> tuple[AudioToImageModel, ModelCard]:
 def load_config(path: str | Path) -> tuple[AudioToImageModel, ModelCard]:
     """The method a config builds when it names the weights of every trained part.
 
-    Such a config (e.g. the shipped ``configs/tiny/sound2vision_gan_shipped.yaml``) draws with
+    ``path`` is a file or a shipped config's name (:func:`~a2i.config_files.resolve_config`).
+    Such a config (e.g. the shipped ``tiny/sound2vision_gan_shipped``) draws with
     no training and no checkpoint. A config that would leave a trainable part with random
     weights is refused, as ``a2i predict`` without ``--ckpt_path`` is.
     """
-    path = Path(path)
+    path = Path(resolve_config(str(path)))
     if not path.is_file():
         raise ConfigError(f"config '{path}' does not exist (or is not a file)")
     config = read_config(path)

@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +27,7 @@ from PIL import Image
 from torch import Tensor
 
 from a2i.audio.features import LogMel
+from a2i.config_files import resolve_config
 from a2i.errors import ConfigError
 from a2i.image import image_grid, to_uint8
 from a2i.interfaces import Crop, GenerationRequest
@@ -169,14 +169,14 @@ def newest_demo_runs(root: Path = DEMO_ROOT) -> list[Path]:
     return []
 
 
-SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped.yaml"
+SHIPPED_CONFIG = "tiny/sound2vision_gan_shipped"
 """The model served when there is no ``make demo`` run: every weight ships in ``a2i/assets``."""
 SHIPPED_LABEL = "tiny GAN (shipped weights)"
 
 
 def shipped_entry() -> ModelEntry:
     """The tiny GAN whose weights ship with a2i: something to draw with before any training."""
-    config = Path(str(resources.files("a2i"))) / "configs" / SHIPPED_CONFIG
+    config = Path(resolve_config(SHIPPED_CONFIG))
     return ModelEntry(SHIPPED_LABEL, config, "config", name=model_name(config, "shipped weights"))
 
 

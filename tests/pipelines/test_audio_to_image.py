@@ -1,5 +1,6 @@
 """The Lightning-free pipeline on tiny runs made by the real CLI: load, controls, export, batches."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,32 @@ def test_from_config_loads_the_shipped_weights_and_refuses_untrained_parts(sound
     assert pipe(sounds[0][0]).images[0].shape == (1, 3, 32, 32)
     with pytest.raises(ConfigError, match="names no weights for audio_encoder"):
         AudioToImagePipeline.from_config(CONF / "sound2vision_gan.yaml")
+
+
+def test_from_config_takes_a_shipped_configs_name(sounds):
+    by_name = AudioToImagePipeline.from_config("tiny/sound2vision_gan_shipped")
+    assert by_name.card.source == str(ROOT / "a2i/configs/tiny/sound2vision_gan_shipped.yaml")
+    assert by_name(sounds[0][0]).images[0].shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"- model\n", "holds a list, not a mapping of config sections"),
+        (bytes(range(128, 256)), "is not a text file (not UTF-8)"),
+        (b"model: !!python/object/apply:os.system [true]\n", "is not valid YAML"),
+    ],
+    ids=["list", "binary", "python-object"],
+)
+def test_a_config_or_runs_config_that_is_not_a_yaml_mapping_is_one_error(content, reason, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(f"config '{config}' {reason}")):
+        AudioToImagePipeline.from_config(config)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        AudioToImagePipeline.from_run(tmp_path)
 
 
 @pytest.mark.slow
