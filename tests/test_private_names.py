@@ -1,15 +1,18 @@
 """a2i uses other packages through their public names only (Lightning above all).
 
 A private name (``_x``) may change in any release without notice: the CLI once rode on four of
-Lightning's and broke on upgrades. Every module under ``a2i/`` is parsed (not imported); an import
-of a private module or name from another package, and an attribute ``obj._x`` that a2i does not
-define itself, fail this test unless :data:`ALLOWED` says why no public way exists.
+Lightning's and broke on upgrades. Every module under ``a2i/`` is parsed; an import of a private
+module or name from another package, an attribute ``obj._x`` that a2i does not define itself, and
+a method ``_x`` overriding one of another package's class (its base is imported to see) fail this
+test unless :data:`ALLOWED` says why no public way exists.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
+from typing import Any
 
 PACKAGE = Path(__file__).resolve().parents[1] / "a2i"
 
@@ -18,8 +21,13 @@ ALLOWED = {
         "argparse has no public list of a parser's actions; tab completion and the config error "
         "messages walk them (the attribute has been stable since Python 2.7)"
     ),
+    "_fill_text": (
+        "argparse's help formatters are extended by overriding these two methods (its own "
+        "RawDescriptionHelpFormatter does); a2i's keeps a description's paragraphs apart"
+    ),
+    "_split_lines": "the same",
 }
-"""Private attribute → why a2i reads it."""
+"""Private attribute or method → why a2i reads or overrides it."""
 
 
 def is_private(name: str) -> bool:
@@ -46,6 +54,29 @@ def names_a2i_defines(trees: list[tuple[Path, ast.Module]]) -> set[str]:
     return defined
 
 
+def external_bases(tree: ast.Module, node: ast.ClassDef) -> list[Any]:
+    """The classes of other packages ``node`` derives from directly (imported to inspect)."""
+    imported = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
+            if statement.module.split(".")[0] != "a2i":
+                imported.update(
+                    {a.asname or a.name: (statement.module, a.name) for a in statement.names}
+                )
+        elif isinstance(statement, ast.Import):
+            imported.update({a.asname or a.name: (a.name, None) for a in statement.names})
+    bases = []
+    for base in node.bases:
+        head, *rest = ast.unparse(base).split(".")
+        if head in imported:
+            module, name = imported[head]
+            found = importlib.import_module(module)
+            for attribute in [name, *rest] if name else rest:
+                found = getattr(found, attribute)
+            bases.append(found)
+    return bases
+
+
 def test_no_private_name_of_another_package_is_used():
     trees = modules()
     own = names_a2i_defines(trees)
@@ -68,6 +99,17 @@ def test_no_private_name_of_another_package_is_used():
                     f"{where}:{node.lineno} imports {alias.name}"
                     for alias in node.names
                     if any(map(is_private, alias.name.split(".")))
+                ]
+            elif isinstance(node, ast.ClassDef):
+                bases = external_bases(tree, node)
+                found += [
+                    f"{where}:{item.lineno} overrides {item.name} of {base.__qualname__}"
+                    for item in node.body
+                    if isinstance(item, ast.FunctionDef)
+                    and is_private(item.name)
+                    and item.name not in ALLOWED
+                    for base in bases
+                    if hasattr(base, item.name)
                 ]
             elif (
                 isinstance(node, ast.Attribute)
