@@ -13,6 +13,7 @@ from a2i.commands.console import quiet_expected_messages
 if TYPE_CHECKING:
     from jsonargparse import ArgumentParser, Namespace
 
+    from a2i.data.shard_datamodule import ShardDataModule
     from a2i.runtime import Ranks
 
 
@@ -32,7 +33,9 @@ def add_rank_arguments(parser: ArgumentParser) -> None:
     )
 
 
-def prepare_on_ranks(datamodule: Any, config: Namespace, command: str) -> tuple[Any, Ranks]:
+def prepare_on_ranks(
+    datamodule: ShardDataModule, config: Namespace, command: str
+) -> tuple[Any, Ranks]:
     """:func:`a2i.jobs.ranks.prepare_on_ranks` on the ranks ``config``'s arguments ask for."""
     from a2i.jobs.ranks import prepare_on_ranks as prepare
 

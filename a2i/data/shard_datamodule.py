@@ -50,6 +50,8 @@ class ShardDataModule(ManifestDataModule):
 
     build_command = "a2i prepare"
     """The command that builds this dataset, named when its shards are missing."""
+    prepare_device: str
+    """Where the builder's models run (each subclass takes it as an argument)."""
 
     def __init__(
         self,

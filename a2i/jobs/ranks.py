@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from a2i.data.shard_datamodule import ShardDataModule
 from a2i.runtime import ONE_PROCESS, Ranks
 
 
@@ -30,14 +31,12 @@ def launch_ranks(devices: int, num_nodes: int, accelerator: str) -> tuple[Ranks,
 
 
 def prepare_on_ranks(
-    datamodule: Any, devices: int = 1, num_nodes: int = 1, accelerator: str = "cpu"
+    datamodule: ShardDataModule, devices: int = 1, num_nodes: int = 1, accelerator: str = "cpu"
 ) -> tuple[Any, Ranks]:
     """``datamodule.prepare_data`` run on the ranks asked for: its report and this process's ranks.
 
-    ``datamodule`` is a builder's (:class:`~a2i.data.video_datamodule.VideoDataModule`,
-    :class:`~a2i.data.sonify.datamodule.SonifiedImagesDataModule`): its ``prepare_data`` takes
-    the ranks. Each rank on an accelerator builds its features on its own device
-    (``prepare_device``).
+    The report is the builder's (None when the shards were already complete). Each rank on an
+    accelerator builds its features on its own device (``prepare_device``).
     """
     ranks, device = launch_ranks(devices, num_nodes, accelerator)
     if device is not None and accelerator != "cpu":
