@@ -37,7 +37,7 @@ from a2i.commands import (
 from a2i.commands.catalog import ParagraphHelpFormatter, command_help
 from a2i.commands.config_paths import resolve_config_arguments
 from a2i.commands.console import quiet_expected_messages
-from a2i.commands.next_steps import run_commands, shown_path
+from a2i.commands.next_steps import WORLD_EVALUATION, run_commands, shown_path
 from a2i.config_errors import A2IArgumentParser
 from a2i.data.base import AudioVisualDataModule
 from a2i.errors import ConfigError
@@ -49,6 +49,7 @@ from a2i.pipelines.folder import FolderSummary
 from a2i.pipelines.loading import load_checkpoint_into, record_config
 from a2i.pipelines.progress import is_terminal
 from a2i.runtime import fit_cpu_threads, tune_allocator
+from a2i.synth.datamodule import SyntheticWorldDataModule
 
 INFERENCE_ONLY = ("predict", "embed")
 """Subcommands that only infer: a checkpoint gives weights only (no trainer state)."""
@@ -333,7 +334,8 @@ class A2ICLI(LightningCLI):
         if chosen is None:
             return
         print("next (SOUNDS_DIR: a folder of audio files):")
-        for line in run_commands(run_dir, chosen):
+        world = isinstance(trainer.datamodule, SyntheticWorldDataModule)
+        for line in run_commands(run_dir, chosen, evaluation=WORLD_EVALUATION if world else None):
             print(f"  {line}")
 
     def after_test(self) -> None:

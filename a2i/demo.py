@@ -30,7 +30,13 @@ from pathlib import Path
 import yaml
 
 from a2i.cli import main as a2i
-from a2i.commands.next_steps import command, executable, shown_path
+from a2i.commands.next_steps import (
+    WORLD_EVALUATION,
+    command,
+    executable,
+    shown_path,
+    test_command,
+)
 from a2i.data.manifest import read_manifest
 from a2i.io_utils import atomic_write_text
 from a2i.pipelines.loading import runs_inside
@@ -167,7 +173,7 @@ def next_commands(out: Path, variants: list[str]) -> list[str]:
     (run_dir,) = runs_inside(out / "logs" / TRAINED_WITH)
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     config = run_dir / "config.yaml"
-    lines = [command("test", "--config", config, "--ckpt_path", checkpoint)]
+    lines = [test_command(config, checkpoint, WORLD_EVALUATION)]
     for name in variants:
         model = ["--ckpt_path", checkpoint] if name == TRAINED_WITH else []
         model_config = config if name == TRAINED_WITH else out / "configs" / f"{name}.yaml"

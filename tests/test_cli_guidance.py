@@ -118,8 +118,9 @@ def test_fit_names_its_run_checkpoint_and_next_commands(fit_log):
     commands = lines[lines.index("next (SOUNDS_DIR: a folder of audio files):") + 1 :]
     with contextlib.chdir(folder):  # spelled from where fit ran
         a2i = next_steps.executable("a2i", "a2i")
-    assert commands[0] == (
-        f"  {a2i} test --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt"
+    assert commands[0] == (  # a world run: with the world's evaluation report
+        f"  {a2i} test --config {run}/config.yaml --config eval/world "
+        f"--ckpt_path {run}/checkpoints/last.ckpt"
     )
     assert (
         f"predict --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt"
@@ -136,8 +137,9 @@ def test_the_printed_test_command_runs_as_printed(fit_log):
     lines = out.splitlines()
     printed = lines[lines.index("next (SOUNDS_DIR: a folder of audio files):") + 1].strip()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(printed, shell=True, cwd=folder, env=env, capture_output=True)
+    done = subprocess.run(printed, shell=True, cwd=folder, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert "a2i test: evaluation report in " in done.stdout  # the world's full report
 
 
 @pytest.mark.slow
@@ -244,8 +246,9 @@ def test_the_demo_ends_with_runnable_commands_for_its_runs(tmp_path, monkeypatch
     run = fake_run(out / "logs" / "gan" / "version_0")
     a2i = next_steps.executable("a2i", "a2i")
     lines = next_commands(out, ["ldm", "gan"])
-    assert (
-        lines[0] == f"{a2i} test --config {run}/config.yaml --ckpt_path {run}/checkpoints/last.ckpt"
+    assert lines[0] == (
+        f"{a2i} test --config {run}/config.yaml --config eval/world "
+        f"--ckpt_path {run}/checkpoints/last.ckpt"
     )
     assert lines[1] == (
         f"{a2i} predict --config {out}/configs/ldm.yaml --audio_dir {out}/world/audio/test "

@@ -51,12 +51,27 @@ def command(*words: str | Path) -> str:
     )
 
 
-def run_commands(run_dir: Path, checkpoint: Path, sounds: str | Path = "SOUNDS_DIR") -> list[str]:
-    """Test, predict with and serve a trained run; its training curves in TensorBoard."""
+WORLD_EVALUATION = "eval/world"
+"""The shipped config that adds the full evaluation report to ``a2i test`` on a world run."""
+
+
+def test_command(config: Path, checkpoint: Path, evaluation: str | None = None) -> str:
+    """``a2i test`` of a run's checkpoint, with the ``evaluation`` config's report if given."""
+    report = () if evaluation is None else ("--config", evaluation)
+    return command("test", "--config", config, *report, "--ckpt_path", checkpoint)
+
+
+def run_commands(
+    run_dir: Path,
+    checkpoint: Path,
+    sounds: str | Path = "SOUNDS_DIR",
+    evaluation: str | None = None,
+) -> list[str]:
+    """Test (with the ``evaluation`` config), predict with and serve a trained run; its curves."""
     config = run_dir / "config.yaml"
     audio_dir = sounds if isinstance(sounds, Path) else str(sounds)
     return [
-        command("test", "--config", config, "--ckpt_path", checkpoint),
+        test_command(config, checkpoint, evaluation),
         command(
             "predict",
             "--config",
