@@ -152,11 +152,16 @@ def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
         entries, selected = offered_models(args.run, args.models_dir)
     except ConfigError as error:
         parser.error(str(error))
-    return parser, {
-        **{"entries": entries, "selected": selected, "device": device, "auth": auth},
-        **{"host": args.host, "port": args.port, "share": args.share},
-        "max_file_size": args.max_file_size,
-    }
+    return parser, dict(
+        entries=entries,
+        selected=selected,
+        device=device,
+        auth=auth,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        max_file_size=args.max_file_size,
+    )
 
 
 @contextmanager
