@@ -338,17 +338,6 @@ class A2ICLI(LightningCLI):
         for line in run_commands(run_dir, chosen, evaluation=WORLD_EVALUATION if world else None):
             print(f"  {line}")
 
-    def after_test(self) -> None:
-        """Say where the evaluation and downstream reports went (the result of ``a2i test``)."""
-        from a2i.callbacks.downstream import Downstream
-        from a2i.callbacks.evaluation import Evaluation  # its scorers import open_clip
-
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, Evaluation) and self.trainer.is_global_zero:
-                print(f"a2i test: evaluation report in {callback.report_dir}")
-            if isinstance(callback, Downstream) and self.trainer.is_global_zero:
-                print(f"a2i test: downstream report in {callback.report_dir}")
-
 
 def main(args: list[str] | None = None) -> None:
     """Run ``a2i ARGS`` (default: the command line) in this process.

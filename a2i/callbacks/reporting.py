@@ -8,12 +8,12 @@ card find it (:mod:`a2i.pipelines.run_reports`).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from a2i.metrics.report import check_report_dir, write_report
@@ -24,8 +24,6 @@ from a2i.pipelines.run_reports import (
     record_report,
     run_of_checkpoint,
 )
-
-log = logging.getLogger(__name__)
 
 
 class ReportingCallback(Callback):
@@ -62,11 +60,15 @@ class ReportingCallback(Callback):
     def close_report(
         self, trainer: L.Trainer, results: dict[str, Any], grids: dict[str, list[Tensor]]
     ) -> None:
-        """On rank zero, write the report and record it in the tested run."""
+        """On rank zero, write the report, record it in the tested run and say where both went.
+
+        Said on Lightning's console (as its own results are), so ``trainer.test`` from Python
+        names the folders as ``a2i test`` does.
+        """
         if not trainer.is_global_zero:
             return
         write_report(self.report_dir, results, grids, overwrite=self.overwrite)
-        log.info("%s report written to %s", self.kind, self.report_dir)
+        rank_zero_info(f"{self.kind.capitalize()} report written to {self.report_dir}")
         if self.run is not None and self.tested is not None:
             self.record_dir = record_report(self.report_dir, self.kind, self.run, self.tested)
-            log.info("%s report recorded in %s", self.kind, self.record_dir)
+            rank_zero_info(f"{self.kind.capitalize()} report recorded in {self.record_dir}")
