@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from a2i.commands.config_paths import resolve_config_arguments
+from a2i.commands.console import quiet_expected_messages
 from a2i.errors import A2IError, RankStopped
 from a2i.io_utils import printable
 
@@ -128,6 +129,7 @@ def run_without_lightning(argv: list[str]) -> bool:
         sys.exit(0)
     if argv[0] not in TOOLS:
         return False
+    quiet_expected_messages(argv[0])
     with exit_on_a2i_errors():
         command = importlib.import_module(f"a2i.commands.{argv[0]}")
         command.main(resolve_config_arguments(argv[1:]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from a2i.commands.config_paths import with_data_section
-from a2i.commands.ranks import add_rank_arguments, prepare_on_ranks
+from a2i.commands.ranks import add_rank_arguments
 from a2i.io_utils import printable
 
 if TYPE_CHECKING:  # imported when the command runs (`a2i --help` stays fast)
@@ -38,12 +38,16 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> None:
     """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
+    from a2i.jobs.ranks import prepare_on_ranks
+
     parser = build_parser()
     config = parser.parse_args(with_data_section(argv))
     datamodule = parser.instantiate_classes(config).data
     if config.workers is not None:
         datamodule.prepare_workers = config.workers
-    report, ranks = prepare_on_ranks(datamodule, config, "prepare")
+    report, ranks = prepare_on_ranks(
+        datamodule, config.devices, config.num_nodes, config.accelerator
+    )
     if not ranks.is_main:
         return
     if report is None:

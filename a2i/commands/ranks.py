@@ -6,15 +6,10 @@ the ranks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from a2i.commands.console import quiet_expected_messages
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jsonargparse import ArgumentParser, Namespace
-
-    from a2i.data.shard_datamodule import ShardDataModule
-    from a2i.runtime import Ranks
+    from jsonargparse import ArgumentParser
 
 
 def add_rank_arguments(parser: ArgumentParser) -> None:
@@ -31,13 +26,3 @@ def add_rank_arguments(parser: ArgumentParser) -> None:
         default="cpu",
         help="where each rank's models run: cpu, gpu (rank r of a node uses its r-th GPU) or auto",
     )
-
-
-def prepare_on_ranks(
-    datamodule: ShardDataModule, config: Namespace, command: str
-) -> tuple[Any, Ranks]:
-    """:func:`a2i.jobs.ranks.prepare_on_ranks` on the ranks ``config``'s arguments ask for."""
-    from a2i.jobs.ranks import prepare_on_ranks as prepare
-
-    quiet_expected_messages(command)
-    return prepare(datamodule, config.devices, config.num_nodes, config.accelerator)

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from a2i.commands.config_paths import with_data_section
-from a2i.commands.ranks import add_rank_arguments, prepare_on_ranks
+from a2i.commands.ranks import add_rank_arguments
 
 if TYPE_CHECKING:  # the heavy imports happen when the command runs (`a2i --help` stays fast)
     from jsonargparse import ArgumentParser, Namespace
@@ -68,10 +68,13 @@ def main(argv: list[str]) -> None:
     """Run ``a2i sonify`` with command-line arguments ``argv`` (without the subcommand)."""
     from a2i.build.sonify.pool_cache import POOL_PROBLEMS_FILE, read_pool_problems
     from a2i.io_utils import printable
+    from a2i.jobs.ranks import prepare_on_ranks
 
     datamodule = build_datamodule(argv)
     config = parse_options(argv)
-    report, ranks = prepare_on_ranks(datamodule, config, "sonify")
+    report, ranks = prepare_on_ranks(
+        datamodule, config.devices, config.num_nodes, config.accelerator
+    )
     if not ranks.is_main:
         return
     if report is None:
