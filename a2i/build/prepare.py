@@ -56,7 +56,7 @@ from a2i.build.video import VideoDecodeError, decode_video
 from a2i.errors import A2IError, ConfigError
 from a2i.generators.autoencoder import KLAutoencoder
 from a2i.interfaces import AudioEncoder, ImageEncoder
-from a2i.io_utils import atomic_write_text
+from a2i.io_utils import atomic_write_text, printable
 from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
@@ -191,6 +191,16 @@ class PrepareReport:
     def clips_per_second(self) -> float:
         """Throughput over the clips processed by this run (reused shards excluded)."""
         return self.processed / self.seconds if self.seconds > 0 else math.nan
+
+    def describe(self, prepared: Path) -> str:
+        """What the run made of the shards in ``prepared``, in one line (``a2i prepare`` says it)."""
+        counts = ", ".join(f"{split} {count}" for split, count in sorted(self.kept.items()))
+        return (
+            f"{counts} clips in {printable(prepared)}; {len(self.dropped)} dropped (see "
+            f"{printable(prepared / 'problems.log')}); {self.shards_written} shards written, "
+            f"{self.shards_reused} reused; {self.processed} clips in {self.seconds:.1f} s = "
+            f"{self.clips_per_second:.2f} clips/s"
+        )
 
 
 _worker: dict[str, Any] = {}

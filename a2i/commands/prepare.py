@@ -54,11 +54,4 @@ def main(argv: list[str]) -> None:
         prepared = printable(datamodule.prepared)
         print(f"a2i prepare: {prepared} is already complete ({datamodule.clip_counts})")
         return
-    counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
-    print(
-        f"a2i prepare: {counts} clips in {printable(datamodule.prepared)}; {len(report.dropped)} "
-        f"dropped (see {printable(datamodule.prepared / 'problems.log')}); "
-        f"{report.shards_written} shards written, "
-        f"{report.shards_reused} reused; {report.processed} clips in {report.seconds:.1f} s = "
-        f"{report.clips_per_second:.2f} clips/s"
-    )
+    print(f"a2i prepare: {report.describe(datamodule.prepared)}")

@@ -80,29 +80,9 @@ def main(argv: list[str]) -> None:
     if report is None:
         print(f"a2i sonify: {datamodule.prepared} is already complete")
         return
-    counts = ", ".join(f"{split} {count}" for split, count in sorted(report.kept.items()))
+    for line in report.describe(datamodule.prepared):
+        print(f"a2i sonify: {line}")
     log = datamodule.prepared / "problems.log"
-    print(
-        f"a2i sonify: {counts} samples in {printable(datamodule.prepared)}; "
-        f"{len(report.dropped)} filtered (non-sonic caption or no sounding concept), "
-        f"{len(report.failed)} failed (see {printable(log)}); {report.shards_written} shards "
-        f"written, {report.shards_reused} reused in {report.seconds:.1f} s"
-    )
-    search = report.retrieval
-    if search is not None:
-        index = f"{search['index']} FAISS index"
-        if search["nlist"]:
-            recall = search["recall_at_k"]
-            checked = (
-                "recall not measured"
-                if recall is None
-                else f"recall@k {recall:.4f} of exact search on {search['recall_queries']} concepts"
-            )
-            index += f" (nlist {search['nlist']}, nprobe {search['nprobe']}; {checked})"
-        print(
-            f"a2i sonify: retrieval: {search['queries']} concepts × {search['pool']} clips, "
-            f"{index}; see {printable(datamodule.prepared / 'retrieval.json')}"
-        )
     unusable = datamodule.unusable_pool_files
     for _, path, problem in unusable:
         print(f"  unusable pool file: {printable(path)}: {problem}", file=sys.stderr)

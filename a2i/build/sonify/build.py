@@ -81,7 +81,7 @@ from a2i.build.sonify.pool_cache import PoolIndex, refuse_other_settings
 from a2i.build.sonify.retrieval import DEFAULT_TOP_K, IndexSettings, SearchReport, retrieve
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import A2IError, ConfigError
-from a2i.io_utils import atomic_write_text
+from a2i.io_utils import atomic_write_text, printable
 from a2i.runtime import ONE_PROCESS, Ranks
 
 logger = logging.getLogger(__name__)
@@ -168,6 +168,33 @@ class SonifyReport:
     shards_reused: int = 0
     seconds: float = 0.0
     retrieval: dict[str, Any] | None = None
+
+    def describe(self, prepared: Path) -> list[str]:
+        """What the run made of the shards in ``prepared`` and how it searched the pool."""
+        counts = ", ".join(f"{split} {count}" for split, count in sorted(self.kept.items()))
+        lines = [
+            f"{counts} samples in {printable(prepared)}; {len(self.dropped)} filtered (non-sonic "
+            f"caption or no sounding concept), {len(self.failed)} failed (see "
+            f"{printable(prepared / 'problems.log')}); {self.shards_written} shards written, "
+            f"{self.shards_reused} reused in {self.seconds:.1f} s"
+        ]
+        search = self.retrieval
+        if search is not None:
+            index = f"{search['index']} FAISS index"
+            if search["nlist"]:
+                recall = search["recall_at_k"]
+                checked = (
+                    "recall not measured"
+                    if recall is None
+                    else f"recall@k {recall:.4f} of exact search on {search['recall_queries']} "
+                    "concepts"
+                )
+                index += f" (nlist {search['nlist']}, nprobe {search['nprobe']}; {checked})"
+            lines.append(
+                f"retrieval: {search['queries']} concepts × {search['pool']} clips, {index}; "
+                f"see {printable(prepared / RETRIEVAL_FILE)}"
+            )
+        return lines
 
 
 def sample_key(image: ImageItem, source: ConceptSource, sources: Sequence[ConceptSource]) -> str:

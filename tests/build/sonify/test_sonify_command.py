@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -31,14 +32,18 @@ def sonified(sonify_inputs, make_config, tmp_path_factory):
     """One uninterrupted run; its exit status and console output."""
     out = tmp_path_factory.mktemp("runs") / "complete"
     config = make_config(sonify_inputs, out)
-    with pytest.raises(SystemExit) as info:
+    printed = io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stdout(printed):
         main(["--config", str(config)])
-    return out, config, info.value.code
+    return out, config, info.value.code, printed.getvalue()
 
 
 def test_sonify_writes_shards_filters_non_sonic_images_and_names_bad_pool_files(sonified, capsys):
-    out, config, code = sonified
+    out, config, code, printed = sonified
     assert code == 1  # the broken pool file is reported after everything else was done
+    assert "a2i sonify: test 1, train 5, val 2 samples in " in printed
+    assert "4 filtered (non-sonic caption or no sounding concept), 0 failed" in printed
+    assert "a2i sonify: retrieval: " in printed and "exact FAISS index; see " in printed
     problems = (out / "problems.log").read_text()
     assert problems.count("non-sonic caption ('logo')") == 2  # sa_3, sa_9
     assert problems.count("non-sonic caption ('sign')") == 2  # sa_5, sa_11
@@ -60,7 +65,7 @@ def test_sonify_writes_shards_filters_non_sonic_images_and_names_bad_pool_files(
 
 
 def test_every_mixture_re_renders_from_its_recipe_without_retrieval(sonified):
-    out, config, _ = sonified
+    out, config, _, _ = sonified
     datamodule = build_datamodule(["--config", str(config)])
     reader = datamodule.pool_reader()
     samples = read_recipes(out / "recipes.jsonl", datamodule.image_items)
@@ -93,7 +98,7 @@ def test_the_faiss_index_is_chosen_on_the_command_line(sonify_inputs, make_confi
 def test_a_changed_recipe_is_refused_with_the_difference_named(
     sonify_inputs, sonified, make_config
 ):
-    out, _, _ = sonified
+    out, _, _, _ = sonified
     changed = make_config(sonify_inputs, out, config_name="changed", top_k=3)
     with pytest.raises(ConfigError, match="top_k"):
         main(["--config", str(changed)])
@@ -126,7 +131,7 @@ def test_empty_missing_and_unreadable_pool_files_are_named_and_fail_the_run(
 def test_resume_after_sigkill_gives_identical_shards(
     sonify_inputs, sonified, make_config, tmp_path
 ):
-    complete, _, _ = sonified
+    complete, _, _, _ = sonified
     out = tmp_path / "killed"
     config = make_config(sonify_inputs, out)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -148,7 +153,7 @@ def test_resume_after_sigkill_gives_identical_shards(
 
 @pytest.mark.slow
 def test_a_method_trains_on_the_sonified_images_through_the_cli(sonified, tmp_path):
-    _, config, _ = sonified
+    _, config, _, _ = sonified
     a2i_main(
         ["fit", "--config", str(ROOT / "configs" / "tiny" / "sound2vision_ldm.yaml"), "--config", str(config),
          "--data.init_args.clip_seconds", "4.0", "--data.init_args.image_size", "32",
