@@ -8,9 +8,9 @@ commands (:data:`LIGHTNING_COMMANDS`) are :func:`a2i.cli.main`'s.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
-import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -51,34 +51,29 @@ def package_version() -> str:
         return __version__
 
 
-def usage() -> str:
-    """``a2i --help``: every command with its one-line help."""
+def command_parser() -> argparse.ArgumentParser:
+    """The top level of ``a2i``: its options and the commands, for ``--help`` and tab completion.
 
-    def rows(commands: dict[str, str]) -> str:
-        width = max(map(len, [*LIGHTNING_COMMANDS, *TOOLS])) + 2
-        return "\n".join(
-            textwrap.fill(
-                help_line,
-                width=100,
-                initial_indent=f"  {name:<{width}}",
-                subsequent_indent=" " * (width + 2),
-            )
-            for name, help_line in commands.items()
-        )
-
-    return (
-        f"usage: a2i [-h] [--version] {{{','.join([*LIGHTNING_COMMANDS, *TOOLS])}}} ...\n\n"
-        "Audio-to-image generation: Sound2Vision, AudioToken, WavBriVL and Seeing Sound on\n"
-        "one set of interfaces.\n\n"
-        f"training and inference (Lightning):\n{rows(LIGHTNING_COMMANDS)}\n\n"
-        f"data and tools:\n{rows(TOOLS)}\n\n"
-        "options:\n"
-        "  -h, --help   show this help and exit\n"
-        "  --version    show a2i's version and exit\n\n"
-        "`a2i COMMAND --help` gives a command's options; `a2i fit --help` also lists the methods,\n"
-        "datamodules and configs shipped with a2i. --config takes a file or a shipped config's\n"
-        "name: `a2i fit --config tiny/sound2vision_gan` (also a2i://configs/tiny/...).\n"
+    The commands are routed by :func:`run_without_lightning` and :func:`a2i.cli.main`; this
+    parser only describes them.
+    """
+    parser = argparse.ArgumentParser(
+        prog="a2i",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=14, width=100),
+        description="Audio-to-image generation: Sound2Vision, AudioToken, WavBriVL and Seeing "
+        "Sound on one set of interfaces.",
+        epilog="`a2i COMMAND --help` gives a command's options; `a2i fit --help` also lists the "
+        "methods, datamodules and configs shipped with a2i. --config takes a file or a shipped "
+        "config's name: `a2i fit --config tiny/sound2vision_gan` (also a2i://configs/tiny/...).",
     )
+    parser.add_argument("--version", action="store_true", help="show a2i's version and exit")
+    commands = parser.add_subparsers(
+        title="commands (training and inference with Lightning, then data and tools)",
+        metavar="COMMAND",
+    )
+    for name, help_line in {**LIGHTNING_COMMANDS, **TOOLS}.items():
+        commands.add_parser(name, help=help_line)
+    return parser
 
 
 def print_error(error: A2IError) -> None:
@@ -122,7 +117,7 @@ def run_without_lightning(argv: list[str]) -> bool:
     tool's a2i errors (a wrong path, a bad config) end it with one line and exit status 2.
     """
     if not argv or argv[0] in HELP_FLAGS:
-        sys.stdout.write(usage())
+        command_parser().print_help()
         sys.exit(0 if argv else 2)
     if argv[0] == "--version":
         print(f"a2i {package_version()}")

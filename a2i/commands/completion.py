@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from a2i.commands import LIGHTNING_COMMANDS, TOOLS
+from a2i.commands import LIGHTNING_COMMANDS, TOOLS, command_parser
 
 
 def requested() -> bool:
@@ -34,16 +34,6 @@ def line_words() -> list[str]:
 
     words = split_line(os.environ["COMP_LINE"], int(os.environ["COMP_POINT"]))[3]
     return words[int(os.environ["_ARGCOMPLETE"]) - 1 :]
-
-
-def command_parser() -> argparse.ArgumentParser:
-    """The top level of ``a2i`` as argcomplete needs it: the options and the command names."""
-    parser = argparse.ArgumentParser(prog="a2i")
-    parser.add_argument("--version", action="store_true", help="show a2i's version and exit")
-    commands = parser.add_subparsers(dest="command")
-    for name, help_line in {**LIGHTNING_COMMANDS, **TOOLS}.items():
-        commands.add_parser(name, help=help_line)
-    return parser
 
 
 def complete(parser: argparse.ArgumentParser, first_word: int) -> NoReturn:
