@@ -5,6 +5,7 @@ The venv borrows this environment's third-party packages (a ``.pth`` line: no do
 its editable a2i, so every a2i file comes from the wheel.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("subprocess")]  # wheel 
 
 
 def run(args: list, cwd: Path) -> str:
+    """Run ``args`` without the caller's PYTHONPATH (a checkout on it hides the installed wheel)."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     done = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
