@@ -59,12 +59,15 @@ def predict_to_folder(
     checkpoint: str | None = None,
     weights_only: bool | None = None,
     overwrite: bool = False,
+    verbose: bool = True,
 ) -> FolderSummary:
     """Draw an image per input and seed into ``output_dir`` (+ grid and ``manifest.jsonl``).
 
     The inputs are every audio file under ``audio_dir``, or without it the datamodule's predict
     split. ``asked`` names its files by path (recorded in the manifest before they are read);
-    the request is checked against the model before ``checkpoint``'s weights are loaded.
+    the request is checked against the model before ``checkpoint``'s weights are loaded. Rank 0
+    shows progress and says what was written, skipped and failed as ``a2i predict`` does
+    (``verbose=False``: the returned summary only).
     """
     request = pipeline.prepare_request(asked)
     load_trained_weights(pipeline.model, checkpoint, weights_only, "predict")
@@ -79,8 +82,10 @@ def predict_to_folder(
                     summary = predict_batches(pipeline, request, datamodule, writer)
                 else:
                     keys = listing.audio
-                    summary = predict_folder(pipeline, request, Path(audio_dir), keys, writer)
-        if ranks.is_main:
+                    summary = predict_folder(
+                        pipeline, request, Path(audio_dir), keys, writer, verbose
+                    )
+        if ranks.is_main and verbose:
             not_audio = [] if listing is None else listing.not_audio
             report("predict", "images", summary, writer, pipeline.model.clip_seconds, not_audio)
         return summary
@@ -98,11 +103,12 @@ def embed_to_folder(
     weights_only: bool | None = None,
     overwrite: bool = False,
     crop: Crop = "start",
+    verbose: bool = True,
 ) -> FolderSummary:
     """Write the audio tower's embedding of every audio file under ``audio_dir`` (one .npy each).
 
     The output layout (``<key>.npy`` + ``manifest.jsonl``) and why it is resumable are described
-    in :mod:`a2i.pipelines.embedding`.
+    in :mod:`a2i.pipelines.embedding`. ``verbose`` as for :func:`predict_to_folder`.
     """
     model = pipeline.model
     check_embedder(model)
@@ -114,8 +120,10 @@ def embed_to_folder(
         with EmbeddingFolderWriter(output_dir, settings, overwrite, ranks) as writer:
             pipeline.to(trainer.strategy.root_device)
             with trainer.precision_plugin.forward_context():
-                summary = embed_folder(pipeline, Path(audio_dir), listing.audio, writer, crop)
-        if ranks.is_main:
+                summary = embed_folder(
+                    pipeline, Path(audio_dir), listing.audio, writer, crop, verbose
+                )
+        if ranks.is_main and verbose:
             report("embed", "embeddings", summary, writer, model.clip_seconds, listing.not_audio)
         return summary
 

@@ -100,16 +100,19 @@ def embed_folder(
     keys: list[str],
     writer: FolderWriter,
     crop: Crop = "start",
+    show_progress: bool = True,
 ) -> FolderSummary:
     """Embed ``root/<key>`` for this rank's share of the keys the writer has not done, in batches.
 
     Each file is decoded by :meth:`AudioToImagePipeline.read` (the window the model hears, at
     its rate); a file that cannot be read is that input's error and the others go on.
+    ``show_progress`` shows rank 0's progress.
     """
     check_embedder(pipeline.model)
     clip = pipeline.model.clip_seconds
     batches = share_batches(writer, keys, pipeline.batch_size)
-    progress = FolderProgress("embed", sum(map(len, batches)), ranks=writer.ranks)
+    total = sum(map(len, batches))
+    progress = FolderProgress("embed", total, ranks=writer.ranks, shown=show_progress)
 
     def embed(chunk: list[str], summary: FolderSummary) -> None:
         clips: list[Tensor] = []

@@ -154,14 +154,17 @@ def predict_folder(
     root: Path,
     keys: list[str],
     writer: ImageFolderWriter,
+    show_progress: bool = True,
 ) -> FolderSummary:
     """Generate the images of ``root/<key>`` for this rank's share of the keys not already done.
 
-    ``request`` comes from :meth:`AudioToImagePipeline.prepare_request`.
+    ``request`` comes from :meth:`AudioToImagePipeline.prepare_request`; ``show_progress``
+    shows rank 0's progress (:class:`~a2i.pipelines.progress.FolderProgress`).
     """
     clip = pipeline.model.clip_seconds
     batches = share_batches(writer, keys, pipeline.batch_size)
-    progress = FolderProgress("predict", sum(map(len, batches)), ranks=writer.ranks)
+    total = sum(map(len, batches))
+    progress = FolderProgress("predict", total, ranks=writer.ranks, shown=show_progress)
 
     def draw(chunk: list[str], summary: FolderSummary) -> None:
         output = pipeline.run([root / key for key in chunk], request)

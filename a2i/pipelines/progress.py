@@ -102,17 +102,23 @@ class ProgressLines:
 class FolderProgress:
     """Progress over a folder's inputs: a tqdm bar on a terminal, :class:`ProgressLines` off it.
 
-    Nothing is shown when there is nothing to do (every input done by an earlier run). In a job
-    of several ``ranks`` only rank 0 shows its own share, and says so: a bar ending at "4/4" over
-    a folder of 8 inputs would otherwise look like half the folder was left out.
+    Nothing is shown when there is nothing to do (every input done by an earlier run), or when
+    not ``shown``. In a job of several ``ranks`` only rank 0 shows its own share, and says so: a
+    bar ending at "4/4" over a folder of 8 inputs would otherwise look like half the folder was
+    left out.
     """
 
     def __init__(
-        self, command: str, total: int, unit: str = "input", ranks: Ranks = ONE_PROCESS
+        self,
+        command: str,
+        total: int,
+        unit: str = "input",
+        ranks: Ranks = ONE_PROCESS,
+        shown: bool = True,
     ) -> None:
         self.done = 0
         self.bar = self.lines = None
-        if total <= 0 or not ranks.is_main:
+        if total <= 0 or not ranks.is_main or not shown:
             return
         share = f" (rank 0's share of {ranks.world_size})" if ranks.distributed else ""
         label = f"a2i {command}{share}"

@@ -30,12 +30,17 @@ def test_a_python_user_runs_the_folder_jobs_with_their_own_trainer(sounds, tmp_p
     assert len(list((tmp_path / "images").rglob("*.png"))) >= 10
     assert "a2i predict: 10 images written" in capsys.readouterr().out
     again = predict_to_folder(
-        trainer(), pipeline, request, tmp_path / "images", audio_dir=paths[0].parent
-    )
+        trainer(), pipeline, request, tmp_path / "images", audio_dir=paths[0].parent,
+        verbose=False,
+    )  # fmt: skip
     assert (again.written, again.skipped) == (0, 5)  # the same request resumes
+    assert "a2i predict" not in capsys.readouterr().out  # silent when asked
 
-    embedded = embed_to_folder(trainer(), pipeline, paths[0].parent, tmp_path / "embeddings")
+    embedded = embed_to_folder(
+        trainer(), pipeline, paths[0].parent, tmp_path / "embeddings", verbose=False
+    )
     assert (embedded.written, embedded.exit_status) == (5, 1)
+    assert "a2i embed" not in capsys.readouterr().out  # neither progress nor report
     rows = [json.loads(line) for line in (tmp_path / "embeddings/manifest.jsonl").open()]
     done = [row for row in rows if row.get("status") == "ok"]
     assert len(done) == 5 and np.load(tmp_path / "embeddings" / done[0]["output"]).ndim == 1
