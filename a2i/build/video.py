@@ -292,7 +292,7 @@ def _open(path: Path) -> av.container.InputContainer:
     if path.is_file() and path.stat().st_size == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
     try:
-        return av.open(str(path))
+        return av.open(str(path), metadata_errors="replace")  # a Latin-1 tag breaks no video
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise VideoDecodeError(path, f"not a video, or truncated or damaged ({error})") from None
 

@@ -189,6 +189,24 @@ def test_matroska_declares_only_the_file_length(clip25: Path, tmp_path: Path) ->
         decode_video(cut)
 
 
+def test_tags_that_are_not_utf8_do_not_make_a_video_unreadable(
+    clip25: Path, tmp_path: Path
+) -> None:
+    """Old tools write Latin-1 titles; FFmpeg passes the bytes on and strict UTF-8 refused them."""
+    tagged = tmp_path / "tagged.mkv"
+    with av.open(str(clip25)) as inp, av.open(str(tagged), "w", format="matroska") as out:
+        out.metadata["title"] = "caf\u00e9 TITLE"
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = tagged.read_bytes()
+    tagged.write_bytes(data.replace("caf\u00e9".encode(), b"caf\xe9\xff"))  # same length
+    assert frame_indices(decode_video(tagged).frames) == [0, 25]
+    assert probe_video(tagged).duration == pytest.approx(2.0, abs=0.1)
+
+
 def test_window_start_and_duration(clip25: Path) -> None:
     video = decode_video(clip25, start=0.4, duration=1.0, frame_rate=2.0)
     assert frame_indices(video.frames) == [10, 22]  # on screen at 0.4 s and 0.9 s
