@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.utils import make_grid
 
@@ -19,11 +19,27 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def read_image(path: str | Path, size: int | None = None) -> Tensor:
     """RGB image in ``[0, 1]`` as ``(3, H, W)``, optionally resized to ``size``×``size``."""
+    return image_tensor(open_rgb(path), size)
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """An image file as 8-bit RGB the way a viewer shows it, or :class:`ImageDecodeError`.
+
+    Phone photos store their sensor rows and an EXIF orientation, which is applied; PIL's RGB
+    conversion clips 16-bit greys to white, so they keep their top 8 bits instead; a header
+    claiming more pixels than PIL's decompression-bomb limit is refused like a broken file.
+    """
     try:
         with Image.open(path) as handle:
-            return image_tensor(handle, size)
+            picture = ImageOps.exif_transpose(handle)
+            if picture.mode == "I" or picture.mode.startswith("I;16"):
+                levels = np.asarray(picture).astype(np.int64) >> 8
+                picture = Image.fromarray(levels.clip(0, 255).astype(np.uint8))
+            return picture.convert("RGB")
     except FileNotFoundError:
         raise ImageDecodeError(path, "file does not exist") from None
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(path, f"refused: {error}") from None
     except (UnidentifiedImageError, OSError) as error:
         raise ImageDecodeError(path, f"not a readable image ({error})") from None
 

@@ -261,21 +261,39 @@ def fit_length(
         contains: A sample index a random crop must include (the selected frame's time, so the
             image shown was seen while the crop was heard; clamped into the waveform).
     """
-    if num_samples < 1:
-        raise ConfigError(f"fit_length() needs num_samples >= 1 (got {num_samples})")
     length = waveform.shape[-1]
+    start = crop_start(
+        length, num_samples, random_crop=random_crop, generator=generator, contains=contains
+    )
     if length > num_samples:
-        start = 0
-        if random_crop:
-            low, high = 0, length - num_samples
-            if contains is not None:
-                inside = min(max(contains, 0), length - 1)
-                low, high = max(low, inside - num_samples + 1), min(high, inside)
-            start = int(torch.randint(low, high + 1, (1,), generator=generator))
         return waveform[..., start : start + num_samples]
     if length < num_samples:
         return F.pad(waveform, (0, num_samples - length))
     return waveform
+
+
+def crop_start(
+    length: int,
+    num_samples: int,
+    *,
+    random_crop: bool,
+    generator: torch.Generator | None = None,
+    contains: int | None = None,
+) -> int:
+    """First sample of :func:`fit_length`'s crop of a ``length``-sample waveform (0: no crop).
+
+    Known before decoding, so a reader can decode only those samples of a long recording; it
+    draws the same random numbers as :func:`fit_length` (arguments as there).
+    """
+    if num_samples < 1:
+        raise ConfigError(f"fit_length() needs num_samples >= 1 (got {num_samples})")
+    if length <= num_samples or not random_crop:
+        return 0
+    low, high = 0, length - num_samples
+    if contains is not None:
+        inside = min(max(contains, 0), length - 1)
+        low, high = max(low, inside - num_samples + 1), min(high, inside)
+    return int(torch.randint(low, high + 1, (1,), generator=generator))
 
 
 def write_audio(

@@ -54,10 +54,27 @@ class ScanResult:
     clips: list[VideoClip] = field(default_factory=list)
     unusable: list[tuple[str, str, str]] = field(default_factory=list)
     classes: list[str] | None = None
+    _videos: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def add(self, clip: VideoClip) -> None:
-        """Keep ``clip``, or list it as unusable when its video is missing, empty or unreadable."""
+        """Keep ``clip``, or list it as unusable: video missing, empty or unreadable, or key taken.
+
+        Keys come from file names or annotation rows, so two videos (``a b.mp4`` and
+        ``a_b.mp4``, ``x.mp4`` and ``x.mkv``) or a repeated row can share one; the first stays
+        and the others are named rather than stopping the whole preparation.
+        """
+        first = self._videos.get(clip.key)
+        if first is not None:
+            problem = (
+                "listed twice (the first listing is kept)"
+                if first == clip.video
+                else f"its key '{clip.key}' is already that of {first} (rename one of them)"
+            )
+            self.unusable.append((clip.key, clip.video, problem))
+            return
         keep_if_usable(clip, clip.key, clip.video, self.clips, self.unusable)
+        if self.clips and self.clips[-1] is clip:
+            self._videos[clip.key] = clip.video
 
 
 def segment_start(start: str, where: str) -> int:

@@ -24,6 +24,7 @@ import math
 import pickle
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -352,9 +353,10 @@ def compute_features(
 
 def plan_clip_shards(clips: Sequence[VideoClip], shard_size: int) -> dict[str, list[VideoClip]]:
     """Shard name → its clips (:func:`~a2i.build.shards.plan_shards`); keys must be unique."""
-    keys = [clip.key for clip in clips]
-    if len(set(keys)) != len(keys):
-        raise ConfigError("clip keys must be unique")
+    counts = Counter(clip.key for clip in clips)
+    repeated = sorted(key for key, count in counts.items() if count > 1)
+    if repeated:
+        raise ConfigError(f"clip keys must be unique; repeated: {repeated[:10]}")
     return plan_shards(clips, shard_size, lambda clip: clip.split, lambda clip: clip.key)
 
 

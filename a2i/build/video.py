@@ -157,11 +157,11 @@ def decode_video(
                 audio.push(None)
         except (av.error.FFmpegError, OSError) as error:
             raise VideoDecodeError(path, f"corrupt or truncated stream ({error})") from None
-        declared = _declared_end(video) - origin
+        declared = _declared_end(video, container) - origin
     if not video_done:  # the stream ended: grid times up to the last frame's end show it
         picker.push(picker.covered, None)
-        expected = min(end, declared) - start
-        if expected > 0 and picker.covered - start < MIN_DECODED_FRACTION * expected:
+        expected = min(end, declared) - start  # infinite: the file declares no length
+        if 0 < expected < math.inf and picker.covered - start < MIN_DECODED_FRACTION * expected:
             reason = f"truncated: frames stop at {picker.covered:.2f} s of {declared:.2f} s"
             raise VideoDecodeError(path, reason)
     frames = torch.from_numpy(np.stack(picker.frames) if picker.frames else np.zeros((0, 0, 0, 3)))
@@ -292,7 +292,7 @@ def _open(path: Path) -> av.container.InputContainer:
     if path.is_file() and path.stat().st_size == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
     try:
-        return av.open(str(path))
+        return av.open(str(path), metadata_errors="replace")  # a Latin-1 tag breaks no video
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise VideoDecodeError(path, f"not a video, or truncated or damaged ({error})") from None
 
@@ -337,8 +337,16 @@ def _variable_rate(video: av.video.VideoStream) -> bool:
     return bool(average and base and abs(average - base) > 0.01 * base)
 
 
-def _declared_end(stream: av.stream.Stream) -> float:
-    """End of a stream in seconds on the file's timeline; infinity when undeclared."""
-    if stream.duration is None or stream.time_base is None:
-        return math.inf
-    return float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+def _declared_end(
+    stream: av.stream.Stream, container: av.container.InputContainer | None = None
+) -> float:
+    """End of a stream in seconds on the file's timeline; infinity when undeclared.
+
+    Matroska and WebM declare no per-stream duration, only the file's: with ``container`` that
+    one stands in, so their truncation is judged against the length the file declares.
+    """
+    if stream.duration is not None and stream.time_base is not None:
+        return float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+    if container is not None and container.duration is not None:
+        return float((container.start_time or 0) + container.duration) / av.time_base
+    return math.inf

@@ -22,7 +22,7 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import Dataset
 
-from a2i.audio.io import fit_length
+from a2i.audio.io import crop_start, fit_length
 from a2i.build.shards import (
     SHARD_DIR,
     ShardError,
@@ -113,23 +113,28 @@ class ShardDataset(Dataset):
         self, blobs: dict[str, bytes], record: dict[str, Any], source: Path
     ) -> dict[str, Any]:
         """A batch-contract item from a sample's member bytes and its JSON record."""
-        samples, rate = sf.read(io.BytesIO(blobs["flac"]), dtype="float32")
-        if rate != self.sample_rate:
-            raise ShardError(
-                f"{source}: audio stored at {rate} Hz but {self.sample_rate} Hz was asked for; "
-                "prepare again with that sample_rate"
-            )
-        with Image.open(io.BytesIO(blobs["jpg"])) as picture:
-            frame = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
-        frame_time = record.get("meta", {}).get("frame_time")
-        frame_sample = None if frame_time is None else round(frame_time * rate)
-        item: dict[str, Any] = {
-            AUDIO: fit_length(
-                torch.from_numpy(samples),
+        with sf.SoundFile(io.BytesIO(blobs["flac"])) as sound:
+            rate = sound.samplerate
+            if rate != self.sample_rate:
+                raise ShardError(
+                    f"{source}: audio stored at {rate} Hz but {self.sample_rate} Hz was asked "
+                    "for; prepare again with that sample_rate"
+                )
+            frame_time = record.get("meta", {}).get("frame_time")
+            frame_sample = None if frame_time is None else round(frame_time * rate)
+            # only the crop is decoded: an hour-long clip costs what a short one does
+            start = crop_start(
+                sound.frames,
                 self.num_samples,
                 random_crop=self.random_crop,
                 contains=frame_sample,
-            ),
+            )
+            sound.seek(start)
+            samples = sound.read(self.num_samples, dtype="float32")
+        with Image.open(io.BytesIO(blobs["jpg"])) as picture:
+            frame = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
+        item: dict[str, Any] = {
+            AUDIO: fit_length(torch.from_numpy(samples), self.num_samples, random_crop=False),
             IMAGE: resize_center_crop(torch.from_numpy(frame).permute(2, 0, 1), self.image_size),
             LABEL: record["label"],
             CAPTION: record["caption"],

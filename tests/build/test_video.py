@@ -161,6 +161,52 @@ def test_truncation_found_while_decoding(clip25: Path, tmp_path: Path) -> None:
         decode_video(clean)
 
 
+def remux_video(source: Path, target: Path, container_format: str) -> Path:
+    """``source``'s video packets in another container, unchanged."""
+    with av.open(str(source)) as inp, av.open(str(target), "w", format=container_format) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams.video}
+        for packet in inp.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return target
+
+
+def test_matroska_declares_only_the_file_length(clip25: Path, tmp_path: Path) -> None:
+    """mkv and webm streams carry no duration: the file's stands in for the truncation check."""
+    mkv = remux_video(clip25, tmp_path / "clip25.mkv", "matroska")
+    assert av.open(str(mkv)).streams.video[0].duration is None
+    for window in ({}, {"duration": 5.0}):
+        assert frame_indices(decode_video(mkv, **window).frames) == [0, 25]
+    data = mkv.read_bytes()
+    with av.open(str(mkv)) as source:
+        second = next(
+            p.pos for p in source.demux(video=0) if p.pts is not None and p.pts * p.time_base >= 1
+        )
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:second])
+    with pytest.raises(VideoDecodeError, match=r"cut\.mkv.*frames stop at 1\.00 s of 2\.\d+ s"):
+        decode_video(cut)
+
+
+def test_tags_that_are_not_utf8_do_not_make_a_video_unreadable(
+    clip25: Path, tmp_path: Path
+) -> None:
+    """Old tools write Latin-1 titles; FFmpeg passes the bytes on and strict UTF-8 refused them."""
+    tagged = tmp_path / "tagged.mkv"
+    with av.open(str(clip25)) as inp, av.open(str(tagged), "w", format="matroska") as out:
+        out.metadata["title"] = "caf\u00e9 TITLE"
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = tagged.read_bytes()
+    tagged.write_bytes(data.replace("caf\u00e9".encode(), b"caf\xe9\xff"))  # same length
+    assert frame_indices(decode_video(tagged).frames) == [0, 25]
+    assert probe_video(tagged).duration == pytest.approx(2.0, abs=0.1)
+
+
 def test_window_start_and_duration(clip25: Path) -> None:
     video = decode_video(clip25, start=0.4, duration=1.0, frame_rate=2.0)
     assert frame_indices(video.frames) == [10, 22]  # on screen at 0.4 s and 0.9 s

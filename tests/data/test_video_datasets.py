@@ -18,7 +18,8 @@ from video_fixtures import (
     write_vggsound_fixture,
 )
 
-from a2i.build.clips import holdout
+from a2i.build.clips import VideoClip, holdout
+from a2i.build.prepare import plan_clip_shards
 from a2i.cli import main
 from a2i.data.celebvhq import CelebVHQDataModule
 from a2i.data.vegas import VEGASDataModule
@@ -496,3 +497,22 @@ def test_read_only_dataset_folder_asks_for_a_writable_prepared_folder(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="prepared"):
         CelebVHQDataModule(str(root), prepared=str(blocker / "prepared")).prepare_data()
+
+
+def test_videos_sharing_a_key_are_named_not_fatal(tmp_path):
+    """``a b.mp4``/``a_b.mp4`` and ``x.mp4``/``x.mkv`` give one key each: the scan goes on."""
+    folder = tmp_path / "vegas" / "Dog"
+    folder.mkdir(parents=True)
+    for name in ("a b.mp4", "a_b.mp4", "x.mp4", "x.mkv", "y.mp4"):
+        (folder / name).write_bytes(b"bytes a scan does not decode")
+    data = VEGASDataModule(
+        str(tmp_path / "vegas"), test_per_class=0, val_per_class=0, prepared=str(tmp_path / "p")
+    )
+    assert sorted(clip.key for clip in data.scan_result.clips) == ["Dog_a_b", "Dog_x", "Dog_y"]
+    unusable = {Path(path).name: problem for _, path, problem in data.scan_result.unusable}
+    assert len(unusable) == 2
+    assert all("is already that of" in problem for problem in unusable.values())
+    assert "Dog_a_b\t" in (tmp_path / "p" / "scan_problems.log").read_text()
+    twice = [VideoClip("k", "a.mp4", "train"), VideoClip("k", "b.mp4", "train")]
+    with pytest.raises(ConfigError, match=r"repeated: \['k'\]"):
+        plan_clip_shards(twice, 4)

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
 from a2i.build.prepare import CachedFeature, compute_features
@@ -81,6 +81,7 @@ from a2i.build.sonify.pool_cache import PoolIndex, refuse_other_settings
 from a2i.build.sonify.retrieval import DEFAULT_TOP_K, IndexSettings, SearchReport, retrieve
 from a2i.encoders.audio.clap import ClapEncoder
 from a2i.errors import A2IError, ConfigError
+from a2i.image import open_rgb
 from a2i.io_utils import atomic_write_text, printable
 from a2i.runtime import ONE_PROCESS, Ranks
 
@@ -413,8 +414,7 @@ def read_recipes(path: Path, images: Sequence[ImageItem]) -> list[Sample]:
 
 def load_frame(path: str, frame_size: int) -> np.ndarray:
     """``(H, W, 3)`` uint8 image, short side reduced to ``frame_size`` when larger."""
-    with Image.open(path) as handle:
-        picture = handle.convert("RGB")
+    picture = open_rgb(path)
     scale = frame_size / min(picture.size)
     if scale < 1:
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
@@ -464,7 +464,7 @@ def _render_shard(out: str, name: str, samples: list[Sample]) -> None:
     for sample in samples:
         try:
             rendered.append(render_sample(sample, reader, settings))
-        except (A2IError, OSError, UnidentifiedImageError) as error:
+        except (A2IError, OSError) as error:
             failed.append(
                 {"key": sample.key, "video": sample.image.relative, "problem": str(error)}
             )
