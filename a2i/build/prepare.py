@@ -13,7 +13,8 @@ depend on the rank count either, so a rerun with another one resumes.
 
 Bad clips never stop the run: an unreadable video, a missing audio track, a clip shorter than
 ``min_seconds`` or a frame selector's veto is recorded in the shard's sidecar and collected in
-``problems.log``.
+``problems.log``. A video that could not be decoded is a failure (``a2i prepare`` exits with
+status 1 once the rest is done); the others are the dataset's rules at work.
 """
 
 from __future__ import annotations
@@ -179,10 +180,14 @@ class PrepareSettings:
 
 @dataclass
 class PrepareReport:
-    """What a preparation did: counts per split, dropped clips, speed."""
+    """What a preparation did: counts per split, dropped clips, speed.
+
+    ``dropped`` holds every clip left out (``key``, ``video``, ``problem``); those whose video
+    could not be decoded also have ``failed: True`` (:attr:`failed`).
+    """
 
     kept: dict[str, int]
-    dropped: list[dict[str, str]]
+    dropped: list[dict[str, Any]]
     shards_written: int = 0
     shards_reused: int = 0
     seconds: float = 0.0
@@ -193,11 +198,17 @@ class PrepareReport:
         """Throughput over the clips processed by this run (reused shards excluded)."""
         return self.processed / self.seconds if self.seconds > 0 else math.nan
 
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """The dropped clips whose video could not be decoded (damaged, truncated, not a video)."""
+        return [clip for clip in self.dropped if clip.get("failed")]
+
     def describe(self, prepared: Path) -> str:
         """What the run made of the shards in ``prepared``, in one line (``a2i prepare`` says it)."""
         counts = ", ".join(f"{split} {count}" for split, count in sorted(self.kept.items()))
         return (
-            f"{counts} clips in {printable(prepared)}; {len(self.dropped)} dropped (see "
+            f"{counts} clips in {printable(prepared)}; {len(self.dropped)} dropped, "
+            f"{len(self.failed)} of them undecodable (see "
             f"{printable(prepared / 'problems.log')}); {self.shards_written} shards written, "
             f"{self.shards_reused} reused; {self.processed} clips in {self.seconds:.1f} s = "
             f"{self.clips_per_second:.2f} clips/s"
@@ -234,19 +245,20 @@ def _init_worker_from_bytes(payload: bytes, device: str) -> None:
 def prepare_one(
     clip: VideoClip, settings: PrepareSettings, selector: FrameSelector
 ) -> PreparedClip | str:
-    """Decode and select; returns a :class:`PreparedClip` or the problem text."""
-    try:
-        video = decode_video(
-            clip.video,
-            sample_rate=settings.sample_rate,
-            frame_rate=settings.frame_rate,
-            start=clip.start,
-            duration=clip.duration,
-            max_side=None if clip.crop else settings.frame_size,
-        )
-        audio = video.audio if clip.audio is None else _separate_audio(clip, settings)
-    except (VideoDecodeError, A2IError, OSError) as error:
-        return str(error)
+    """Decode and select; returns a :class:`PreparedClip` or why the dataset's rules drop it.
+
+    Raises:
+        VideoDecodeError, A2IError, OSError: The video (or its separate audio) cannot be decoded.
+    """
+    video = decode_video(
+        clip.video,
+        sample_rate=settings.sample_rate,
+        frame_rate=settings.frame_rate,
+        start=clip.start,
+        duration=clip.duration,
+        max_side=None if clip.crop else settings.frame_size,
+    )
+    audio = video.audio if clip.audio is None else _separate_audio(clip, settings)
     if audio is None:
         return "no audio track"
     seconds = audio.shape[-1] / settings.sample_rate
@@ -317,11 +329,17 @@ def crop_frames(frames: Tensor, box: tuple[int, int, int, int], size: int) -> Te
 def _prepare_shard(out: str, name: str, clips: list[VideoClip]) -> None:
     """Worker job: decode, select, compute features and write one shard."""
     settings, selector, features = _worker["settings"], _worker["selector"], _worker["features"]
-    prepared, dropped = [], []
+    prepared: list[PreparedClip] = []
+    dropped: list[dict[str, Any]] = []
     for clip in clips:
-        result = prepare_one(clip, settings, selector)
+        named = {"key": clip.key, "video": clip.video}
+        try:
+            result = prepare_one(clip, settings, selector)
+        except (VideoDecodeError, A2IError, OSError) as error:
+            dropped.append({**named, "problem": str(error), "failed": True})
+            continue
         if isinstance(result, str):
-            dropped.append({"key": clip.key, "video": clip.video, "problem": result})
+            dropped.append({**named, "problem": result})
         else:
             prepared.append(result)
     if prepared and features:
@@ -455,7 +473,7 @@ def _finish(
 ) -> PrepareReport:
     """Collect counts and problems from the sidecars; write ``problems.log`` and the marker."""
     kept: dict[str, int] = {}
-    dropped: list[dict[str, str]] = []
+    dropped: list[dict[str, Any]] = []
     for index in read_shard_index(out / SHARD_DIR, plan):
         split = index["shard"].rsplit("-", 1)[0]
         kept[split] = kept.get(split, 0) + len(index["clips"])

@@ -165,7 +165,7 @@ def write_shard(
     directory: Path,
     name: str,
     clips: Sequence[PreparedClip],
-    dropped: Sequence[dict[str, str]] = (),
+    dropped: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """Write ``<name>.tar`` and its sidecar ``<name>.json`` atomically; return the tar path.
 

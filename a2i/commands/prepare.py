@@ -3,11 +3,15 @@
 ``--config`` takes any run config (only its ``data`` section is read), so the file that trains a
 model also prepares its data; ``--data.init_args.*`` overrides single values. ``--devices`` and
 ``--num_nodes`` split the shards over ranks (:mod:`a2i.jobs.ranks`), each with its own
-``--workers`` pool.
+``--workers`` pool. Videos that could not be decoded, and listed files that are empty,
+unreadable or share another's key, are named and make the command exit with status 1 once
+everything else is done (a listed video that is absent, as in a partial VGGSound download, is
+only counted).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from a2i.commands.config_paths import with_data_section
@@ -38,6 +42,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> None:
     """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
+    from a2i.data.shard_datamodule import SCAN_LOG
     from a2i.jobs.ranks import prepare_on_ranks
 
     parser = build_parser()
@@ -55,3 +60,19 @@ def main(argv: list[str]) -> None:
         print(f"a2i prepare: {prepared} is already complete ({datamodule.clip_counts})")
         return
     print(f"a2i prepare: {report.describe(datamodule.prepared)}")
+    unusable = [entry for entry in datamodule.scan_result.unusable if entry[2] != "missing"]
+    for _, video, problem in unusable[:10]:
+        print(f"  unusable: {printable(video)}: {printable(problem)}", file=sys.stderr)
+    for clip in report.failed[:10]:
+        print(
+            f"  failed: {printable(clip['video'])}: {printable(clip['problem'])}", file=sys.stderr
+        )
+    if unusable or report.failed:
+        logs = datamodule.prepared / "problems.log", datamodule.prepared / SCAN_LOG
+        print(
+            f"a2i prepare: {len(report.failed)} video(s) undecodable (all in "
+            f"{printable(logs[0])}), {len(unusable)} listed file(s) empty, unreadable or "
+            f"clashing (all in {printable(logs[1])})",
+            file=sys.stderr,
+        )
+        sys.exit(1)

@@ -156,7 +156,8 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     a2i = [sys.executable, "-m", "a2i", *args]
-    subprocess.run([*a2i, "--data.init_args.prepared", str(whole)], check=True, env=env)
+    done = subprocess.run([*a2i, "--data.init_args.prepared", str(whole)], env=env)
+    assert done.returncode == 1  # the fixture's corrupt video, named after the rest is done
     dying = [sys.executable, "-c", kill_at_second_shard("a2i.build.prepare", "a2i.cli"), *args]
     run = subprocess.run([*dying, "--data.init_args.prepared", str(killed)], env=env)
     assert run.returncode == -signal.SIGKILL
@@ -165,7 +166,8 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
     assert len(finished) == 2 < len(digests(whole))  # one shard: its .tar and .json
     assert finished.items() <= digests(whole).items()
     assert len(partial) == 4  # and the second shard's two temp files
-    subprocess.run([*a2i, "--data.init_args.prepared", str(killed)], check=True, env=env)
+    done = subprocess.run([*a2i, "--data.init_args.prepared", str(killed)], env=env)
+    assert done.returncode == 1
     assert digests(killed) == digests(whole)
     assert (killed / "problems.log").read_text() == (whole / "problems.log").read_text()
 
@@ -174,13 +176,19 @@ def test_killed_prepare_resumes_to_identical_shards(vggsound, tmp_path):
 @pytest.mark.parametrize("method", ["sound2vision_gan", "audiotoken"])
 def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys, method):
     """The same shards train every method (a few steps each, through the real CLI)."""
-    root, _ = vggsound
+    root, special = vggsound
     prepared = tmp_path / "prepared"
     data = ["--config", "tests/conf/data/vggsound.yaml", "--data.init_args.root", str(root)]
     data += ["--data.init_args.prepared", str(prepared)]
-    main(["prepare", *data])
-    out = capsys.readouterr().out
-    assert "clips/s" in out and "2 dropped" in out
+    with pytest.raises(SystemExit) as stopped:
+        main(["prepare", *data])
+    assert stopped.value.code == 1  # a video is corrupt: named, after every other clip is done
+    said = capsys.readouterr()
+    assert "clips/s" in said.out and "2 dropped, 1 of them undecodable" in said.out
+    (corrupt,) = special["corrupt"]
+    assert f"  failed: {root / 'video' / corrupt}.mp4: " in said.err
+    assert "1 video(s) undecodable" in said.err
+    assert special["missing"][0] not in said.err  # a listed video never downloaded: counted only
     runs = ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
     main(["fit", "--config", f"tests/conf/{method}.yaml", *data, *runs, "--trainer.max_steps", "2"])
     assert list((tmp_path / "runs").rglob("last.ckpt"))
