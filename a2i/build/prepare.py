@@ -471,7 +471,11 @@ def _check_settings(out: Path, settings: PrepareSettings) -> None:
 def _finish(
     out: Path, plan: dict[str, list[VideoClip]], classes: Sequence[str] | None, settings
 ) -> PrepareReport:
-    """Collect counts and problems from the sidecars; write ``problems.log`` and the marker."""
+    """Collect counts and problems from the sidecars; write ``problems.log`` and the marker.
+
+    The marker (``prepared.json``) keeps the undecodable videos, so a rerun of a complete
+    preparation names them again.
+    """
     kept: dict[str, int] = {}
     dropped: list[dict[str, Any]] = []
     for index in read_shard_index(out / SHARD_DIR, plan):
@@ -482,6 +486,8 @@ def _finish(
     atomic_write_text(out / PROBLEMS_FILE, "key\tvideo\tproblem\n" + lines)
     if classes is not None:
         atomic_write_text(out / "classes.json", json.dumps(list(classes), indent=1) + "\n")
-    summary = {"clips": kept, "dropped": len(dropped), "shards": sorted(plan)}
-    atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
-    return PrepareReport(kept=kept, dropped=dropped)
+    report = PrepareReport(kept=kept, dropped=dropped)
+    summary = {"clips": kept, "dropped": len(dropped), "failed": report.failed}
+    marker = json.dumps({**summary, "shards": sorted(plan)}, indent=1) + "\n"
+    atomic_write_text(out / DONE_FILE, marker)
+    return report

@@ -11,6 +11,7 @@ only counted).
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> None:
     """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
+    from a2i.build.shards import DONE_FILE
     from a2i.data.shard_datamodule import SCAN_LOG
     from a2i.jobs.ranks import prepare_on_ranks
 
@@ -58,21 +60,24 @@ def main(argv: list[str]) -> None:
     if report is None:
         prepared = printable(datamodule.prepared)
         print(f"a2i prepare: {prepared} is already complete ({datamodule.clip_counts})")
-        return
-    print(f"a2i prepare: {report.describe(datamodule.prepared)}")
+        done = json.loads((datamodule.prepared / DONE_FILE).read_text(encoding="utf-8"))
+        failed = done.get("failed", [])
+    else:
+        print(f"a2i prepare: {report.describe(datamodule.prepared)}")
+        failed = report.failed
     unusable = [entry for entry in datamodule.scan_result.unusable if entry[2] != "missing"]
     for _, video, problem in unusable[:10]:
         print(f"  unusable: {printable(video)}: {printable(problem)}", file=sys.stderr)
-    for clip in report.failed[:10]:
+    for clip in failed[:10]:
         print(
             f"  failed: {printable(clip['video'])}: {printable(clip['problem'])}", file=sys.stderr
         )
-    if unusable or report.failed:
+    if unusable or failed:
         logs = datamodule.prepared / "problems.log", datamodule.prepared / SCAN_LOG
         print(
-            f"a2i prepare: {len(report.failed)} video(s) undecodable (all in "
-            f"{printable(logs[0])}), {len(unusable)} listed file(s) empty, unreadable or "
-            f"clashing (all in {printable(logs[1])})",
+            f"a2i prepare: {len(failed)} video(s) undecodable (all in {printable(logs[0])}), "
+            f"{len(unusable)} listed file(s) empty, unreadable or clashing (all in "
+            f"{printable(logs[1])})",
             file=sys.stderr,
         )
         sys.exit(1)

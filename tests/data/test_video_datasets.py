@@ -189,6 +189,11 @@ def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys, method):
     assert f"  failed: {root / 'video' / corrupt}.mp4: " in said.err
     assert "1 video(s) undecodable" in said.err
     assert special["missing"][0] not in said.err  # a listed video never downloaded: counted only
+    with pytest.raises(SystemExit) as again:  # a complete preparation: the same failure, named
+        main(["prepare", *data])
+    said = capsys.readouterr()
+    assert again.value.code == 1 and "is already complete" in said.out
+    assert f"  failed: {root / 'video' / corrupt}.mp4: " in said.err
     runs = ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
     main(["fit", "--config", f"tests/conf/{method}.yaml", *data, *runs, "--trainer.max_steps", "2"])
     assert list((tmp_path / "runs").rglob("last.ckpt"))
