@@ -163,8 +163,8 @@ class SonifyReport:
     """What a sonification did."""
 
     kept: dict[str, int]
-    dropped: list[dict[str, str]]
-    failed: list[dict[str, str]]
+    dropped: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
     shards_written: int = 0
     shards_reused: int = 0
     seconds: float = 0.0
@@ -260,7 +260,8 @@ def build_recipes(
             else:
                 samples.append((key, image, source.name, found))
                 continue
-            dropped.append({"key": key, "image": image.relative, "problem": reason})
+            row = {"key": key, "image": image.relative, "problem": reason}
+            dropped.append({**row, "failed": True} if found.failed else row)
     open_queries = [
         (number, index)
         for number, (_, _, _, found) in enumerate(samples)
@@ -573,9 +574,14 @@ def sonify_images(
 def _finish(
     out: Path, plan: dict[str, list[Sample]], dropped: list[dict[str, str]]
 ) -> SonifyReport:
-    """Counts, ``problems.log`` (filtered and failed samples) and the completion marker."""
+    """Counts, ``problems.log`` (filtered and failed samples) and the completion marker.
+
+    Images a concept source could not read come in ``dropped`` marked ``failed``: they are
+    failures, as images that could not be rendered are.
+    """
     kept: dict[str, int] = {}
-    failed: list[dict[str, str]] = []
+    failed = [row for row in dropped if row.get("failed")]
+    dropped = [row for row in dropped if not row.get("failed")]
     for index in read_shard_index(out / SHARD_DIR, plan):
         split = index["shard"].rsplit("-", 1)[0]
         kept[split] = kept.get(split, 0) + len(index["clips"])

@@ -87,11 +87,16 @@ class SoundingConcept:
 
 @dataclass
 class ImageConcepts:
-    """What a source says about one image: its caption (for the A.2 filter) and concepts."""
+    """What a source says about one image: its caption (for the A.2 filter) and concepts.
+
+    ``failed``: the source could not read the image (a failure of the run, named and counted
+    apart from images the filter or a concept-less answer drops).
+    """
 
     caption: str | None = None
     concepts: list[SoundingConcept] = field(default_factory=list)
     problem: str = ""
+    failed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (one line of ``concepts.jsonl``)."""
@@ -99,6 +104,7 @@ class ImageConcepts:
             "caption": self.caption,
             "concepts": [c.to_dict() for c in self.concepts],
             "problem": self.problem,
+            **({"failed": True} if self.failed else {}),
         }
 
     @classmethod
@@ -108,6 +114,7 @@ class ImageConcepts:
             caption=data.get("caption"),
             concepts=[SoundingConcept(**c) for c in data.get("concepts", [])],
             problem=data.get("problem", ""),
+            failed=data.get("failed", False),
         )
 
 

@@ -36,7 +36,8 @@ from a2i.build.sonify.concepts import (
     sha1_text,
 )
 from a2i.build.sonify.images import ImageItem
-from a2i.errors import CheckpointNotFoundError, ConfigError
+from a2i.errors import CheckpointNotFoundError, ConfigError, ImageDecodeError
+from a2i.image import open_rgb
 from a2i.pretrained import Weights, resolve_weights
 
 VLMFamily = Literal["llava", "cogvlm"]
@@ -181,22 +182,29 @@ class VLMConceptSource(ConceptSource):
         self._model.to(self.device).eval()
 
     def describe(self, images: Sequence[ImageItem]) -> list[ImageConcepts]:
-        """Ask the VLM for each image's concepts (and caption)."""
-        from PIL import Image
+        """Ask the VLM for each image's concepts (and caption).
 
+        An image that cannot be read (damaged, a decompression bomb) is a failed image; the
+        batch's others are still described.
+        """
         self.setup(str(self.device))
-        pictures = []
-        for image in images:
-            with Image.open(image.path) as handle:
-                pictures.append(handle.convert("RGB"))
-        answers = self.ask(pictures, self.prompt)
-        captions = self.ask(pictures, self.caption_prompt) if self.caption_prompt else None
-        found = []
-        for index, answer in enumerate(answers):
+        found: dict[int, ImageConcepts] = {}
+        pictures = {}
+        for number, image in enumerate(images):
+            try:
+                pictures[number] = open_rgb(image.path)  # upright, as the viewer shows it
+            except ImageDecodeError as error:
+                found[number] = ImageConcepts(problem=error.reason, failed=True)
+        readable = list(pictures.values())
+        answers = self.ask(readable, self.prompt) if readable else []
+        captions = (
+            self.ask(readable, self.caption_prompt) if readable and self.caption_prompt else None
+        )
+        for index, (number, answer) in enumerate(zip(pictures, answers, strict=True)):
             concepts = parse_vlm_answer(answer, self.max_concepts)
             caption = captions[index].strip() if captions else None
-            found.append(ImageConcepts(caption, concepts, "" if concepts else "VLM: none"))
-        return found
+            found[number] = ImageConcepts(caption, concepts, "" if concepts else "VLM: none")
+        return [found[number] for number in range(len(images))]
 
     @torch.no_grad()
     def ask(self, pictures: list[Any], prompt: str) -> list[str]:

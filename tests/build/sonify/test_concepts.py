@@ -231,3 +231,32 @@ def test_concepts_of_a_killed_run_are_kept_and_its_cut_line_is_redone(tmp_path):
     resumed = gather_concepts(images, [source], tmp_path / "cut.jsonl", progress=False)
     assert resumed == whole
     assert (tmp_path / "cut.jsonl").read_text() == "".join(lines)
+
+
+def test_an_image_the_vlm_cannot_read_is_a_failure_and_its_batch_goes_on(tmp_path, monkeypatch):
+    """A truncated JPEG stopped the whole VLM pass with a traceback (PIL's own error)."""
+    from PIL import Image
+
+    model = tmp_path / "llava"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    source = VLMConceptSource(str(model), family="llava", caption_prompt=None)
+    monkeypatch.setattr(source, "setup", lambda device: None)
+    asked = []
+    monkeypatch.setattr(source, "ask", lambda pictures, prompt: asked.append(pictures) or ["dog"])
+    good, broken = tmp_path / "sa_1.png", tmp_path / "sa_2.jpg"
+    Image.new("RGB", (8, 8), "red").save(good)
+    Image.new("RGB", (64, 64), "red").save(broken)
+    broken.write_bytes(broken.read_bytes()[:200])
+    images = [ImageItem("sa_1", str(good), good.name), ImageItem("sa_2", str(broken), broken.name)]
+    found = source.describe(images)
+    assert [c.text for c in found[0].concepts] == ["dog"] and not found[0].failed
+    assert found[1].failed and not found[1].concepts and len(asked[0]) == 1
+    assert ImageConcepts.from_dict(found[1].to_dict()) == found[1]  # concepts.jsonl keeps it
+    concepts = {("llava", "sa_2"): found[1]}  # (the readable image needs retrieval)
+    _, dropped, _ = build_recipes(
+        images[1:], [source], concepts, None, PoolReader([]), None, SonifySettings()
+    )
+    assert dropped == [
+        {"key": "sa_2", "image": "sa_2.jpg", "problem": found[1].problem, "failed": True}
+    ]
