@@ -160,7 +160,8 @@ class PrepareSettings:
     """Everything that decides the bytes of the shards (stored as ``settings.json``).
 
     A resumed or repeated preparation must use the same settings, otherwise its shards would
-    mix two recipes; :func:`prepare_clips` refuses that.
+    mix two recipes; :func:`prepare_clips` refuses that. A ``settings.json`` written before a
+    field existed is read with that field's default (:meth:`from_stored`).
     """
 
     sample_rate: int = 16000
@@ -168,6 +169,7 @@ class PrepareSettings:
     frame_size: int = 256
     shard_size: int = 256
     min_seconds: float = 1.0
+    max_seconds: float = 600.0
     frame_selector: str = ""
     features: list[str] = field(default_factory=list)
     clips_sha1: str = ""
@@ -176,6 +178,15 @@ class PrepareSettings:
         """Name the frame selector and the cached features in the recipe."""
         self.frame_selector = class_path_of(selector)
         self.features = [f"{f.name}={class_path_of(f)}" for f in features]
+
+    @classmethod
+    def stored(cls, found: dict[str, Any]) -> dict[str, Any]:
+        """A stored ``settings.json`` as this version writes it (later fields at their default).
+
+        ``max_seconds`` came after the first prepared folders; its default leaves every clip
+        shorter than it byte-identical, so those folders stay valid.
+        """
+        return {**asdict(cls()), **found}
 
 
 @dataclass
@@ -207,8 +218,8 @@ class PrepareReport:
         """What the run made of the shards in ``prepared``, in one line (``a2i prepare`` says it)."""
         counts = ", ".join(f"{split} {count}" for split, count in sorted(self.kept.items()))
         return (
-            f"{counts} clips in {printable(prepared)}; {len(self.dropped)} dropped, "
-            f"{len(self.failed)} of them undecodable (see "
+            f"{counts} clips in {printable(prepared)}; {len(self.dropped)} dropped "
+            f"({len(self.failed)} undecodable; see "
             f"{printable(prepared / 'problems.log')}); {self.shards_written} shards written, "
             f"{self.shards_reused} reused; {self.processed} clips in {self.seconds:.1f} s = "
             f"{self.clips_per_second:.2f} clips/s"
@@ -250,12 +261,13 @@ def prepare_one(
     Raises:
         VideoDecodeError, A2IError, OSError: The video (or its separate audio) cannot be decoded.
     """
+    window = settings.max_seconds if clip.duration is None else clip.duration
     video = decode_video(
         clip.video,
         sample_rate=settings.sample_rate,
         frame_rate=settings.frame_rate,
         start=clip.start,
-        duration=clip.duration,
+        duration=min(window, settings.max_seconds),  # decoding stops there: memory is bounded
         max_side=None if clip.crop else settings.frame_size,
     )
     audio = video.audio if clip.audio is None else _separate_audio(clip, settings)
@@ -290,6 +302,9 @@ def prepare_one(
         "fps": round(video.info.frame_rate, 3),
         "rotation": video.info.rotation,
     }
+    remaining = video.info.duration - clip.start
+    if min(remaining, clip.duration or remaining) > settings.max_seconds:
+        meta["cut_to_max_seconds"] = settings.max_seconds  # (only the first part is kept)
     return PreparedClip(
         key=clip.key,
         split=clip.split,
@@ -456,7 +471,7 @@ def _check_settings(out: Path, settings: PrepareSettings) -> None:
     path = out / SETTINGS_FILE
     wanted = asdict(settings)
     if path.is_file():
-        found = json.loads(path.read_text())
+        found = PrepareSettings.stored(json.loads(path.read_text()))
         if found != wanted:
             changed = sorted(k for k in wanted if found.get(k) != wanted[k])
             raise ConfigError(

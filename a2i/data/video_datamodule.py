@@ -52,6 +52,9 @@ class VideoDataModule(ShardDataModule):
         shard_size: Clips per shard.
         min_seconds: Clips with less audio than this are dropped (shorter ones are kept and
             zero-padded at load time).
+        max_seconds: A clip without a window of its own (a whole video, as VEGAS lists them)
+            keeps its first ``max_seconds``: an hours-long file costs what ten minutes do, in
+            memory while decoding and in the shards. Cut clips say so in their ``meta``.
         prepare_workers: Decoding processes (0: in the calling process).
         prepare_device: Device of the selector's and features' models.
         stream_train: Stream training shards with WebDataset (sequential reads, for network
@@ -80,6 +83,7 @@ class VideoDataModule(ShardDataModule):
         frame_size: int = 256,
         shard_size: int = 256,
         min_seconds: float = 1.0,
+        max_seconds: float = 600.0,
         prepare_workers: int = 0,
         prepare_device: str = "cpu",
         stream_train: bool = False,
@@ -105,6 +109,7 @@ class VideoDataModule(ShardDataModule):
             frame_size=frame_size,
             shard_size=shard_size,
             min_seconds=min_seconds,
+            max_seconds=max_seconds,
         )
         self.settings.record(self.frame_selector, self.features)
         self.prepare_workers = prepare_workers
@@ -184,7 +189,7 @@ class VideoDataModule(ShardDataModule):
     def is_recipe(self, settings: dict[str, Any], done: dict[str, Any]) -> bool:
         """Same settings (scan included) and every planned shard written."""
         clips = self.scan_result.clips
-        if settings != asdict(self.settings):
+        if PrepareSettings.stored(settings) != asdict(self.settings):
             return False
         return done.get("shards", []) == sorted(plan_clip_shards(clips, self.settings.shard_size))
 

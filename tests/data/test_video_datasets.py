@@ -184,7 +184,7 @@ def test_prepare_then_fit_through_the_cli(vggsound, tmp_path, capsys, method):
         main(["prepare", *data])
     assert stopped.value.code == 1  # a video is corrupt: named, after every other clip is done
     said = capsys.readouterr()
-    assert "clips/s" in said.out and "2 dropped, 1 of them undecodable" in said.out
+    assert "clips/s" in said.out and "2 dropped (1 undecodable; see " in said.out
     (corrupt,) = special["corrupt"]
     assert f"  failed: {root / 'video' / corrupt}.mp4: " in said.err
     assert "1 video(s) undecodable" in said.err
@@ -529,3 +529,25 @@ def test_videos_sharing_a_key_are_named_not_fatal(tmp_path):
     twice = [VideoClip("k", "a.mp4", "train"), VideoClip("k", "b.mp4", "train")]
     with pytest.raises(ConfigError, match=r"repeated: \['k'\]"):
         plan_clip_shards(twice, 4)
+
+
+def test_a_long_video_keeps_its_first_max_seconds_and_older_folders_stay_valid(tmp_path):
+    """A whole-video clip (VEGAS lists whole files) used to be decoded and stored whole: an
+    hours-long file held hours of audio and frames in memory."""
+    root = tmp_path / "vegas"
+    write_vegas_fixture(root, per_class=2)
+    common = dict(train_per_class=1, test_per_class=1, val_per_class=0, shard_size=8)
+    common |= dict(frame_size=64, clip_seconds=2.0, image_size=32)
+    cut = VEGASDataModule(str(root), prepared=str(tmp_path / "cut"), max_seconds=2.5, **common)
+    cut.prepare_data(progress=False)
+    clips = [clip for split in ("train", "test") for _, clip in cut.dataset(split).clips]
+    assert clips and all(clip["meta"]["seconds"] == 2.5 for clip in clips)  # the files are 4 s
+    assert all(clip["meta"]["cut_to_max_seconds"] == 2.5 for clip in clips)
+
+    whole = VEGASDataModule(str(root), prepared=str(tmp_path / "whole"), **common)
+    whole.prepare_data(progress=False)
+    assert all("cut_to_max_seconds" not in c["meta"] for _, c in whole.dataset("train").clips)
+    settings = tmp_path / "whole" / "settings.json"  # as written before max_seconds existed
+    stored = json.loads(settings.read_text())
+    settings.write_text(json.dumps({k: v for k, v in stored.items() if k != "max_seconds"}))
+    assert VEGASDataModule(str(root), prepared=str(tmp_path / "whole"), **common).is_prepared()
