@@ -203,6 +203,8 @@ class PrepareReport:
     shards_reused: int = 0
     seconds: float = 0.0
     processed: int = 0
+    cut: int = 0
+    max_seconds: float = math.inf
 
     @property
     def clips_per_second(self) -> float:
@@ -223,6 +225,11 @@ class PrepareReport:
             f"{printable(prepared / 'problems.log')}); {self.shards_written} shards written, "
             f"{self.shards_reused} reused; {self.processed} clips in {self.seconds:.1f} s = "
             f"{self.clips_per_second:.2f} clips/s"
+            + (
+                f"; {self.cut} longer videos kept their first {self.max_seconds:g} s (max_seconds)"
+                if self.cut
+                else ""
+            )
         )
 
 
@@ -484,7 +491,10 @@ def _check_settings(out: Path, settings: PrepareSettings) -> None:
 
 
 def _finish(
-    out: Path, plan: dict[str, list[VideoClip]], classes: Sequence[str] | None, settings
+    out: Path,
+    plan: dict[str, list[VideoClip]],
+    classes: Sequence[str] | None,
+    settings: PrepareSettings,
 ) -> PrepareReport:
     """Collect counts and problems from the sidecars; write ``problems.log`` and the marker.
 
@@ -493,15 +503,17 @@ def _finish(
     """
     kept: dict[str, int] = {}
     dropped: list[dict[str, Any]] = []
+    cut = 0
     for index in read_shard_index(out / SHARD_DIR, plan):
         split = index["shard"].rsplit("-", 1)[0]
         kept[split] = kept.get(split, 0) + len(index["clips"])
         dropped.extend(index["dropped"])
+        cut += sum("cut_to_max_seconds" in clip["meta"] for clip in index["clips"])
     lines = "".join(f"{d['key']}\t{d['video']}\t{d['problem']}\n" for d in dropped)
     atomic_write_text(out / PROBLEMS_FILE, "key\tvideo\tproblem\n" + lines)
     if classes is not None:
         atomic_write_text(out / "classes.json", json.dumps(list(classes), indent=1) + "\n")
-    report = PrepareReport(kept=kept, dropped=dropped)
+    report = PrepareReport(kept, dropped, cut=cut, max_seconds=settings.max_seconds)
     summary = {"clips": kept, "dropped": len(dropped), "failed": report.failed}
     marker = json.dumps({**summary, "shards": sorted(plan)}, indent=1) + "\n"
     atomic_write_text(out / DONE_FILE, marker)

@@ -539,7 +539,8 @@ def test_a_long_video_keeps_its_first_max_seconds_and_older_folders_stay_valid(t
     common = dict(train_per_class=1, test_per_class=1, val_per_class=0, shard_size=8)
     common |= dict(frame_size=64, clip_seconds=2.0, image_size=32)
     cut = VEGASDataModule(str(root), prepared=str(tmp_path / "cut"), max_seconds=2.5, **common)
-    cut.prepare_data(progress=False)
+    report = cut.prepare_data(progress=False)
+    assert f"; {report.cut} longer videos kept their first 2.5 s" in report.describe(cut.prepared)
     clips = [clip for split in ("train", "test") for _, clip in cut.dataset(split).clips]
     assert clips and all(clip["meta"]["seconds"] == 2.5 for clip in clips)  # the files are 4 s
     assert all(clip["meta"]["cut_to_max_seconds"] == 2.5 for clip in clips)
