@@ -169,7 +169,7 @@ class PrepareSettings:
     frame_size: int = 256
     shard_size: int = 256
     min_seconds: float = 1.0
-    max_seconds: float = 600.0
+    max_seconds: float | None = 600.0
     frame_selector: str = ""
     features: list[str] = field(default_factory=list)
     clips_sha1: str = ""
@@ -268,13 +268,14 @@ def prepare_one(
     Raises:
         VideoDecodeError, A2IError, OSError: The video (or its separate audio) cannot be decoded.
     """
-    window = settings.max_seconds if clip.duration is None else clip.duration
+    longest = math.inf if settings.max_seconds is None else settings.max_seconds
+    window = min(longest, math.inf if clip.duration is None else clip.duration)
     video = decode_video(
         clip.video,
         sample_rate=settings.sample_rate,
         frame_rate=settings.frame_rate,
         start=clip.start,
-        duration=min(window, settings.max_seconds),  # decoding stops there: memory is bounded
+        duration=None if window == math.inf else window,  # decoding stops there: bounded memory
         max_side=None if clip.crop else settings.frame_size,
     )
     audio = video.audio if clip.audio is None else _separate_audio(clip, settings)
@@ -310,8 +311,8 @@ def prepare_one(
         "rotation": video.info.rotation,
     }
     remaining = video.info.duration - clip.start
-    if min(remaining, clip.duration or remaining) > settings.max_seconds:
-        meta["cut_to_max_seconds"] = settings.max_seconds  # (only the first part is kept)
+    if min(remaining, clip.duration or remaining) > longest:
+        meta["cut_to_max_seconds"] = longest  # (only the first part is kept)
     return PreparedClip(
         key=clip.key,
         split=clip.split,
@@ -513,7 +514,7 @@ def _finish(
     atomic_write_text(out / PROBLEMS_FILE, "key\tvideo\tproblem\n" + lines)
     if classes is not None:
         atomic_write_text(out / "classes.json", json.dumps(list(classes), indent=1) + "\n")
-    report = PrepareReport(kept, dropped, cut=cut, max_seconds=settings.max_seconds)
+    report = PrepareReport(kept, dropped, cut=cut, max_seconds=settings.max_seconds or math.inf)
     summary = {"clips": kept, "dropped": len(dropped), "failed": report.failed}
     marker = json.dumps({**summary, "shards": sorted(plan)}, indent=1) + "\n"
     atomic_write_text(out / DONE_FILE, marker)

@@ -54,7 +54,8 @@ class VideoDataModule(ShardDataModule):
             zero-padded at load time).
         max_seconds: A clip without a window of its own (a whole video, as VEGAS lists them)
             keeps its first ``max_seconds``: an hours-long file costs what ten minutes do, in
-            memory while decoding and in the shards. Cut clips say so in their ``meta``.
+            memory while decoding and in the shards. Cut clips say so in their ``meta``; None
+            keeps whole videos (memory and shards then grow with their length).
         prepare_workers: Decoding processes (0: in the calling process).
         prepare_device: Device of the selector's and features' models.
         stream_train: Stream training shards with WebDataset (sequential reads, for network
@@ -83,7 +84,7 @@ class VideoDataModule(ShardDataModule):
         frame_size: int = 256,
         shard_size: int = 256,
         min_seconds: float = 1.0,
-        max_seconds: float = 600.0,
+        max_seconds: float | None = 600.0,
         prepare_workers: int = 0,
         prepare_device: str = "cpu",
         stream_train: bool = False,

@@ -548,6 +548,11 @@ def test_a_long_video_keeps_its_first_max_seconds_and_older_folders_stay_valid(t
     whole = VEGASDataModule(str(root), prepared=str(tmp_path / "whole"), **common)
     whole.prepare_data(progress=False)
     assert all("cut_to_max_seconds" not in c["meta"] for _, c in whole.dataset("train").clips)
+    unbounded = VEGASDataModule(
+        str(root), prepared=str(tmp_path / "all"), max_seconds=None, **common
+    )
+    unbounded.prepare_data(progress=False)
+    assert all(c["meta"]["seconds"] == 4.0 for _, c in unbounded.dataset("train").clips)
     settings = tmp_path / "whole" / "settings.json"  # as written before max_seconds existed
     stored = json.loads(settings.read_text())
     settings.write_text(json.dumps({k: v for k, v in stored.items() if k != "max_seconds"}))
