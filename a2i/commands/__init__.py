@@ -81,6 +81,18 @@ def print_error(error: A2IError) -> None:
     print(f"a2i: error: {printable(error)}", file=sys.stderr)
 
 
+def exit_naming_failures(command: str, named: list[tuple[str, str]], summary: str) -> None:
+    """Name failed inputs on stderr (``named``: ``(kind, "name: reason")``), ``summary``, exit 1.
+
+    A tool calls it last, once every other input is done; of a kind that a log holds in full it
+    names the first ten.
+    """
+    for kind, text in named:
+        print(f"  {kind}: {printable(text)}", file=sys.stderr)
+    print(f"a2i {command}: {summary}", file=sys.stderr)
+    sys.exit(1)
+
+
 def a2i_cause(error: BaseException) -> A2IError | None:
     """The a2i error behind ``error`` (jsonargparse wraps errors raised while instantiating)."""
     seen = 0

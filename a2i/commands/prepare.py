@@ -12,9 +12,9 @@ only counted).
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING
 
+from a2i.commands import exit_naming_failures
 from a2i.commands.config_paths import with_data_section
 from a2i.commands.ranks import add_rank_arguments
 from a2i.io_utils import printable
@@ -66,18 +66,13 @@ def main(argv: list[str]) -> None:
         print(f"a2i prepare: {report.describe(datamodule.prepared)}")
         failed = report.failed
     unusable = [entry for entry in datamodule.scan_result.unusable if entry[2] != "missing"]
-    for _, video, problem in unusable[:10]:
-        print(f"  unusable: {printable(video)}: {printable(problem)}", file=sys.stderr)
-    for clip in failed[:10]:
-        print(
-            f"  failed: {printable(clip['video'])}: {printable(clip['problem'])}", file=sys.stderr
-        )
-    if unusable or failed:
-        logs = datamodule.prepared / "problems.log", datamodule.prepared / SCAN_LOG
-        print(
-            f"a2i prepare: {len(failed)} video(s) undecodable (all in {printable(logs[0])}), "
-            f"{len(unusable)} listed file(s) empty, unreadable or clashing (all in "
-            f"{printable(logs[1])})",
-            file=sys.stderr,
-        )
-        sys.exit(1)
+    logs = datamodule.prepared / "problems.log", datamodule.prepared / SCAN_LOG
+    if not (unusable or failed):
+        return
+    exit_naming_failures(
+        "prepare",
+        [("unusable", f"{video}: {problem}") for _, video, problem in unusable[:10]]
+        + [("failed", f"{clip['video']}: {clip['problem']}") for clip in failed[:10]],
+        f"{len(failed)} video(s) undecodable (all in {printable(logs[0])}), {len(unusable)} "
+        f"listed file(s) empty, unreadable or clashing (all in {printable(logs[1])})",
+    )

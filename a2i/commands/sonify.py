@@ -12,9 +12,9 @@ read are listed too and make the command exit with status 1 after everything els
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
+from a2i.commands import exit_naming_failures
 from a2i.commands.config_paths import with_data_section
 from a2i.commands.ranks import add_rank_arguments
 
@@ -77,29 +77,25 @@ def main(argv: list[str]) -> None:
     )
     if not ranks.is_main:
         return
-    if report is None:
-        print(f"a2i sonify: {datamodule.prepared} is already complete")
-        return
-    for line in report.describe(datamodule.prepared):
-        print(f"a2i sonify: {line}")
     log = datamodule.prepared / "problems.log"
+    if report is None:
+        print(f"a2i sonify: {printable(datamodule.prepared)} is already complete")
+        rows = [line.split("\t", 3) for line in log.read_text(encoding="utf-8").splitlines()[1:]]
+        failed = [{"key": row[0], "problem": row[3]} for row in rows if row[2:3] == ["failed"]]
+    else:
+        for line in report.describe(datamodule.prepared):
+            print(f"a2i sonify: {line}")
+        failed = report.failed
     unusable = datamodule.unusable_pool_files
-    for _, path, problem in unusable:
-        print(f"  unusable pool file: {printable(path)}: {problem}", file=sys.stderr)
     pool_problems = read_pool_problems(datamodule.pool_cache)
-    for problem in pool_problems[:10]:
-        print(f"  unreadable pool file: {printable(problem)}", file=sys.stderr)
-    for failure in report.failed[:10]:
-        print(
-            f"  failed: {printable(failure['key'])}: {printable(failure['problem'])}",
-            file=sys.stderr,
-        )
-    if report.failed or pool_problems or unusable:
-        print(
-            f"a2i sonify: {len(report.failed)} sample(s) failed (all in {printable(log)}), "
-            f"{len(unusable)} pool file(s) missing, empty or unreadable (named above), "
-            f"{len(pool_problems)} pool file(s) undecodable (all in "
-            f"{printable(datamodule.pool_cache / POOL_PROBLEMS_FILE)})",
-            file=sys.stderr,
-        )
-        sys.exit(1)
+    if not (failed or unusable or pool_problems):
+        return
+    exit_naming_failures(
+        "sonify",
+        [("unusable pool file", f"{path}: {problem}") for _, path, problem in unusable]
+        + [("unreadable pool file", problem) for problem in pool_problems[:10]]
+        + [("failed", f"{failure['key']}: {failure['problem']}") for failure in failed[:10]],
+        f"{len(failed)} sample(s) failed (all in {printable(log)}), {len(unusable)} pool "
+        f"file(s) missing, empty or unreadable (named above), {len(pool_problems)} pool file(s) "
+        f"undecodable (all in {printable(datamodule.pool_cache / POOL_PROBLEMS_FILE)})",
+    )

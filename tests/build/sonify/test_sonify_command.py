@@ -54,8 +54,11 @@ def test_sonify_writes_shards_filters_non_sonic_images_and_names_bad_pool_files(
     assert search["index"] == "exact" and search["recall_at_k"] == 1.0 and search["queries"] > 0
     datamodule = build_datamodule(["--config", str(config)])
     assert datamodule.is_prepared()
-    assert main(["--config", str(config)]) is None  # complete: nothing to do
-    assert "already complete" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as again:  # complete: nothing to do but name the failures
+        main(["--config", str(config)])
+    said = capsys.readouterr()
+    assert again.value.code == 1 and "already complete" in said.out
+    assert "broken.wav" in said.err
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["audio"].shape == (2, 80000) and batch["image"].shape == (2, 3, 16, 16)
