@@ -41,7 +41,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor
 
-from a2i.audio.formats import SOUNDFILE_EXTENSIONS
+from a2i.audio.formats import SOUNDFILE_EXTENSIONS, iso_media_cut_short
 from a2i.audio.native_stderr import libsndfile_quiet
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import Crop
@@ -575,6 +575,8 @@ class _FFmpegStream(_Stream):
             raise self._not_audio(str(error)) from None
 
     def _not_audio(self, ffmpeg_error: str) -> AudioDecodeError:
+        if cut := iso_media_cut_short(self.path):
+            return AudioDecodeError(self.path, f"truncated: {cut}")
         detail = f"FFmpeg: {ffmpeg_error}"
         if self.soundfile_error:
             detail = f"libsndfile: {self.soundfile_error}; {detail}"
@@ -584,6 +586,8 @@ class _FFmpegStream(_Stream):
 
     def _audio_stream(self, container: av.container.InputContainer) -> av.audio.AudioStream:
         if not container.streams.audio:
+            if cut := iso_media_cut_short(self.path):  # the audio track may be described past it
+                raise AudioDecodeError(self.path, f"truncated: {cut}")
             kinds = ", ".join(stream.type for stream in container.streams) or "none"
             raise AudioDecodeError(
                 self.path,

@@ -332,3 +332,19 @@ def test_what_is_not_a_file_is_named_for_what_it_is(tmp_path: Path, make, reason
         with pytest.raises(AudioDecodeError) as caught:
             reader(path, RATE)
         assert caught.value.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("cut", ["moov", "mdat"])
+def test_a_video_cut_short_is_truncated_not_silent_or_foreign(tmp_path: Path, cut: str) -> None:
+    """Cut inside its trailing moov box after the video track, an MP4 read as one "without an
+    audio stream"; cut inside mdat, as "not an audio file"."""
+    path = tmp_path / "clip.mp4"
+    encode_with_pyav(path, "mp4", "aac", video_codec="mpeg4")
+    data = path.read_bytes()
+    moov = data.rindex(b"moov") - 4
+    audio_track = data.index(b"soun", moov)  # the audio track's handler, after the video's
+    path.write_bytes(data[: audio_track - 8] if cut == "moov" else data[: moov // 2])
+    for reader in READERS.values():
+        with pytest.raises(AudioDecodeError) as caught:
+            reader(path, RATE)
+        assert caught.value.reason.startswith(f"truncated: its '{cut}' box declares")
