@@ -38,6 +38,10 @@ CAPTION = "caption"
 KEY = "key"
 FEATURES = "features/"
 
+MAX_SEED = 2**64 - 1
+"""Highest noise seed: torch's generators take 64 unsigned bits (a negative seed would wrap
+around to the same images as a large one, so none is accepted)."""
+
 Control = Literal["gain", "mix", "image_blend", "prompt", "guidance_scale", "num_inference_steps"]
 """Inference controls a method may honour (Sound2Vision §5; AudioToken §2.1's prompt around the
 audio token); ``gain`` and ``mix`` act on the waveform, the others on generation."""
@@ -98,6 +102,12 @@ class GenerationRequest:
         object.__setattr__(self, "mix_gains_db", tuple(map(float, gains or [0.0] * len(mix_with))))
         if not self.seeds:
             raise ConfigError("a request needs at least one seed (one image per seed)")
+        outside = [seed for seed in self.seeds if not 0 <= seed <= MAX_SEED]
+        if outside:
+            raise ConfigError(
+                f"seeds must be in [0, {MAX_SEED}], the range of torch's generators "
+                f"(got {outside[0]})"
+            )
         if not 0.0 <= self.image_weight <= 1.0:
             raise ConfigError(f"image_weight must be in [0, 1] (got {self.image_weight})")
         if self.num_inference_steps is not None and self.num_inference_steps < 1:

@@ -9,6 +9,8 @@ exclusion and addition below says why.
 from __future__ import annotations
 
 import io
+import struct
+from pathlib import Path
 
 import av
 import soundfile as sf
@@ -81,3 +83,46 @@ other suffixes are skipped and named as not audio.
 
 SOUNDFILE_EXTENSIONS = _LIBSNDFILE_SUFFIXES - _SUFFIX_FALLS_BACK_TO_RAW
 """Suffixes decoded by libsndfile first (header-exact lengths); all others go through FFmpeg."""
+
+
+_ISO_MEDIA_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide"})
+"""Top-level box types an MP4/MOV/M4A/3GP file (ISO/IEC 14496-12, QuickTime) starts with."""
+_MAX_TOP_LEVEL_BOXES = 4096
+
+
+def iso_media_cut_short(path: str | Path) -> str | None:
+    """How an MP4/MOV-family file is cut short, or None (complete, or not such a file).
+
+    Every top-level box declares its size (ISO/IEC 14496-12 §4.2). A download cut inside the
+    ``mdat`` or ``moov`` box makes FFmpeg report "moov atom not found", or see only the tracks
+    described before the cut (a video whose audio track was lost reads as one without audio).
+    """
+    with open(path, "rb") as handle:
+        size = handle.seek(0, io.SEEK_END)
+        offset = 0
+        for _ in range(_MAX_TOP_LEVEL_BOXES):
+            if offset >= size:
+                return None
+            handle.seek(offset)
+            header = handle.read(16)
+            if len(header) < 8:
+                return f"it ends inside a box header at byte {offset}"
+            length, kind = struct.unpack(">I4s", header[:8])
+            if offset == 0 and kind not in _ISO_MEDIA_FIRST_BOXES:
+                return None
+            if length == 1:
+                if len(header) < 16:
+                    return f"it ends inside a box header at byte {offset}"
+                length = struct.unpack(">Q", header[8:16])[0]
+            if length == 0:  # the last box, to the end of the file
+                return None
+            if length < 8:
+                return None  # not a box structure FFmpeg would read either
+            if offset + length > size:
+                name = kind.decode("latin-1")
+                return (
+                    f"its '{name}' box declares {length} bytes from byte {offset}, but the file "
+                    f"ends {offset + length - size} bytes short of that"
+                )
+            offset += length
+    return None

@@ -20,10 +20,12 @@ torchcodec.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor
 
-from a2i.audio.formats import SOUNDFILE_EXTENSIONS
+from a2i.audio.formats import SOUNDFILE_EXTENSIONS, iso_media_cut_short
 from a2i.audio.native_stderr import libsndfile_quiet
 from a2i.errors import AudioDecodeError, ConfigError
 from a2i.interfaces import Crop
@@ -368,13 +370,35 @@ def _decoding(path: Path) -> Iterator[None]:
         ) from error
 
 
+_FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+"""What a path that is not a regular file is, as its reason says (reading a pipe or a device
+would block or never end)."""
+
+
 def _check_file(path: Path) -> None:
-    if path.is_symlink() and not path.exists():
-        raise AudioDecodeError(path, f"broken link (to {os.readlink(path)}, which does not exist)")
-    if not path.exists():
-        raise AudioDecodeError(path, "file does not exist")
-    if not path.is_file():
-        raise AudioDecodeError(path, "not a regular file (is it a directory?)")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise AudioDecodeError(
+                path, "symbolic link loop (the links point at each other)"
+            ) from None
+        if path.is_symlink():
+            raise AudioDecodeError(
+                path, f"broken link (to {os.readlink(path)}, which does not exist)"
+            ) from None
+        if error.errno == errno.ENOENT:
+            raise AudioDecodeError(path, "file does not exist") from None
+        raise AudioDecodeError(path, f"cannot open it ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise AudioDecodeError(path, f"not a regular file: {kind}")
     if path.stat().st_size == 0:
         raise AudioDecodeError(path, "empty file (0 bytes)")
     if not os.access(path, os.R_OK):
@@ -551,6 +575,8 @@ class _FFmpegStream(_Stream):
             raise self._not_audio(str(error)) from None
 
     def _not_audio(self, ffmpeg_error: str) -> AudioDecodeError:
+        if cut := iso_media_cut_short(self.path):
+            return AudioDecodeError(self.path, f"truncated: {cut}")
         detail = f"FFmpeg: {ffmpeg_error}"
         if self.soundfile_error:
             detail = f"libsndfile: {self.soundfile_error}; {detail}"
@@ -560,6 +586,8 @@ class _FFmpegStream(_Stream):
 
     def _audio_stream(self, container: av.container.InputContainer) -> av.audio.AudioStream:
         if not container.streams.audio:
+            if cut := iso_media_cut_short(self.path):  # the audio track may be described past it
+                raise AudioDecodeError(self.path, f"truncated: {cut}")
             kinds = ", ".join(stream.type for stream in container.streams) or "none"
             raise AudioDecodeError(
                 self.path,

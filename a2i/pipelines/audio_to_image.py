@@ -182,6 +182,11 @@ class AudioToImagePipeline:
 
         Files are decoded only as far as the window needs (an hour-long file costs what its
         window costs); the window is zero-padded at the end when the input is shorter.
+
+        Raises:
+            AudioDecodeError: A file :func:`~a2i.audio.io.read_audio_window` refuses.
+            ConfigError: A waveform with no samples or with NaN/inf ones, refused as such a
+                file is (the model would draw garbage from it without a word).
         """
         rate = self.model.sample_rate
         if _is_path(source):
@@ -189,6 +194,7 @@ class AudioToImagePipeline:
             waveform, duration, offset = window.waveform, window.duration, window.offset
         else:
             waveform = source.float().reshape(-1)
+            _check_waveform(waveform, rate)
             duration = waveform.shape[-1] / rate
             waveform, start = crop_waveform(waveform, self.num_samples, crop)
             offset = start / rate
@@ -304,6 +310,18 @@ class AudioToImagePipeline:
 def to_pil(images: Tensor) -> list[Image.Image]:
     """``(S, 3, H, W)`` in ``[0, 1]`` → S PIL images."""
     return [Image.fromarray(to_uint8(image)) for image in images]
+
+
+def _check_waveform(waveform: Tensor, rate: int) -> None:
+    if not len(waveform):
+        raise ConfigError("a waveform input holds zero samples")
+    finite = torch.isfinite(waveform)
+    if not finite.all():
+        at = int(torch.argmin(finite.int())) / rate
+        raise ConfigError(
+            f"a waveform input holds {int((~finite).sum())} NaN or infinite samples "
+            f"(the first at {at:.2f} s)"
+        )
 
 
 def _is_path(source: AudioInput) -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -304,3 +305,46 @@ def test_write_audio_refuses_clipping_nan_and_unknown_formats(tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"\.wav and \.flac"):
         write_audio(tmp_path / "a.mp3", torch.zeros(4), RATE)
     assert list(tmp_path.iterdir()) == []
+
+
+def _link_loop(path: Path) -> None:
+    other = path.with_name("other.wav")
+    path.symlink_to(other.name)
+    other.symlink_to(path.name)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (os.mkfifo, "not a regular file: a named pipe (FIFO)"),
+        (lambda path: path.symlink_to("/dev/zero"), "not a regular file: a character device"),
+        (lambda path: path.mkdir(), "not a regular file: a directory"),
+        (_link_loop, "symbolic link loop"),
+    ],
+    ids=["fifo", "device", "directory", "link-loop"],
+)
+def test_what_is_not_a_file_is_named_for_what_it_is(tmp_path: Path, make, reason: str) -> None:
+    """A FIFO or a device was "not a regular file (is it a directory?)", and a link loop a
+    "broken link to" a file that exists."""
+    path = tmp_path / "input.wav"
+    make(path)
+    for reader in READERS.values():
+        with pytest.raises(AudioDecodeError) as caught:
+            reader(path, RATE)
+        assert caught.value.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("cut", ["moov", "mdat"])
+def test_a_video_cut_short_is_truncated_not_silent_or_foreign(tmp_path: Path, cut: str) -> None:
+    """Cut inside its trailing moov box after the video track, an MP4 read as one "without an
+    audio stream"; cut inside mdat, as "not an audio file"."""
+    path = tmp_path / "clip.mp4"
+    encode_with_pyav(path, "mp4", "aac", video_codec="mpeg4")
+    data = path.read_bytes()
+    moov = data.rindex(b"moov") - 4
+    audio_track = data.index(b"soun", moov)  # the audio track's handler, after the video's
+    path.write_bytes(data[: audio_track - 8] if cut == "moov" else data[: moov // 2])
+    for reader in READERS.values():
+        with pytest.raises(AudioDecodeError) as caught:
+            reader(path, RATE)
+        assert caught.value.reason.startswith(f"truncated: its '{cut}' box declares")

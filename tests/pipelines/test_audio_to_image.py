@@ -185,3 +185,16 @@ def test_audiotoken_refuses_an_image_and_a_prompt_without_placeholder(audiotoken
         pipe(paths[0], prompt="a painting")
     images = pipe(paths[0], prompt="A painting of a <audio>", num_images_per_input=2).images[0]
     assert images.shape[0] == 2
+
+
+def test_a_waveform_with_nan_inf_or_no_samples_is_refused_as_such_a_file_is():
+    """They drew NaN images without an error, where a file holding them is refused."""
+    pipe = AudioToImagePipeline.from_config("tiny/sound2vision_gan_shipped")
+    bad = torch.zeros(16000)
+    bad[8000] = float("nan")
+    out = pipe([bad, torch.zeros(16000), torch.zeros(0)])
+    assert out.failed == [0, 2] and out.images[1].isfinite().all()
+    assert "1 NaN or infinite samples (the first at 0.50 s)" in out.errors[0]
+    assert "zero samples" in out.errors[2]
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        pipe(torch.zeros(16000), mix_with=[torch.full((8000,), float("inf"))])

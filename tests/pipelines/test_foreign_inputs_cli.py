@@ -150,3 +150,15 @@ def test_the_console_holds_only_a2i_lines_with_names_escaped(tmp_path):
         line for line in console.splitlines() if not line.startswith(("a2i predict: ", "  "))
     ]
     assert foreign == []  # no Lightning "Trainer(limit_val_batches=1)", no libmpg123 notes
+
+
+@pytest.mark.parametrize("seed", ["18446744073709551615", "-1"])
+def test_a_seed_outside_torchs_range_is_one_line_before_any_output(tmp_path, capsys, seed):
+    """The last seed 2**64 (2**64 - 1 and --num_seeds 2) raised a traceback mid-run; -1 drew
+    silently what 2**64 - 1 draws."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sf.write(inputs / "good.wav", tone(), RATE)
+    assert run("predict", inputs, tmp_path / "out", "--seed", seed, "--num_seeds", "2") == 2
+    assert "seeds must be in [0, 18446744073709551615]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

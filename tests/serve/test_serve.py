@@ -242,6 +242,13 @@ def test_an_unreadable_sound_is_the_error_a2i_predict_reports(pipeline, tmp_path
         draw(pipeline, tmp_path / "empty.wav", Controls())
 
 
+def test_a_seed_past_torchs_range_is_the_pages_one_line_error(pipeline, tmp_path):
+    """The page's seed box has no maximum: 2**64 was gradio's generic error, not a2i's line."""
+    sf.write(tmp_path / "a.wav", np.full(16000, 0.1, dtype=np.float32), 16000)
+    with pytest.raises(ConfigError, match=r"seeds must be in \[0, 18446744073709551615\]"):
+        draw(pipeline, tmp_path / "a.wav", Controls(num_images=2, seed=2**64 - 1))
+
+
 def test_models_load_once_and_unknown_labels_are_refused(pipeline, tmp_path):
     export = pipeline.save_pretrained(tmp_path / "export")
     readable = 0o666 & ~current_umask()  # as every other file (safetensors alone makes 0600)
