@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from a2i.audio.io import MIN_DECODED_FRACTION
+from a2i.audio.decoders import MIN_DECODED_FRACTION
 from a2i.errors import A2IError, ConfigError
 
 EPSILON = 1e-6

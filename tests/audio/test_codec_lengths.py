@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from a2i.audio.io import DECODER_TOLERANCE, read_audio, read_audio_window
+from a2i.audio.decoders import DECODER_TOLERANCE
+from a2i.audio.io import read_audio, read_audio_window
 from a2i.errors import AudioDecodeError
 
 # (id, muxer, encoder, suffix, muxer options, declares its length exactly)

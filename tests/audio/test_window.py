@@ -12,6 +12,7 @@ import torch
 from crafted_audio import write_live_matroska, write_silent_flac
 
 from a2i.audio import io as audio_io
+from a2i.audio.decoders import BLOCK_VALUES, FFmpegStream
 from a2i.audio.io import AudioWindow, read_audio, read_audio_window
 from a2i.errors import AudioDecodeError, ConfigError
 
@@ -154,14 +155,14 @@ def test_ffmpeg_formats_stop_decoding_after_the_window(
 ) -> None:
     path = encode(tmp_path / "long.m4a", "mp4", "aac", tonal(60.0, 16000), 16000)
     decoded = []
-    frames = audio_io._FFmpegStream._frames
+    frames = FFmpegStream._frames
 
     def counting_frames(self, container, stream):
         for frame in frames(self, container, stream):
             decoded.append(frame.samples)
             yield frame
 
-    monkeypatch.setattr(audio_io._FFmpegStream, "_frames", counting_frames)
+    monkeypatch.setattr(FFmpegStream, "_frames", counting_frames)
     for crop in ("start", "center"):
         decoded.clear()
         window = read_audio_window(path, RATE, 1.0, crop)
@@ -220,7 +221,7 @@ def test_a_long_file_is_searched_for_its_loudest_window_in_evenly_spaced_stretch
     burst = seconds - 3.0  # in the last stretch, which ends at the file's end
     quiet[round(burst * rate) : round((burst + 0.5) * rate)] *= 50
     sf.write(tmp_path / "long.wav", quiet.astype(np.float32), rate, subtype="PCM_16")
-    bound = 8 * audio_io._BLOCK_VALUES  # read in blocks of 33 s: the stretches, end and window
+    bound = 8 * BLOCK_VALUES  # read in blocks of 33 s: the stretches, end and window
     decoded = count_decoded(monkeypatch, bound)
     window = read_audio_window(tmp_path / "long.wav", RATE, 2.0, "loudest")
     assert window.offset <= burst and burst + 0.5 <= window.offset + 2.0
