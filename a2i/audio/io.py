@@ -140,7 +140,32 @@ def read_audio_window(
             f"read_audio_window() needs seconds of at least one sample and crop in start, center, "
             f"loudest (got seconds={seconds}, crop={crop!r})"
         )
-    path = Path(path)
+    return _read_window(Path(path), sample_rate, wanted, crop)
+
+
+def read_random_window(
+    path: str | Path, sample_rate: int, seconds: float, generator: torch.Generator | None = None
+) -> AudioWindow:
+    """A training crop: ``seconds`` at a uniformly random offset, decoding only them.
+
+    :func:`read_audio_window`'s bounded cost for the random crops of training (a dataset of
+    hour-long recordings costs what one of clips does). Offsets fall on the resampling grid
+    (every sample at the file's own rate; every 10 ms from 44.1 kHz to 16 kHz), so the window
+    equals that slice of :func:`read_audio`'s result. Raises as :func:`read_audio_window`.
+    """
+    _check_rate(sample_rate)
+    wanted = round(seconds * sample_rate) if math.isfinite(seconds) else 0
+    if wanted < 1:
+        raise ConfigError(
+            f"read_random_window() needs seconds of at least one sample (got {seconds})"
+        )
+    return _read_window(Path(path), sample_rate, wanted, generator)
+
+
+def _read_window(
+    path: Path, sample_rate: int, wanted: int, crop: Crop | torch.Generator | None
+) -> AudioWindow:
+    """``wanted`` samples at ``sample_rate`` from where ``crop`` says (a generator: random)."""
     with decoding(path), open_stream(path) as stream:
         stream.limit = WINDOW_DECODE_LIMIT
         rate = _resampling_rate(stream.rate, sample_rate)
@@ -153,9 +178,13 @@ def read_audio_window(
         else:
             if crop == "loudest":
                 total, offset = _loudest_start(stream, length, period)
-            else:
+            elif crop == "center":
                 total = _stream_end(stream)
                 offset = max(0, (total - length) // 2 // period * period)
+            else:
+                total = _stream_end(stream)
+                steps = max(0, total - length) // period
+                offset = int(torch.randint(0, steps + 1, (1,), generator=crop)) * period
             origin = offset - min(context, offset)  # both multiples of period: grids line up
             samples = _read_range(stream, origin, offset + length + context)
         check_length(stream, total)

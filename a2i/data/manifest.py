@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from torch.utils.data import Dataset
 
-from a2i.audio.io import fit_length, read_audio
+from a2i.audio.io import fit_length, read_audio_window, read_random_window
 from a2i.data.base import AudioVisualDataModule
-from a2i.errors import DatasetNotFoundError, ManifestError
+from a2i.errors import AudioDecodeError, DatasetNotFoundError, ImageDecodeError, ManifestError
 from a2i.image import read_image
 from a2i.interfaces import AUDIO, CAPTION, IMAGE, KEY, LABEL
 from a2i.io_utils import atomic_write_text, file_problem
@@ -233,8 +233,11 @@ class ManifestDataset(Dataset):
     At construction every listed audio and image file is checked (exists, non-empty,
     readable). Problem files are written to ``<root>/problems_<split>.log`` and their clips
     skipped, or, with ``strict=True``, reported in a :class:`ManifestError`. A file that passes
-    these checks but fails to decode raises :class:`~a2i.errors.AudioDecodeError` when loaded:
-    substituting silence would train on garbage without anyone noticing.
+    these checks but fails to decode is found when loaded: it is named in a warning and the
+    next clip of the split is served in its place (one damaged file among thousands must not end
+    a run hours in; substituting silence instead would train on garbage), or, with
+    ``strict=True``, its error is raised. Only the seconds the model hears are decoded
+    (:func:`~a2i.audio.io.read_audio_window`, :func:`~a2i.audio.io.read_random_window`).
 
     A split either has an image for every clip (items carry ``image``) or for none
     (audio-only items); a mix cannot be batched and is rejected.
@@ -267,6 +270,8 @@ class ManifestDataset(Dataset):
         self.num_samples = round(sample_rate * clip_seconds)
         self.image_size = image_size
         self.random_crop = random_crop
+        self.strict = strict
+        self.undecodable: set[str] = set()
         listed = [r for r in read_manifest(self.root) if r.split == split]
         problems = self._find_problems(listed)
         if problems and strict:
@@ -339,10 +344,26 @@ class ManifestDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        record = self.records[index]
-        waveform = read_audio(self.root / record.audio, self.sample_rate)
+        for step in range(len(self.records)):
+            record = self.records[(index + step) % len(self.records)]
+            try:
+                return self._load(record)
+            except (AudioDecodeError, ImageDecodeError) as error:
+                if self.strict:
+                    raise
+                if record.key not in self.undecodable:  # (once per file and loader worker)
+                    self.undecodable.add(record.key)
+                    logger.warning("%s: serving the next clip instead of %s", error, record.key)
+        raise DatasetNotFoundError(self.root, f"no clip of split '{self.split}' can be decoded")
+
+    def _load(self, record: ManifestRecord) -> dict[str, Any]:
+        path, seconds = self.root / record.audio, self.num_samples / self.sample_rate
+        if self.random_crop:
+            window = read_random_window(path, self.sample_rate, seconds)
+        else:
+            window = read_audio_window(path, self.sample_rate, seconds)
         item: dict[str, Any] = {
-            AUDIO: fit_length(waveform, self.num_samples, random_crop=self.random_crop),
+            AUDIO: fit_length(window.waveform, self.num_samples, random_crop=False),
             LABEL: record.label,
             CAPTION: record.caption,
             KEY: record.key,

@@ -13,7 +13,7 @@ from crafted_audio import write_live_matroska, write_silent_flac
 
 from a2i.audio import io as audio_io
 from a2i.audio.decoders import BLOCK_VALUES, FFmpegStream
-from a2i.audio.io import AudioWindow, read_audio, read_audio_window
+from a2i.audio.io import AudioWindow, read_audio, read_audio_window, read_random_window
 from a2i.errors import AudioDecodeError, ConfigError
 
 RATE = 16000
@@ -246,3 +246,38 @@ def test_a_header_declaring_an_absurd_sample_rate_is_refused(tmp_path: Path) -> 
     for read in (lambda p: read_audio(p, RATE), lambda p: read_audio_window(p, RATE, 1.0)):
         with pytest.raises(AudioDecodeError, match="declares 4000000 Hz, above the 1000000 Hz"):
             read(tmp_path / "fast.wav")
+
+
+@pytest.mark.parametrize(("rate", "channels"), INPUTS, ids=[f"{r}Hz-{c}ch" for r, c in INPUTS])
+def test_a_random_training_window_is_a_slice_of_the_full_read(
+    tmp_path: Path, tonal, rate: int, channels: int
+) -> None:
+    path = write(tmp_path / "a.flac", tonal(7.3, rate, channels, 5.0), rate, None, None)
+    full = read_audio(path, RATE)
+    offsets = set()
+    for seed in range(4):
+        window = read_random_window(path, RATE, 2.0, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(
+            window.waveform, expected_slice(full, window, 2.0), atol=1e-5, rtol=0
+        )
+        offsets.add(window.offset)
+        assert 0 <= window.offset <= window.duration - 2.0
+    assert len(offsets) > 1  # random, and seeded: the same seed gives the same window
+    again = read_random_window(path, RATE, 2.0, torch.Generator().manual_seed(3))
+    assert again.offset == window.offset
+
+
+def test_a_random_window_of_a_long_file_decodes_only_itself(
+    ten_minutes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requested = []
+    read = sf.SoundFile.read
+
+    def counting_read(self, frames=-1, *args, **kwargs):
+        requested.append(frames)
+        return read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting_read)
+    window = read_random_window(ten_minutes, RATE, 10.0, torch.Generator().manual_seed(0))
+    assert window.waveform.shape == (10 * RATE,) and window.duration == pytest.approx(600)
+    assert sum(requested) < 13 * 48000 + len(requested) * (1 << 17)

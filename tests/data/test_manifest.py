@@ -106,10 +106,20 @@ def test_missing_files_are_logged_and_skipped(tiny_manifest: Path, caplog) -> No
     assert "audio/train_1.wav" in str(caught.value) and "strict=False" in str(caught.value)
 
 
-def test_undecodable_file_raises_at_load(tiny_manifest: Path) -> None:
+def test_undecodable_file_is_named_and_replaced_or_raised_when_strict(
+    tiny_manifest: Path, caplog
+) -> None:
+    """One damaged file used to end a training run at whichever step first loaded it."""
     (tiny_manifest / "audio/test_0.wav").write_text("not audio\n")
     dataset = ManifestDataset(tiny_manifest, "test", RATE, 0.5, 8)
+    assert dataset[0]["key"] == "test/001" and dataset[1]["key"] == "test/001"
+    assert "test_0.wav" in caplog.text  # named once, with its reason
+    assert caplog.text.count("serving the next clip instead of test/000") == 1
+    strict = ManifestDataset(tiny_manifest, "test", RATE, 0.5, 8, strict=True)
     with pytest.raises(AudioDecodeError, match=r"test_0\.wav"):
+        strict[0]
+    (tiny_manifest / "audio/test_1.wav").write_text("not audio either\n")
+    with pytest.raises(DatasetNotFoundError, match="no clip of split 'test' can be decoded"):
         dataset[0]
 
 
