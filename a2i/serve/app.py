@@ -54,13 +54,26 @@ DESCRIPTION = (
 )
 
 
+MARKUP = frozenset("\\`*_{}[]()#+-.!|<>~$&")
+"""Characters Markdown, HTML or gradio's LaTeX delimiters may act on."""
+
+
 def upload_error(error: A2IError, uploads: list[str | None]) -> str:
     """The error's one line, with gradio's temporary upload paths shortened to the file names."""
     message = str(error)
     for path in uploads:
         if path:
             message = message.replace(path, Path(path).name)
-    return f"⚠️ {message}"
+    return f"⚠️ {as_literal_markdown(message)}"
+
+
+def as_literal_markdown(text: str) -> str:
+    r"""``text`` shown as written by a Markdown status line: its markup characters as entities.
+
+    File names are the user's: ``my_*take*.wav`` would show in italics, ``[x](y).wav`` as a link,
+    and gradio reads ``$…$`` and ``\(…\)`` as LaTeX (so a backslash escape is no way out).
+    """
+    return "".join(f"&#{ord(char)};" if char in MARKUP else char for char in text)
 
 
 def _controls(
@@ -220,7 +233,7 @@ def draw_tab(shelf: ModelShelf, first: str) -> None:
         try:
             pipeline = shelf.pipeline(label)
         except A2IError as error:
-            return (f"⚠️ {error}", *[gr.update()] * len(WIDGET_CONTROLS))
+            return (f"⚠️ {as_literal_markdown(str(error))}", *[gr.update()] * len(WIDGET_CONTROLS))
         supports = pipeline.model.supports
         shown = (gr.update(visible=control in supports) for control in WIDGET_CONTROLS)
         return (describe_model(pipeline, shelf.entries[label].path), *shown)

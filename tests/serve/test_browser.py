@@ -90,6 +90,7 @@ def bad_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad")
     (folder / "notes.txt").write_text("a shopping list, not a sound\n")
     (folder / "empty.wav").write_bytes(b"")
+    (folder / "my_[take](y)_#1.wav").write_bytes(b"")  # a name that is Markdown
     samples = np.full(16000, 0.1, dtype=np.float32)
     samples[4000:4010] = np.nan
     sf.write(folder / "nan.wav", samples, 16000, subtype="FLOAT")
@@ -190,7 +191,7 @@ def test_an_uploaded_world_sound_gives_one_image_per_seed_and_a_spectrogram(serv
     assert spectrogram.get_attribute("src")
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "empty.wav", "nan.wav"])
+@pytest.mark.parametrize("name", ["notes.txt", "empty.wav", "nan.wav", "my_[take](y)_#1.wav"])
 def test_a_bad_upload_shows_the_one_line_error_of_a2i_predict(server, browser, bad_files, name):
     path = bad_files / name
     with pytest.raises(AudioDecodeError) as raised:  # what `a2i predict` reports for the file
