@@ -42,6 +42,7 @@ from a2i.build.clips import VideoClip
 from a2i.build.frames import FrameSelector
 from a2i.build.shards import (
     DONE_FILE,
+    FAILED_INPUTS,
     PROBLEMS_FILE,
     SETTINGS_FILE,
     SHARD_DIR,
@@ -161,7 +162,7 @@ class PrepareSettings:
 
     A resumed or repeated preparation must use the same settings, otherwise its shards would
     mix two recipes; :func:`prepare_clips` refuses that. A ``settings.json`` written before a
-    field existed is read with that field's default (:meth:`from_stored`).
+    field existed is read with that field's default (:meth:`stored`).
     """
 
     sample_rate: int = 16000
@@ -515,7 +516,7 @@ def _finish(
     if classes is not None:
         atomic_write_text(out / "classes.json", json.dumps(list(classes), indent=1) + "\n")
     report = PrepareReport(kept, dropped, cut=cut, max_seconds=settings.max_seconds or math.inf)
-    summary = {"clips": kept, "dropped": len(dropped), "failed": report.failed}
+    summary = {"clips": kept, "dropped": len(dropped), FAILED_INPUTS: report.failed}
     marker = json.dumps({**summary, "shards": sorted(plan)}, indent=1) + "\n"
     atomic_write_text(out / DONE_FILE, marker)
     return report

@@ -233,6 +233,17 @@ def remove_partial_files(directory: Path) -> list[Path]:
     return stale
 
 
+FAILED_INPUTS = "failed_inputs"
+"""The marker's (:data:`DONE_FILE`) list of inputs a builder could not read, kept so that a rerun
+of a complete folder names them again (and exits with status 1) as the first run did."""
+
+
+def recorded_failures(prepared: Path) -> list[dict[str, Any]]:
+    """The failed inputs a complete folder's marker records (none in one built before them)."""
+    done = json.loads((prepared / DONE_FILE).read_text(encoding="utf-8"))
+    return done.get(FAILED_INPUTS, [])
+
+
 def read_shard_index(directory: Path, names: Iterable[str]) -> list[dict[str, Any]]:
     """The sidecars of ``names`` (each with ``shard``, ``clips`` and ``dropped``)."""
     indexes = []

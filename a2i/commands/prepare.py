@@ -11,7 +11,6 @@ only counted).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from a2i.commands import exit_naming_failures
@@ -43,7 +42,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> None:
     """Run ``a2i prepare`` with command-line arguments ``argv`` (without the command's name)."""
-    from a2i.build.shards import DONE_FILE
+    from a2i.build.shards import recorded_failures
     from a2i.data.shard_datamodule import SCAN_LOG
     from a2i.jobs.ranks import prepare_on_ranks
 
@@ -60,8 +59,7 @@ def main(argv: list[str]) -> None:
     if report is None:
         prepared = printable(datamodule.prepared)
         print(f"a2i prepare: {prepared} is already complete ({datamodule.clip_counts})")
-        done = json.loads((datamodule.prepared / DONE_FILE).read_text(encoding="utf-8"))
-        failed = done.get("failed", [])
+        failed = recorded_failures(datamodule.prepared)
     else:
         print(f"a2i prepare: {report.describe(datamodule.prepared)}")
         failed = report.failed

@@ -66,6 +66,7 @@ def build_datamodule(argv: list[str]) -> SonifiedImagesDataModule:
 
 def main(argv: list[str]) -> None:
     """Run ``a2i sonify`` with command-line arguments ``argv`` (without the subcommand)."""
+    from a2i.build.shards import recorded_failures
     from a2i.build.sonify.pool_cache import POOL_PROBLEMS_FILE, read_pool_problems
     from a2i.io_utils import printable
     from a2i.jobs.ranks import prepare_on_ranks
@@ -80,8 +81,7 @@ def main(argv: list[str]) -> None:
     log = datamodule.prepared / "problems.log"
     if report is None:
         print(f"a2i sonify: {printable(datamodule.prepared)} is already complete")
-        rows = [line.split("\t", 3) for line in log.read_text(encoding="utf-8").splitlines()[1:]]
-        failed = [{"key": row[0], "problem": row[3]} for row in rows if row[2:3] == ["failed"]]
+        failed = recorded_failures(datamodule.prepared)
     else:
         for line in report.describe(datamodule.prepared):
             print(f"a2i sonify: {line}")

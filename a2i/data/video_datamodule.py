@@ -101,6 +101,10 @@ class VideoDataModule(ShardDataModule):
             shuffle_buffer=shuffle_buffer,
             **kwargs,
         )
+        if max_seconds is not None and not max_seconds > 0:
+            raise ConfigError(
+                f"max_seconds must be > 0, or null for whole videos (got {max_seconds})"
+            )
         self.raw_root = Path(root)
         self.frame_selector = frame_selector or MidFrame()
         self.features = list(features or [])

@@ -553,6 +553,8 @@ def test_a_long_video_keeps_its_first_max_seconds_and_older_folders_stay_valid(t
     )
     unbounded.prepare_data(progress=False)
     assert all(c["meta"]["seconds"] == 4.0 for _, c in unbounded.dataset("train").clips)
+    with pytest.raises(ConfigError, match="max_seconds must be > 0"):
+        VEGASDataModule(str(root), max_seconds=0, **common)
     settings = tmp_path / "whole" / "settings.json"  # as written before max_seconds existed
     stored = json.loads(settings.read_text())
     settings.write_text(json.dumps({k: v for k, v in stored.items() if k != "max_seconds"}))

@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from a2i.build.prepare import CachedFeature, compute_features
 from a2i.build.shards import (
     DONE_FILE,
+    FAILED_INPUTS,
     PROBLEMS_FILE,
     SETTINGS_FILE,
     SHARD_DIR,
@@ -572,7 +573,7 @@ def sonify_images(
 
 
 def _finish(
-    out: Path, plan: dict[str, list[Sample]], dropped: list[dict[str, str]]
+    out: Path, plan: dict[str, list[Sample]], dropped: list[dict[str, Any]]
 ) -> SonifyReport:
     """Counts, ``problems.log`` (filtered and failed samples) and the completion marker.
 
@@ -596,6 +597,7 @@ def _finish(
         "samples": kept,
         "filtered": len(dropped),
         "failed": len(failed),
+        FAILED_INPUTS: failed,
         "shards": sorted(plan),
     }
     atomic_write_text(out / DONE_FILE, json.dumps(summary, indent=1) + "\n")
